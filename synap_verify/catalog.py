@@ -1,0 +1,232 @@
+"""An immutable snapshot of a database's schema, read from ``pg_catalog`` in a handful of queries.
+
+Every check that looks at structure reads a :class:`Catalog`; none queries ``information_schema`` on
+its own. The queries are set-based (one per object kind, never one per table) and use only catalog
+columns that exist on PostgreSQL 13 through 18.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import psycopg
+
+FK_ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
+POLICY_COMMANDS = {"r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE", "*": "ALL"}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # format_type(): 'jsonb', 'timestamp without time zone', 'text[]', ...
+    nullable: bool
+    default: str | None
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    name: str
+    columns: tuple[str, ...]
+    target_schema: str
+    target_table: str
+    target_columns: tuple[str, ...]
+    on_delete: str
+    on_update: str
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    method: str  # btree, gin, ...
+    columns: tuple[str, ...]  # expressions appear as their text
+    unique: bool
+    primary: bool
+    predicate: str | None
+    valid: bool
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    command: str  # SELECT / INSERT / UPDATE / DELETE / ALL
+    roles: tuple[str, ...]
+    permissive: bool
+    using: str | None
+    with_check: str | None
+
+
+@dataclass(frozen=True)
+class Table:
+    schema: str
+    name: str
+    kind: str  # 'table' or 'partitioned'
+    owner: str
+    rls_enabled: bool
+    rls_forced: bool
+    partition_of: str | None
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+    uniques: tuple[tuple[str, ...], ...]
+    checks: tuple[tuple[str, str], ...]  # (name, definition)
+    foreign_keys: tuple[ForeignKey, ...]
+    indexes: tuple[Index, ...]
+    policies: tuple[Policy, ...]
+    triggers: tuple[str, ...]
+
+    def column(self, name: str) -> Column | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+
+@dataclass(frozen=True)
+class View:
+    schema: str
+    name: str
+    owner: str
+    security_invoker: bool
+    definition: str
+
+
+@dataclass(frozen=True)
+class Function:
+    schema: str
+    name: str
+    signature: str
+    security_definer: bool
+    owner: str
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    superuser: bool
+    bypassrls: bool
+    can_login: bool
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The schema of one database, restricted to the schemas asked for."""
+
+    schemas: tuple[str, ...]
+    server_version: int
+    tables: dict[str, Table] = field(default_factory=dict)  # keyed by table name (first schema wins)
+    views: tuple[View, ...] = ()
+    functions: tuple[Function, ...] = ()
+    roles: dict[str, Role] = field(default_factory=dict)
+
+    def table(self, name: str) -> Table | None:
+        return self.tables.get(name)
+
+    def columns_of_type(self, type_name: str) -> list[tuple[Table, Column]]:
+        return [(t, c) for t in self.tables.values() for c in t.columns if c.type == type_name]
+
+
+_TABLES = """
+SELECT c.oid, n.nspname, c.relname, c.relkind, pg_get_userbyid(c.relowner), c.relrowsecurity,
+       c.relforcerowsecurity, (SELECT pc.relname FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent
+                                WHERE i.inhrelid = c.oid AND c.relispartition LIMIT 1)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = ANY(%(schemas)s) AND c.relkind IN ('r', 'p')
+ORDER BY array_position(%(schemas)s, n.nspname::text), c.relname
+"""
+_COLUMNS = """
+SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,
+       pg_get_expr(d.adbin, d.adrelid)
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+WHERE n.nspname = ANY(%(schemas)s) AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attrelid, a.attnum
+"""
+_CONSTRAINTS = """
+SELECT con.conrelid, con.conname, con.contype,
+       ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(n, o)
+             JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n ORDER BY k.o),
+       fn.nspname, fc.relname,
+       ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY k(n, o)
+             JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n ORDER BY k.o),
+       con.confdeltype, con.confupdtype, pg_get_constraintdef(con.oid)
+FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_class fc ON fc.oid = con.confrelid LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace
+WHERE n.nspname = ANY(%(schemas)s) AND con.contype IN ('p', 'u', 'f', 'c') AND con.conparentid = 0
+ORDER BY con.conrelid, con.conname
+"""
+_INDEXES = """
+SELECT i.indrelid, ic.relname, am.amname,
+       ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, true) FROM generate_series(1, i.indnkeyatts) k),
+       i.indisunique, i.indisprimary, pg_get_expr(i.indpred, i.indrelid, true), i.indisvalid
+FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
+JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = ANY(%(schemas)s)
+ORDER BY i.indrelid, ic.relname
+"""
+_POLICIES = """
+SELECT p.polrelid, p.polname, p.polcmd,
+       ARRAY(SELECT CASE WHEN r = 0 THEN 'public' ELSE pg_get_userbyid(r) END FROM unnest(p.polroles) r),
+       p.polpermissive, pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)
+FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = ANY(%(schemas)s)
+ORDER BY p.polrelid, p.polname
+"""
+_TRIGGERS = """
+SELECT t.tgrelid, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = ANY(%(schemas)s) AND NOT t.tgisinternal ORDER BY t.tgrelid, t.tgname
+"""
+_VIEWS = """
+SELECT n.nspname, c.relname, pg_get_userbyid(c.relowner),
+       coalesce(c.reloptions @> ARRAY['security_invoker=true'] OR c.reloptions @> ARRAY['security_invoker=on']
+                OR c.reloptions @> ARRAY['security_invoker=1'], false),
+       pg_get_viewdef(c.oid, true)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = ANY(%(schemas)s) AND c.relkind IN ('v', 'm') ORDER BY n.nspname, c.relname
+"""
+_FUNCTIONS = """
+SELECT n.nspname, p.proname, pg_get_function_identity_arguments(p.oid), p.prosecdef, pg_get_userbyid(p.proowner)
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = ANY(%(schemas)s) ORDER BY n.nspname, p.proname
+"""
+_ROLES = "SELECT rolname, rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname !~ '^pg_'"
+
+
+def read_catalog(conn: psycopg.Connection, schemas: Iterable[str] = ("synapscale_db",)) -> Catalog:
+    """Read the whole schema in nine set-based queries (the cost does not grow with the table count)."""
+    args = {"schemas": list(schemas)}
+    cur = conn.cursor()
+    version = int(cur.execute("SHOW server_version_num").fetchone()[0])  # type: ignore[index]
+    rows_by_rel: dict[str, dict[int, list[tuple]]] = {}
+    for kind, query in (("columns", _COLUMNS), ("constraints", _CONSTRAINTS), ("indexes", _INDEXES),
+                        ("policies", _POLICIES), ("triggers", _TRIGGERS)):
+        grouped: dict[int, list[tuple]] = {}
+        for row in cur.execute(query, args):
+            grouped.setdefault(row[0], []).append(row[1:])
+        rows_by_rel[kind] = grouped
+    tables: dict[str, Table] = {}
+    for oid, schema, name, relkind, owner, rls, forced, parent in cur.execute(_TABLES, args).fetchall():
+        cons = rows_by_rel["constraints"].get(oid, [])
+        table = Table(
+            schema=schema, name=name, kind="partitioned" if relkind == "p" else "table", owner=owner,
+            rls_enabled=rls, rls_forced=forced, partition_of=parent,
+            columns=tuple(Column(*r) for r in rows_by_rel["columns"].get(oid, [])),
+            primary_key=next((tuple(r[2]) for r in cons if r[1] == "p"), ()),
+            uniques=tuple(tuple(r[2]) for r in cons if r[1] == "u"),
+            checks=tuple((r[0], r[8]) for r in cons if r[1] == "c"),
+            foreign_keys=tuple(
+                ForeignKey(r[0], tuple(r[2]), r[3], r[4], tuple(r[5]), FK_ACTIONS[r[6]], FK_ACTIONS[r[7]])
+                for r in cons if r[1] == "f"
+            ),
+            indexes=tuple(Index(r[0], r[1], tuple(r[2]), r[3], r[4], r[5], r[6])
+                          for r in rows_by_rel["indexes"].get(oid, [])),
+            policies=tuple(Policy(r[0], POLICY_COMMANDS[r[1]], tuple(r[2]), r[3], r[4], r[5])
+                           for r in rows_by_rel["policies"].get(oid, [])),
+            triggers=tuple(r[0] for r in rows_by_rel["triggers"].get(oid, [])),
+        )
+        tables.setdefault(name, table)
+    views = tuple(View(*r) for r in cur.execute(_VIEWS, args))
+    functions = tuple(Function(*r) for r in cur.execute(_FUNCTIONS, args))
+    roles = {r[0]: Role(*r) for r in cur.execute(_ROLES)}
+    return Catalog(tuple(schemas), version, tables, views, functions, roles)

@@ -1,0 +1,63 @@
+"""``synap-verify``: the harness's commands, each thin over the same functions the suites use.
+
+Exit codes, for every command: 0 clean, 1 findings, 2 usage or connection error. A command module
+exposes ``add_arguments(parser)`` and ``run(args) -> int``; modules load lazily so ``--help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from synap_verify.errors import SynapError
+
+# command -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "contract": ("synap_verify.contract.command", "check a database against the restructure contract"),
+    "rls": ("synap_verify.rls.command", "lint row-level security and probe for cross-tenant leaks"),
+    "bench-provision": ("synap_verify.server.bench", "time server start, template clones and catalog reads"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="synap-verify", description=__doc__.splitlines()[0] if __doc__ else None)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.set_defaults(module=module)
+        try:
+            importlib.import_module(module).add_arguments(command)
+        except ModuleNotFoundError:
+            command.set_defaults(missing=True)
+    return parser
+
+
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every checking command shares: which database, which groups, which output format."""
+    parser.add_argument("--dsn", help="database to check (default: a freshly migrated embedded database)")
+    parser.add_argument("--group", action="append", default=[], help="restructure group(s); repeatable or comma list")
+    parser.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    parser.add_argument("--scale", default="tiny", help="data profile of the embedded database (default: tiny)")
+    parser.add_argument("--seed", type=int, default=None)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "missing", False):
+        print(f"synap-verify: '{args.command}' is not available in this installation", file=sys.stderr)
+        return 2
+    try:
+        return int(importlib.import_module(args.module).run(args))
+    except SynapError as exc:
+        print(f"synap-verify: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("synap-verify: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

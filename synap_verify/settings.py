@@ -1,0 +1,125 @@
+"""One settings object for the plugin and the CLI.
+
+Precedence: command line > ``[tool.synap_verify]`` in pyproject.toml or ``synap_*`` ini keys >
+``SYNAP_*`` environment variables > defaults. Every value is validated here, once, so a bad one fails
+at start-up with a single line instead of deep inside a fixture.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from synap_verify.errors import SynapError
+from synap_verify.groups import resolve_groups
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+BACKENDS = ("embedded", "system", "docker", "dsn")
+SCALES = ("tiny", "small", "prod")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the harness points and how much data it makes."""
+
+    groups: tuple[str, ...] = ()
+    backend: str = "embedded"
+    dsn: str | None = None
+    dsn_disposable: bool = False
+    disposable_pattern: str = r"(^|_)(test|tmp|scratch|disposable|ci)(_|$)"
+    scale: str = "small"
+    seed: int = 20240101
+    alembic: Path = PROJECT_ROOT / "synapscale" / "migrations"
+    contract: Path = PROJECT_ROOT / "fixtures" / "contract.yaml"
+    baseline: Path | None = None
+    keep: bool = False
+    docker_image: str = "postgres:16"
+    tenant_settings: tuple[str, ...] = field(default=("app.current_tenant_id",))
+
+    @classmethod
+    def resolve(
+        cls,
+        cli: Mapping[str, Any] | None = None,
+        config: Mapping[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Settings:
+        """Merge the three sources (first non-empty wins) and validate the result."""
+        env = os.environ if env is None else env
+        merged: dict[str, Any] = {}
+        for f in fields(cls):
+            for source in (cli or {}, config or {}, {k[6:].lower(): v for k, v in env.items() if k.startswith("SYNAP_")}):
+                value = source.get(f.name)
+                if value not in (None, "", [], ()):
+                    merged[f.name] = value
+                    break
+        return cls._validated(merged)
+
+    @classmethod
+    def _validated(cls, raw: dict[str, Any]) -> Settings:
+        out: dict[str, Any] = dict(raw)
+        if "groups" in raw:
+            groups = raw["groups"]
+            out["groups"] = resolve_groups([groups] if isinstance(groups, str) else groups)
+        else:
+            out["groups"] = resolve_groups([])
+        backend = out.get("backend", cls.backend)
+        if backend not in BACKENDS:
+            raise SynapError(f"unknown backend '{backend}': use one of {', '.join(BACKENDS)} (--synap-backend)")
+        if out.get("dsn") and "backend" not in raw:
+            out["backend"] = "dsn"
+        if out.get("backend") == "dsn" and not out.get("dsn"):
+            raise SynapError("--synap-backend=dsn needs --synap-dsn=postgresql://user@host:port/db")
+        scale = out.get("scale", cls.scale)
+        if scale not in SCALES:
+            raise SynapError(f"unknown scale '{scale}': use one of {', '.join(SCALES)} (--synap-scale)")
+        for key in ("dsn_disposable", "keep"):
+            if key in out:
+                out[key] = _as_bool(out[key], key)
+        if "seed" in out:
+            try:
+                out["seed"] = int(out["seed"])
+            except (TypeError, ValueError):
+                raise SynapError(f"--synap-seed must be an integer, got '{out['seed']}'") from None
+        for key in ("alembic", "contract", "baseline"):
+            if out.get(key) is not None:
+                path = Path(out[key]).expanduser()
+                if not path.exists():
+                    raise SynapError(f"--synap-{key}: {path} does not exist")
+                out[key] = path.resolve()
+        if isinstance(out.get("tenant_settings"), str):
+            out["tenant_settings"] = tuple(s.strip() for s in out["tenant_settings"].split(",") if s.strip())
+        try:
+            re.compile(out.get("disposable_pattern", cls.disposable_pattern))
+        except re.error as exc:
+            raise SynapError(f"disposable_pattern is not a valid regular expression: {exc}") from None
+        return cls(**out)
+
+
+def _as_bool(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise SynapError(f"{name} must be true or false, got '{value}'")
+
+
+def pyproject_table(start: Path) -> dict[str, Any]:
+    """The ``[tool.synap_verify]`` table of the nearest pyproject.toml above ``start`` (or empty)."""
+    for folder in (start, *start.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            try:
+                data = tomllib.loads(candidate.read_text())
+            except tomllib.TOMLDecodeError as exc:
+                raise SynapError(f"{candidate}: invalid TOML ({exc})") from None
+            table = data.get("tool", {}).get("synap_verify", {})
+            return {k.replace("-", "_"): v for k, v in table.items()}
+    return {}

@@ -1,0 +1,173 @@
+"""Provisioning and start-up: every bad input is one clear line, and no server outlives its session."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from synap_verify.errors import SynapError
+from synap_verify.server import Server, redact, sqlalchemy_url
+from synap_verify.server.templates import build_template, clone, drop_database
+
+USES_SERVER = """
+def test_server(synap_server):
+    assert synap_server.version()
+
+def test_legacy(synap_legacy_db):
+    assert synap_legacy_db.name
+"""
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    pytester.makepyfile(test_it=USES_SERVER)
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+
+
+def test_unknown_group_suggests_the_closest(pytester: pytest.Pytester) -> None:
+    result = run(pytester, "--synap-group=analytic")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: unknown group 'analytic'; did you mean 'analytics'? (groups: backup, *)"])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_bad_backend_and_scale(pytester: pytest.Pytester) -> None:
+    run(pytester, "--synap-backend=mysql").stderr.fnmatch_lines(["ERROR: unknown backend 'mysql': use one of embedded*"])
+    run(pytester, "--synap-scale=huge").stderr.fnmatch_lines(["ERROR: unknown scale 'huge'*"])
+
+
+def test_groups_from_ini_are_validated_too(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nsynap_group = billing,llms\n")
+    run(pytester).stderr.fnmatch_lines(["ERROR: unknown group 'llms'; did you mean 'llm'?*"])
+
+
+def test_unreachable_dsn_names_host_port_but_never_the_password(pytester: pytest.Pytester) -> None:
+    result = run(pytester, "--synap-dsn=postgresql://admin:Sup3rS3cret@127.0.0.1:9/synapscale")
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret == 2
+    assert "cannot connect to admin@127.0.0.1:9/synapscale" in out
+    assert "Sup3rS3cret" not in out
+    assert "Traceback" not in out
+
+
+def test_docker_absent_is_one_line_suggesting_embedded(pytester: pytest.Pytester) -> None:
+    from synap_verify.server.docker import docker_available
+
+    if docker_available() is None:
+        pytest.skip("a Docker engine answers on this machine")
+    result = run(pytester, "--synap-backend=docker")
+    assert result.ret == 2
+    result.stdout.fnmatch_lines(["*--synap-backend=docker: *; use --synap-backend=embedded instead*"])
+
+
+def test_non_disposable_dsn_refuses_destructive_work(pytester: pytest.Pytester, pg: Server) -> None:
+    with pg.connect() as conn:
+        conn.execute("DROP DATABASE IF EXISTS synapscale_staging")
+        conn.execute("CREATE DATABASE synapscale_staging")
+    dsn = pg.dsn("synapscale_staging")
+    result = run(pytester, f"--synap-dsn={dsn}", "-rs")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines([
+        "*needs a disposable server to build the legacy state (pass --synap-dsn-disposable)*",
+        "synap-verify: suites on the legacy state were skipped: *",
+    ])
+    staging = Server("dsn", dsn, disposable=False)
+    with pytest.raises(SynapError, match="refusing to clone .* not declared disposable"):
+        clone(staging, "template0")
+    with pytest.raises(SynapError, match="refusing to drop"):
+        drop_database(staging, "synapscale_staging")
+
+
+def test_disposable_pattern_marks_scratch_databases(pg: Server) -> None:
+    from synap_verify.server.dsn import is_disposable
+
+    pattern = r"(^|_)(test|tmp|scratch|disposable|ci)(_|$)"
+    assert is_disposable(pg.dsn("synapscale_ci"), False, pattern)
+    assert not is_disposable(pg.dsn("synapscale"), False, pattern)
+    assert is_disposable(pg.dsn("synapscale"), True, pattern)
+
+
+def test_template_clone_is_an_independent_copy(pg: Server) -> None:
+    def build(dsn: str) -> None:
+        import psycopg
+
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("CREATE TABLE t AS SELECT g AS n FROM generate_series(1, 1000) g")
+
+    build_template(pg, "tpl_test", build)
+    a, b = clone(pg, "tpl_test"), clone(pg, "tpl_test")
+    with a.connect() as conn:
+        conn.execute("DELETE FROM t")
+    with b.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM t").fetchone() == (1000,)
+    for db in (a, b):
+        db.drop()
+    drop_database(pg, "tpl_test")
+
+
+def test_redaction_and_urls_never_leak_the_password() -> None:
+    dsn = make_conninfo(host="db.internal", port=6432, user="app", password="p@ss", dbname="synapscale")
+    assert redact(dsn) == "app@db.internal:6432/synapscale"
+    assert "p@ss" not in redact("postgresql://app:p%40ss@db.internal:6432/synapscale")
+    url = sqlalchemy_url(make_conninfo(host="/tmp/sock", port=5433, user="postgres", dbname="x"))
+    assert url == "postgresql+psycopg://postgres@/x?host=%2Ftmp%2Fsock&port=5433"
+
+
+def test_a_killed_session_leaves_no_server_behind(tmp_path: Path) -> None:
+    """SIGKILL gives the test process no chance to clean up: the janitor must do it."""
+    script = tmp_path / "owner.py"
+    script.write_text(
+        "import sys, time\nfrom synap_verify.server import embedded\n"
+        "s = embedded.start()\nprint(s.conninfo, flush=True)\ntime.sleep(600)\n"
+    )
+    owner = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    assert owner.stdout is not None
+    conninfo = owner.stdout.readline().strip()
+    folder = conninfo.split("host=")[1].split()[0]
+    assert Path(folder).exists() and _postgres_in(folder)
+    os.kill(owner.pid, signal.SIGKILL)
+    owner.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (Path(folder).exists() or _postgres_in(folder)):
+        time.sleep(0.2)
+    assert not Path(folder).exists(), f"{folder} left behind"
+    assert not _postgres_in(folder), "postgres still running"
+
+
+def test_ctrl_c_in_a_pytest_session_stops_the_server(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_slow="""
+import time
+def test_hold(synap_server):
+    print("HOST", synap_server.conninfo, flush=True)
+    time.sleep(600)
+""")
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-s", "-p", "no:cacheprovider", "test_slow.py"],
+                            cwd=pytester.path, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    folder = ""
+    for line in proc.stdout:
+        if line.startswith("HOST"):
+            folder = line.split("host=")[1].split()[0]
+            break
+    assert folder and _postgres_in(folder)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and Path(folder).exists():
+        time.sleep(0.2)
+    assert not Path(folder).exists() and not _postgres_in(folder)
+
+
+def _postgres_in(folder: str) -> bool:
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        if proc.info["name"] == "postgres" and any(folder in part for part in proc.info["cmdline"] or []):
+            return True
+    return False
+
