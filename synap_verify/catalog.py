@@ -230,3 +230,48 @@ def read_catalog(conn: psycopg.Connection, schemas: Iterable[str] = ("synapscale
     functions = tuple(Function(*r) for r in cur.execute(_FUNCTIONS, args))
     roles = {r[0]: Role(*r) for r in cur.execute(_ROLES)}
     return Catalog(tuple(schemas), version, tables, views, functions, roles)
+
+
+def diff_catalogs(expected: Catalog, actual: Catalog, ignore_tables: Iterable[str] = ("alembic_version",)) -> list[str]:
+    """Human-readable differences in tables, columns (type, nullability), FK targets/actions and indexes.
+
+    Used to prove a downgrade brings back the legacy schema; constraint and index *names* are ignored
+    (a restored constraint may be named differently and still mean the same).
+    """
+    ignored = set(ignore_tables)
+    out: list[str] = []
+    exp = {n: t for n, t in expected.tables.items() if n not in ignored}
+    act = {n: t for n, t in actual.tables.items() if n not in ignored}
+    out += [f"table {n} is missing" for n in sorted(exp.keys() - act.keys())]
+    out += [f"table {n} is extra" for n in sorted(act.keys() - exp.keys())]
+    for name in sorted(exp.keys() & act.keys()):
+        e, a = exp[name], act[name]
+        ecols, acols = {c.name: c for c in e.columns}, {c.name: c for c in a.columns}
+        out += [f"{name}.{c} is missing" for c in sorted(ecols.keys() - acols.keys())]
+        out += [f"{name}.{c} is extra" for c in sorted(acols.keys() - ecols.keys())]
+        for col in sorted(ecols.keys() & acols.keys()):
+            ec, ac = ecols[col], acols[col]
+            if ec.type != ac.type:
+                out.append(f"{name}.{col} is {ac.type}, expected {ec.type}")
+            if ec.nullable != ac.nullable:
+                out.append(f"{name}.{col} is {'' if ac.nullable else 'NOT '}NULL, expected {'' if ec.nullable else 'NOT '}NULL")
+        efks = {_fk_shape(fk) for fk in e.foreign_keys}
+        afks = {_fk_shape(fk) for fk in a.foreign_keys}
+        out += [f"{name}: FK {s} is missing" for s in sorted(efks - afks)]
+        out += [f"{name}: FK {s} is extra" for s in sorted(afks - efks)]
+        eidx = {_index_shape(ix) for ix in e.indexes}
+        aidx = {_index_shape(ix) for ix in a.indexes}
+        out += [f"{name}: index {s} is missing" for s in sorted(eidx - aidx)]
+        out += [f"{name}: index {s} is extra" for s in sorted(aidx - eidx)]
+        if (e.rls_enabled, e.rls_forced) != (a.rls_enabled, a.rls_forced):
+            out.append(f"{name}: RLS enabled/forced is {a.rls_enabled}/{a.rls_forced}, expected {e.rls_enabled}/{e.rls_forced}")
+    return out
+
+
+def _fk_shape(fk: ForeignKey) -> str:
+    return f"({', '.join(fk.columns)}) -> {fk.target_table}({', '.join(fk.target_columns)}) ON DELETE {fk.on_delete}"
+
+
+def _index_shape(ix: Index) -> str:
+    where = f" WHERE {ix.predicate}" if ix.predicate else ""
+    return f"{'unique ' if ix.unique else ''}{ix.method}({', '.join(ix.columns)}){where}"

@@ -54,6 +54,17 @@ class Pipeline:
     def tag(self) -> str:
         return f"{self.settings.scale}_{self.settings.seed}"
 
+    def schema_template(self) -> str:
+        """The baseline schema with no rows: for structural checks that rerun migrations many times."""
+        name = "synap_schema_only"
+        if not database_exists(self.server, name):
+            build_template(self.server, name, lambda dsn: load_schema_file(dsn, self.baseline))
+        return name
+
+    @property
+    def baseline(self) -> Path:
+        return self.settings.baseline or LEGACY_SCHEMA
+
     def legacy_template(self) -> str:
         """Stage 2, load: the baseline schema filled with prod-shaped data, once per session."""
         name = f"synap_legacy_{self.tag}"
@@ -72,8 +83,9 @@ class Pipeline:
         return name
 
     def clone(self, state: str) -> Database:
-        """A fresh database in ``state`` ('legacy' or 'migrated') for one suite to use and drop."""
-        template = self.legacy_template() if state == "legacy" else self.migrated_template()
+        """A fresh database in ``state`` ('schema', 'legacy' or 'migrated') for one suite to use and drop."""
+        builders = {"schema": self.schema_template, "legacy": self.legacy_template, "migrated": self.migrated_template}
+        template = builders[state]()
         return clone(self.server, template, prefix=f"synap_{state}")
 
     def stop(self) -> None:
@@ -81,9 +93,8 @@ class Pipeline:
             self.server.stop()
 
     def _load(self, dsn: str) -> None:
-        baseline: Path = self.settings.baseline or LEGACY_SCHEMA
         began = time.perf_counter()
-        load_schema_file(dsn, baseline)
+        load_schema_file(dsn, self.baseline)
         with psycopg.connect(dsn, autocommit=True) as conn:
             catalog = read_catalog(conn, SCHEMAS)
         self.say(f"synap-verify: loading {len(catalog.tables)} tables at scale '{self.settings.scale}' "
