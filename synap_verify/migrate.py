@@ -99,6 +99,12 @@ def group_target(location: Path, groups: Iterable[str], every_group: bool) -> li
     return [f"{g}@head" for g in groups]
 
 
+def resolve(location: Path, targets: Iterable[str]) -> set[str]:
+    """The revision ids that symbolic targets (``heads``, ``analytics@head``) stand for."""
+    scripts = script_directory(location)
+    return {rev.revision for t in targets for rev in scripts.get_revisions(t) if rev is not None}
+
+
 def revisions_between(location: Path, target: str, base: str = "base") -> list[Script]:
     """Revisions from ``base`` (exclusive) up to ``target``, oldest first, in a valid apply order."""
     scripts = script_directory(location)
