@@ -1,0 +1,158 @@
+"""The benchmark workload: pairs of queries (legacy schema, migrated schema) with per-tenant parameters.
+
+A query pair is only worth timing if both sides answer the same question, so every pair is first run
+on every parameter set and its rows compared (as multisets, with json/jsonb and naive/aware timestamps
+normalised to one form).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import yaml
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from synap_verify.errors import SynapError
+from synap_verify.findings import Finding
+
+Params = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Query:
+    """One benchmarked question, written once per schema version."""
+
+    name: str
+    group: str
+    legacy: str
+    migrated: str
+    params: str  # SQL on the legacy database: one row of named parameters per tenant (tenant_id included)
+    write: bool = False  # run in a transaction that is rolled back, so repeated runs see the same data
+    gin: tuple[str, str] | None = None  # (table, column) the migrated query filters through a GIN index
+    table: str = ""  # the main table, for findings
+
+    def sql(self, version: str) -> str:
+        return self.legacy if version == "legacy" else self.migrated
+
+
+@dataclass(frozen=True)
+class Side:
+    """Where and how one side of an A/B comparison runs."""
+
+    label: str  # "before" / "after"
+    dsn: str
+    version: str  # which SQL of a Query: "legacy" or "migrated"
+    role: str | None = None  # SET ROLE for the session, so RLS applies as it does to the application
+    tenant_setting: str | None = None  # setting that carries the tenant context, e.g. app.current_tenant_id
+    schema: str = "synapscale_db"
+
+
+@dataclass
+class Session:
+    """One connection per side with the settings that make timings comparable (no JIT, no parallel workers)."""
+
+    side: Side
+    conn: psycopg.Connection = field(init=False)
+    _tenant: object = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.conn = psycopg.connect(self.side.dsn, autocommit=True, row_factory=dict_row)
+        for setting in ("SET jit = off", "SET max_parallel_workers_per_gather = 0", "SET TimeZone = 'UTC'"):
+            self.conn.execute(setting)
+        self.conn.execute(sql.SQL("SET search_path = {}, public").format(sql.Identifier(self.side.schema)))
+        if self.side.role:
+            self.conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(self.side.role)))
+
+    def set_tenant(self, params: Params) -> None:
+        """Set the tenant context outside any timed region (and only when it changes)."""
+        tenant = params.get("tenant_id")
+        if self.side.tenant_setting and tenant != self._tenant:
+            self.conn.execute("SELECT set_config(%s, %s, false)", (self.side.tenant_setting, str(tenant or "")))
+            self._tenant = tenant
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def load_workload(path: Path) -> list[Query]:
+    """The queries of a workload YAML file (see benchmarks/workload.yaml)."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise SynapError(f"cannot read the benchmark workload {path}: {exc}") from exc
+    queries = []
+    for name, q in data["queries"].items():
+        table, _, column = str(q.get("gin", "")).partition(".")
+        queries.append(Query(name=name, group=q["group"], legacy=q.get("legacy") or q["sql"],
+                             migrated=q.get("migrated") or q["sql"], params=q["params"], write=bool(q.get("write")),
+                             gin=(table, column) if column else None, table=q.get("table", table)))
+    return queries
+
+
+def fetch_params(dsn: str, query: Query, schema: str = "synapscale_db") -> list[Params]:
+    with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
+        conn.execute(sql.SQL("SET search_path = {}, public").format(sql.Identifier(schema)))
+        rows = conn.execute(query.params).fetchall()
+    if not rows:
+        raise SynapError(f"benchmark query {query.name}: its parameter query returned no rows (no data?)")
+    return rows
+
+
+def run_rows(session: Session, query: Query, params: Params) -> list[dict[str, Any]]:
+    """The rows one side returns (a write is rolled back)."""
+    session.set_tenant(params)
+    text = query.sql(session.side.version)
+    if query.write:
+        with session.conn.transaction(force_rollback=True), session.conn.cursor() as cur:
+            cur.execute(text, params)
+            return cur.fetchall() if cur.description else []
+    with session.conn.cursor() as cur:
+        cur.execute(text, params)
+        return cur.fetchall()
+
+
+def normalise(value: Any) -> Any:
+    """One comparable form for what differs only in type between the schemas."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True, default=str)
+    if isinstance(value, Decimal | float):
+        return Decimal(str(value)).normalize()
+    return value
+
+
+def _multiset(rows: list[dict[str, Any]]) -> Counter[tuple[Any, ...]]:
+    return Counter(tuple(normalise(v) for v in row.values()) for row in rows)
+
+
+def check_same_rows(before: Session, after: Session, query: Query, params: list[Params]) -> list[Finding]:
+    """A BENCH-ROWS finding per parameter set on which the two versions disagree."""
+    findings = []
+    for p in params:
+        a, b = _multiset(run_rows(before, query, p)), _multiset(run_rows(after, query, p))
+        if a != b:
+            findings.append(Finding(
+                "BENCH-ROWS", query.group, query.table or query.name,
+                f"{query.name}: legacy and migrated queries return different rows for {_show(p)}",
+                expected=f"{sum(a.values())} rows", actual=f"{sum(b.values())} rows, {sum((a - b).values())} missing, "
+                                                           f"{sum((b - a).values())} extra"))
+    return findings
+
+
+def _show(params: Params) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items())
