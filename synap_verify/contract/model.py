@@ -1,0 +1,166 @@
+"""The restructure contract as plain, immutable data, and the legacy→new mapping it implies.
+
+The contract is the single statement of the target schema: the checker reads it, and the
+data-equivalence and benchmark code read :meth:`Contract.mapping` instead of restating renames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+RULE_IDS: tuple[str, ...] = ("G1", "G2", "G3", "G4", "G5", "G6", "G7", "G8", "G9")
+TABLE_RULE_IDS: tuple[str, ...] = ("T-MISSING", "T-RENAME", "T-COLUMN", "T-TYPE", "T-NULL", "T-DROP", "T-FK", "T-CHECK")
+ON_DELETE_ACTIONS: tuple[str, ...] = ("CASCADE", "SET NULL", "RESTRICT", "NO ACTION", "SET DEFAULT")
+TENANT_MODES: tuple[str, ...] = ("required", "nullable", "none")
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """A column the target must have; ``type``/``nullable`` are checked only when stated."""
+
+    name: str
+    type: str | None = None
+    nullable: bool | None = None
+    legacy_name: str | None = None
+
+
+@dataclass(frozen=True)
+class DropSpec:
+    """A column the target must not have, and where its data went (for the equivalence checks)."""
+
+    column: str
+    moved_to: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class ForeignKeySpec:
+    column: str
+    references: str
+    on_delete: str  # an action name; classes are resolved at load time
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """A CHECK constraint that must exist: one whose definition mentions every listed column."""
+
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CounterSpec:
+    """A denormalised counter that must stay, kept in sync by a trigger on ``source`` (if any)."""
+
+    column: str
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    group: str
+    legacy_name: str | None = None
+    tenant: str = "required"
+    columns: dict[str, ColumnSpec] = field(default_factory=dict)
+    dropped: dict[str, DropSpec] = field(default_factory=dict)
+    foreign_keys: dict[str, ForeignKeySpec] = field(default_factory=dict)
+    on_delete: str | None = None  # default action for FKs not listed (financial/audit tables)
+    gin: tuple[str, ...] = ()
+    checks: tuple[CheckSpec, ...] = ()
+    counters: dict[str, CounterSpec] = field(default_factory=dict)
+    tenant_parents: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The parameters of the global rules G1–G9; ``enabled`` lists the rules that run."""
+
+    enabled: frozenset[str] = frozenset(RULE_IDS)
+    json_types: tuple[str, ...] = ("json",)
+    json_expected: str = "jsonb"
+    naive_types: tuple[str, ...] = ("timestamp without time zone",)
+    naive_expected: str = "timestamp with time zone"
+    renamed_columns: dict[str, str] = field(default_factory=lambda: {"meta_data": "metadata"})
+    allowed_actions: tuple[str, ...] = ("CASCADE", "SET NULL", "RESTRICT")
+    action_classes: dict[str, str] = field(default_factory=dict)
+    target_actions: dict[str, str] = field(default_factory=dict)  # referenced table -> action
+    tenant_column: str = "tenant_id"
+    tenant_settings: tuple[str, ...] = ("app.current_tenant_id",)
+    tenant_functions: tuple[str, ...] = ("current_tenant_id",)
+    app_role: str | None = None
+    index_method: str = "gin"
+    parent_trigger_pattern: str = "tenant"
+    counter_trigger_pattern: str = "count|counter|rating|stat|sync"
+    backup_pattern: str = "^backup_"
+    backup_group: str = "backup"
+
+
+@dataclass(frozen=True)
+class DroppedColumn:
+    table: str
+    legacy_table: str
+    column: str
+    moved_to: str | None
+    note: str | None
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """Legacy names and types → target names and types, as the contract states them."""
+
+    tables: dict[str, str]  # legacy table -> target table (identity when not renamed)
+    columns: dict[str, dict[str, str]]  # target table -> {legacy column: target column}
+    dropped: tuple[DroppedColumn, ...]
+    types: dict[tuple[str, str], str]  # (target table, target column) -> target type
+
+    def new_table(self, legacy: str) -> str | None:
+        return self.tables.get(legacy)
+
+    def legacy_table(self, new: str) -> str | None:
+        return next((old for old, target in self.tables.items() if target == new), None)
+
+    def new_column(self, legacy_table: str, column: str) -> tuple[str, str] | None:
+        """Where a legacy column lives now, or None when it was dropped (see :attr:`dropped`)."""
+        table = self.tables.get(legacy_table)
+        if table is None:
+            return None
+        if any(d.legacy_table == legacy_table and d.column == column for d in self.dropped):
+            return None
+        return table, self.columns.get(table, {}).get(column, column)
+
+
+@dataclass(frozen=True)
+class Contract:
+    path: Path
+    schemas: tuple[str, ...]
+    rules: Rules
+    tables: dict[str, TableSpec]  # by target name, in file order
+    groups: tuple[str, ...]  # the groups the file names, in file order
+
+    def tables_in(self, groups: set[str] | frozenset[str]) -> list[TableSpec]:
+        return [t for t in self.tables.values() if t.group in groups]
+
+    @cached_property
+    def _mapping(self) -> Mapping:
+        return self._build_mapping()
+
+    def mapping(self) -> Mapping:
+        """The legacy→target mapping the data-equivalence checks and the benchmark workload reuse."""
+        return self._mapping
+
+    def _build_mapping(self) -> Mapping:
+        tables: dict[str, str] = {}
+        columns: dict[str, dict[str, str]] = {}
+        dropped: list[DroppedColumn] = []
+        types: dict[tuple[str, str], str] = {}
+        for spec in self.tables.values():
+            legacy = spec.legacy_name or spec.name
+            tables[legacy] = spec.name
+            renames = {c.legacy_name: c.name for c in spec.columns.values() if c.legacy_name}
+            if renames:
+                columns[spec.name] = renames
+            dropped += [DroppedColumn(spec.name, legacy, d.column, d.moved_to, d.note) for d in spec.dropped.values()]
+            types.update({(spec.name, c.name): c.type for c in spec.columns.values() if c.type})
+        return Mapping(tables, columns, tuple(dropped), types)
