@@ -1,0 +1,135 @@
+"""The benchmark gate on real PostgreSQL: A/A passes, seeded regressions fail, row mismatches are caught.
+
+Each database holds one table of dashboards (json in legacy, jsonb with or without a GIN index in the
+migrated variants) with identical rows; round counts are small so the module runs in seconds.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from synap_verify.bench import Limits, Query, Side, load_workload, run_gate, stats
+from synap_verify.server import Server
+from synap_verify.settings import PROJECT_ROOT
+
+FAST = Limits(rounds=10, per_round=4)
+ROWS = 20000
+TYPES = ["line", "bar", "kpi", "table", "pie"]
+
+LEGACY_SQL = """SELECT id FROM dashboards WHERE tenant_id = %(tenant_id)s
+                AND widgets::jsonb @> jsonb_build_array(jsonb_build_object('type', %(widget_type)s::text))"""
+MIGRATED_SQL = """SELECT id FROM dashboards WHERE tenant_id = %(tenant_id)s
+                  AND widgets @> jsonb_build_array(jsonb_build_object('type', %(widget_type)s::text))"""
+PARAMS = "SELECT t AS tenant_id, 'gauge' AS widget_type FROM generate_series(1, 3) t"
+BY_TYPE = Query("dashboards_by_widget", "analytics", LEGACY_SQL, MIGRATED_SQL, PARAMS,
+                gin=("dashboards", "widgets"), table="dashboards")
+
+
+def _rows() -> list[tuple[int, int, str]]:
+    rng = random.Random(7)
+    out = []
+    for i in range(ROWS):
+        kinds = rng.sample(TYPES, rng.randint(1, 3)) + (["gauge"] if i % 397 == 0 else [])
+        widgets = ",".join(f'{{"id": "w{j}", "type": "{k}"}}' for j, k in enumerate(kinds))
+        out.append((i, i % 20 + 1, f"[{widgets}]"))
+    return out
+
+
+def _create(server: Server, name: str, column_type: str, gin: bool) -> str:
+    with server.connect() as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    with server.connect(name) as conn:
+        conn.execute("CREATE SCHEMA synapscale_db")
+        conn.execute(f"CREATE TABLE synapscale_db.dashboards (id int PRIMARY KEY, tenant_id int NOT NULL, "
+                     f"widgets {column_type})")
+        with conn.cursor().copy("COPY synapscale_db.dashboards FROM STDIN") as copy:
+            for row in _rows():
+                copy.write_row(row)
+        if gin:
+            conn.execute("CREATE INDEX dashboards_widgets_gin ON synapscale_db.dashboards USING gin (widgets)")
+        conn.execute("CREATE INDEX dashboards_tenant ON synapscale_db.dashboards (tenant_id)")
+    return server.dsn(name)
+
+
+@pytest.fixture(scope="module")
+def dbs(pg: Server) -> Iterator[dict[str, str]]:
+    made = {"legacy": ("json", False), "legacy_copy": ("json", False), "gin": ("jsonb", True), "no_gin": ("jsonb", False)}
+    dsns = {key: _create(pg, f"bench_{key}", *spec) for key, spec in made.items()}
+    yield dsns
+    with pg.connect() as conn:
+        for key in made:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(f"bench_{key}")))
+
+
+def _gate(before: tuple[str, str], after: tuple[str, str], query: Query = BY_TYPE, inject: float = 0.0):  # type: ignore[no-untyped-def]
+    (result,) = run_gate(Side("before", before[0], before[1]), Side("after", after[0], after[1]), [query], FAST, inject)
+    return result
+
+
+def test_aa_passes(dbs: dict[str, str]) -> None:
+    result = _gate((dbs["legacy"], "legacy"), (dbs["legacy_copy"], "legacy"))
+    assert result.verdict == "pass", result.findings
+    assert result.buffers_ratio == 1.0
+    assert 0.8 < result.timing.ratio < 1.25
+
+
+def test_json_to_jsonb_with_gin_passes(dbs: dict[str, str]) -> None:
+    result = _gate((dbs["legacy"], "legacy"), (dbs["gin"], "migrated"))
+    assert result.verdict == "pass", result.findings
+    assert "dashboards_widgets_gin" in result.after_plan.index_scans
+
+
+def test_forgotten_gin_index_fails(dbs: dict[str, str]) -> None:
+    result = _gate((dbs["gin"], "migrated"), (dbs["no_gin"], "migrated"))
+    rules = {f.rule for f in result.findings}
+    assert {"BENCH-PLAN", "BENCH-BUFFERS"} <= rules, result.findings
+    assert result.buffers_ratio > 1.05
+
+
+def test_injected_slowdown_is_detected(dbs: dict[str, str]) -> None:
+    base = _gate((dbs["gin"], "migrated"), (dbs["gin"], "migrated"))
+    slowed = _gate((dbs["gin"], "migrated"), (dbs["gin"], "migrated"), inject=0.3 * base.timing.before_ms / 1000)
+    assert [f.rule for f in slowed.findings] == ["BENCH-TIME"]
+    assert slowed.confirmed is not None and slowed.confirmed.ratio > 1.15
+
+
+def test_different_rows_are_caught(dbs: dict[str, str]) -> None:
+    wrong = Query("wrong", "analytics", LEGACY_SQL, MIGRATED_SQL.replace("%(tenant_id)s", "%(tenant_id)s + 1"), PARAMS)
+    result = _gate((dbs["legacy"], "legacy"), (dbs["gin"], "migrated"), wrong)
+    assert [f.rule for f in result.findings] == ["BENCH-ROWS"] * 3
+
+
+def test_write_is_rolled_back_and_compared(dbs: dict[str, str]) -> None:
+    insert = Query("insert", "crud", "INSERT INTO dashboards VALUES (-1, %(tenant_id)s, '[]') RETURNING id, tenant_id",
+                   "INSERT INTO dashboards VALUES (-1, %(tenant_id)s, '[]'::jsonb) RETURNING id, tenant_id",
+                   "SELECT 5 AS tenant_id", write=True)
+    result = _gate((dbs["legacy"], "legacy"), (dbs["gin"], "migrated"), insert)
+    assert not [f for f in result.findings if f.rule == "BENCH-ROWS"]
+    with psycopg.connect(dbs["gin"]) as conn:
+        assert conn.execute("SELECT count(*) FROM synapscale_db.dashboards").fetchone() == (ROWS,)
+
+
+def test_mann_whitney_and_interval() -> None:
+    rng = random.Random(3)
+    same = [rng.gauss(1, 0.02) for _ in range(60)]
+    other = [rng.gauss(1, 0.02) for _ in range(60)]
+    slower = [x * 1.1 for x in other]
+    assert stats.mann_whitney_greater(same, other) > 0.01
+    assert stats.mann_whitney_greater(same, slower) < 1e-6
+    low, high = stats.bootstrap_ratio_ci(same, slower)
+    assert low < stats.median_ratio(same, slower) < high
+    assert low > 1.05 and high < 1.15
+
+
+def test_reference_workload_is_complete() -> None:
+    queries = load_workload(PROJECT_ROOT / "benchmarks" / "workload.yaml")
+    groups = {q.group for q in queries}
+    assert {"analytics", "workflows", "llm", "marketplace", "workspaces", "crud"} <= groups
+    assert all("%(tenant_id)s" in q.migrated or q.write or "tenant_id" in q.params for q in queries)
+    assert {q.gin for q in queries if q.gin} >= {("analytics_dashboards", "widgets"), ("marketplace_components", "tags")}
