@@ -1,0 +1,1 @@
+"""The reference SynapScale API over the migrated schema (``synapscale.api.app:app``)."""

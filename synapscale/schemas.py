@@ -1,0 +1,528 @@
+"""Pydantic v2 request and response schemas of the reference API.
+
+Every constraint the database enforces is stated here too, so that a request the OpenAPI document
+calls valid never reaches PostgreSQL only to fail there: strings and JSON documents may not contain
+NUL (``text`` and ``jsonb`` reject it), integers fit ``integer``, numerics fit their precision.
+
+Backward compatibility (PRD 11.2): ``meta_data`` is accepted on input and returned on output beside
+``metadata``, marked ``deprecated`` in the schema, until clients have moved.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    computed_field,
+    model_validator,
+)
+from typing_extensions import TypeAliasType
+
+NO_NUL = r"^[^\u0000]*$"
+INT4 = 2**31 - 1
+
+SafeStr = Annotated[str, Field(pattern=NO_NUL, max_length=10_000)]
+Name = Annotated[str, Field(pattern=NO_NUL, min_length=1, max_length=200)]
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+Tag = Annotated[str, Field(pattern=NO_NUL, min_length=1, max_length=64)]
+Int4 = Annotated[int, Field(ge=-INT4 - 1, le=INT4)]
+
+Json = TypeAliasType(
+    "Json",
+    "dict[Annotated[str, Field(pattern=NO_NUL)], Json] | list[Json] | SafeStr | int | float | bool | None",
+)
+JsonObject = dict[Annotated[str, Field(pattern=NO_NUL)], Json]
+JsonDoc = Any  # a jsonb value read back: any JSON, whatever legacy rows hold
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """A naive instant is UTC, as the legacy data was: never the server's session TimeZone."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+Instant = Annotated[datetime, AfterValidator(_utc)]
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list; ``total`` counts every row matching the filters."""
+
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+class Problem(BaseModel):
+    """The body of every 4xx the API itself raises."""
+
+    detail: str
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Patch(BaseModel):
+    """Partial update: only the fields sent are written; ``null`` is refused where the column is NOT NULL."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MetaDataAlias(BaseModel):
+    """Accepts the legacy ``meta_data`` beside ``metadata`` (same value, or only one of them)."""
+
+    metadata: JsonObject | None = None
+    meta_data: JsonObject | None = Field(
+        None, deprecated=True, description="Deprecated alias of `metadata` (renamed by the restructure).")
+
+    @model_validator(mode="after")
+    def _merge(self) -> MetaDataAlias:
+        if self.meta_data is not None:
+            if self.metadata is not None and self.metadata != self.meta_data:
+                raise ValueError("metadata and meta_data (its deprecated alias) disagree")
+            self.metadata = self.meta_data
+        return self
+
+
+class MetaDataOut(Out):
+    """Returns ``metadata`` and, for old clients, the same value as deprecated ``meta_data``."""
+
+    metadata: JsonDoc = Field(validation_alias=AliasChoices("metadata_", "metadata"))
+
+    @computed_field(deprecated=True, description="Deprecated alias of `metadata`.")  # type: ignore[prop-decorator]
+    @property
+    def meta_data(self) -> JsonDoc:
+        return self.metadata
+
+
+# --- workspaces -----------------------------------------------------------------------------------
+
+Visibility = Literal["private", "team", "public"]
+
+
+class WorkspaceIn(In):
+    name: Name
+    slug: Slug
+    description: SafeStr | None = None
+    type: Literal["personal", "team", "enterprise"] = "team"
+    visibility: Visibility = "private"
+    feature_usage_count: JsonObject | None = None
+
+
+class WorkspacePatch(Patch):
+    name: Name = Field(None)
+    description: SafeStr | None = None
+    visibility: Visibility = Field(None)
+    status: Literal["active", "archived", "suspended"] = Field(None)
+    feature_usage_count: JsonObject | None = None
+
+
+class WorkspaceOut(Out):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    owner_id: uuid.UUID
+    name: str
+    slug: str
+    description: str | None
+    type: str
+    visibility: str
+    status: str
+    is_default: bool
+    feature_usage_count: JsonDoc
+    member_count: int
+    project_count: int
+    activity_count: int
+    storage_used_mb: float
+    last_activity_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class MemberOut(Out):
+    id: uuid.UUID
+    workspace_id: uuid.UUID
+    user_id: uuid.UUID
+    role: str
+    status: str
+    is_favorite: bool
+    custom_permissions: JsonDoc
+    notification_preferences: JsonDoc
+    joined_at: datetime | None
+    created_at: datetime
+
+
+class ProjectIn(In):
+    name: Name
+    description: SafeStr | None = None
+    workflow_id: uuid.UUID | None = None
+
+
+class ProjectOut(Out):
+    id: uuid.UUID
+    workspace_id: uuid.UUID
+    workflow_id: uuid.UUID | None
+    created_by: uuid.UUID | None
+    name: str
+    description: str | None
+    status: str
+    collaborator_count: int
+    edit_count: int
+    comment_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ActivityOut(MetaDataOut):
+    id: uuid.UUID
+    workspace_id: uuid.UUID | None
+    user_id: uuid.UUID | None
+    action: str
+    resource_type: str | None
+    resource_id: uuid.UUID | None
+    description: str | None
+    created_at: datetime
+
+
+# --- workflows ------------------------------------------------------------------------------------
+
+WorkflowStatus = Literal["draft", "active", "paused", "archived"]
+
+
+class WorkflowIn(In):
+    name: Name
+    workspace_id: uuid.UUID
+    description: SafeStr | None = None
+    category: Tag | None = None
+    tags: list[Tag] | None = Field(None, max_length=50)
+    status: WorkflowStatus = "draft"
+    is_public: bool = False
+
+
+class WorkflowPatch(Patch):
+    name: Name = Field(None)
+    description: SafeStr | None = None
+    category: Tag | None = None
+    tags: list[Tag] | None = Field(None, max_length=50)
+    status: WorkflowStatus = Field(None)
+    is_public: bool = Field(None)
+
+
+class WorkflowOut(Out):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    workspace_id: uuid.UUID
+    user_id: uuid.UUID
+    name: str
+    description: str | None
+    category: str | None
+    tags: JsonDoc
+    version: str
+    status: str
+    is_public: bool
+    last_executed_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ExecutionIn(In, MetaDataAlias):
+    priority: int = Field(5, ge=1, le=10)
+    input_data: JsonObject | None = None
+    context_data: JsonObject | None = None
+    variables: JsonObject | None = None
+
+
+class ExecutionOut(MetaDataOut):
+    id: uuid.UUID
+    execution_id: str
+    workflow_id: uuid.UUID
+    user_id: uuid.UUID
+    status: str
+    priority: int
+    input_data: JsonDoc
+    output_data: JsonDoc
+    context_data: JsonDoc
+    variables: JsonDoc
+    total_nodes: int
+    completed_nodes: int
+    failed_nodes: int
+    progress_percentage: int
+    error_message: str | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    created_at: datetime
+
+
+class WorkflowNodeOut(Out):
+    id: uuid.UUID
+    workflow_id: uuid.UUID
+    node_id: uuid.UUID
+    instance_name: str | None
+    position_x: int
+    position_y: int
+    configuration: JsonDoc
+
+
+class WorkflowConnectionOut(Out):
+    id: uuid.UUID
+    workflow_id: uuid.UUID
+    source_node_id: uuid.UUID
+    target_node_id: uuid.UUID
+    source_port: str | None
+    target_port: str | None
+
+
+# --- conversations --------------------------------------------------------------------------------
+
+
+class ConversationIn(In):
+    title: Name | None = None
+    workspace_id: uuid.UUID | None = None
+    context: JsonObject | None = None
+    settings: JsonObject | None = None
+
+
+class ConversationPatch(Patch):
+    title: Name | None = None
+    status: Literal["active", "archived"] = Field(None)
+    settings: JsonObject | None = None
+
+
+class ConversationOut(Out):
+    id: uuid.UUID
+    user_id: uuid.UUID
+    workspace_id: uuid.UUID | None
+    agent_id: uuid.UUID | None
+    title: str | None
+    status: str
+    context: JsonDoc
+    settings: JsonDoc
+    last_message_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class MessageIn(In):
+    role: Literal["user", "assistant", "system", "tool"]
+    content: Annotated[str, Field(pattern=NO_NUL, min_length=1, max_length=100_000)]
+    attachments: list[Json] | None = Field(None, max_length=20)
+
+
+class MessageOut(Out):
+    id: uuid.UUID
+    conversation_id: uuid.UUID
+    turn_id: uuid.UUID | None
+    role: str
+    content: str
+    attachments: JsonDoc
+    model_used: str | None
+    tokens_used: int | None
+    status: str
+    created_at: datetime
+
+
+class FeedbackIn(In):
+    rating: int | None = Field(None, ge=1, le=5)
+    feedback_type: Tag | None = None
+    feedback_text: SafeStr | None = None
+    feedback_metadata: JsonObject | None = None
+
+
+class FeedbackOut(Out):
+    id: uuid.UUID
+    message_id: uuid.UUID
+    user_id: uuid.UUID
+    rating: int | None
+    feedback_type: str | None
+    feedback_text: str | None
+    feedback_metadata: JsonDoc
+    created_at: datetime
+
+
+# --- marketplace ----------------------------------------------------------------------------------
+
+Price = Annotated[float, Field(ge=0, le=99_999_999)]
+
+
+class ComponentIn(In):
+    name: Name
+    slug: Slug
+    category: Tag
+    component_type: Tag
+    description: SafeStr | None = None
+    short_description: SafeStr | None = None
+    tags: list[Tag] | None = Field(None, max_length=50)
+    price: Price = 0
+    license: Tag | None = None
+    configuration_schema: JsonObject | None = None
+    keywords: list[Tag] | None = Field(None, max_length=50)
+
+
+class ComponentPatch(Patch):
+    name: Name = Field(None)
+    description: SafeStr | None = None
+    short_description: SafeStr | None = None
+    tags: list[Tag] | None = Field(None, max_length=50)
+    price: Price = Field(None)
+    status: Literal["pending", "published", "rejected", "archived"] = Field(None)
+
+
+class ComponentOut(Out):
+    id: uuid.UUID
+    name: str
+    slug: str
+    category: str
+    component_type: str
+    description: str | None
+    short_description: str | None
+    tags: list[str] | None
+    author_id: uuid.UUID
+    version: str
+    price: float
+    is_free: bool
+    license: str | None
+    status: str
+    is_featured: bool
+    configuration_schema: JsonDoc
+    keywords: JsonDoc
+    downloads_count: int
+    rating_average: float
+    rating_count: int
+    published_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ComponentVersionIn(In):
+    version: Annotated[str, Field(pattern=r"^\d{1,4}\.\d{1,4}\.\d{1,4}$")]
+    changelog: SafeStr | None = None
+    component_data: JsonObject
+    dependencies: JsonObject | None = None
+
+
+class ComponentVersionOut(Out):
+    id: uuid.UUID
+    component_id: uuid.UUID
+    version: str
+    changelog: str | None
+    component_data: JsonDoc
+    dependencies: JsonDoc
+    is_latest: bool
+    status: str
+    created_at: datetime
+
+
+class RatingIn(In):
+    rating: int = Field(ge=1, le=5)
+    title: Name | None = None
+    review: SafeStr | None = None
+
+
+class RatingOut(Out):
+    id: uuid.UUID
+    component_id: uuid.UUID
+    user_id: uuid.UUID
+    rating: int
+    title: str | None
+    review: str | None
+    created_at: datetime
+
+
+# --- analytics ------------------------------------------------------------------------------------
+
+
+class DashboardIn(In):
+    name: Name
+    description: SafeStr | None = None
+    workspace_id: uuid.UUID | None = None
+    layout: JsonObject | None = None
+    widgets: list[Json] | None = Field(None, max_length=100)
+    filters: JsonObject | None = None
+    is_public: bool = False
+    refresh_interval: int | None = Field(None, ge=5, le=86_400)
+
+
+class DashboardPatch(Patch):
+    name: Name = Field(None)
+    description: SafeStr | None = None
+    layout: JsonObject | None = None
+    widgets: list[Json] | None = Field(None, max_length=100)
+    filters: JsonObject | None = None
+    is_public: bool = Field(None)
+    refresh_interval: int | None = Field(None, ge=5, le=86_400)
+
+
+class DashboardOut(Out):
+    id: uuid.UUID
+    user_id: uuid.UUID
+    workspace_id: uuid.UUID | None
+    name: str
+    description: str | None
+    layout: JsonDoc
+    widgets: JsonDoc
+    filters: JsonDoc
+    shared_with: JsonDoc
+    is_public: bool
+    is_default: bool
+    refresh_interval: int | None
+    status: str
+    last_viewed_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class EventIn(In):
+    event_type: Tag
+    category: Tag | None = None
+    action: Tag | None = None
+    label: SafeStr | None = None
+    workspace_id: uuid.UUID | None = None
+    workflow_id: uuid.UUID | None = None
+    properties: JsonObject | None = None
+    value: float | None = Field(None, ge=-1e15, le=1e15)
+    occurred_at: Instant | None = None
+
+
+class EventOut(Out):
+    id: uuid.UUID
+    event_type: str
+    category: str | None
+    action: str | None
+    label: str | None
+    user_id: uuid.UUID | None
+    workspace_id: uuid.UUID | None
+    workflow_id: uuid.UUID | None
+    properties: JsonDoc
+    context: JsonDoc
+    value: float | None
+    occurred_at: datetime
+
+
+# --- billing (read-only) --------------------------------------------------------------------------
+
+
+class BillingEventOut(Out):
+    id: uuid.UUID
+    workspace_id: uuid.UUID | None
+    user_id: uuid.UUID | None
+    invoice_id: uuid.UUID | None
+    event_type: str
+    amount: float | None
+    currency: str
+    status: str
+    billing_metadata: JsonDoc
+    processed_at: datetime | None
+    created_at: datetime
+
