@@ -7,6 +7,9 @@ spec's legacy scenarios (``scenarios.py``), resets sequences and runs VACUUM ANA
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,7 +17,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import psycopg
 from psycopg import sql
-from psycopg.copy import QueuedLibpqWriter
 
 from synap_verify.catalog import Catalog
 from synap_verify.datagen import scenarios
@@ -24,9 +26,11 @@ from synap_verify.errors import SynapError
 
 __all__ = ["LoadReport", "fill"]
 
-CHUNK_BYTES = 4_000_000  # one COPY write: big enough to amortise Python overhead, small enough for flat memory
+CHUNK_BYTES = 2_000_000  # one COPY write: big enough to amortise Python overhead, small enough for flat memory
+QUEUE_CHUNKS = 8  # chunks built ahead of the server: bounds memory at about QUEUE_CHUNKS * CHUNK_BYTES
 
 Progress = Callable[[str, int, int], None]
+Item = tuple[TablePlan, int, bytes] | BaseException | None  # (table, rows done, COPY text) | error | end
 
 
 @dataclass(frozen=True)
@@ -53,11 +57,8 @@ def fill(dsn: str, catalog: Catalog, scale: str, seed: int, progress: Progress |
         planner = Planner(catalog, profile, seed, read_type_info(conn, catalog.schemas))
         plans = planner.build()
         replica = _skip_triggers(conn)
-        rows: dict[str, int] = {}
-        sent = 0
-        for tp in plans:
-            sent += _copy_table(conn, tp, seed, progress)
-            rows[tp.name] = tp.count
+        sent = _copy_all(conn, plans, seed, progress)
+        rows = {tp.name: tp.count for tp in plans}
         copy_seconds = time.perf_counter() - began
         applied = scenarios.apply(conn, catalog, profile, seed)
         _reset_sequences(conn, plans)
@@ -77,30 +78,61 @@ def _skip_triggers(conn: psycopg.Connection) -> bool:
     return True
 
 
-def _copy_table(conn: psycopg.Connection, tp: TablePlan, seed: int, progress: Progress | None) -> int:
-    """Stream one table in chunks; a worker thread sends while the next chunk is being built."""
-    if progress:
-        progress(tp.name, 0, tp.count)
-    if not tp.count or not tp.copy_columns:
-        return 0
-    step = max(500, min(50_000, CHUNK_BYTES // tp.est_bytes))
-    stmt = sql.SQL("COPY {}.{} ({}) FROM STDIN").format(
-        sql.Identifier(tp.table.schema), sql.Identifier(tp.name), sql.SQL(", ").join(map(sql.Identifier, tp.copy_columns)))
-    makers = [(tp.det.get(c), tp.rand.get(c)) for c in tp.copy_columns]
-    sent = 0
+def _produce(plans: list[TablePlan], seed: int, out: queue.Queue[Item], stop: threading.Event) -> None:
+    """Build every table's COPY text, chunk by chunk, into a bounded queue (so memory stays flat)."""
     try:
-        with conn.cursor() as cur, cur.copy(stmt, writer=QueuedLibpqWriter(cur)) as copy:
+        for tp in plans:
+            if not tp.count or not tp.copy_columns:
+                continue
+            step = max(500, min(50_000, CHUNK_BYTES // tp.est_bytes))
+            makers = [(tp.det.get(c), tp.rand.get(c)) for c in tp.copy_columns]
             for number, lo in enumerate(range(0, tp.count, step)):
+                if stop.is_set():
+                    return
                 hi = min(lo + step, tp.count)
                 chunk = Chunk(tp.physical(lo, hi), np.random.default_rng([seed, tp.tid, number]))
                 columns = [det(chunk.j) if det else rand(chunk) for det, rand in makers]  # type: ignore[misc]
-                data = ("\n".join(map("\t".join, zip(*columns, strict=True))) + "\n").encode()
-                copy.write(data)
-                sent += len(data)
-                if progress:
-                    progress(tp.name, hi, tp.count)
-    except psycopg.Error as exc:
-        raise SynapError(f"filling {tp.table.schema}.{tp.name} failed: {exc}") from exc
+                out.put((tp, hi, ("\n".join(map("\t".join, zip(*columns, strict=True))) + "\n").encode()))
+        out.put(None)
+    except BaseException as exc:  # handed to the consumer, which re-raises it
+        out.put(exc)
+
+
+def _copy_all(conn: psycopg.Connection, plans: list[TablePlan], seed: int, progress: Progress | None) -> int:
+    """COPY every table in FK order. A producer thread builds the next chunks (and tables) while the server
+    parses the current ones: Python and PostgreSQL work in parallel instead of taking turns."""
+    chunks: queue.Queue[Item] = queue.Queue(maxsize=QUEUE_CHUNKS)
+    stop = threading.Event()
+    producer = threading.Thread(target=_produce, args=(plans, seed, chunks, stop), daemon=True)
+    producer.start()
+    sent = 0
+    item = chunks.get()
+    try:
+        for tp in plans:
+            if progress:
+                progress(tp.name, 0, tp.count)
+            if not isinstance(item, tuple) or item[0] is not tp:
+                continue
+            stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
+                sql.Identifier(tp.table.schema, tp.name), sql.SQL(", ").join(map(sql.Identifier, tp.copy_columns)))
+            try:
+                with conn.cursor() as cur, cur.copy(stmt) as copy:
+                    while isinstance(item, tuple) and item[0] is tp:
+                        copy.write(item[2])
+                        sent += len(item[2])
+                        if progress:
+                            progress(tp.name, item[1], tp.count)
+                        item = chunks.get()
+            except psycopg.Error as exc:
+                raise SynapError(f"filling {tp.table.schema}.{tp.name} failed: {exc}") from exc
+        if isinstance(item, BaseException):
+            raise item
+    finally:
+        stop.set()
+        while producer.is_alive():  # unblock a producer waiting on a full queue
+            with contextlib.suppress(queue.Empty):
+                chunks.get_nowait()
+            producer.join(0.01)
     return sent
 
 

@@ -249,7 +249,7 @@ class Planner:
         self.tstz_pool = _obj([t + "+00" for t in self.ts_naive])
         self.date_pool = _obj(sorted({t[:10] for t in self.ts_naive}))
         self.uuid_pool = _obj([str(_uuid4(rnd)) for _ in range(4096)])
-        self.rnd = rnd
+        self.pools: dict[tuple[object, ...], np.ndarray] = {}
         self.tenant_table = self._find_tenant_table()
         self.tenants = max(1, profile.tenants)
         self.order, self.deferred = self._order()
@@ -567,7 +567,6 @@ class Planner:
 
     def _random_fn(self, tp: TablePlan, col: Column, checks: Checks) -> RandomFn | None:
         typ, name = self._base_type(col), col.name
-        rnd = random.Random(stable_id(self.seed, tp.tid, name))
         null_rate = 0.0 if not col.nullable else 0.85 if any(h in name for h in RARELY_SET) else 0.1
         if name in checks.allowed:
             return _pool_fn(_obj([V.copy_escape(v) for v in checks.allowed[name]]), null_rate)
@@ -576,7 +575,9 @@ class Planner:
         if typ == "uuid":
             return _pool_fn(self.uuid_pool, null_rate)
         if typ in INT_CAPACITY or typ.startswith(("numeric", "real", "double")) or typ == "money":
-            return _pool_fn(_obj(self._numbers(name, typ, rnd, checks)), null_rate)
+            bounds = (checks.low.get(name), checks.high.get(name))
+            return _pool_fn(self._pool(("num", name, typ, bounds), lambda r: self._numbers(name, typ, r, checks)),
+                            null_rate)
         if typ == "boolean":
             share = 0.85 if any(h in name for h in ("active", "enabled", "visible", "public", "verified")) \
                 else 0.05 if any(h in name for h in ("deleted", "archived", "blocked", "locked")) else 0.5
@@ -587,23 +588,30 @@ class Planner:
             pool = self.tstz_pool if "with time zone" in typ else self.ts_pool
             return self._time_fn(name, pool, null_rate)
         if typ in ("json", "jsonb"):
-            return self._json_fn(tp, col, rnd, null_rate)
+            return self._json_fn(tp, col, null_rate)
         if typ.endswith("[]"):
-            return _pool_fn(_obj(self._arrays(typ, rnd)), null_rate)
+            return _pool_fn(self._pool(("array", typ), lambda r: self._arrays(typ, r)), null_rate)
         if typ.startswith(("text", "character", "citext", "name", "tsvector")):
             m = re.search(r"\((\d+)\)", typ)
             limit = int(m.group(1)) if m else 10**6
-            pool = [V.copy_escape(v[:limit]) for v in V.text_pool(name, rnd)]
-            return _pool_fn(_obj(pool), null_rate)
+            return _pool_fn(self._pool(("text", name, limit),
+                                       lambda r: [V.copy_escape(v[:limit]) for v in V.text_pool(name, r)]), null_rate)
         if typ in ("inet", "cidr"):
-            return _pool_fn(_obj(V.text_pool("ip_address", rnd)), null_rate)
+            return _pool_fn(self._pool(("ip",), lambda r: V.text_pool("ip_address", r)), null_rate)
         if typ.startswith("time"):
             return _pool_fn(_obj([t[11:19] for t in self.ts_naive[:256]]), null_rate)
         if typ == "interval":
             return _pool_fn(_obj(["1 day", "02:30:00", "7 days", "00:00:01.5", "1 mon 2 days"]), null_rate)
         if typ == "bytea":
-            return _pool_fn(_obj([f"\\\\x{rnd.getrandbits(64):016x}" for _ in range(64)]), null_rate)
+            return _pool_fn(self._pool(("bytea",), lambda r: [f"\\\\x{r.getrandbits(64):016x}" for _ in range(64)]),
+                            null_rate)
         return None
+
+    def _pool(self, key: tuple[object, ...], make: Callable[[random.Random], list[str]]) -> np.ndarray:
+        """A value pool, built once per fill for every column sharing the same name and type."""
+        if key not in self.pools:
+            self.pools[key] = _obj(make(random.Random(stable_id(self.seed, *key))))
+        return self.pools[key]
 
     def _numbers(self, name: str, typ: str, rnd: random.Random, checks: Checks) -> list[str]:
         """A pool of numbers whose range follows the column name and fits the type and CHECKs."""
@@ -652,6 +660,8 @@ class Planner:
         """created_at-like columns share the row's base instant; later ones (updated_at, ...) follow it."""
         base = name in ("created_at", "started_at", "joined_at", "added_at", "timestamp") or "created" in name
         size = len(pool) - 1
+        dst = [np.searchsorted(self.ts_naive, v) for v in V.DST_TIMESTAMPS]  # their slots in the sorted pool
+        every = self.profile.json_edge_every
 
         def values(ch: Chunk) -> list[str]:
             idx = ch.time_index(size)
@@ -659,13 +669,16 @@ class Planner:
                 idx = idx + ch.rng.integers(0, TS_SPREAD, ch.n)
             if null_rate:
                 idx = np.where(ch.rng.random(ch.n) < null_rate, size, idx)
-            return pool[idx].tolist()
+            out = pool[idx].tolist()
+            for k in np.flatnonzero(ch.j % every == 1).tolist():  # every DST edge, deterministically
+                out[k] = pool[dst[(int(ch.j[k]) // every) % len(dst)]]
+            return out
 
         return values
 
-    def _json_fn(self, tp: TablePlan, col: Column, rnd: random.Random, null_rate: float) -> RandomFn:
+    def _json_fn(self, tp: TablePlan, col: Column, null_rate: float) -> RandomFn:
         """Realistic documents, plus every ``json_edge_every``-th row an edge case, and rarely ``\\u0000``."""
-        base = _obj(V.json_pool(col.name, rnd))
+        base = self._pool(("json", col.name), lambda r: V.json_pool(col.name, r))
         edges = [V.copy_escape(v) for v in V.JSON_EDGE_CASES.values()]
         nuls = [V.copy_escape(v) for v in V.JSON_NUL_CASES.values()]
         every, nul_every = self.profile.json_edge_every, self.profile.nul_every

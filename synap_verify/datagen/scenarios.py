@@ -17,6 +17,7 @@ from synap_verify.datagen.profiles import Profile
 
 UNKNOWN_PERMISSION = "legacy.unknown_permission"  # in rbac_roles.permissions, matches no rbac_permissions.key
 DRIFT_PARENTS = ("workspaces", "workflows", "workspace_projects", "agents", "llms_conversations")
+COUNTED_ALIASES = {"rating": ("rating", "review")}  # ratings may live in a reviews table
 Scenario = Callable[[psycopg.Connection, Catalog, Profile, int], int]
 
 
@@ -148,9 +149,14 @@ def _counted_child(cat: Catalog, parent: Table, counter: str) -> tuple[Table, st
     """The child table a counter counts: ``member_count`` of workspaces -> workspace_members."""
     stem = counter.removesuffix("_count").removesuffix("_average")
     stem = stem[:-1] if stem.endswith("y") else stem.removesuffix("s")
-    found = [(t, fk.columns[0]) for t in cat.tables.values() for fk in t.foreign_keys
-             if fk.target_table == parent.name and len(fk.columns) == 1 and stem in t.name and t is not parent]
-    return found[0] if len(found) == 1 else None
+    stems = COUNTED_ALIASES.get(stem, (stem,))
+    found = {(t.name, fk.columns[0]): t for t in cat.tables.values() for fk in t.foreign_keys
+             if fk.target_table == parent.name and len(fk.columns) == 1 and t is not parent
+             and any(word.startswith(stems) for word in t.name.split("_"))}
+    if len(found) != 1:  # none, or ambiguous: leave the counter as generated
+        return None
+    (_, column), child = next(iter(found.items()))
+    return child, column
 
 
 def counters(conn: psycopg.Connection, cat: Catalog, profile: Profile, seed: int) -> int:

@@ -28,7 +28,7 @@ def load_schema_file(dsn: str, path: Path) -> None:
         raise SynapError(f"{path.name}: psql failed: {done.stderr.strip() or done.returncode}")
     start, first = statement_at(path.read_text(errors="replace"), int(found["line"]))
     message = " ".join(found["message"].split())
-    raise SynapError(f"{path.name}:{start}: {message} ({first})")
+    raise SynapError(f"{path.name}:{start}: {message} ({first} ...)")
 
 
 def statement_at(text: str, line: int) -> tuple[int, str]:
