@@ -79,7 +79,9 @@ def _compose(path: Path) -> tuple[dict[str, Any], Lines]:
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
+        if node is None:
+            raise SynapError(f"{path}:1: the contract is empty; expected 'rules' and 'groups'")
+        data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
@@ -237,9 +239,9 @@ class _Validator:
         if rule_id in ("G1", "G2"):
             prefix = "json" if rule_id == "G1" else "naive"
             if "forbidden_types" in values:
-                key = (*at, "forbidden_types")
-                out[f"{prefix}_types"] = tuple(self.type_name(v, (*key, str(i)))
-                                               for i, v in enumerate(self.strings(get(key[-1]), key)))
+                where = (*at, "forbidden_types")
+                out[f"{prefix}_types"] = tuple(self.type_name(v, (*where, str(i)))
+                                               for i, v in enumerate(self.strings(get(where[-1]), where)))
             if "expected_type" in values:
                 out[f"{prefix}_expected"] = self.type_name(get("expected_type"), (*at, "expected_type"))
         elif rule_id == "G3" and "renamed_columns" in values:
@@ -247,9 +249,9 @@ class _Validator:
             out["renamed_columns"] = {k: self.string(v, (*at, "renamed_columns", k)) for k, v in renames.items()}
         elif rule_id == "G4":
             if "allowed_actions" in values:
-                key = (*at, "allowed_actions")
-                out["allowed_actions"] = tuple(self.choice(v, (*key, str(i)), ON_DELETE_ACTIONS, "ON DELETE action")
-                                               for i, v in enumerate(self.strings(get(key[-1]), key)))
+                where = (*at, "allowed_actions")
+                out["allowed_actions"] = tuple(self.choice(v, (*where, str(i)), ON_DELETE_ACTIONS, "ON DELETE action")
+                                               for i, v in enumerate(self.strings(get(where[-1]), where)))
             classes = self.mapping(get("classes"), (*at, "classes"))
             out["action_classes"] = {k: self.choice(v, (*at, "classes", k), ON_DELETE_ACTIONS, "ON DELETE action")
                                      for k, v in classes.items()}
