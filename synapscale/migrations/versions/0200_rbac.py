@@ -1,0 +1,108 @@
+"""rbac: roles' permissions list into rbac_role_permissions, scope column, nullable tenant = global.
+
+Implements, for every table of the group (spec "### rbac"): G1 json -> jsonb (rejected values
+quarantined, then sanitised; expand/contract above the row threshold), G2 timestamptz read as UTC,
+G3 meta_data -> metadata, G4 one FK per column with an explicit ON DELETE, G5 tenant_id NOT NULL
+where nothing is NULL + RLS enabled, forced, one policy per command, G6 GIN, G7 tenant guards,
+G8 counters.
+
+Revision ID: rbac_1
+Revises: foundation
+"""
+
+from __future__ import annotations
+
+from synapscale.migrations import ops
+from synapscale.migrations.ops import CASCADE, GLOBAL, REQUIRED, RESTRICT, SET_NULL, Fk, Table  # noqa: F401
+
+revision = "rbac_1"
+down_revision = "foundation"
+branch_labels = ("rbac",)
+depends_on = None
+
+TABLES = (
+    Table("rbac_permissions", tenant=GLOBAL, fks=(Fk("tenant_id", "tenants", CASCADE, "rbac_permissions_tenant_id_fkey:a"),)),
+    Table(
+        "rbac_role_permissions",
+        fks=(
+            Fk("permission_id", "rbac_permissions", CASCADE, "rbac_role_permissions_permission_id_fkey:c"),
+            Fk("role_id", "rbac_roles", CASCADE, "rbac_role_permissions_role_id_fkey:c"),
+        ),
+    ),
+    Table(
+        "rbac_roles",
+        tenant=GLOBAL,
+        fks=(Fk("tenant_id", "tenants", CASCADE, "rbac_roles_tenant_id_fkey:a"),),
+    ),
+)
+
+COUNTERS: tuple[ops.Counter, ...] = ()
+GIN: tuple[ops.Gin, ...] = ()
+GROUP = ops.Group(TABLES, COUNTERS, GIN)
+
+
+R, P, RP = ops.q("rbac_roles"), ops.q("rbac_permissions"), ops.q("rbac_role_permissions")
+# (role, key) pairs of the legacy json list; a value that is not a list of strings is reported whole
+PAIRS = (
+    f"SELECT r.id AS role_id, k.key FROM {R} r CROSS JOIN LATERAL json_array_elements_text(r.permissions) k(key) "
+    "WHERE json_typeof(r.permissions) = 'array'"
+)
+
+
+def upgrade() -> None:
+    """rbac_roles.permissions into rbac_role_permissions (unknown keys quarantined), then dropped; scope added."""
+    ops.expand_large(GROUP.tables)
+    ops.begin()
+    if ops.has_column("rbac_roles", "permissions"):
+        ops.quarantine(
+            "rbac_roles",
+            "permissions",
+            "unknown_permission",
+            f"SELECT x.role_id, x.key FROM ({PAIRS}) x WHERE NOT EXISTS (SELECT 1 FROM {P} p WHERE p.key = x.key)",
+        )
+        ops.quarantine(
+            "rbac_roles",
+            "permissions",
+            "unparseable_permissions",
+            f"SELECT id, permissions::text FROM {R} WHERE permissions IS NOT NULL AND json_typeof(permissions) <> 'array'",
+        )
+        ops.journal("rbac_roles", "permissions", "permissions_json", f"SELECT id, permissions::text FROM {R}")
+        ops.journal(
+            "rbac_role_permissions",
+            "id",
+            "rp_inserted",
+            f"INSERT INTO {RP} (role_id, permission_id, granted_at) SELECT DISTINCT x.role_id, p.id, now() "
+            f"FROM ({PAIRS}) x JOIN {P} p ON p.key = x.key ON CONFLICT (role_id, permission_id) DO NOTHING "
+            "RETURNING id, NULL::text",
+        )
+        ops.run(f"ALTER TABLE {R} DROP COLUMN permissions")
+    for t in ("rbac_roles", "rbac_permissions"):
+        if not ops.has_column(t, "scope"):
+            tq = ops.q(t)
+            ops.run(f"ALTER TABLE {tq} ADD COLUMN scope text")
+            ops.run(f"UPDATE {tq} SET scope = CASE WHEN tenant_id IS NULL THEN 'global' ELSE 'tenant' END")
+            ops.set_not_null(t, "scope")
+            ops.run(
+                f"ALTER TABLE {tq} ADD CONSTRAINT {t}_scope_check CHECK (scope IN ('global', 'tenant') "
+                "AND (scope = 'global') = (tenant_id IS NULL))"
+            )
+    ops.upgrade_group(GROUP)
+
+
+def downgrade() -> None:
+    """The json list comes back exactly as it was (journaled text); the pairs the upgrade added are removed."""
+    ops.begin()
+    ops.downgrade_group(GROUP)
+    for t in ("rbac_roles", "rbac_permissions"):
+        ops.run(f"ALTER TABLE {ops.q(t)} DROP COLUMN IF EXISTS scope")
+    ops.run(f"ALTER TABLE {R} ADD COLUMN IF NOT EXISTS permissions json")
+    ops.run(
+        f"UPDATE {R} r SET permissions = j.old_value::json FROM {ops.q('migration_undo')} j "
+        "WHERE j.table_name = 'rbac_roles' AND j.kind = 'permissions_json' AND r.id::text = j.primary_key"
+    )
+    ops.run(
+        f"DELETE FROM {RP} x USING {ops.q('migration_undo')} j WHERE j.table_name = 'rbac_role_permissions' "
+        "AND j.kind = 'rp_inserted' AND x.id::text = j.primary_key"
+    )
+    ops.forget("rbac_roles", "permissions_json")
+    ops.forget("rbac_role_permissions", "rp_inserted")

@@ -1,0 +1,128 @@
+"""marketplace: author_name dropped (disagreements kept), tags text[], counters.
+
+Implements, for every table of the group (spec "### marketplace"): G1 json -> jsonb (rejected values
+quarantined, then sanitised; expand/contract above the row threshold), G2 timestamptz read as UTC,
+G3 meta_data -> metadata, G4 one FK per column with an explicit ON DELETE, G5 tenant_id NOT NULL
+where nothing is NULL + RLS enabled, forced, one policy per command, G6 GIN, G7 tenant guards,
+G8 counters.
+
+Revision ID: marketplace_1
+Revises: foundation
+"""
+
+from __future__ import annotations
+
+from synapscale.migrations import ops
+from synapscale.migrations.ops import CASCADE, GLOBAL, REQUIRED, RESTRICT, SET_NULL, Fk, Table  # noqa: F401
+
+revision = "marketplace_1"
+down_revision = "foundation"
+branch_labels = ("marketplace",)
+depends_on = None
+
+TABLES = (
+    Table(
+        "component_downloads",
+        tenant=REQUIRED,  # the buyer's tenant, not the author's: no parent guard (public marketplace)
+        fks=(
+            Fk("component_id", "marketplace_components", CASCADE, "component_downloads_component_id_fkey:a"),
+            Fk("tenant_id", "tenants", CASCADE, "component_downloads_tenant_id_fkey:a"),
+            Fk("user_id", "users", RESTRICT, "component_downloads_user_id_fkey:a"),
+        ),
+    ),
+    Table(
+        "component_purchases",
+        tenant=REQUIRED,  # the buyer's tenant, not the author's: no parent guard (public marketplace)
+        fks=(
+            Fk("component_id", "marketplace_components", RESTRICT, "component_purchases_component_id_fkey:a"),
+            Fk("tenant_id", "tenants", RESTRICT, "component_purchases_tenant_id_fkey:a"),
+            Fk("user_id", "users", RESTRICT, "component_purchases_user_id_fkey:a"),
+        ),
+    ),
+    Table(
+        "component_ratings",
+        tenant=REQUIRED,  # the buyer's tenant, not the author's: no parent guard (public marketplace)
+        fks=(
+            Fk("component_id", "marketplace_components", CASCADE, "component_ratings_component_id_fkey:a"),
+            Fk("tenant_id", "tenants", CASCADE, "component_ratings_tenant_id_fkey:a"),
+            Fk("user_id", "users", CASCADE, "component_ratings_user_id_fkey:a"),
+        ),
+    ),
+    Table(
+        "component_versions",
+        json=("component_data", "dependencies"),
+        tenant=REQUIRED,
+        parents=(("component_id", "marketplace_components"),),
+        fks=(
+            Fk("component_id", "marketplace_components", CASCADE, "component_versions_component_id_fkey:a"),
+            Fk("tenant_id", "tenants", CASCADE, "component_versions_tenant_id_fkey:a"),
+        ),
+    ),
+    Table(
+        "marketplace_components",
+        json=("configuration_schema", "dependencies", "compatibility", "examples", "screenshots", "keywords"),
+        tenant=REQUIRED,
+        fks=(
+            Fk("author_id", "users", RESTRICT, "marketplace_components_author_id_fkey:a"),
+            Fk("tenant_id", "tenants", CASCADE, "marketplace_components_tenant_id_fkey:a"),
+        ),
+    ),
+)
+
+COUNTERS = (
+    ops.Counter("marketplace_components", "component_downloads", "component_id", (("downloads_count", "count(*)"),)),
+    ops.Counter(
+        "marketplace_components",
+        "component_ratings",
+        "component_id",
+        (("rating_count", "count(*)"), ("rating_average", "coalesce(round(avg(c.rating), 2), 0)")),
+        watch=("rating",),
+    ),
+)
+GIN = (ops.Gin("marketplace_components", "tags"),)
+GROUP = ops.Group(TABLES, COUNTERS, GIN)
+
+
+MC = ops.q("marketplace_components")
+TAGS_TO_ARRAY = "CASE WHEN btrim(tags) = '' THEN '{}'::text[] ELSE regexp_split_to_array(btrim(tags), '\\s*,\\s*') END"
+
+
+def upgrade() -> None:
+    """author_name: disagreements with users.full_name kept in metadata and reported, then dropped; tags -> text[]."""
+    ops.expand_large(GROUP.tables)
+    ops.begin()
+    ops.run(f"ALTER TABLE {MC} ADD COLUMN IF NOT EXISTS metadata jsonb NOT NULL DEFAULT '{{}}'::jsonb")
+    if ops.has_column("marketplace_components", "author_name"):
+        disagree = (
+            f"FROM {MC} m LEFT JOIN {ops.q('users')} u ON u.id = m.author_id WHERE m.author_name IS DISTINCT FROM u.full_name"
+        )
+        ops.journal("marketplace_components", "author_name", "author_name", f"SELECT m.id, m.author_name {disagree}")
+        ops.quarantine(
+            "marketplace_components",
+            "author_name",
+            "author_name_mismatch",
+            f"SELECT m.id, m.author_name {disagree} AND m.author_name IS NOT NULL",
+        )
+        ops.run(
+            f"UPDATE {MC} x SET metadata = x.metadata || jsonb_build_object('legacy_author_name', m.author_name) "
+            f"FROM (SELECT m.id, m.author_name {disagree} AND m.author_name IS NOT NULL) m WHERE x.id = m.id"
+        )
+        ops.run(f"ALTER TABLE {MC} DROP COLUMN author_name")
+    if "tags" in ops.columns_of("marketplace_components", "text"):
+        ops.run(f"ALTER TABLE {MC} ALTER COLUMN tags TYPE text[] USING {TAGS_TO_ARRAY}")
+    ops.upgrade_group(GROUP)
+
+
+def downgrade() -> None:
+    """tags come back comma-joined (no spaces); author_name from the journal where it differed, else full_name."""
+    ops.begin()
+    ops.downgrade_group(GROUP)
+    ops.run(f"ALTER TABLE {MC} ALTER COLUMN tags TYPE text USING array_to_string(tags, ',')")
+    ops.run(f"ALTER TABLE {MC} ADD COLUMN IF NOT EXISTS author_name text")
+    ops.run(f"UPDATE {MC} m SET author_name = u.full_name FROM {ops.q('users')} u WHERE u.id = m.author_id")
+    ops.run(
+        f"UPDATE {MC} m SET author_name = j.old_value FROM {ops.q('migration_undo')} j "
+        "WHERE j.table_name = 'marketplace_components' AND j.kind = 'author_name' AND m.id::text = j.primary_key"
+    )
+    ops.forget("marketplace_components", "author_name")
+    ops.run(f"ALTER TABLE {MC} DROP COLUMN IF EXISTS metadata")

@@ -1,0 +1,37 @@
+"""merge: the end state of the restructure, every group applied (the one head).
+
+Revision ID: restructured
+Revises: backup_1, rbac_1, workflows_1, llm_1, marketplace_1, analytics_1, billing_1, users_1,
+  workspaces_1, nodes_1, metrics_1, templates_1, other_1, core_1, contacts_1
+"""
+
+from __future__ import annotations
+
+revision = "restructured"
+down_revision = (
+    "backup_1",
+    "rbac_1",
+    "workflows_1",
+    "llm_1",
+    "marketplace_1",
+    "analytics_1",
+    "billing_1",
+    "users_1",
+    "workspaces_1",
+    "nodes_1",
+    "metrics_1",
+    "templates_1",
+    "other_1",
+    "core_1",
+    "contacts_1",
+)
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    """Nothing to do: joining the branches is the point."""
+
+
+def downgrade() -> None:
+    """Nothing to undo."""
