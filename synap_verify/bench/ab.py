@@ -7,6 +7,7 @@ a shared machine (which moves a median ~20% between sessions minutes apart) then
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,10 +20,24 @@ from synap_verify.bench.workload import Params, Query, Session, run_rows
 
 @dataclass
 class Samples:
-    """Raw per-execution durations (seconds) of both sides."""
+    """Raw per-execution durations (seconds) of both sides, and which parameter set each one ran."""
 
     before: list[float] = field(default_factory=list)
     after: list[float] = field(default_factory=list)
+    before_keys: list[int] = field(default_factory=list)
+    after_keys: list[int] = field(default_factory=list)
+
+    def normalised(self) -> tuple[list[float], list[float]]:
+        """Both sides divided by the before-side median of the same parameter set.
+
+        Tenants differ in result size, so raw samples form a mixture whose median jumps between
+        clusters; per-parameter normalisation leaves only the before/after difference.
+        """
+        ref: dict[int, float] = {}
+        for key in set(self.before_keys):
+            ref[key] = statistics.median(v for v, k in zip(self.before, self.before_keys, strict=True) if k == key)
+        return ([v / ref[k] for v, k in zip(self.before, self.before_keys, strict=True)],
+                [v / ref[k] for v, k in zip(self.after, self.after_keys, strict=True)])
 
 
 def prepare(dsn: str) -> None:
@@ -70,10 +85,11 @@ def interleave(before: Session, after: Session, query: Query, params: list[Param
             run_rows(after, query, p)
     samples = Samples()
     for i in range(rounds):
-        p = params[i % len(params)]
-        order = ((before, samples.before, 0.0), (after, samples.after, inject))
-        for session, sink, extra in (order if i % 2 == 0 else order[::-1]):
-            sink.extend(_timed(session, query, p, extra) for _ in range(per_round))
+        key = i % len(params)
+        order = ((before, samples.before, samples.before_keys, 0.0), (after, samples.after, samples.after_keys, inject))
+        for session, sink, keys, extra in (order if i % 2 == 0 else order[::-1]):
+            sink.extend(_timed(session, query, params[key], extra) for _ in range(per_round))
+            keys.extend([key] * per_round)
     return samples
 
 

@@ -57,14 +57,18 @@ class Side:
 
 @dataclass
 class Session:
-    """One connection per side with the settings that make timings comparable (no JIT, no parallel workers)."""
+    """One connection per side with the settings that make timings comparable (no JIT, no parallel workers).
+
+    Statements are never server-prepared: psycopg prepares after five runs and the server may then
+    switch to a generic plan, at a different round on each side, which makes one side bimodal.
+    """
 
     side: Side
     conn: psycopg.Connection = field(init=False)
     _tenant: object = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self.conn = psycopg.connect(self.side.dsn, autocommit=True, row_factory=dict_row)
+        self.conn = psycopg.connect(self.side.dsn, autocommit=True, row_factory=dict_row, prepare_threshold=None)
         for setting in ("SET jit = off", "SET max_parallel_workers_per_gather = 0", "SET TimeZone = 'UTC'"):
             self.conn.execute(setting)
         self.conn.execute(sql.SQL("SET search_path = {}, public").format(sql.Identifier(self.side.schema)))

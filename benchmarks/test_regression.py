@@ -1,0 +1,57 @@
+"""G6 regression gate on the real workload: legacy vs migrated clones of the same data, in one run.
+
+    pytest benchmarks/test_regression.py [--synap-scale small] [--benchmark-json out.json]
+
+Every query of benchmarks/workload.yaml is checked for equal rows, explained, and timed interleaved
+on both clones (synap_verify.bench). pytest-benchmark stores the raw samples: one group per query,
+``before``/``after`` as the parameter, so --benchmark-json, --benchmark-autosave and
+--benchmark-compare work as usual. ``test_g6`` fails with the per-query table when the gate does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from synap_verify.bench import Comparison, Side, findings, load_workload, render_table, run_gate
+from synap_verify.bench.gate import app_role
+from synap_verify.findings import render_text
+
+WORKLOAD = load_workload(Path(__file__).with_name("workload.yaml"))
+MIGRATIONS = Path(__file__).resolve().parents[1] / "synapscale" / "migrations" / "versions"
+
+pytestmark = pytest.mark.skipif(not any(MIGRATIONS.glob("*.py")), reason="no reference migrations yet")
+
+
+@pytest.fixture(scope="module")
+def gate(synap_legacy_db: Any, synap_migrated_db: Any) -> dict[str, Comparison]:
+    """The gate's comparisons, measured once for the module (the timing tests only store them)."""
+    before = Side("before", synap_legacy_db.dsn, "legacy")
+    after = Side("after", synap_migrated_db.dsn, "migrated", role=app_role(synap_migrated_db.dsn),
+                 tenant_setting="app.current_tenant_id")
+    return {r.query.name: r for r in run_gate(before, after, WORKLOAD)}
+
+
+@pytest.mark.parametrize("side", ["before", "after"])
+@pytest.mark.parametrize("name", [q.name for q in WORKLOAD])
+def test_query(benchmark: Any, gate: dict[str, Comparison], name: str, side: str) -> None:
+    """Hand the interleaved raw samples of one side to pytest-benchmark for its stats and storage."""
+    result = gate[name]
+    samples = result.samples.before if side == "before" else result.samples.after
+    ticks = iter([t for s in samples for t in (0.0, s)])
+    benchmark.group = name
+    benchmark._timer = ticks.__next__  # replay: pytest-benchmark has no public way to take external samples
+    benchmark.extra_info.update(ratio=round(result.timing.ratio, 4), p=result.timing.p, verdict=result.verdict,
+                                buffers=result.after_plan.buffers if side == "after" else result.before_plan.buffers)
+    benchmark.pedantic(lambda: None, rounds=len(samples), iterations=1)
+
+
+def test_g6(gate: dict[str, Comparison], capsys: pytest.CaptureFixture[str]) -> None:
+    """No benchmarked query more than 5% slower, reading more buffers, or losing its index."""
+    table = render_table(list(gate.values()))
+    with capsys.disabled():
+        print("\n" + table)
+    found = findings(list(gate.values()))
+    assert not found, f"G6 gate failed:\n{table}\n\n{render_text(found)}"
