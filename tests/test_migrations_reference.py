@@ -180,7 +180,8 @@ def test_upgrade_downgrade_upgrade(server: Server, archive: Path) -> None:
     # moved data arrived, rejected json quarantined verbatim and sanitised, instants kept as UTC
     q = "synapscale_db."
     assert one(dsn, f"SELECT count(*) FROM {q}user_tenant_roles WHERE user_id = '{U1}' AND tenant_id = '{T1}'") == 1
-    assert one(dsn, f"SELECT rating || ':' || feedback_text FROM {q}message_feedbacks WHERE message_id = '{MSG}'") == "4:good answer"
+    feedback = f"SELECT rating || ':' || feedback_text FROM {q}message_feedbacks WHERE message_id = '{MSG}'"
+    assert one(dsn, feedback) == "4:good answer"
     assert one(dsn, f"SELECT provider FROM {q}agents WHERE id = '{AGENT}'") == "openai"
     assert one(dsn, f"SELECT metadata->>'legacy_author_name' FROM {q}marketplace_components") == "Someone Else"
     assert one(dsn, f"SELECT tags FROM {q}marketplace_components") == ["alpha", "beta", "gamma"]
@@ -207,7 +208,8 @@ def test_upgrade_downgrade_upgrade(server: Server, archive: Path) -> None:
         conn.execute(f"INSERT INTO {q}workspace_members (workspace_id, user_id, tenant_id) "
                      f"SELECT '{W1}', id, '{T1}' FROM {q}users WHERE id = '{U1}' ON CONFLICT DO NOTHING")
         conn.execute(f"INSERT INTO {q}workspace_projects (workspace_id, tenant_id, name) VALUES ('{W1}', '{T1}', 'p')")
-        assert conn.execute(f"SELECT project_count FROM {q}workspaces WHERE id = '{W1}'").fetchone()[0] == 1  # type: ignore[index]
+        count = conn.execute(f"SELECT project_count FROM {q}workspaces WHERE id = '{W1}'").fetchone()
+        assert count == (1,)
         conn.execute("SELECT set_config('app.current_tenant_id', '', true)")
         assert conn.execute(f"SELECT count(*) FROM {q}workflows").fetchone()[0] == 0  # type: ignore[index]
         conn.rollback()
