@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 
+from synap_verify.errors import SynapError
 from synap_verify.findings import Finding
 from synap_verify.rls.context import RlsConfig, TenantContext
 from synap_verify.rls.lints import lint, read_facts
@@ -20,7 +20,7 @@ from synap_verify.rls.probes import LEAK, NA, NOT_COVERED, PASS, TABLE_PROBES, P
 from synap_verify.server.templates import Database
 from synap_verify.settings import PROJECT_ROOT
 
-__all__ = ["REPORTS", "RlsConfig", "RlsResult", "TenantContext", "check", "render_matrix", "table_groups"]
+__all__ = ["REPORTS", "RlsConfig", "RlsResult", "RlsSetup", "TenantContext", "check", "render_matrix", "setup"]
 
 # label ("migrated", "legacy") -> result, filled by suites/test_rls.py, read by the terminal summary
 REPORTS = pytest.StashKey[dict[str, "RlsResult"]]()
@@ -42,7 +42,7 @@ class RlsResult:
 
 def check(db: Database, config: RlsConfig, groups: dict[str, str] | None = None) -> RlsResult:
     """Lint, then probe (writing probes only when the server is disposable)."""
-    groups = table_groups() if groups is None else groups
+    groups = setup().groups if groups is None else groups
     catalog = db.catalog(config.schemas)
     with db.connect() as conn:
         facts = read_facts(conn, config)
@@ -51,33 +51,41 @@ def check(db: Database, config: RlsConfig, groups: dict[str, str] | None = None)
     return RlsResult(findings, report)
 
 
-def table_groups(root: Path = PROJECT_ROOT) -> dict[str, str]:
-    """Table -> restructure group, from the contract when there is one, else the legacy groups file."""
-    contract = root / "fixtures" / "contract.yaml"
-    if contract.is_file():
-        found = _groups_from_contract(yaml.safe_load(contract.read_text()) or {})
-        if found:
-            return {**_RENAMED, **found}
-    data = tomllib.loads((root / "fixtures" / "legacy" / "groups.toml").read_text())
-    return {**_RENAMED, **{table: group for group, tables in data["groups"].items() for table in tables}}
+@dataclass(frozen=True)
+class RlsSetup:
+    """The RLS configuration, the table -> group map and the tables the migrated schema should hold."""
+
+    config: RlsConfig
+    groups: dict[str, str]
+    tables: dict[str, str]  # target table -> group
+    tenant_tables: frozenset[str]  # the targets expected to carry the tenant column
 
 
-def _groups_from_contract(data: object) -> dict[str, str]:
-    """Accepts ``tables: {name: {group: g}}``, ``tables: [{name|table: n, group: g}]`` or ``groups: {g: [names]}``."""
-    if not isinstance(data, dict):
-        return {}
-    out: dict[str, str] = {}
-    tables = data.get("tables")
-    if isinstance(tables, dict):
-        out |= {name: spec["group"] for name, spec in tables.items() if isinstance(spec, dict) and "group" in spec}
-    elif isinstance(tables, list):
-        out |= {str(t.get("name") or t.get("table")): t["group"] for t in tables if isinstance(t, dict) and "group" in t}
-    groups = data.get("groups")
-    if isinstance(groups, dict):
-        for group, spec in groups.items():
-            names = spec.get("tables", []) if isinstance(spec, dict) else spec
-            out |= {str(n): group for n in (names or [])}
-    return out
+def setup(contract_path: Path | None = None, tenant_settings: tuple[str, ...] = ()) -> RlsSetup:
+    """Read the contract's G5 and tables when it loads; else the reference defaults and the legacy groups file.
+
+    The legacy groups file knows renamed tables by their old names, hence ``_RENAMED``;
+    ``tenant_settings`` add to the contract's settings.
+    """
+    from synap_verify.contract import load_contract
+
+    try:
+        contract = load_contract(contract_path or PROJECT_ROOT / "fixtures" / "contract.yaml")
+    except (SynapError, OSError):
+        data = tomllib.loads((PROJECT_ROOT / "fixtures" / "legacy" / "groups.toml").read_text())
+        tables = {table: group for group, names in data["groups"].items() for table in names}
+        context = TenantContext(settings=tenant_settings or TenantContext().settings)
+        return RlsSetup(RlsConfig(context=context), {**_RENAMED, **tables}, tables, frozenset(tables))
+    rules = contract.rules
+    tables = {t.name: t.group for t in contract.tables.values()}
+    groups = {t.legacy_name: t.group for t in contract.tables.values() if t.legacy_name} | tables
+    context = TenantContext(settings=tuple(dict.fromkeys((*rules.tenant_settings, *tenant_settings))),
+                            functions=rules.tenant_functions)
+    config = RlsConfig(context=context, app_role=rules.app_role or RlsConfig.app_role, tenant_column=rules.tenant_column,
+                       global_tables=tuple(t.name for t in contract.tables.values() if t.tenant == "nullable"),
+                       schemas=contract.schemas)
+    tenant = frozenset(t.name for t in contract.tables.values() if t.tenant != "none")
+    return RlsSetup(config, groups, tables, tenant)
 
 
 _SYMBOL = {PASS: ".", LEAK: "LEAK", NOT_COVERED: "nc", "error": "ERR", NA: "-"}

@@ -43,7 +43,8 @@ WITH r AS (SELECT oid FROM pg_roles WHERE rolname = %(role)s),
            WHERE n.nspname = ANY(%(schemas)s))
 SELECT
   ARRAY(SELECT ARRAY[f.nspname::text, f.proname::text, pg_get_function_identity_arguments(f.oid)] FROM f
-        WHERE f.nspname = ANY(%(schemas)s) AND f.prosecdef AND has_function_privilege(r.oid, f.oid, 'EXECUTE')),
+        WHERE f.nspname = ANY(%(schemas)s) AND f.prosecdef AND f.prorettype <> 'trigger'::regtype
+          AND has_function_privilege(r.oid, f.oid, 'EXECUTE')),
   ARRAY(SELECT c.relname::text FROM c WHERE c.relkind IN ('v', 'm') AND has_table_privilege(r.oid, c.oid, 'SELECT')),
   ARRAY(SELECT c.relname::text FROM c WHERE c.relkind IN ('r', 'p') AND pg_has_role(r.oid, c.relowner, 'USAGE')),
   ARRAY(SELECT m.rolname::text FROM pg_roles m WHERE pg_has_role(r.oid, m.oid, 'MEMBER')),
