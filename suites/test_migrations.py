@@ -24,9 +24,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """One stairway item per revision, so a failure names the revision that cannot go down and up."""
     if "revision" not in metafunc.fixturenames:
         return
-    location = metafunc.config.stash[SETTINGS].alembic
+    settings = metafunc.config.stash[SETTINGS]
+    location = settings.alembic
     try:
-        revisions = migrate.revisions_between(location, migrate.single_head(location))
+        targets = migrate.group_target(location, settings.groups, settings.groups == GROUPS)
+        revisions = list({r.revision: r for t in targets for r in migrate.revisions_between(location, t)}.values())
     except SynapError as exc:
         metafunc.parametrize("revision", [pytest.param(None, marks=pytest.mark.skip(reason=str(exc)))], ids=["history"])
         return
@@ -60,7 +62,11 @@ def schema_db(synap_pipeline: Pipeline) -> Iterator[Database]:
 def test_stairway(schema_db: Database, synap_settings: Settings, revision: Script) -> None:
     """Every revision goes up, down and up again: a downgrade nobody ran is not a rollback plan."""
     location = synap_settings.alembic
-    steps = (("up", revision.revision), ("down", f"{revision.revision}-1"), ("up", revision.revision))
+    # a merge has several parents and "-1" is ambiguous: go down to its first parent (which reverts the
+    # other branches too) and back up through all of them
+    parents = revision.down_revision
+    below = sorted(parents)[0] if isinstance(parents, tuple) else f"{revision.revision}-1"
+    steps = (("up", revision.revision), ("down", below), ("up", revision.revision))
     for direction, target in steps:
         try:
             if direction == "up":

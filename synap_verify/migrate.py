@@ -85,18 +85,21 @@ def single_head(location: Path) -> str:
 
 
 def group_target(location: Path, groups: Iterable[str], every_group: bool) -> list[str]:
-    """Alembic targets for the selected groups: ``<group>@head`` where the history labels its branches.
+    """Alembic targets for the selected groups: the revision each group's branch label names.
 
-    With every group selected (or a history without group branch labels) the target is the single head.
+    A bare label (``analytics``) means the newest revision that carries it *before* the merge that
+    joins the branches; ``analytics@head`` would resolve to that merge and migrate every group. With
+    every group selected (or a history without group labels) the target is the single head.
     """
     head = single_head(location)
     if every_group:
         return [head]
     scripts = script_directory(location)
     labels = {label for rev in scripts.walk_revisions() for label in rev.branch_labels}
-    if not all(g in labels for g in groups):
+    wanted = list(groups)
+    if not all(g in labels for g in wanted):
         return [head]
-    return [f"{g}@head" for g in groups]
+    return wanted
 
 
 def resolve(location: Path, targets: Iterable[str]) -> set[str]:
