@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 from psycopg import sql
 
+from synap_verify.cli import main
 from synap_verify.findings import render_text
 from synap_verify.rls import RlsConfig, RlsResult, TenantContext, check, render_matrix
 from synap_verify.rls.probes import LEAK, NOT_COVERED, PASS
@@ -205,3 +206,16 @@ def test_legacy_schema_defects_are_found(server: Server) -> None:
     print(f"\nlegacy: {len(result.findings)} findings, {len(leaks)} leaks, {time.perf_counter() - began:.2f}s")
     with server.connect() as conn:  # the probe role went away with its grants
         assert conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'synap_probe'").fetchone() is None
+
+
+def test_cli_exit_codes_and_json(server: Server, capsys: pytest.CaptureFixture[str]) -> None:
+    clean, leaky = make_db(server, CORRECT), make_db(server, CORRECT, DEFECTS["USING (true)"][0])
+    assert main(["rls", "--dsn", clean.dsn, "--disposable", "--format", "json"]) == 0
+    assert capsys.readouterr().out.strip() == "[]"
+    assert main(["rls", "--dsn", leaky.dsn, "--format", "json", "--app-role", APP]) == 1
+    out = capsys.readouterr().out
+    assert '"rule": "PROBE-SELECT"' in out and '"rule": "RLS006"' in out and "PROBE-UPDATE" not in out
+    assert main(["rls", "--dsn", make_db(server, CORRECT, OTHER_SETTING).dsn, "--tenant-setting", "app.current_tenant",
+                 "--tenant-setting", "app.current_tenant_id"]) == 0
+    assert main(["rls", "--dsn", "postgresql://nobody@127.0.0.1:9/x"]) == 2
+    assert "cannot connect" in capsys.readouterr().err

@@ -41,7 +41,7 @@ class TenantContext:
         if not self.settings and self.template is None:
             raise SynapError("the tenant context needs at least one setting name or a SQL template")
 
-    def set_local(self, tenant: str) -> sql.Composable:
+    def set_local(self, tenant: str) -> sql.Composed:
         """One statement that makes ``tenant`` (any text: a uuid, '' or garbage) the transaction's tenant."""
         if self.template is not None:
             return sql.SQL(self.template.replace("{", "{{").replace("}", "}}").replace("{{tenant}}", "{tenant}")).format(

@@ -57,7 +57,7 @@ class _Target:
     """One tenant table and the two tenants probed on it: ``a`` acts, ``b`` is the victim."""
 
     table: Table
-    ident: sql.Composed
+    ident: sql.Identifier
     counts: dict[str, int]
     shared: int  # rows with a NULL tenant: visible to every tenant on a global table (rbac_roles), else to none
     is_global: bool
@@ -113,7 +113,7 @@ class _Prober:
             self._probe_table(target)
         self._probe_views_and_functions(counts)
 
-    def _as_role(self, tenant: str | None, query: sql.Composable, params: Mapping[str, Any] | None = None,
+    def _as_role(self, tenant: str | None, query: sql.Composed, params: Mapping[str, Any] | None = None,
                  ) -> tuple[list[tuple[Any, ...]] | None, psycopg.Error | None]:
         """Run ``query`` as the probe role with ``tenant`` as context (None: leave it unset), then undo it all."""
         cur = self.conn.cursor()
@@ -378,20 +378,21 @@ class _Prober:
             target.counts[tenant] = target.counts.get(tenant, 0) + 1
         target.a, target.b = tenants
 
-    def _probe_views_and_functions(self, counts: Mapping[str, Mapping[str, int]]) -> None:
+    def _probe_views_and_functions(self, counts: Mapping[str, Mapping[str | None, int]]) -> None:
         """Views over tenant tables and callable SECURITY DEFINER functions must show one tenant's rows only."""
         totals: dict[str, int] = {}
         for per_tenant in counts.values():
             for tenant, n in per_tenant.items():
-                totals[tenant] = totals.get(tenant, 0) + n
+                if tenant is not None:
+                    totals[tenant] = totals.get(tenant, 0) + n
         tenant = max(totals, key=lambda t: totals[t]) if totals else str(uuid.uuid4())
         tenant_names = {t.name for t in self.tables}
-        objects: list[tuple[str, str, str, sql.Composable]] = []
+        objects: list[tuple[str, str, str, sql.Composed]] = []
         for view in self.catalog.views:
             sources = sorted(tenant_names & view_sources(view))
             if sources:
                 objects.append(("VIEW", view.name, self.groups.get(sources[0], "other"),
-                                sql.Identifier(view.schema, view.name)))
+                                sql.SQL("{}").format(sql.Identifier(view.schema, view.name))))
         if self.report.writes:  # calling a function may write: only inside the rolled-back transaction
             for fn in self.catalog.functions:
                 if fn.security_definer and not fn.signature and fn.name not in self.config.context.functions:
