@@ -166,6 +166,11 @@ def test_seeded_defect_is_caught(server: Server, defect: str) -> None:
     assert expected <= rules(result), f"{defect}: missing {expected - rules(result)}\n{render_text(result.findings)}"
 
 
+def test_drift_visible_to_the_childs_own_tenant_can_be_accepted(server: Server) -> None:
+    db = make_db(server, CORRECT, DEFECTS["child tenant differs from its parent's"][0])
+    assert check(db, RlsConfig(drift_visible_to_child=True)).findings == []
+
+
 def test_leak_shows_in_the_matrix(server: Server) -> None:
     result = check(make_db(server, CORRECT, DEFECTS["USING (true)"][0]), RlsConfig())
     assert result.probes.matrix["workspaces"]["SELECT"] == LEAK

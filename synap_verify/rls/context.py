@@ -74,3 +74,6 @@ class RlsConfig:
     global_tables: tuple[str, ...] = ("rbac_roles", "rbac_permissions")  # NULL tenant_id means "every tenant"
     schemas: tuple[str, ...] = ("synapscale_db",)
     probe_role: str = "synap_probe"
+    # G7 drift: may the child's own tenant see a row attached to another tenant's parent? The parent's
+    # tenant must never see it; by default neither may (the row's true owner is unknown).
+    drift_visible_to_child: bool = False

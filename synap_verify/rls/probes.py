@@ -340,7 +340,8 @@ class _Prober:
                 continue
             (child_tenant, parent_tenant), ctids = max(drift.items(), key=lambda kv: len(kv[1]))
             query = sql.SQL("SELECT count(*) FROM {} WHERE ctid = ANY(%(rows)s::tid[])").format(target.ident)
-            for tenant in (child_tenant, parent_tenant):
+            viewers = (parent_tenant,) if self.config.drift_visible_to_child else (child_tenant, parent_tenant)
+            for tenant in viewers:
                 rows, _ = self._as_role(tenant, query, {"rows": ctids})
                 seen = self._count(rows)
                 self._record(child.name, "DRIFT", LEAK if seen else PASS,
