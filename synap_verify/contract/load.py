@@ -42,7 +42,7 @@ RULE_KEYS: dict[str, set[str]] = {
     "G1": {"forbidden_types", "expected_type"}, "G2": {"forbidden_types", "expected_type"},
     "G3": {"renamed_columns"}, "G4": {"allowed_actions", "classes", "targets"},
     "G5": {"tenant_column", "tenant_settings", "tenant_functions", "app_role"}, "G6": {"method"},
-    "G7": {"trigger_pattern"}, "G8": {"trigger_pattern"}, "G9": {"table_pattern", "group"},
+    "G7": {"trigger_pattern", "drift_visible_to_child"}, "G8": {"trigger_pattern"}, "G9": {"table_pattern", "group"},
 }
 TABLE_KEYS = {"legacy_name", "tenant", "jsonb", "timestamptz", "columns", "renamed", "dropped", "foreign_keys",
               "on_delete", "gin", "checks", "counters", "tenant_parents"}
@@ -266,9 +266,12 @@ class _Validator:
                 out["app_role"] = None if get("app_role") is None else self.string(get("app_role"), (*at, "app_role"))
         elif rule_id == "G6" and "method" in values:
             out["index_method"] = self.string(get("method"), (*at, "method"))
-        elif rule_id in ("G7", "G8") and "trigger_pattern" in values:
-            key = "parent_trigger_pattern" if rule_id == "G7" else "counter_trigger_pattern"
-            out[key] = self.pattern(get("trigger_pattern"), (*at, "trigger_pattern"))
+        elif rule_id in ("G7", "G8"):
+            if "trigger_pattern" in values:
+                key = "parent_trigger_pattern" if rule_id == "G7" else "counter_trigger_pattern"
+                out[key] = self.pattern(get("trigger_pattern"), (*at, "trigger_pattern"))
+            if rule_id == "G7" and "drift_visible_to_child" in values:
+                out["drift_visible_to_child"] = self.boolean(get("drift_visible_to_child"), (*at, "drift_visible_to_child"))
         elif rule_id == "G9":
             if "table_pattern" in values:
                 out["backup_pattern"] = self.pattern(get("table_pattern"), (*at, "table_pattern"))

@@ -92,6 +92,7 @@ class Rules:
     app_role: str | None = None
     index_method: str = "gin"
     parent_trigger_pattern: str = "tenant"
+    drift_visible_to_child: bool = False  # may a drifted child stay visible to its own tenant (never the parent's)?
     counter_trigger_pattern: str = "count|counter|rating|stat|sync"
     backup_pattern: str = "^backup_"
     backup_group: str = "backup"

@@ -83,7 +83,7 @@ def setup(contract_path: Path | None = None, tenant_settings: tuple[str, ...] = 
                             functions=rules.tenant_functions)
     config = RlsConfig(context=context, app_role=rules.app_role or RlsConfig.app_role, tenant_column=rules.tenant_column,
                        global_tables=tuple(t.name for t in contract.tables.values() if t.tenant == "nullable"),
-                       schemas=contract.schemas)
+                       schemas=contract.schemas, drift_visible_to_child=rules.drift_visible_to_child)
     tenant = frozenset(t.name for t in contract.tables.values() if t.tenant != "none")
     return RlsSetup(config, groups, tables, tenant)
 
