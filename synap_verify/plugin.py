@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -156,11 +157,10 @@ def synap_engine(synap_migrated_db: Database):  # type: ignore[no-untyped-def]
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    from synap_verify.rls import REPORTS, render_matrix
-
-    for label, result in config.stash.get(REPORTS, {}).items():
+    rls = sys.modules.get("synap_verify.rls")  # loaded only when an RLS suite ran
+    for label, result in (config.stash.get(rls.REPORTS, {}) if rls else {}).items():
         terminalreporter.write_sep("-", f"synap-verify RLS matrix ({label}; rows with a problem)")
-        terminalreporter.write_line(render_matrix(result.probes))
+        terminalreporter.write_line(rls.render_matrix(result.probes))
     skips = config.stash.get(SKIPS, {})
     for state, reason in skips.items():
         terminalreporter.write_line(f"synap-verify: suites on the {state} state were skipped: {reason}")
