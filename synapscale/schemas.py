@@ -10,44 +10,85 @@ Backward compatibility (PRD 11.2): ``meta_data`` is accepted on input and return
 
 from __future__ import annotations
 
+import re
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
-    AfterValidator,
     AliasChoices,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
+    Strict,
+    StrictBool,
     computed_field,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
 from typing_extensions import TypeAliasType
 
 NO_NUL = r"^[^\u0000]*$"
-INT4 = 2**31 - 1
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 SafeStr = Annotated[str, Field(pattern=NO_NUL, max_length=10_000)]
 Name = Annotated[str, Field(pattern=NO_NUL, min_length=1, max_length=200)]
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 Tag = Annotated[str, Field(pattern=NO_NUL, min_length=1, max_length=64)]
-Int4 = Annotated[int, Field(ge=-INT4 - 1, le=INT4)]
 
+
+class _KeysWithoutNul:
+    """Documents NUL-free object keys as ``propertyNames``.
+
+    Pydantic writes a constrained key type as ``patternProperties``, which leaves other keys allowed by
+    the schema while the validator refuses them: the document and the API would disagree.
+    """
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        patterns = schema.pop("patternProperties", None)
+        if patterns:
+            ((pattern, values),) = patterns.items()
+            schema["propertyNames"] = {"pattern": pattern}
+            schema["additionalProperties"] = values
+        return schema
+
+
+# A JSON document as the API accepts it: jsonb refuses NUL in strings and keys, so does the API.
 Json = TypeAliasType(
     "Json",
-    "dict[Annotated[str, Field(pattern=NO_NUL)], Json] | list[Json] | SafeStr | int | float | bool | None",
+    "Annotated[dict[Annotated[str, Field(pattern=NO_NUL)], Json], _KeysWithoutNul()] | list[Json]"
+    " | Annotated[str, Field(pattern=NO_NUL)] | int | float | bool | None",
 )
-JsonObject = dict[Annotated[str, Field(pattern=NO_NUL)], Json]
+JsonObject = Annotated[dict[Annotated[str, Field(pattern=NO_NUL)], Json], _KeysWithoutNul()]
 JsonDoc = Any  # a jsonb value read back: any JSON, whatever legacy rows hold
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    """A naive instant is UTC, as the legacy data was: never the server's session TimeZone."""
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+def _rfc3339(value: Any) -> Any:
+    """Only what ``format: date-time`` allows: Pydantic alone would also take ``0`` or a bare date."""
+    if isinstance(value, str) and not RFC3339.match(value):
+        raise ValueError("expected an RFC 3339 date-time with a UTC offset, e.g. 2024-01-31T12:00:00Z")
+    if not isinstance(value, str | datetime):
+        raise ValueError("expected an RFC 3339 date-time string")
+    return value
 
 
-Instant = Annotated[datetime, AfterValidator(_utc)]
+Instant = Annotated[datetime, BeforeValidator(_rfc3339)]
+
+
+def _json_int(value: Any) -> Any:
+    """JSON Schema's ``integer``: 3 and 3.0 are integers, "3" and true are not (Pydantic's lax mode takes all four)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or isinstance(value, float) and not value.is_integer():
+        raise ValueError("expected a JSON integer")
+    return int(value)
+
+
+Rating = Annotated[int, Field(ge=1, le=5), BeforeValidator(_json_int)]
+Priority = Annotated[int, Field(ge=1, le=10), BeforeValidator(_json_int)]
+Seconds = Annotated[int, Field(ge=5, le=86_400), BeforeValidator(_json_int)]
 
 T = TypeVar("T")
 
@@ -82,17 +123,16 @@ class In(BaseModel):
 
 
 class MetaDataAlias(BaseModel):
-    """Accepts the legacy ``meta_data`` beside ``metadata`` (same value, or only one of them)."""
+    """Accepts the legacy ``meta_data`` beside ``metadata``; when a client sends both, ``metadata`` wins."""
 
     metadata: JsonObject | None = None
     meta_data: JsonObject | None = Field(
-        None, deprecated=True, description="Deprecated alias of `metadata` (renamed by the restructure).")
+        None, deprecated=True,
+        description="Deprecated alias of `metadata` (renamed by the restructure); ignored when `metadata` is sent.")
 
     @model_validator(mode="after")
     def _merge(self) -> MetaDataAlias:
-        if self.meta_data is not None:
-            if self.metadata is not None and self.metadata != self.meta_data:
-                raise ValueError("metadata and meta_data (its deprecated alias) disagree")
+        if self.metadata is None and self.meta_data is not None:
             self.metadata = self.meta_data
         return self
 
@@ -208,7 +248,7 @@ class WorkflowIn(In):
     category: Tag | None = None
     tags: list[Tag] | None = Field(None, max_length=50)
     status: WorkflowStatus = "draft"
-    is_public: bool = False
+    is_public: StrictBool = False
 
 
 class WorkflowPatch(Patch):
@@ -217,7 +257,7 @@ class WorkflowPatch(Patch):
     category: Tag | None = None
     tags: list[Tag] | None = Field(None, max_length=50)
     status: WorkflowStatus = Field(None)
-    is_public: bool = Field(None)
+    is_public: StrictBool = Field(None)
 
 
 class WorkflowOut(Out):
@@ -238,7 +278,7 @@ class WorkflowOut(Out):
 
 
 class ExecutionIn(In, MetaDataAlias):
-    priority: int = Field(5, ge=1, le=10)
+    priority: Priority = 5
     input_data: JsonObject | None = None
     context_data: JsonObject | None = None
     variables: JsonObject | None = None
@@ -334,7 +374,7 @@ class MessageOut(Out):
 
 
 class FeedbackIn(In):
-    rating: int | None = Field(None, ge=1, le=5)
+    rating: Rating | None = None
     feedback_type: Tag | None = None
     feedback_text: SafeStr | None = None
     feedback_metadata: JsonObject | None = None
@@ -353,7 +393,7 @@ class FeedbackOut(Out):
 
 # --- marketplace ----------------------------------------------------------------------------------
 
-Price = Annotated[float, Field(ge=0, le=99_999_999)]
+Price = Annotated[float, Strict(), Field(ge=0, le=99_999_999)]
 
 
 class ComponentIn(In):
@@ -425,7 +465,7 @@ class ComponentVersionOut(Out):
 
 
 class RatingIn(In):
-    rating: int = Field(ge=1, le=5)
+    rating: Rating
     title: Name | None = None
     review: SafeStr | None = None
 
@@ -450,8 +490,8 @@ class DashboardIn(In):
     layout: JsonObject | None = None
     widgets: list[Json] | None = Field(None, max_length=100)
     filters: JsonObject | None = None
-    is_public: bool = False
-    refresh_interval: int | None = Field(None, ge=5, le=86_400)
+    is_public: StrictBool = False
+    refresh_interval: Seconds | None = None
 
 
 class DashboardPatch(Patch):
@@ -460,8 +500,8 @@ class DashboardPatch(Patch):
     layout: JsonObject | None = None
     widgets: list[Json] | None = Field(None, max_length=100)
     filters: JsonObject | None = None
-    is_public: bool = Field(None)
-    refresh_interval: int | None = Field(None, ge=5, le=86_400)
+    is_public: StrictBool = Field(None)
+    refresh_interval: Seconds | None = None
 
 
 class DashboardOut(Out):
@@ -491,7 +531,7 @@ class EventIn(In):
     workspace_id: uuid.UUID | None = None
     workflow_id: uuid.UUID | None = None
     properties: JsonObject | None = None
-    value: float | None = Field(None, ge=-1e15, le=1e15)
+    value: Annotated[float, Strict(), Field(ge=-1e15, le=1e15)] | None = None
     occurred_at: Instant | None = None
 
 

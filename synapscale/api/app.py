@@ -14,6 +14,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import create_engine
 from sqlalchemy.exc import DataError, IntegrityError
+from starlette.middleware.base import RequestResponseEndpoint
+from starlette.responses import Response
+from starlette.routing import Match
 
 from synapscale.api import analytics, conversations, marketplace, workflows, workspaces
 
@@ -21,7 +24,9 @@ DESCRIPTION = """\
 Reference API of the restructured `synapscale_db`.
 
 **Tenant**: every operation needs `X-Tenant-ID: <tenant uuid>` or `Authorization: Bearer <tenant uuid>`
-(a stand-in token scheme). Another tenant's id answers 404, exactly like a missing one.
+(a stand-in token scheme). Another tenant's id answers 404, exactly like a missing one. Writes are
+recorded under `X-User-ID: <user uuid>` (a member of the tenant) or, without it, the tenant's first
+active member.
 
 **Backward compatibility** (PRD 11.2): `meta_data` is accepted and returned beside `metadata`, and the
 paths of the renamed tables (`/llms_messages/...`, `/llms_message_feedbacks/...`) still answer; both are
@@ -40,6 +45,16 @@ def _bad_value(_: Request, exc: Exception) -> JSONResponse:
     diag = getattr(getattr(exc, "orig", None), "diag", None)
     return JSONResponse({"detail": f"value refused by the database: {getattr(diag, 'message_primary', exc)}"},
                         status_code=422)
+
+
+async def _allow_header(request: Request, call_next: RequestResponseEndpoint) -> Response:
+    """A 405 lists every method of the path (FastAPI has one route per method, so Starlette lists one)."""
+    response = await call_next(request)
+    if response.status_code == 405:
+        methods = {m for route in request.app.routes if route.matches(request.scope)[0] is not Match.NONE
+                   for m in getattr(route, "methods", None) or ()}
+        response.headers["Allow"] = ", ".join(sorted(methods))
+    return response
 
 
 def _links(schema: dict[str, Any]) -> None:
@@ -75,6 +90,7 @@ def create_app(database_url: str, app_role: str = "synapscale_app") -> FastAPI:
     app.include_router(analytics.billing)
     app.add_exception_handler(IntegrityError, _conflict)
     app.add_exception_handler(DataError, _bad_value)
+    app.middleware("http")(_allow_header)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -13,6 +13,7 @@ from synapscale.schemas import NO_NUL, Problem
 
 # Documented on every operation, so a status the API really returns is never "undocumented".
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "The body is not JSON"},
     401: {"model": Problem, "description": "No tenant, or an unknown one"},
     403: {"model": Problem, "description": "X-User-ID is not a member of the tenant"},
     404: {"model": Problem, "description": "Not found in this tenant (another tenant's id included)"},

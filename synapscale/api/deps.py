@@ -21,11 +21,9 @@ from sqlalchemy.orm import Session
 
 from synapscale.models import Tenant, UserTenantRole
 
-bearer = HTTPBearer(auto_error=False, scheme_name="TenantBearer", description="Stand-in scheme: the bearer token is the tenant's uuid.")
+bearer = HTTPBearer(auto_error=False, scheme_name="TenantBearer",
+                    description="Stand-in scheme: the bearer token is the tenant's uuid.")
 tenant_header = APIKeyHeader(name="X-Tenant-ID", scheme_name="TenantHeader", auto_error=False, description="The tenant's uuid.")
-user_header = APIKeyHeader(
-    name="X-User-ID", scheme_name="UserHeader", auto_error=False,
-    description="The acting user's uuid (a member of the tenant); default: the tenant's first active member.")
 
 M = TypeVar("M")
 
@@ -87,13 +85,22 @@ def tenant_context(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
     tenant: Annotated[str | None, Security(tenant_header)],
-    user: Annotated[str | None, Security(user_header)],
 ) -> Iterator[Ctx]:
-    """Resolve the tenant, open the request's transaction as the app role with the tenant set."""
-    raw = tenant or (credentials.credentials if credentials else None)
-    if not raw:
+    """Resolve the tenant, open the request's transaction as the app role with the tenant set.
+
+    ``X-User-ID`` (the acting user, a member of the tenant) is optional and read as a plain header: as a
+    security scheme it would be a second credential every client had to send.
+    """
+    user = request.headers.get("X-User-ID")
+    # Every credential sent must be valid and name the same tenant: a bad one is never outvoted by a good one.
+    sent = {_uuid(raw, "the tenant") for raw in (tenant, credentials.credentials if credentials else None) if raw}
+    if request.headers.get("Authorization") and credentials is None:
+        raise _unauthorized("Authorization must be 'Bearer <tenant uuid>'")
+    if not sent:
         raise _unauthorized("no tenant: send X-Tenant-ID or Authorization: Bearer <tenant uuid>")
-    tenant_id = _uuid(raw, "the tenant")
+    if len(sent) > 1:
+        raise _unauthorized("X-Tenant-ID and the bearer token name different tenants")
+    tenant_id = sent.pop()
     user_id = _uuid(user, "X-User-ID") if user else None
     session = Session(request.app.state.engine, expire_on_commit=False, autoflush=False)
     try:
