@@ -11,6 +11,7 @@ columns are drawn from small precomputed pools with a numpy generator seeded per
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 import re
@@ -247,6 +248,7 @@ class Planner:
         self.ts_naive = V.timestamp_pool(rnd)
         self.ts_pool = _obj(self.ts_naive)
         self.tstz_pool = _obj([t + "+00" for t in self.ts_naive])
+        self.dst_slots = [bisect.bisect_left(self.ts_naive, v) for v in V.DST_TIMESTAMPS]  # in the sorted pool
         self.date_pool = _obj(sorted({t[:10] for t in self.ts_naive}))
         self.uuid_pool = _obj([str(_uuid4(rnd)) for _ in range(4096)])
         self.pools: dict[tuple[object, ...], np.ndarray] = {}
@@ -660,7 +662,7 @@ class Planner:
         """created_at-like columns share the row's base instant; later ones (updated_at, ...) follow it."""
         base = name in ("created_at", "started_at", "joined_at", "added_at", "timestamp") or "created" in name
         size = len(pool) - 1
-        dst = [np.searchsorted(self.ts_naive, v) for v in V.DST_TIMESTAMPS]  # their slots in the sorted pool
+        dst = self.dst_slots
         every = self.profile.json_edge_every
 
         def values(ch: Chunk) -> list[str]:
