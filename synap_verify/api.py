@@ -152,9 +152,18 @@ def load_schema(target: ApiTarget, app: Any = None) -> OpenApiSchema:
     raw = schema.raw_schema
     if not isinstance(raw, Mapping) or "openapi" not in raw or not raw.get("paths"):
         raise SynapError(f"no usable OpenAPI document at {where}: not an OpenAPI 3 document with paths")
+    if _has_links(raw):
+        # The API states its own links: links inferred from response fields (e.g. a nullable
+        # ``workspace_id``) would send requests such as ``/workspaces/None`` that test Schemathesis, not the API.
+        schema.config.phases.stateful.inference.algorithms = []
     if target.url:
         schema.base_url = target.url.rsplit("/", 1)[0] if target.url.endswith((".json", ".yaml", ".yml")) else target.url
     return schema
+
+
+def _has_links(document: Mapping[str, Any]) -> bool:
+    return any(response.get("links") for item in document.get("paths", {}).values() for op in item.values()
+               if isinstance(op, dict) for response in op.get("responses", {}).values())
 
 
 def _first_line(text: str) -> str:

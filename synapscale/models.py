@@ -291,6 +291,8 @@ class MarketplaceComponent(Base):
     rating_average: Mapped[Decimal] = mapped_column(Numeric(3, 2), server_default=text("0"))
     rating_count: Mapped[int] = mapped_column(server_default=text("0"))
     published_at: Mapped[datetime | None]
+    # where the restructure kept an ``author_name`` that disagreed with the author's name
+    metadata_: Mapped[Json] = mapped_column("metadata", server_default=text("'{}'::jsonb"))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
 

@@ -130,11 +130,12 @@ class MetaDataAlias(BaseModel):
         None, deprecated=True,
         description="Deprecated alias of `metadata` (renamed by the restructure); ignored when `metadata` is sent.")
 
-    @model_validator(mode="after")
-    def _merge(self) -> MetaDataAlias:
-        if self.metadata is None and self.meta_data is not None:
-            self.metadata = self.meta_data
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _merge(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("metadata") is None and data.get("meta_data") is not None:
+            return {**data, "metadata": data["meta_data"]}
+        return data
 
 
 class MetaDataOut(Out):
