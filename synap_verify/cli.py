@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "contract": ("synap_verify.contract.command", "check a database against the restructure contract"),
     "rls": ("synap_verify.rls.command", "lint row-level security and probe for cross-tenant leaks"),
     "bench-provision": ("synap_verify.server.bench", "time server start, template clones and catalog reads"),
+    "bench-migrate": ("synap_verify.bench.migrations", "time each revision and its longest ACCESS EXCLUSIVE lock"),
 }
 
 
