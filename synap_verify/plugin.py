@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +33,7 @@ OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "contract": ("restructure contract file (default: fixtures/contract.yaml)", {}),
     "baseline": ("legacy schema SQL to load instead of fixtures/legacy/schema.sql (e.g. pg_dump --schema-only)", {}),
     "keep": ("leave the server and databases up at the end and print how to connect", {"action": "store_true"}),
+    "report": ("write the verification report to this HTML file (self-contained) and a .json twin beside it", {}),
 }
 
 
@@ -57,6 +59,11 @@ def pytest_configure(config: pytest.Config) -> None:
     except SynapError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SKIPS] = {}
+    report = config.getoption("synap_report") or config.getini("synap_report") or os.environ.get("SYNAP_REPORT")
+    if report:  # the collector's own hooks gather results and write the report at the session's end
+        from synap_verify.report.collect import Collector
+
+        config.pluginmanager.register(Collector(config, Path(report)), "synap-verify-report")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
