@@ -156,8 +156,8 @@ def load_schema(target: ApiTarget, app: Any = None) -> OpenApiSchema:
         # The API states its own links: links inferred from response fields (e.g. a nullable
         # ``workspace_id``) would send requests such as ``/workspaces/None`` that test Schemathesis, not the API.
         schema.config.phases.stateful.inference.algorithms = []
-    if target.url:
-        schema.base_url = target.url.rsplit("/", 1)[0] if target.url.endswith((".json", ".yaml", ".yml")) else target.url
+    if target.url and not target.url.endswith((".json", ".yaml", ".yml")):
+        schema.config.base_url = target.url  # a document URL leaves the base to the document's servers
     return schema
 
 
