@@ -8,19 +8,21 @@ ask for clones of those states by name and never build a state themselves.
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import psycopg
 
 from synap_verify import datagen, migrate
 from synap_verify.catalog import read_catalog
-from synap_verify.datagen.schema import load_schema_file
+from synap_verify.datagen.schema import dump_schema, load_schema_file
 from synap_verify.groups import GROUPS
-from synap_verify.server import Server
+from synap_verify.server import Server, redact
 from synap_verify.server.dsn import attach
 from synap_verify.server.provision import provision
 from synap_verify.server.templates import Database, build_template, clone, database_exists
@@ -61,9 +63,15 @@ class Pipeline:
             build_template(self.server, name, lambda dsn: load_schema_file(dsn, self.baseline))
         return name
 
-    @property
+    @cached_property
     def baseline(self) -> Path:
-        return self.settings.baseline or LEGACY_SCHEMA
+        """The legacy schema file: ours, a user's dump, or a schema-only dump taken from a live DSN once."""
+        source = self.settings.baseline
+        if isinstance(source, str):
+            folder = Path(tempfile.mkdtemp(prefix="synap-baseline-"))
+            self.say(f"synap-verify: taking the baseline schema from {redact(source)} (pg_dump --schema-only)")
+            return dump_schema(source, folder / "baseline.sql", SCHEMAS)
+        return source or LEGACY_SCHEMA
 
     def legacy_template(self) -> str:
         """Stage 2, load: the baseline schema filled with prod-shaped data, once per session."""

@@ -88,9 +88,16 @@ def synap_settings(pytestconfig: pytest.Config) -> Settings:
 def synap_pipeline(pytestconfig: pytest.Config, synap_settings: Settings) -> Iterator[Pipeline]:
     """The session's server and its database states (built lazily, once)."""
     reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+    capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
 
     def say(line: str) -> None:
-        if reporter is not None:
+        """Progress goes to the terminal as it happens, not into a test's captured output."""
+        if reporter is None:
+            return
+        if capture is None:
+            reporter.write_line(line)
+            return
+        with capture.global_and_fixture_disabled():
             reporter.write_line(line)
 
     from synap_verify.pipeline import Pipeline

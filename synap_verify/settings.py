@@ -36,7 +36,7 @@ class Settings:
     seed: int = 20240101
     alembic: Path = PROJECT_ROOT / "synapscale" / "migrations"
     contract: Path = PROJECT_ROOT / "fixtures" / "contract.yaml"
-    baseline: Path | None = None
+    baseline: Path | str | None = None  # a schema file, or the DSN of a database to take it from
     keep: bool = False
     docker_image: str = "postgres:16"
     tenant_settings: tuple[str, ...] = field(default=("app.current_tenant_id",))
@@ -86,6 +86,8 @@ class Settings:
             except (TypeError, ValueError):
                 raise SynapError(f"--synap-seed must be an integer, got '{out['seed']}'") from None
         for key in ("alembic", "contract", "baseline"):
+            if key == "baseline" and isinstance(out.get(key), str) and is_dsn(out[key]):
+                continue
             if out.get(key) is not None:
                 path = Path(out[key]).expanduser()
                 if not path.exists():
@@ -98,6 +100,11 @@ class Settings:
         except re.error as exc:
             raise SynapError(f"disposable_pattern is not a valid regular expression: {exc}") from None
         return cls(**out)
+
+
+def is_dsn(value: str) -> bool:
+    """A baseline given as a live database rather than a file."""
+    return value.startswith(("postgresql://", "postgres://")) or "dbname=" in value or "host=" in value
 
 
 def _as_bool(value: Any, name: str) -> bool:

@@ -80,3 +80,19 @@ def statement_at(text: str, line: int) -> tuple[int, str]:
         i += 1
     first = start if start is not None and start <= line else current
     return first, lines[first - 1].strip() if 0 < first <= len(lines) else ""
+
+
+def dump_schema(dsn: str, target: Path, schemas: tuple[str, ...] = ("synapscale_db",)) -> Path:
+    """``pg_dump --schema-only`` of a live database into ``target``: a baseline taken from production or staging.
+
+    Read-only on the source. The wheel's pg_dump (the newest major) dumps any server from 9.2 on.
+    """
+    from synap_verify.server import redact
+
+    argv = [str(embedded.bindir() / "pg_dump"), "--schema-only", "--no-owner", "--no-privileges", "-f", str(target)]
+    argv += [f"--schema={s}" for s in schemas] + ["-d", dsn]
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode != 0:
+        reason = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+        raise SynapError(f"cannot dump the baseline schema of {redact(dsn)}: {reason.replace(dsn, redact(dsn))}")
+    return target
