@@ -42,6 +42,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for name, (help_text, kwargs) in OPTIONS.items():
         group.addoption(f"--synap-{name}", dest=f"synap_{name.replace('-', '_')}", default=None, help=help_text, **kwargs)
         parser.addini(f"synap_{name.replace('-', '_')}", help_text, default=None)
+    from synap_verify.api import add_options  # --synap-api, --synap-api-url, --synap-api-header
+
+    add_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
