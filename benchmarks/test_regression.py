@@ -18,6 +18,7 @@ import pytest
 from synap_verify.bench import Comparison, Side, findings, load_workload, render_table, run_gate
 from synap_verify.bench.gate import app_role
 from synap_verify.findings import render_text
+from synap_verify.report import record
 
 WORKLOAD = load_workload(Path(__file__).with_name("workload.yaml"))
 MIGRATIONS = Path(__file__).resolve().parents[1] / "synapscale" / "migrations" / "versions"
@@ -26,12 +27,14 @@ pytestmark = pytest.mark.skipif(not any(MIGRATIONS.glob("*.py")), reason="no ref
 
 
 @pytest.fixture(scope="module")
-def gate(synap_legacy_db: Any, synap_migrated_db: Any) -> dict[str, Comparison]:
+def gate(synap_legacy_db: Any, synap_migrated_db: Any, pytestconfig: pytest.Config) -> dict[str, Comparison]:
     """The gate's comparisons, measured once for the module (the timing tests only store them)."""
     before = Side("before", synap_legacy_db.dsn, "legacy")
     after = Side("after", synap_migrated_db.dsn, "migrated", role=app_role(synap_migrated_db.dsn),
                  tenant_setting="app.current_tenant_id")
-    return {r.query.name: r for r in run_gate(before, after, WORKLOAD)}
+    results = run_gate(before, after, WORKLOAD)
+    record(pytestconfig, "benchmark", results)
+    return {r.query.name: r for r in results}
 
 
 @pytest.mark.parametrize("side", ["before", "after"])

@@ -16,6 +16,7 @@ from synap_verify.errors import SynapError
 from synap_verify.findings import Finding, render_text
 from synap_verify.groups import GROUPS
 from synap_verify.plugin import SETTINGS
+from synap_verify.report import record
 from synap_verify.settings import PROJECT_ROOT, Settings
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ def migrated_findings(synap_migrated_db: Database, synap_settings: Settings,
     """Every finding on the migrated database, by table, from one catalog read."""
     contract = _contract(pytestconfig)
     findings = check(synap_migrated_db.catalog(contract.schemas), contract, synap_settings.groups)
+    record(pytestconfig, "contract", findings)
     by_table: dict[str, list[Finding]] = {}
     for f in findings:
         by_table.setdefault(BACKUP_ITEM if f.rule == "G9" else f.table, []).append(f)
