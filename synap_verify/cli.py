@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "contract": ("synap_verify.contract.command", "check a database against the restructure contract"),
     "rls": ("synap_verify.rls.command", "lint row-level security and probe for cross-tenant leaks"),
     "bench-provision": ("synap_verify.server.bench", "time server start, template clones and catalog reads"),
+    "report": ("synap_verify.report.command", "run the suites into an HTML report with a JSON twin, or rebuild one"),
+    "er": ("synap_verify.report.er", "regenerate the ER diagrams (Mermaid) of the legacy and migrated schema"),
     "bench-migrate": ("synap_verify.bench.migrations", "time each revision and its longest ACCESS EXCLUSIVE lock"),
 }
 
