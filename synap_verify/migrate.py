@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import psycopg
@@ -124,7 +125,7 @@ def upgrade(dsn: str, location: Path, targets: Iterable[str], on_step: Callable[
             if rev.revision in seen:
                 continue
             seen.add(rev.revision)
-            step = _timed(dsn, location, rev, "up", lambda cfg, r=rev: command.upgrade(cfg, r.revision))
+            step = _timed(dsn, location, rev, "up", partial(_upgrade_to, revision=rev.revision))
             steps.append(step)
             if on_step:
                 on_step(step)
@@ -145,6 +146,10 @@ def current(dsn: str, location: Path) -> set[str]:
     with engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"version_table_schema": "synapscale_db"})
         return set(ctx.get_current_heads())
+
+
+def _upgrade_to(cfg: Config, revision: str) -> None:
+    command.upgrade(cfg, revision)
 
 
 def _applied(dsn: str, location: Path) -> set[str]:

@@ -72,7 +72,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Deselect tests marked for a group that was not selected (``-k`` still applies on top)."""
     groups = set(config.stash[SETTINGS].groups)
-    keep, drop = [], []
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
     for item in items:
         marker = item.get_closest_marker("synap_group")
         (drop if marker and marker.args[0] not in groups else keep).append(item)
@@ -175,9 +176,10 @@ def synap_engine(synap_migrated_db: Database):  # type: ignore[no-untyped-def]
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     rls = sys.modules.get("synap_verify.rls")  # loaded only when an RLS suite ran
-    for label, result in (config.stash.get(rls.REPORTS, {}) if rls else {}).items():
-        terminalreporter.write_sep("-", f"synap-verify RLS matrix ({label}; rows with a problem)")
-        terminalreporter.write_line(rls.render_matrix(result.probes))
+    if rls is not None:
+        for label, result in config.stash.get(rls.REPORTS, {}).items():
+            terminalreporter.write_sep("-", f"synap-verify RLS matrix ({label}; rows with a problem)")
+            terminalreporter.write_line(rls.render_matrix(result.probes))
     skips = config.stash.get(SKIPS, {})
     for state, reason in skips.items():
         terminalreporter.write_line(f"synap-verify: suites on the {state} state were skipped: {reason}")

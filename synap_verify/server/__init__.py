@@ -53,7 +53,7 @@ def redact(conninfo: str) -> str:
     host = str(parts.get("host") or "localhost")
     port = str(parts.get("port") or "5432")
     user = parts.get("user")
-    return f"{user + '@' if user else ''}{host}:{port}/{parts.get('dbname') or ''}"
+    return f"{str(user) + '@' if user else ''}{host}:{port}/{parts.get('dbname') or ''}"
 
 
 def sqlalchemy_url(conninfo: str) -> str:

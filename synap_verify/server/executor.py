@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from psycopg.conninfo import make_conninfo
 
@@ -90,7 +91,7 @@ def stop_cluster(bindir: Path, root: Path, user: str | None) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def as_user(user: str | None) -> dict[str, object]:
+def as_user(user: str | None) -> dict[str, Any]:
     """subprocess arguments that drop to ``user`` entirely (uid, gid and no inherited root groups)."""
     return {"user": user, "group": user, "extra_groups": []} if user else {}
 
