@@ -27,7 +27,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         db = pipeline.clone("legacy")
         rows = sum(pipeline.load_report.rows.values()) if pipeline.load_report else 0
-        steps = migrate.upgrade(db.dsn, settings.alembic, [migrate.single_head(settings.alembic)])
+        steps = migrate.upgrade(db.dsn, settings.alembic, [migrate.single_head(settings.alembic)],
+                                on_step=lambda step: print(f"  {step.revision}: {step.seconds:.2f}s", flush=True))
         db.drop()
     finally:
         pipeline.stop()
