@@ -1,0 +1,399 @@
+"""Nothing lost: every legacy row and value, compared with the migrated database under the contract's mapping.
+
+Strategy (docs/equivalence.md): both databases render each table the same way — one text key, then
+every column normalised to its meaning (json as jsonb text, timestamps as epoch seconds, comma lists
+as arrays, renamed tables and columns mapped) — and each side hashes its rows into 4096 key buckets
+(``count`` + ``sum`` of a 64-bit row hash: one sequential scan and a hash aggregate). Only buckets
+whose (count, sum) differ are narrowed down: keys and row hashes of those buckets, then the full rows
+of the keys that differ, column by column. Two connections, so the databases may sit on the same
+server or on two; nothing crosses between them but bucket sums and the few differing rows.
+
+A difference is a loss unless the migrated database explains it: the value is quarantined with its
+original text (``migration_quarantine``), the row or value is journaled as a data move
+(``migration_undo``), or a json value means the same document (:mod:`jsonsem`).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import psycopg
+from psycopg import sql
+
+from synap_verify.catalog import Catalog, Table
+from synap_verify.contract import Contract
+from synap_verify.errors import SynapError
+from synap_verify.findings import Finding
+from synap_verify.integrity import jsonsem
+from synap_verify.integrity.moves import destinations
+
+SCHEMA = "synapscale_db"
+BUCKETS = 4096
+CHUNK = 5000
+RAW = "raw:"  # prefix of a json value rendered verbatim because jsonb might reject it
+AUDIT = ("migration_quarantine", "migration_undo", "migration_archive", "alembic_version")
+# The same text rendering on both sides, whatever each server's defaults are.
+SESSION = ("SET TimeZone = 'UTC'", "SET DateStyle = 'ISO, YMD'", "SET IntervalStyle = 'postgres'",
+           "SET extra_float_digits = 1", "SET bytea_output = 'hex'")
+INSTANT_TYPES = ("date", "timestamp without time zone", "timestamp with time zone")
+
+
+@dataclass(frozen=True)
+class Relation:
+    """One keyed row set rendered by each side: ``SELECT k, <columns> ...`` with ``k`` a text key.
+
+    ``subset``: a destination check, where every before row must be among the after rows (which may
+    hold more: other data already living at the destination).
+    """
+
+    group: str
+    table: str  # target-schema name: findings and the quarantine/journal tables use it
+    before_sql: str
+    after_sql: str
+    columns: tuple[str, ...] = ()
+    json_columns: frozenset[str] = frozenset()
+    subset: bool = False
+    label: str = ""  # a subset check's destination, for messages
+    source: str = ""  # a subset check's legacy values, for messages
+    instant_columns: frozenset[str] = frozenset()
+
+
+@dataclass
+class Outcome:
+    relation: Relation
+    rows_before: int = 0
+    rows_after: int = 0
+    seconds: float = 0.0
+    findings: list[Finding] = field(default_factory=list)
+
+
+@dataclass
+class Expectations:
+    """What the migration says it changed on purpose: quarantined originals and journaled moves."""
+
+    quarantined: dict[tuple[str, str, str], set[str | None]] = field(default_factory=dict)
+    reasons: dict[tuple[str, str, str], set[str]] = field(default_factory=dict)
+    journaled: set[tuple[str, str, str]] = field(default_factory=set)
+
+    @classmethod
+    def load(cls, conn: psycopg.Connection) -> Expectations:
+        """Read both audit tables when they exist (an unmigrated or foreign database has neither)."""
+        found = cls()
+        if _exists(conn, "migration_quarantine"):
+            for table, pk, column, text, reason in conn.execute(
+                    f"SELECT table_name, primary_key, coalesce(column_name, ''), original_text, reason "
+                    f"FROM {SCHEMA}.migration_quarantine"):
+                found.quarantined.setdefault((table, pk, column), set()).add(text)
+                found.reasons.setdefault((table, pk, column), set()).add(reason)
+        if _exists(conn, "migration_undo"):
+            for table, pk, column in conn.execute(
+                    f"SELECT table_name, primary_key, coalesce(column_name, '') FROM {SCHEMA}.migration_undo"):
+                found.journaled.add((table, pk, column))
+        return found
+
+    def explains(self, table: str, key: str, column: str, before: str | None) -> bool:
+        """A changed value the migration accounted for: its original quarantined, a recount, or a journaled move."""
+        where = (table, key, column)
+        original = before[len(RAW):] if before is not None and before.startswith(RAW) else before
+        if original in self.quarantined.get(where, set()):
+            return True
+        return "counter_drift" in self.reasons.get(where, set()) or where in self.journaled
+
+    def inserted(self, table: str, key: str) -> bool:
+        """A row the migration added and journaled (carried-over feedback, role pairs, default workspaces)."""
+        return (table, key, "id") in self.journaled
+
+
+def connect(dsn: str) -> psycopg.Connection:
+    """A read-only autocommit session with the shared text rendering; refuses a session RLS would filter."""
+    try:
+        conn = psycopg.connect(dsn, autocommit=True)
+    except psycopg.OperationalError as exc:
+        raise SynapError(f"cannot connect to {_safe(dsn)}: {str(exc).strip()}") from None
+    for statement in (*SESSION, "SET default_transaction_read_only = on"):
+        conn.execute(statement)
+    row = conn.execute("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user").fetchone()
+    if not (row and row[0]):
+        conn.close()
+        raise SynapError(f"{_safe(dsn)}: the role must be superuser or BYPASSRLS, or forced row-level security "
+                         "hides rows from the comparison and every hidden row would look lost")
+    return conn
+
+
+def _safe(dsn: str) -> str:
+    return re.sub(r"(password=)\S+|(:)[^:@/]+(@)", r"\1\2***\3", dsn)
+
+
+def _exists(conn: psycopg.Connection, table: str) -> bool:
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f'{SCHEMA}."{table}"',)).fetchone()
+    return bool(row and row[0])
+
+
+# --------------------------------------------------------------------------------------------------
+# planning: which relations, rendered how
+
+
+def render(column: str, own: str, other: str) -> str:
+    """A column as text that means the same on both sides of the restructure (``own`` its type here)."""
+    c = _ident(column)
+    if own == "json":  # jsonb may reject the text: such values stay verbatim and are judged row by row
+        return f"CASE WHEN {c}::text ~ '{jsonsem.SUSPECT}' THEN '{RAW}' || {c}::text ELSE {c}::jsonb::text END"
+    if own in INSTANT_TYPES and other in INSTANT_TYPES:  # a naive value is UTC: epoch of the same instant
+        return f"extract(epoch FROM {c})::text"
+    if own == "text" and other == "text[]":  # the legacy comma-separated list
+        return (f"(CASE WHEN btrim({c}) = '' THEN '{{}}'::text[] "
+                f"ELSE regexp_split_to_array(btrim({c}), '\\s*,\\s*') END)::text")
+    return f"{c}::text"
+
+
+def _select(table: Table, columns: Sequence[tuple[str, str, str]], key: Sequence[str]) -> str:
+    """``SELECT k, rendered columns FROM table``; ``columns`` is (name here, other side's type, label)."""
+    types = {c.name: c.type for c in table.columns}
+    exprs = [render(name, types[name], other) for name, other, _ in columns]
+    keyed = " || '|' || ".join(f"{_ident(k)}::text" for k in key) if key else f"md5(row({', '.join(exprs)})::text)"
+    rendered = "".join(f", {e} AS {_ident(label)}" for e, (_, _, label) in zip(exprs, columns, strict=True))
+    return f"SELECT {keyed} AS k{rendered} FROM {SCHEMA}.{_ident(table.name)}"
+
+
+def _ident(name: str) -> str:
+    return sql.Identifier(name).as_string(None)
+
+
+def plan(before: Catalog, after: Catalog, contract: Contract, groups: Iterable[str] = (),
+         rollback: bool = False) -> tuple[list[Relation], list[Finding]]:
+    """The relations to compare for the selected groups, and findings for columns that have nowhere to be.
+
+    Forward (legacy → migrated): tables and columns through the contract's mapping, dropped columns
+    checked at their destination. ``rollback`` (legacy → downgraded): every name is the legacy one.
+    """
+    selected = set(groups) or set(contract.groups)
+    mapping = contract.mapping()
+    renamed = contract.rules.renamed_columns
+    relations: list[Relation] = []
+    findings: list[Finding] = []
+    for spec in contract.tables_in(selected):
+        legacy_name = spec.legacy_name or spec.name
+        old = before.table(legacy_name)
+        if old is None:
+            continue
+        new = after.table(legacy_name if rollback else spec.name)
+        if new is None:
+            findings.append(Finding("EQ-TABLE", spec.group, spec.name, f"{legacy_name} has no counterpart in the "
+                                    f"{'downgraded' if rollback else 'migrated'} database: all {legacy_name} rows are lost"))
+            continue
+        dropped = set() if rollback else {d.column for d in mapping.dropped if d.legacy_table == legacy_name}
+        pairs: list[tuple[str, str]] = []
+        for col in old.columns:
+            if col.name in dropped:
+                continue
+            target = col.name if rollback else mapping.columns.get(spec.name, {}).get(col.name, col.name)
+            if new.column(target) is None and col.name in renamed and new.column(renamed[col.name]):
+                target = renamed[col.name]
+            if new.column(target) is None:
+                findings.append(Finding("EQ-COLUMN", spec.group, spec.name, f"{legacy_name}.{col.name} has no column in "
+                                        f"{new.name} and the contract does not drop it: its values are lost",
+                                        column=col.name, expected=target, actual="absent"))
+                continue
+            pairs.append((col.name, target))
+        old_types = {c.name: c.type for c in old.columns}
+        new_types = {c.name: c.type for c in new.columns}
+        key = [k for k in old.primary_key if k in dict(pairs)]
+        relations.append(Relation(
+            spec.group, spec.name,
+            _select(old, [(o, new_types[t], t) for o, t in pairs], key),
+            _select(new, [(t, old_types[o], t) for o, t in pairs], [dict(pairs)[k] for k in key]),
+            tuple(t for _, t in pairs),
+            frozenset(t for o, t in pairs if "json" in (old_types[o], new_types[t])),
+            instant_columns=frozenset(t for o, t in pairs if old_types[o] in INSTANT_TYPES and new_types[t] in INSTANT_TYPES)))
+    if not rollback:
+        checks, unchecked = destinations(before, after, contract, selected)
+        relations += [Relation(g, t, b, a, subset=True, label=dest, source=src) for g, t, b, a, src, dest in checks]
+        findings += unchecked
+    if contract.rules.backup_group in selected:
+        relations += _backups(before, after, contract, rollback, findings)
+    return relations, findings
+
+
+def _backups(before: Catalog, after: Catalog, contract: Contract, rollback: bool, findings: list[Finding]) -> list[Relation]:
+    """backup_* tables: restored ones are compared row for row; archived ones are checked against the audit."""
+    group = contract.rules.backup_group
+    pattern = re.compile(contract.rules.backup_pattern)
+    out: list[Relation] = []
+    archived = after.table("migration_archive") is not None
+    for table in before.tables.values():
+        if not pattern.search(table.name):
+            continue
+        twin = after.table(table.name)
+        if twin is not None:
+            cols = [(c.name, c.type, c.name) for c in table.columns if twin.column(c.name)]
+            out.append(Relation(group, table.name, _select(table, cols, table.primary_key),
+                                _select(twin, cols, twin.primary_key), tuple(c[2] for c in cols)))
+        elif rollback or not archived:
+            findings.append(Finding("EQ-TABLE", group, table.name, f"{table.name} is gone and nothing archived it"))
+        else:
+            count = f"SELECT count(*)::text AS k FROM {SCHEMA}.{_ident(table.name)}"
+            audit = (f"SELECT row_count::text AS k FROM (SELECT row_count FROM {SCHEMA}.migration_archive "
+                     f"WHERE table_name = {sql.Literal(table.name).as_string(None)} AND restored_rows = row_count "
+                     "ORDER BY id DESC LIMIT 1) a")
+            out.append(Relation(group, table.name, count, audit, subset=True, source=f"the row count of {table.name}",
+                                label="migration_archive with a restore that counted as many rows"))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# comparing
+
+
+def _buckets(conn: psycopg.Connection, query: str) -> dict[int, tuple[int, int]]:
+    rows = conn.execute(f"SELECT hashtextextended(s.k, 1) & {BUCKETS - 1}, count(*), sum(hashtextextended(s::text, 0)) "
+                        f"FROM ({query}) s GROUP BY 1").fetchall()
+    return {b: (n, int(h)) for b, n, h in rows}
+
+
+def _row_hashes(conn: psycopg.Connection, query: str, buckets: list[int]) -> dict[str, int]:
+    return dict(conn.execute(f"SELECT s.k, hashtextextended(s::text, 0) FROM ({query}) s "
+                             f"WHERE hashtextextended(s.k, 1) & {BUCKETS - 1} = ANY(%s)", (buckets,)).fetchall())
+
+
+def _rows(conn: psycopg.Connection, query: str, keys: Sequence[str]) -> Iterator[tuple[str | None, ...]]:
+    for i in range(0, len(keys), CHUNK):
+        yield from conn.execute(f"SELECT s.* FROM ({query}) s WHERE s.k = ANY(%s)", (list(keys[i:i + CHUNK]),))
+
+
+def compare(before: psycopg.Connection, after: psycopg.Connection, relation: Relation, expected: Expectations,
+            examples: int = 3) -> Outcome:
+    """Hash both sides per key bucket, narrow differing buckets to keys, differing keys to columns."""
+    began = time.perf_counter()
+    out = Outcome(relation)
+    try:
+        if relation.subset:
+            _compare_subset(before, after, relation, out, examples)
+        else:
+            _compare_rows(before, after, relation, expected, out, examples)
+    except psycopg.Error as exc:
+        out.findings.append(Finding("EQ-ERROR", relation.group, relation.table,
+                                    f"could not compare {relation.table}: {str(exc).strip().splitlines()[0]}"))
+    out.seconds = time.perf_counter() - began
+    return out
+
+
+def _compare_rows(before: psycopg.Connection, after: psycopg.Connection, relation: Relation, expected: Expectations,
+                  out: Outcome, examples: int) -> None:
+    b, a = _buckets(before, relation.before_sql), _buckets(after, relation.after_sql)
+    out.rows_before, out.rows_after = sum(n for n, _ in b.values()), sum(n for n, _ in a.values())
+    differing = sorted(k for k in b.keys() | a.keys() if b.get(k) != a.get(k))
+    if not differing:
+        return
+    hb, ha = _row_hashes(before, relation.before_sql, differing), _row_hashes(after, relation.after_sql, differing)
+    table = relation.table
+    missing = sorted(hb.keys() - ha.keys())
+    extra = sorted(k for k in ha.keys() - hb.keys() if not expected.inserted(table, k))
+    changed = sorted(k for k in hb.keys() & ha.keys() if hb[k] != ha[k])
+    if missing:
+        out.findings.append(Finding("EQ-ROWS", relation.group, table,
+                                    f"{len(missing)} of {out.rows_before} rows of {table} are missing after the migration "
+                                    f"(keys {_listing(missing, examples)})", expected=str(out.rows_before),
+                                    actual=str(out.rows_after)))
+    if extra:
+        out.findings.append(Finding("EQ-ROWS", relation.group, table,
+                                    f"{len(extra)} rows of {table} appeared that the legacy database did not have and "
+                                    f"no journal explains (keys {_listing(extra, examples)})",
+                                    expected=str(out.rows_before), actual=str(out.rows_after)))
+    if changed:
+        _compare_values(before, after, relation, expected, changed, out, examples)
+
+
+def _compare_values(before: psycopg.Connection, after: psycopg.Connection, relation: Relation, expected: Expectations,
+                    keys: list[str], out: Outcome, examples: int) -> None:
+    olds = {r[0]: r[1:] for r in _rows(before, relation.before_sql, keys)}
+    news = {r[0]: r[1:] for r in _rows(after, relation.after_sql, keys)}
+    lost: dict[str, list[tuple[str, str | None, str | None]]] = {}
+    for key in keys:
+        for column, old, new in zip(relation.columns, olds[key], news[key], strict=True):
+            if old == new or column in relation.json_columns and _same_json(old, new):
+                continue
+            if not expected.explains(relation.table, key, column, old):
+                lost.setdefault(column, []).append((key, old, new))
+    for column, cases in lost.items():
+        show = _instant if column in relation.instant_columns else jsonsem.abbreviate
+        shown = "; ".join(f"{k}: {show(o)} → {show(n)}" for k, o, n in cases[:examples])
+        kind = "json documents changed meaning" if column in relation.json_columns else "values changed"
+        if column in relation.instant_columns:
+            kind = "instants moved" + _shifts(cases)
+        out.findings.append(Finding("EQ-VALUE", relation.group, relation.table,
+                                    f"{relation.table}.{column}: {len(cases)} {kind} with no quarantine or journal entry "
+                                    f"(e.g. {shown})", column=column, expected=cases[0][1], actual=cases[0][2]))
+
+
+def _same_json(old: str | None, new: str | None) -> bool:
+    strip = [v[len(RAW):] if v is not None and v.startswith(RAW) else v for v in (old, new)]
+    return jsonsem.equivalent(strip[0], strip[1])
+
+
+def _compare_subset(before: psycopg.Connection, after: psycopg.Connection, relation: Relation, out: Outcome,
+                    examples: int) -> None:
+    query = "SELECT DISTINCT hashtextextended(s.k, 0) FROM ({}) s"
+    want = {h for (h,) in before.execute(query.format(relation.before_sql))}
+    have = {h for (h,) in after.execute(query.format(relation.after_sql))}
+    out.rows_before, out.rows_after = len(want), len(have)
+    missing = sorted(want - have)
+    if missing:
+        keys = [k for (k,) in before.execute(f"SELECT s.k FROM ({relation.before_sql}) s "
+                                             "WHERE hashtextextended(s.k, 0) = ANY(%s) LIMIT %s", (missing, examples))]
+        out.findings.append(Finding("EQ-MOVED", relation.group, relation.table,
+                                    f"{len(missing)} of {len(want)} {relation.source} are neither in {relation.label} "
+                                    "nor quarantined "
+                                    f"(e.g. {'; '.join(jsonsem.abbreviate(k, 90) for k in keys)})",
+                                    expected=str(len(want)), actual=str(len(want) - len(missing))))
+
+
+def _shifts(cases: Sequence[tuple[str, str | None, str | None]]) -> str:
+    """The distinct shifts, in hours: a constant shift is the signature of a conversion in the wrong TimeZone."""
+    try:
+        hours = sorted({round((float(n) - float(o)) / 3600, 2) for _, o, n in cases if o is not None and n is not None})
+    except ValueError:
+        return ""
+    return f" (shifted by {', '.join(f'{h:+g} h' for h in hours[:4])})" if hours else ""
+
+
+def _instant(epoch: str | None) -> str:
+    """An epoch rendering back as a UTC instant, so a shifted timestamp reads as one."""
+    if epoch is None:
+        return "NULL"
+    try:
+        return datetime.fromtimestamp(float(epoch), UTC).isoformat(sep=" ")
+    except (ValueError, OverflowError):
+        return epoch
+
+
+def _listing(keys: Sequence[str], examples: int) -> str:
+    return ", ".join(keys[:examples]) + (f" and {len(keys) - examples} more" if len(keys) > examples else "")
+
+
+@dataclass
+class Report:
+    outcomes: list[Outcome]
+    findings: list[Finding]
+    seconds: float
+
+    @property
+    def rows(self) -> int:
+        return sum(o.rows_before + o.rows_after for o in self.outcomes)
+
+
+def run(before_dsn: str, after_dsn: str, contract: Contract, groups: Iterable[str] = (), rollback: bool = False,
+        expected: Expectations | None = None) -> Report:
+    """Compare two whole databases: plan from both catalogs, then every relation."""
+    from synap_verify.catalog import read_catalog
+
+    began = time.perf_counter()
+    with connect(before_dsn) as b, connect(after_dsn) as a:
+        relations, findings = plan(read_catalog(b), read_catalog(a), contract, groups, rollback)
+        known = expected if expected is not None else Expectations.load(a)
+        outcomes = [compare(b, a, r, known) for r in relations]
+    findings += [f for o in outcomes for f in o.findings]
+    return Report(outcomes, findings, time.perf_counter() - began)
