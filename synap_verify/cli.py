@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("synap_verify.report.command", "run the suites into an HTML report with a JSON twin, or rebuild one"),
     "er": ("synap_verify.report.er", "regenerate the ER diagrams (Mermaid) of the legacy and migrated schema"),
     "bench-migrate": ("synap_verify.bench.migrations", "time each revision and its longest ACCESS EXCLUSIVE lock"),
+    "load": ("synap_verify.load.command", "Locust load on the API, or the migration run under load (zero downtime)"),
 }
 
 
