@@ -17,6 +17,8 @@ from synap_verify.errors import SynapError
 COMMANDS: dict[str, tuple[str, str]] = {
     "contract": ("synap_verify.contract.command", "check a database against the restructure contract"),
     "rls": ("synap_verify.rls.command", "lint row-level security and probe for cross-tenant leaks"),
+    "equivalence": ("synap_verify.integrity.equivalence_command", "compare a legacy database with its migrated copy"),
+    "preflight": ("synap_verify.integrity.preflight_command", "list legacy rows the restructure would reject or alter"),
     "bench-provision": ("synap_verify.server.bench", "time server start, template clones and catalog reads"),
     "report": ("synap_verify.report.command", "run the suites into an HTML report with a JSON twin, or rebuild one"),
     "er": ("synap_verify.report.er", "regenerate the ER diagrams (Mermaid) of the legacy and migrated schema"),
