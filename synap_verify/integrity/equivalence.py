@@ -144,7 +144,7 @@ def render(column: str, own: str, other: str) -> str:
         return f"CASE WHEN {c}::text ~ '{jsonsem.SUSPECT}' THEN '{RAW}' || {c}::text ELSE {c}::jsonb::text END"
     if own in INSTANT_TYPES and other in INSTANT_TYPES:  # a naive value is UTC: epoch of the same instant
         return f"extract(epoch FROM {c})::text"
-    if own == "text" and other == "text[]":  # the legacy comma-separated list
+    if own == "text" and other == "text[]":  # the legacy comma-separated list (also on a downgraded side)
         return (f"(CASE WHEN btrim({c}) = '' THEN '{{}}'::text[] "
                 f"ELSE regexp_split_to_array(btrim({c}), '\\s*,\\s*') END)::text")
     return f"{c}::text"
@@ -201,11 +201,16 @@ def plan(before: Catalog, after: Catalog, contract: Contract, groups: Iterable[s
             pairs.append((col.name, target))
         old_types = {c.name: c.type for c in old.columns}
         new_types = {c.name: c.type for c in new.columns}
+        as_before, as_after = dict(new_types), {t: old_types[o] for o, t in pairs}
+        if rollback:  # both sides legacy-typed: render both as the migrated type means it (tags as lists)
+            for _, t in pairs:
+                if mapping.types.get((spec.name, t)) == "text[]":
+                    as_before[t] = as_after[t] = "text[]"
         key = [k for k in old.primary_key if k in dict(pairs)]
         relations.append(Relation(
             spec.group, spec.name,
-            _select(old, [(o, new_types[t], t) for o, t in pairs], key),
-            _select(new, [(t, old_types[o], t) for o, t in pairs], [dict(pairs)[k] for k in key]),
+            _select(old, [(o, as_before[t], t) for o, t in pairs], key),
+            _select(new, [(t, as_after[t], t) for _, t in pairs], [dict(pairs)[k] for k in key]),
             tuple(t for _, t in pairs),
             frozenset(t for o, t in pairs if "json" in (old_types[o], new_types[t])),
             instant_columns=frozenset(t for o, t in pairs if old_types[o] in INSTANT_TYPES and new_types[t] in INSTANT_TYPES)))
