@@ -7,6 +7,7 @@ a shared machine (which moves a median ~20% between sessions minutes apart) then
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Iterator
@@ -18,26 +19,33 @@ import psycopg
 from synap_verify.bench.workload import Params, Query, Session, run_rows
 
 
+@dataclass(frozen=True)
+class Limits:
+    """How much to measure and the thresholds of the gate (G6: no query more than 5% slower)."""
+
+    ratio: float = 1.05
+    alpha: float = 0.01
+    buffers: float = 1.05
+    rounds: int = 30
+    per_round: int = 6  # at least; more for fast queries, so that a side's round lasts ``round_ms``
+    round_ms: float = 20.0
+    max_per_round: int = 60
+
+
 @dataclass
 class Samples:
-    """Raw per-execution durations (seconds) of both sides, and which parameter set each one ran."""
+    """Raw per-execution durations (seconds) of both sides, round after round (``per_round`` each)."""
 
     before: list[float] = field(default_factory=list)
     after: list[float] = field(default_factory=list)
-    before_keys: list[int] = field(default_factory=list)
-    after_keys: list[int] = field(default_factory=list)
+    per_round: int = 1
 
-    def normalised(self) -> tuple[list[float], list[float]]:
-        """Both sides divided by the before-side median of the same parameter set.
-
-        Tenants differ in result size, so raw samples form a mixture whose median jumps between
-        clusters; per-parameter normalisation leaves only the before/after difference.
-        """
-        ref: dict[int, float] = {}
-        for key in set(self.before_keys):
-            ref[key] = statistics.median(v for v, k in zip(self.before, self.before_keys, strict=True) if k == key)
-        return ([v / ref[k] for v, k in zip(self.before, self.before_keys, strict=True)],
-                [v / ref[k] for v, k in zip(self.after, self.after_keys, strict=True)])
+    def round_ratios(self) -> list[float]:
+        """after/before median of each round: the unit the gate tests, since both sides of one round
+        ran under the same machine load and with the same parameters."""
+        k = self.per_round
+        return [statistics.median(self.after[i:i + k]) / statistics.median(self.before[i:i + k])
+                for i in range(0, len(self.before), k)]
 
 
 def prepare(dsn: str) -> None:
@@ -75,21 +83,28 @@ def _timed(session: Session, query: Query, params: Params, extra: float) -> floa
         return time.perf_counter() - began
 
 
-def interleave(before: Session, after: Session, query: Query, params: list[Params], rounds: int = 20,
-               per_round: int = 5, warmup: int = 2, inject: float = 0.0) -> Samples:
+def executions_per_round(seconds: float, at_least: int, round_ms: float, at_most: int) -> int:
+    """Enough executions that one side's round lasts ``round_ms``: the median of a handful of
+    sub-millisecond executions is too noisy for a 5% question."""
+    wanted = math.ceil(round_ms / 1000 / max(seconds, 1e-6))
+    return max(at_least, min(at_most, wanted))
+
+
+def interleave(before: Session, after: Session, query: Query, params: list[Params], limits: Limits,
+               warmup: int = 2, inject: float = 0.0) -> Samples:
     """Raw samples of both sides, interleaved and order-alternated; ``inject`` adds that many seconds
     of busy-wait to every after-side execution (calibration of the detector)."""
     for p in params[:warmup] or params[:1]:
         for _ in range(2):
             run_rows(before, query, p)
             run_rows(after, query, p)
-    samples = Samples()
-    for i in range(rounds):
-        key = i % len(params)
-        order = ((before, samples.before, samples.before_keys, 0.0), (after, samples.after, samples.after_keys, inject))
-        for session, sink, keys, extra in (order if i % 2 == 0 else order[::-1]):
-            sink.extend(_timed(session, query, params[key], extra) for _ in range(per_round))
-            keys.extend([key] * per_round)
+    probe = statistics.median(_timed(before, query, params[0], 0.0) for _ in range(3))
+    samples = Samples(per_round=executions_per_round(probe, limits.per_round, limits.round_ms, limits.max_per_round))
+    for i in range(limits.rounds):
+        p = params[i // 2 % len(params)]  # each parameter set for a pair of rounds: both orders alike
+        order = ((before, samples.before, 0.0), (after, samples.after, inject))
+        for session, sink, extra in (order if i % 2 == 0 else order[::-1]):
+            sink.extend(_timed(session, query, p, extra) for _ in range(samples.per_round))
     return samples
 
 

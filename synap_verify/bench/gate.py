@@ -1,39 +1,30 @@
 """The regression gate: one verdict per query from timing statistics, buffers and plan shape.
 
-Timing (noisy): a query regresses when the after side is significantly slower (one-sided Mann-Whitney
-U, p < alpha) *and* the confidence interval of the median ratio reaches above the threshold (1.05), in
-the first run and again in a confirmation rerun. Requiring only the interval to reach 1.05 (rather than
-the point estimate to exceed it) is what gives power at exactly +5%; p < alpha twice keeps A/A false
-alarms far below 1%.
+Deterministic (the primary defence, immune to machine load): shared blocks hit+read of execution more
+than 5% above the legacy side, a B-tree/GIN access that became a sequential scan, or a filtered
+jsonb/array column with no GIN index, fail the query whatever the clock says.
 
-Buffers and plan (deterministic): shared blocks hit+read of execution more than 5% above the legacy
-side, a B-tree/GIN access that became a sequential scan, or a filtered jsonb column with no GIN index,
-fail the query whatever the clock says.
+Timing (noisy): the unit is the round, in which both sides ran interleaved under the same load and
+with the same parameters; its after/before median ratio is immune to drift slower than a round. A
+query regresses when the per-round log ratios are significantly above zero (one-sided Wilcoxon
+signed-rank, p < alpha) *and* the 95% interval of the median per-round ratio reaches above 1.05, in the
+first run and again in a confirmation rerun. Requiring only the interval to reach 1.05 (rather than
+the point estimate to exceed it) is what gives power at exactly +5%; p < alpha twice keeps A/A false
+alarms rare.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass, field
 
 import psycopg
 
 from synap_verify.bench import stats
-from synap_verify.bench.ab import Plan, Samples, explain, interleave
+from synap_verify.bench.ab import Limits, Plan, Samples, explain, interleave
 from synap_verify.bench.workload import Params, Query, Session, check_same_rows
 from synap_verify.findings import Finding
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The thresholds of the gate (G6: no query more than 5% slower)."""
-
-    ratio: float = 1.05
-    alpha: float = 0.01
-    buffers: float = 1.05
-    rounds: int = 30
-    per_round: int = 6
-
 
 G6 = Limits()
 
@@ -42,21 +33,22 @@ G6 = Limits()
 class Timing:
     before_ms: float
     after_ms: float
-    ratio: float
+    ratio: float  # median of the per-round after/before ratios
     ci: tuple[float, float]
     p: float
-    n: int
+    rounds: int
+    per_round: int
 
     def slower(self, limits: Limits) -> bool:
         return self.p < limits.alpha and self.ci[1] > limits.ratio
 
 
 def timing(samples: Samples) -> Timing:
-    """Raw medians for the table; ratio, interval and p from the per-parameter normalised samples."""
-    before, after = samples.normalised()
+    """Raw medians for the table; ratio, interval and p from the per-round ratios."""
+    ratios = samples.round_ratios()
     return Timing(statistics.median(samples.before) * 1000, statistics.median(samples.after) * 1000,
-                  stats.median_ratio(before, after), stats.bootstrap_ratio_ci(before, after),
-                  stats.mann_whitney_greater(before, after), len(before))
+                  statistics.median(ratios), stats.median_ci(ratios),
+                  stats.signed_rank_greater([math.log(r) for r in ratios]), len(ratios), samples.per_round)
 
 
 @dataclass
@@ -64,12 +56,13 @@ class Comparison:
     """Everything measured about one query, and the findings it produced."""
 
     query: Query
-    timing: Timing
+    timing: Timing | None  # None when the query could not be measured (see its BENCH-ERROR finding)
     before_plan: Plan
     after_plan: Plan
     confirmed: Timing | None = None  # the rerun, when the first run looked slower
     findings: list[Finding] = field(default_factory=list)
     samples: Samples = field(default_factory=Samples)
+    hidden: tuple[int, int] = (0, 0)  # \u0000 rows the row check hid (legacy, migrated)
 
     @property
     def buffers_ratio(self) -> float:
@@ -96,24 +89,33 @@ def gin_index_exists(session: Session, table: str, column: str) -> bool:
     return row is not None
 
 
+def failed(query: Query, error: Exception) -> Comparison:
+    """A query that could not be measured: a finding for it, and the gate goes on with the others."""
+    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return Comparison(query, None, Plan(0, ()), Plan(0, ()), findings=[
+        Finding("BENCH-ERROR", query.group, query.table or query.name, f"{query.name}: {message}")])
+
+
 def compare(before: Session, after: Session, query: Query, params: list[Params], limits: Limits = G6,
             inject: float = 0.0) -> Comparison:
     """Check rows, read both plans, time interleaved (and once more if slower), and judge."""
-    findings = check_same_rows(before, after, query, params)
+    check = check_same_rows(before, after, query, params)
+    findings = check.findings
     plans = [(explain(before, query, p), explain(after, query, p)) for p in params]
     before_plan = Plan(sum(a.buffers for a, _ in plans), plans[0][0].nodes)
     after_plan = Plan(sum(b.buffers for _, b in plans), plans[0][1].nodes)
-    samples = interleave(before, after, query, params, limits.rounds, limits.per_round, inject=inject)
-    result = Comparison(query, timing(samples), before_plan, after_plan, findings=findings, samples=samples)
+    samples = interleave(before, after, query, params, limits, inject=inject)
+    result = Comparison(query, timing(samples), before_plan, after_plan, findings=findings, samples=samples,
+                        hidden=check.hidden)
     table = query.table or query.name
-    if result.timing.slower(limits):
-        result.confirmed = timing(interleave(before, after, query, params, limits.rounds, limits.per_round,
-                                             warmup=0, inject=inject))
+    if result.timing and result.timing.slower(limits):
+        result.confirmed = timing(interleave(before, after, query, params, limits, warmup=0, inject=inject))
         if result.confirmed.slower(limits):
             t = result.confirmed
             findings.append(Finding("BENCH-TIME", query.group, table,
-                                    f"{query.name}: median {t.ratio:.3f}x the legacy time (95% CI {t.ci[0]:.3f}-"
-                                    f"{t.ci[1]:.3f}, p={t.p:.1e}), confirmed by a rerun",
+                                    f"{query.name}: median per-round ratio {t.ratio:.3f} (95% CI {t.ci[0]:.3f}-"
+                                    f"{t.ci[1]:.3f}, signed-rank p={t.p:.1e} over {t.rounds} rounds), "
+                                    "confirmed by a rerun",
                                     expected=f"<= {limits.ratio:.2f}x", actual=f"{t.ratio:.3f}x"))
     if result.buffers_ratio > limits.buffers:
         findings.append(Finding("BENCH-BUFFERS", query.group, table,
@@ -133,18 +135,21 @@ def compare(before: Session, after: Session, query: Query, params: list[Params],
 
 
 def render_table(results: list[Comparison]) -> str:
-    """The per-query table the gate prints: before, after, ratio, CI, p, buffers ratio, plan change, verdict."""
-    head = ("query", "before ms", "after ms", "ratio", "95% CI", "p", "buffers", "plan", "verdict")
+    """The per-query table the gate prints: before, after, ratio, CI, p, buffers ratio, plan change, verdict;
+    then a line per query whose row check hid \u0000 rows, so that exclusion is never silent."""
+    head = ("query", "before ms", "after ms", "ratio", "95% CI", "p", "rounds", "buffers", "plan", "verdict")
     rows = [head]
     for r in results:
         t = r.confirmed or r.timing
-        rows.append((r.query.name, f"{t.before_ms:.3f}", f"{t.after_ms:.3f}", f"{t.ratio:.3f}",
-                     f"{t.ci[0]:.3f}-{t.ci[1]:.3f}", f"{t.p:.1e}",
-                     f"{r.buffers_ratio:.2f} ({r.before_plan.buffers}->{r.after_plan.buffers})",
-                     r.plan_change, r.verdict))
+        timed = (f"{t.before_ms:.3f}", f"{t.after_ms:.3f}", f"{t.ratio:.3f}", f"{t.ci[0]:.3f}-{t.ci[1]:.3f}",
+                 f"{t.p:.1e}", f"{t.rounds}x{t.per_round}{'+rerun' if r.confirmed else ''}") if t else ("-",) * 6
+        buffers = f"{r.buffers_ratio:.2f} ({r.before_plan.buffers}->{r.after_plan.buffers})" if t else "-"
+        rows.append((r.query.name, *timed, buffers, r.plan_change if t else "-", r.verdict))
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    lines += [f"{r.query.name}: row check hid {r.hidden[0]} legacy row(s) with \\u0000 json and {r.hidden[1]} "
+              "quarantined migrated row(s); timing and plans include them" for r in results if any(r.hidden)]
     return "\n".join(lines)
 
 

@@ -3,6 +3,12 @@
 A query pair is only worth timing if both sides answer the same question, so every pair is first run
 on every parameter set and its rows compared (as multisets, with json/jsonb and naive/aware timestamps
 normalised to one form).
+
+Legacy json documents holding ``\\u0000`` are real data, but jsonb rejects them and so do the json
+operators (``\\u0000 cannot be converted to text``): the legacy queries guard every json expression
+with ``strpos(col::text, '\\u0000') = 0``, and the migration quarantines those values and writes
+sanitised ones. The two versions may therefore legitimately differ on exactly those rows, so the row
+check hides them on both sides (the query's ``nul`` columns) and reports how many it hid.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ class Query:
     write: bool = False  # run in a transaction that is rolled back, so repeated runs see the same data
     gin: tuple[str, str] | None = None  # (table, column) the migrated query filters through a GIN index
     table: str = ""  # the main table, for findings
+    nul: tuple[tuple[str, str], ...] = ()  # (table, json column) whose \u0000 rows the row check hides
 
     def sql(self, version: str) -> str:
         return self.legacy if version == "legacy" else self.migrated
@@ -101,9 +108,11 @@ def load_workload(path: Path) -> list[Query]:
     queries = []
     for name, q in data["queries"].items():
         table, _, column = str(q.get("gin", "")).partition(".")
+        nul = tuple(tuple(str(item).split(".", 1)) for item in q.get("nul", []))
         queries.append(Query(name=name, group=q["group"], legacy=q.get("legacy") or q["sql"],
                              migrated=q.get("migrated") or q["sql"], params=q["params"], write=bool(q.get("write")),
-                             gin=(table, column) if column else None, table=q.get("table", table)))
+                             gin=(table, column) if column else None, table=q.get("table", table),
+                             nul=nul))  # type: ignore[arg-type]
     return queries
 
 
@@ -144,18 +153,72 @@ def _multiset(rows: list[dict[str, Any]]) -> Counter[tuple[Any, ...]]:
     return Counter(tuple(normalise(v) for v in row.values()) for row in rows)
 
 
-def check_same_rows(before: Session, after: Session, query: Query, params: list[Params]) -> list[Finding]:
-    """A BENCH-ROWS finding per parameter set on which the two versions disagree."""
+@dataclass
+class RowCheck:
+    """The row-equality check of one query: its findings, and the \\u0000 rows hidden on each side."""
+
+    findings: list[Finding]
+    hidden: tuple[int, int] = (0, 0)
+
+
+def _nul_filter(session: Session, table: str, column: str) -> tuple[sql.Composable, int]:
+    """The predicate that keeps a table's rows without \\u0000 json, and how many rows it drops.
+
+    Legacy: by the json text. Migrated: by the keys the migration quarantined for that column (its
+    values there are sanitised, so the text no longer shows them); read with the owner's connection,
+    since the application role may not see the quarantine.
+    """
+    col = sql.Identifier(column)
+    if session.side.version == "legacy":
+        keep = sql.SQL("coalesce(strpos({}::text, '\\u0000'), 0) = 0").format(col)
+        drop = sql.SQL("SELECT count(*) AS n FROM {}.{} WHERE NOT ({})").format(
+            sql.Identifier(session.side.schema), sql.Identifier(table), keep)
+        with psycopg.connect(session.side.dsn, autocommit=True, row_factory=dict_row) as conn:
+            row = conn.execute(drop).fetchone()
+        return keep, int(row["n"]) if row else 0
+    with psycopg.connect(session.side.dsn, autocommit=True, row_factory=dict_row) as conn:
+        quarantine = sql.Identifier(session.side.schema, "migration_quarantine")
+        exists = conn.execute("SELECT to_regclass(%s) AS t", (f"{session.side.schema}.migration_quarantine",)).fetchone()
+        keys = [r["primary_key"] for r in conn.execute(
+            sql.SQL("SELECT DISTINCT primary_key FROM {} WHERE table_name = %s AND column_name = %s "
+                    "AND reason = 'jsonb_rejects'").format(quarantine), (table, column))] if exists and exists["t"] else []
+    return sql.SQL("id::text <> ALL({})").format(sql.Literal(keys)), len(keys)
+
+
+def _hide_nul_rows(session: Session, query: Query) -> int:
+    """Shadow each ``nul`` table with a temporary view of the same name (pg_temp comes first in the
+    search path) holding only its rows without \\u0000; returns how many rows were hidden."""
+    hidden = 0
+    for table, column in query.nul:
+        keep, dropped = _nul_filter(session, table, column)
+        session.conn.execute(sql.SQL("CREATE TEMP VIEW {} AS SELECT * FROM {}.{} WHERE {}").format(
+            sql.Identifier(table), sql.Identifier(session.side.schema), sql.Identifier(table), keep))
+        hidden += dropped
+    return hidden
+
+
+def _unhide(session: Session, query: Query) -> None:
+    for table, _ in query.nul:
+        session.conn.execute(sql.SQL("DROP VIEW IF EXISTS pg_temp.{}").format(sql.Identifier(table)))
+
+
+def check_same_rows(before: Session, after: Session, query: Query, params: list[Params]) -> RowCheck:
+    """A BENCH-ROWS finding per parameter set on which the two versions disagree, \\u0000 rows aside."""
     findings = []
-    for p in params:
-        a, b = _multiset(run_rows(before, query, p)), _multiset(run_rows(after, query, p))
-        if a != b:
-            findings.append(Finding(
-                "BENCH-ROWS", query.group, query.table or query.name,
-                f"{query.name}: legacy and migrated queries return different rows for {_show(p)}",
-                expected=f"{sum(a.values())} rows", actual=f"{sum(b.values())} rows, {sum((a - b).values())} missing, "
-                                                           f"{sum((b - a).values())} extra"))
-    return findings
+    try:
+        hidden = (_hide_nul_rows(before, query), _hide_nul_rows(after, query))
+        for p in params:
+            a, b = _multiset(run_rows(before, query, p)), _multiset(run_rows(after, query, p))
+            if a != b:
+                findings.append(Finding(
+                    "BENCH-ROWS", query.group, query.table or query.name,
+                    f"{query.name}: legacy and migrated queries return different rows for {_show(p)}",
+                    expected=f"{sum(a.values())} rows",
+                    actual=f"{sum(b.values())} rows, {sum((a - b).values())} missing, {sum((b - a).values())} extra"))
+    finally:
+        _unhide(before, query)
+        _unhide(after, query)
+    return RowCheck(findings, hidden)
 
 
 def _show(params: Params) -> str:
