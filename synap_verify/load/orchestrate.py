@@ -1,0 +1,309 @@
+"""Start the API and Locust, run the migration while the load runs, and collect what happened.
+
+Traffic only goes to 127.0.0.1 (the API this module starts) or to a staging URL given explicitly.
+Every wait here has a deadline, and Locust always runs with ``-t``, so a run ends by itself even when
+the early stop (a stop file the locustfile watches) is never reached.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from synap_verify import migrate
+from synap_verify.errors import SynapError
+from synap_verify.load import blocking, config
+from synap_verify.load.blocking import StepWindow, Wait
+from synap_verify.load.config import LOCUSTFILE
+from synap_verify.server import sqlalchemy_url
+from synap_verify.settings import PROJECT_ROOT
+
+Say = Callable[[str], None]
+S = "synapscale_db"
+
+POOL_SQL = f"""
+WITH t AS (
+    SELECT r.tenant_id, min(r.user_id::text) AS user_id
+    FROM {S}.user_tenant_roles r JOIN {S}.users u ON u.id = r.user_id
+    WHERE r.is_active GROUP BY r.tenant_id)
+SELECT t.tenant_id::text, t.user_id,
+    ARRAY(SELECT w.id::text FROM {S}.workspaces w WHERE w.tenant_id = t.tenant_id ORDER BY w.id LIMIT 5),
+    ARRAY(SELECT wf.id::text FROM {S}.workflows wf JOIN {S}.workspaces w ON w.id = wf.workspace_id
+          AND w.tenant_id = wf.tenant_id WHERE wf.tenant_id = t.tenant_id ORDER BY wf.id LIMIT 5),
+    ARRAY(SELECT c.id::text FROM {S}.llms_conversations c WHERE c.tenant_id = t.tenant_id AND (c.workspace_id IS NULL
+          OR EXISTS (SELECT 1 FROM {S}.workspaces w WHERE w.id = c.workspace_id AND w.tenant_id = c.tenant_id))
+          ORDER BY c.id LIMIT 5)
+FROM t ORDER BY t.tenant_id
+"""
+
+# The seeded unsafe step: what a naive migration of the largest table does (a full rewrite under
+# ACCESS EXCLUSIVE). ``context`` is used because the fixture puts no \u0000 in it, so the cast succeeds
+# and the step blocks instead of failing.
+UNSAFE_STEP = ("unsafe: ALTER analytics_events.context TYPE jsonb",
+               f"ALTER TABLE {S}.analytics_events ALTER COLUMN context TYPE jsonb USING context::jsonb")
+
+GROW_EVENTS_SQL = f"""
+INSERT INTO {S}.analytics_events (event_type, category, action, label, user_id, session_id, tenant_id, workspace_id,
+                                  workflow_id, properties, context, value, occurred_at, created_at)
+SELECT e.event_type, e.category, e.action, e.label, e.user_id, e.session_id, e.tenant_id, e.workspace_id,
+       e.workflow_id, e.properties, e.context, e.value, e.occurred_at, e.created_at
+FROM generate_series(1, %(copies)s) g,
+     (SELECT * FROM {S}.analytics_events WHERE coalesce(properties::text, '') NOT LIKE '%%\\u0000%%'
+      AND coalesce(context::text, '') NOT LIKE '%%\\u0000%%') e
+LIMIT %(rows)s
+"""
+
+
+def tenant_pool(dsn: str, limit: int) -> list[dict[str, Any]]:
+    """Tenants with a member, workspaces, workflows and conversations: the ids load users act on.
+
+    Read with SQL valid on the legacy and the migrated schema; only rows whose parent has the same
+    tenant (legacy drift would be refused by the migrated schema's guards, which is not the load's point).
+    """
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute(POOL_SQL).fetchall()  # type: ignore[arg-type]
+    pool = [{"tenant": t, "user": u, "workspaces": ws, "workflows": wf, "conversations": cv}
+            for t, u, ws, wf, cv in rows if ws and wf and cv][:limit]
+    if not pool:
+        raise SynapError("no tenant has a member, a workspace, a workflow and a conversation: nothing to load")
+    return pool
+
+
+def grow_events(dsn: str, rows: int) -> int:
+    """Copy existing analytics_events rows until ``rows`` more exist, then ANALYZE (row estimates drive expand/contract)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        have = conn.execute(f"SELECT count(*) FROM {S}.analytics_events").fetchone()
+        copies = -(-rows // max(1, int(have[0] if have else 0)))
+        cur = conn.execute(GROW_EVENTS_SQL, {"copies": copies, "rows": rows})  # type: ignore[arg-type]
+        conn.execute(f"ANALYZE {S}.analytics_events")
+        return cur.rowcount
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serve_api(dsn: str, log: Path, ready_within: float = 30.0) -> Iterator[str]:
+    """The reference API under uvicorn on 127.0.0.1, its connections named ``synap-load-api``."""
+    port = free_port()
+    env = os.environ | {"SYNAPSCALE_DATABASE_URL": sqlalchemy_url(dsn), "PGAPPNAME": f"{blocking.LOAD_APP}-api"}
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "synapscale.api.app:app", "--host", "127.0.0.1", "--port", str(port),
+             "--log-level", "warning", "--no-access-log"],
+            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_ready(url, proc, log, ready_within)
+            yield url
+        finally:
+            _stop(proc)
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, within: float) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SynapError(f"the API exited with {proc.returncode} before serving: see {log}")
+        try:
+            with urllib.request.urlopen(f"{url}/openapi.json", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    raise SynapError(f"the API did not answer within {within:.0f}s: see {log}")
+
+
+def _stop(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@dataclass
+class LocustRun:
+    """One headless Locust process and the files it writes into ``out``."""
+
+    out: Path
+    user_class: str
+    users: int
+    spawn_rate: float
+    duration: str
+    host: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def timeline(self) -> Path:
+        return self.out / "timeline.csv"
+
+    @property
+    def stop_file(self) -> Path:
+        return self.out / "stop"
+
+    def start(self, config_file: Path) -> None:
+        self.stop_file.unlink(missing_ok=True)
+        argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", str(self.users),
+                "-r", f"{self.spawn_rate:g}", "-t", self.duration, "--stop-timeout", "5", "--only-summary",
+                "--csv", str(self.out / "locust"), "--html", str(self.out / "locust.html"),
+                "--json-file", str(self.out / "locust"), "--loglevel", "WARNING"]
+        if self.host:
+            argv += ["--host", self.host]
+        env = os.environ | self.env | {"SYNAP_LOAD_CONFIG": str(config_file), "SYNAP_LOAD_TIMELINE": str(self.timeline),
+                                       "SYNAP_LOAD_STOP_FILE": str(self.stop_file)}
+        log = (self.out / "locust.log").open("w")
+        self.proc = subprocess.Popen(argv + [self.user_class], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                     cwd=PROJECT_ROOT, start_new_session=True)
+        log.close()
+
+    def stop_early(self) -> None:
+        self.stop_file.touch()
+
+    def wait(self, bound: float) -> int:
+        """Wait for Locust to end by itself; past ``bound`` seconds it is terminated (and that is reported)."""
+        assert self.proc is not None
+        try:
+            return self.proc.wait(bound)
+        except subprocess.TimeoutExpired:
+            _stop(self.proc)
+            log = self.out / "locust.log"
+            raise SynapError(f"Locust did not stop within {bound:.0f}s and was terminated: see {log}") from None
+
+    def first_request_within(self, seconds: float) -> bool:
+        """True once the timeline has a request (users spawned, database reachable)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                return False
+            if self.timeline.exists() and self.timeline.stat().st_size > 40:
+                return True
+            time.sleep(0.2)
+        return False
+
+
+@dataclass
+class MigrationPlan:
+    """What runs under load: the reference revisions (optionally another expand/contract threshold), or the unsafe step."""
+
+    location: Path
+    unsafe: bool = False
+    expand_contract_rows: int | None = None
+    group: str | None = None  # one group's revisions only (its bare branch label), else up to the head
+
+
+def run_steps(dsn: str, plan: MigrationPlan, say: Say) -> list[StepWindow]:
+    """Apply each step in turn, recording when it ran; the first failure ends the migration (and is a step result)."""
+    if plan.unsafe:
+        return [_sql_step(dsn, *UNSAFE_STEP, say=say)]
+    previous = os.environ.get("SYNAPSCALE_EXPAND_CONTRACT_ROWS")
+    if plan.expand_contract_rows is not None:
+        os.environ["SYNAPSCALE_EXPAND_CONTRACT_ROWS"] = str(plan.expand_contract_rows)
+    windows: list[StepWindow] = []
+    try:
+        target = plan.group or migrate.single_head(plan.location)
+        for rev in migrate.revisions_between(plan.location, target):
+            start = time.time()
+            try:
+                steps = migrate.upgrade(dsn, plan.location, [rev.revision])
+            except Exception as exc:  # noqa: BLE001 - a failed step is a result of the run, not a crash of it
+                windows.append(StepWindow(rev.revision, _doc(rev.doc), start, time.time(), _first_line(exc)))
+                say(f"synap-verify: {rev.revision} FAILED under load: {_first_line(exc)}")
+                break
+            done = StepWindow(rev.revision, _doc(rev.doc), start, time.time(), None, _exclusive(steps))
+            windows.append(done)
+            say(f"synap-verify: {rev.revision} in {done.seconds:.2f}s")
+    finally:
+        if plan.expand_contract_rows is not None:
+            if previous is None:
+                os.environ.pop("SYNAPSCALE_EXPAND_CONTRACT_ROWS", None)
+            else:
+                os.environ["SYNAPSCALE_EXPAND_CONTRACT_ROWS"] = previous
+    return windows
+
+
+def _sql_step(dsn: str, name: str, sql: str, say: Say) -> StepWindow:
+    sampler = migrate.LockSampler(dsn)
+    sampler.start()
+    start = time.time()
+    try:
+        with psycopg.connect(dsn, application_name="synap-migration") as conn:
+            conn.execute(sql)  # type: ignore[arg-type]
+            conn.commit()
+    except psycopg.Error as exc:
+        sampler.finish()
+        return StepWindow(name, sql, start, time.time(), _first_line(exc))
+    held = migrate.Step(name, "up", sql, time.time() - start, sampler.finish())
+    step = StepWindow(name, sql, start, start + held.seconds, None, _exclusive([held]))
+    say(f"synap-verify: {name} in {step.seconds:.2f}s")
+    return step
+
+
+def _exclusive(steps: list[migrate.Step]) -> str:
+    held = [s.longest_exclusive() for s in steps]
+    worst = max((h for h in held if h), key=lambda h: h.seconds, default=None)
+    return f"{worst.relation} {worst.seconds:.2f}s" if worst else ""
+
+
+def _doc(doc: str | None) -> str:
+    return (doc or "").strip().splitlines()[0] if doc and doc.strip() else ""
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
+@dataclass
+class MigrationRun:
+    steps: list[StepWindow]
+    waits: list[Wait]
+    samples: int
+    locust_exit: int
+    sampler_error: str | None
+
+
+def under_load(dsn: str, plan: MigrationPlan, locust: LocustRun, config_file: Path, before: float, after: float,
+               say: Say) -> MigrationRun:
+    """Start the load, let ``before`` seconds pass, run the migration with the wait sampler on, then ``after`` more."""
+    sampler = blocking.WaitSampler(dsn, limit=before + after + config.seconds(locust.duration))
+    locust.start(config_file)
+    try:
+        if not locust.first_request_within(60):
+            raise SynapError(f"the load never issued a request: see {locust.out / 'locust.log'}")
+        say(f"synap-verify: load running ({locust.users} users); {before:g}s before the migration")
+        sampler.start()
+        time.sleep(before)
+        steps = run_steps(dsn, plan, say)
+        say(f"synap-verify: migration done; {after:g}s of load after it")
+        time.sleep(after)
+    finally:
+        locust.stop_early()
+        waits = sampler.finish() if sampler.ident is not None else []
+    code = locust.wait(config.seconds(locust.duration) + 60)
+    return MigrationRun(steps, waits, sampler.samples, code, sampler.error)
+
+
+def write_json(path: Path, data: Any) -> Path:
+    path.write_text(json.dumps(data, indent=2, default=str))
+    return path

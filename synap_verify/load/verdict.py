@@ -1,0 +1,107 @@
+"""Thresholds applied to a run: findings for a baseline, and the zero-downtime verdict of a migration."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from synap_verify.findings import Finding
+from synap_verify.load import config, timeline
+from synap_verify.load.blocking import StepWindow, Wait, step_of
+from synap_verify.load.timeline import Request, Stats
+
+
+def baseline_findings(s: Stats, limits: config.Baseline) -> list[Finding]:
+    checks = [
+        ("LOAD-P95", s.p95_ms <= limits.p95_ms, f"p95 {s.p95_ms:.1f} ms", f"<= {limits.p95_ms:g} ms"),
+        ("LOAD-P99", s.p99_ms <= limits.p99_ms, f"p99 {s.p99_ms:.1f} ms", f"<= {limits.p99_ms:g} ms"),
+        ("LOAD-FAILURES", s.requests > 0 and s.failures / s.requests <= limits.max_failure_ratio,
+         f"{s.failures}/{s.requests} failed", f"ratio <= {limits.max_failure_ratio:g}"),
+        ("LOAD-THROUGHPUT", s.rps >= limits.min_rps, f"{s.rps:.1f} requests/s", f">= {limits.min_rps:g}/s"),
+    ]
+    return [Finding(rule, "load", "-", f"{actual}, threshold {expected}", expected=expected, actual=actual)
+            for rule, ok, actual, expected in checks if not ok]
+
+
+@dataclass(frozen=True)
+class StepRow:
+    """One line of the per-step blocking table."""
+
+    step: StepWindow
+    max_wait_s: float  # longest any load query waited on a lock while this step ran
+    waits: int
+    relation: str
+    waiter: str
+    blocker: str
+    requests: int  # requests in flight during the step
+    max_latency_ms: float
+    failures: int
+
+
+def step_rows(steps: Sequence[StepWindow], waits: Sequence[Wait], requests: Sequence[Request]) -> list[StepRow]:
+    rows = []
+    for step in steps:
+        mine = [w for w in waits if w.load and w.blocked_by_migration and step_of(w, steps) is step]
+        worst = max(mine, key=lambda w: w.seconds, default=None)
+        during = timeline.overlapping(requests, step.start, step.end)
+        rows.append(StepRow(step, worst.seconds if worst else 0.0, len(mine),
+                            worst.relation if worst else "", worst.query if worst else "",
+                            "; ".join(worst.blockers) if worst else "", len(during),
+                            max((r.ms for r in during), default=0.0), sum(not r.ok for r in during)))
+    return rows
+
+
+@dataclass(frozen=True)
+class Windows:
+    before: Stats
+    during: Stats
+    after: Stats
+
+
+def windows(requests: Sequence[Request], start: float, end: float, warmup: float) -> Windows:
+    """Before (after a warm-up), during and after the migration, by request start time."""
+    first = requests[0].start if requests else start
+    last = max((r.end for r in requests), default=end)
+    return Windows(timeline.stats(timeline.started(requests, first + warmup, start), start - first - warmup),
+                   timeline.stats(timeline.overlapping(requests, start, end), end - start),
+                   timeline.stats(timeline.started(requests, end, last + 1), last - end))
+
+
+def migration_findings(w: Windows, rows: Sequence[StepRow], requests: Sequence[Request],
+                       limits: config.Migration) -> list[Finding]:
+    found: list[Finding] = []
+    failed = [r for r in requests if not r.ok]
+    if len(failed) > limits.max_failures:
+        kinds = sorted({f"{r.name}: {r.error}" for r in failed})[:3]
+        found.append(Finding("LOAD-FAILED-REQUESTS", "load", "-",
+                             f"{len(failed)} request(s) failed, e.g. {' | '.join(kinds)}",
+                             expected=f"<= {limits.max_failures}", actual=str(len(failed))))
+    if w.during.requests == 0:
+        found.append(Finding("LOAD-NO-TRAFFIC", "load", "-", "no request ran during the migration: nothing was measured"))
+    bound = max(w.before.p99_ms * limits.p99_factor, limits.p99_floor_ms)
+    if w.during.p99_ms > bound:
+        found.append(Finding("LOAD-P99-DURING", "load", "-",
+                             f"p99 during the migration {w.during.p99_ms:.1f} ms > {bound:.1f} ms "
+                             f"({limits.p99_factor:g} x p99 before {w.before.p99_ms:.1f} ms, floor {limits.p99_floor_ms:g} ms)",
+                             expected=f"<= {bound:.1f} ms", actual=f"{w.during.p99_ms:.1f} ms"))
+    for row in rows:
+        if row.step.error:
+            found.append(Finding("LOAD-STEP-FAILED", row.step.name, "-", f"the step failed under load: {row.step.error}"))
+        if row.max_wait_s > limits.max_blocking_s:
+            found.append(Finding("LOAD-STEP-BLOCKING", row.step.name, row.relation,
+                                 f"a load query waited {row.max_wait_s:.2f} s for a lock on {row.relation} "
+                                 f"(bound {limits.max_blocking_s:g} s): {row.waiter[:120]}",
+                                 expected=f"<= {limits.max_blocking_s:g} s", actual=f"{row.max_wait_s:.2f} s"))
+    return found
+
+
+def blocking_table(rows: Sequence[StepRow]) -> str:
+    """The per-step blocking table, as Markdown."""
+    out = ["| step | seconds | longest lock wait (s) | waits | on | ACCESS EXCLUSIVE seen (first to last sample) "
+           "| requests in flight | max latency (ms) | failed |",
+           "|---|---:|---:|---:|---|---|---:|---:|---:|"]
+    for r in rows:
+        name = r.step.name + (" (FAILED)" if r.step.error else "")
+        out.append(f"| {name} | {r.step.seconds:.2f} | {r.max_wait_s:.3f} | {r.waits} | {r.relation or '-'} | "
+                   f"{r.step.exclusive or '-'} | {r.requests} | {r.max_latency_ms:.1f} | {r.failures} |")
+    return "\n".join(out)
