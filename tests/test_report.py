@@ -200,3 +200,10 @@ def assert_not_blank(rows: list[list[tuple[int, ...]]], banner: tuple[int, int, 
     assert len(colours) > 50, f"only {len(colours)} colours: the screenshot looks blank"
     assert ink > 0.05, f"{ink:.1%} of the top of the page is not white"
     assert pixels.count(banner) > 1000, "the verdict banner is not visible"
+
+
+def test_api_reference_is_not_stale() -> None:
+    from synap_verify.report import apiref
+
+    assert apiref.OUT.read_text() == apiref.render(apiref.openapi()), \
+        "docs/api-reference.md is stale: run python -m synap_verify.report.apiref"
