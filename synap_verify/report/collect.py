@@ -137,6 +137,7 @@ def build(config: pytest.Config, outcomes: list[dict[str, Any]], exitstatus: int
         r["matrix"] = {name: row for name, row in r["matrix"].items() if selected(r["groups"][name] or NO_GROUP)}
         r["groups"] = {name: r["groups"][name] for name in r["matrix"]}
     ran = {t["suite"] for t in outcomes} | set(findings) | ({"benchmark"} if bench else set())
+    skips: dict[str, str] = config.stash[SKIPS].copy() if SKIPS in config.stash else {}
     doc: dict[str, Any] = {
         "meta": _meta(settings, pipeline, exitstatus, started, server_version),
         "sections_run": list(dict.fromkeys(section for section in (*SECTIONS, *sorted(ran)) if section in ran)),
@@ -146,7 +147,7 @@ def build(config: pytest.Config, outcomes: list[dict[str, Any]], exitstatus: int
         "benchmark": bench,
         "migration": _migration(pipeline),
         "load": _load(pipeline),
-        "skipped_states": dict(config.stash[SKIPS]) if SKIPS in config.stash else {},
+        "skipped_states": skips,
     }
     doc["groups"] = summarise_groups(doc, settings.groups)
     doc["verdict"] = verdict(doc)
