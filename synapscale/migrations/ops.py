@@ -27,8 +27,9 @@ APP_ROLE = "synapscale_app"
 CASCADE, SET_NULL, RESTRICT = "CASCADE", "SET NULL", "RESTRICT"
 REQUIRED, GLOBAL = "required", "global"  # tenant modes: NOT NULL where possible / NULL means global
 LEGACY_ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL"}
-# json text jsonb may reject: NUL escapes, lone surrogates, exponents beyond numeric's range.
-JSONB_SUSPECT = r"\\u0000|\\u[dD][89a-fA-F]|[eE][+]?[0-9]{5,}"
+# json text jsonb may reject: NUL escapes, lone surrogates, exponents beyond numeric's range (either sign:
+# 1e-99999 overflows numeric as much as 1e99999 does).
+JSONB_SUSPECT = r"\\u0000|\\u[dD][89a-fA-F]|[eE][+-]?[0-9]{5,}"
 AUDIT_TABLES = ("migration_quarantine", "migration_undo", "migration_archive", "alembic_version")
 DEFAULT_EXPAND_CONTRACT_ROWS = 1_000_000
 SHADOW = "__jsonb"

@@ -55,7 +55,7 @@ BEGIN
     BEGIN RETURN t::jsonb; EXCEPTION WHEN others THEN NULL; END;
     t := regexp_replace(t, '\\\\u[dD][89abAB][0-9a-fA-F]{{2}}(?!\\\\u[dD][c-fC-F])', '\\\\ufffd', 'g');
     BEGIN RETURN t::jsonb; EXCEPTION WHEN others THEN NULL; END;
-    t := regexp_replace(t, '(-?[0-9]+(\\.[0-9]+)?[eE][+]?[0-9]{{5,}})', '"\\1"', 'g');
+    t := regexp_replace(t, '(-?[0-9]+(\\.[0-9]+)?[eE][+-]?[0-9]{{5,}})', '"\\1"', 'g');
     BEGIN RETURN t::jsonb; EXCEPTION WHEN others THEN NULL; END;
     RETURN 'null'::jsonb;
 END $$;
