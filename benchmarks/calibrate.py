@@ -1,6 +1,6 @@
 """Calibrate the benchmark gate on this machine: its noise floor, detection power and false-alarm rate.
 
-    python benchmarks/calibrate.py [--trials 20] [--levels 0,5,10,20]
+    python benchmarks/calibrate.py [--trials 20] [--levels 0,5,10,20] [--query "gin lookup"]
 
 Starts an embedded PostgreSQL, builds one table of dashboards (jsonb + GIN), and runs the full gate
 (row check, EXPLAIN, interleaved timing, confirmation rerun) ``--trials`` times per level on two
@@ -8,12 +8,14 @@ identical clones. A level of +k% injects a known extra cost on the after side: a
 busy-wait of k% of the before side's median (re-measured every trial), inside the timed region of every
 after-side execution. Busy-waiting is exact to microseconds, unlike pg_sleep whose wake-up jitter is
 larger than 5% of a sub-millisecond query. Level 0 is the A/A run: the share flagged is the false-alarm
-rate, and the spread of its ratios is the noise floor.
+rate, and the spread of its ratios is the noise floor. The load average is printed with every level:
+on a shared machine the rates hold for the load they were measured under, no more.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -65,22 +67,25 @@ def calibrate(a: str, b: str, query: Query, levels: list[int], trials: int, limi
     before, after = Side("before", a, "migrated"), Side("after", b, "migrated")
     params = fetch_params(a, query)
     with Session(before) as sa, Session(after) as sb:
-        median = statistics.median(interleave(sa, sb, query, params, limits.rounds, limits.per_round).before)
-        print(f"\n{query.name}: before-side median {median * 1000:.3f} ms, "
-              f"{limits.rounds} rounds x {limits.per_round} executions per side, {trials} trials per level")
-        print("level   flagged  rate    mean ratio  ratio range      mean CI width  s/trial")
+        probe = interleave(sa, sb, query, params, limits)
+        median = statistics.median(probe.before)
+        print(f"\n{query.name}: before-side median {median * 1000:.3f} ms, {limits.rounds} rounds x "
+              f"{probe.per_round} executions per side, {trials} trials per level")
+        print("level   flagged  rate    mean ratio  ratio range    mean CI width  s/trial  load avg (1/5/15 min)")
         for level in levels:
             flagged, ratios, widths = 0, [], []
             began = time.perf_counter()
             for _ in range(trials):
                 result = compare(sa, sb, query, params, limits, inject=median * level / 100)
+                assert result.timing is not None
                 flagged += any(f.rule == "BENCH-TIME" for f in result.findings)
                 ratios.append(result.timing.ratio)
                 widths.append(result.timing.ci[1] - result.timing.ci[0])
                 median = statistics.median(result.samples.before)
+            load = "/".join(f"{x:.1f}" for x in os.getloadavg())
             print(f"+{level:<3d}%  {flagged:>3d}/{trials:<3d}  {flagged / trials:6.1%}  {statistics.mean(ratios):10.3f}"
                   f"  {min(ratios):.3f}-{max(ratios):.3f}  {statistics.mean(widths):13.3f}"
-                  f"  {(time.perf_counter() - began) / trials:7.2f}")
+                  f"  {(time.perf_counter() - began) / trials:7.2f}  {load}", flush=True)
 
 
 def main() -> int:
@@ -88,7 +93,7 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--levels", default="0,5,10,20", help="injected slowdowns in percent")
     parser.add_argument("--rounds", type=int, default=Limits.rounds)
-    parser.add_argument("--per-round", type=int, default=Limits.per_round)
+    parser.add_argument("--per-round", type=int, default=Limits.per_round, help="at least; more for fast queries")
     parser.add_argument("--rows", type=int, default=50000)
     parser.add_argument("--query", choices=sorted(QUERIES), action="append", help="default: all")
     args = parser.parse_args()

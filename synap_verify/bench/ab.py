@@ -123,9 +123,9 @@ class Plan:
     def seq_scans(self) -> set[str]:
         return {rel for kind, rel, _ in self.nodes if kind == "Seq Scan"}
 
-    def describe(self) -> str:
-        scans = [f"{kind} {index or rel}".strip() for kind, rel, index in self.nodes if rel or index]
-        return ", ".join(dict.fromkeys(scans)) or "-"
+    def scans(self) -> list[str]:
+        """Each relation or index access once, e.g. ``Seq Scan analytics_dashboards``."""
+        return list(dict.fromkeys(f"{kind} {index or rel}".strip() for kind, rel, index in self.nodes if rel or index))
 
 
 def _walk(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -134,8 +134,14 @@ def _walk(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from _walk(child)
 
 
-def explain(session: Session, query: Query, params: Params) -> Plan:
-    """EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) of one execution; a write is rolled back."""
+def explain(session: Session, query: Query, params: Params, warm: bool = False) -> Plan:
+    """EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) of one execution; a write is rolled back.
+
+    ``warm`` runs the statement once first: the first call of a trigger or policy function in a
+    session reads the catalog, and those blocks count as execution buffers of that one run.
+    """
+    if warm:
+        run_rows(session, query, params)
     session.set_tenant(params)
     sql = "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + query.sql(session.side.version)
     conn = session.conn

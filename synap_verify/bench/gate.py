@@ -1,8 +1,12 @@
 """The regression gate: one verdict per query from timing statistics, buffers and plan shape.
 
 Deterministic (the primary defence, immune to machine load): shared blocks hit+read of execution more
-than 5% above the legacy side, a B-tree/GIN access that became a sequential scan, or a filtered
-jsonb/array column with no GIN index, fail the query whatever the clock says.
+than 5% above the legacy side, a B-tree/GIN access that became a sequential scan reading no fewer
+blocks, or a filtered
+jsonb/array column with no GIN index, fail the query whatever the clock says. One exception: more
+buffers on a query whose per-round ratios are all but certainly below 1 (CI upper bound < 1) is not a
+G6 regression; jsonb is larger on disk than json yet cheaper to evaluate, so a sequential scan of a
+small table reads more blocks in less time.
 
 Timing (noisy): the unit is the round, in which both sides ran interleaved under the same load and
 with the same parameters; its after/before median ratio is immune to drift slower than a round. A
@@ -70,8 +74,10 @@ class Comparison:
 
     @property
     def plan_change(self) -> str:
-        a, b = self.before_plan.describe(), self.after_plan.describe()
-        return "=" if a == b else f"{a} -> {b}"
+        """The scans only one side has (relation names differ between the schemas, so renamed tables show too)."""
+        a, b = self.before_plan.scans(), self.after_plan.scans()
+        change = [f"-{s}" for s in a if s not in b] + [f"+{s}" for s in b if s not in a]
+        return " ".join(change) or "="
 
     @property
     def verdict(self) -> str:
@@ -101,7 +107,7 @@ def compare(before: Session, after: Session, query: Query, params: list[Params],
     """Check rows, read both plans, time interleaved (and once more if slower), and judge."""
     check = check_same_rows(before, after, query, params)
     findings = check.findings
-    plans = [(explain(before, query, p), explain(after, query, p)) for p in params]
+    plans = [(explain(before, query, p, warm=True), explain(after, query, p, warm=True)) for p in params]
     before_plan = Plan(sum(a.buffers for a, _ in plans), plans[0][0].nodes)
     after_plan = Plan(sum(b.buffers for _, b in plans), plans[0][1].nodes)
     samples = interleave(before, after, query, params, limits, inject=inject)
@@ -117,12 +123,14 @@ def compare(before: Session, after: Session, query: Query, params: list[Params],
                                     f"{t.ci[1]:.3f}, signed-rank p={t.p:.1e} over {t.rounds} rounds), "
                                     "confirmed by a rerun",
                                     expected=f"<= {limits.ratio:.2f}x", actual=f"{t.ratio:.3f}x"))
-    if result.buffers_ratio > limits.buffers:
+    if result.buffers_ratio > limits.buffers and not (result.timing and result.timing.ci[1] < 1):
         findings.append(Finding("BENCH-BUFFERS", query.group, table,
                                 f"{query.name}: reads {result.buffers_ratio:.2f}x the shared buffers of the legacy query",
                                 expected=f"<= {limits.buffers:.2f}x",
                                 actual=f"{before_plan.buffers} -> {after_plan.buffers} blocks"))
-    lost = before_plan.index_scans and not after_plan.index_scans and after_plan.seq_scans
+    # a sequential scan that reads fewer blocks than the legacy index path is the planner's right call on a small table
+    lost = (before_plan.index_scans and not after_plan.index_scans and after_plan.seq_scans
+            and after_plan.buffers >= before_plan.buffers)
     if lost:
         findings.append(Finding("BENCH-PLAN", query.group, table,
                                 f"{query.name}: index access lost ({', '.join(sorted(before_plan.index_scans))} "
