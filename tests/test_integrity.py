@@ -1,0 +1,89 @@
+"""The integrity checks themselves: JSON by meaning, the commands' exit codes, and seeded defects they must catch.
+
+Each seeded defect (tests/seeded) is a copy of the reference migrations with one realistic bug; the
+integrity suite runs on it in a pytest subprocess, exactly as a user would run it, and must fail with
+a message that points at the bug.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from seeded import DEFECTS, Defect
+
+from synap_verify import cli
+from synap_verify.integrity import jsonsem
+from synap_verify.server import Server
+
+ROOT = Path(__file__).resolve().parents[1]
+SUITE = ROOT / "suites" / "test_integrity.py"
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ('{"a":1,"a":2}', '{"a": 2}'),
+    ('{"zeta":1,"alpha":2}', '{"alpha": 2, "zeta": 1}'),
+    ('{"e":1E+2,"z":-0.0}', '{"e": 100, "z": 0}'),
+    ('  [ 1 ,\t2 ]  ', "[1, 2]"),
+    ('{"name":"caf\\u00e9"}', '{"name": "café"}'),
+])
+def test_json_equivalent_by_meaning(old: str, new: str) -> None:
+    """Formatting, key order, number spelling and escapes are not differences; jsonb keeps the last duplicate."""
+    assert jsonsem.equivalent(old, new)
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ('{"a":1,"a":2}', '{"a": 1}'),
+    ('{"p":0.1000000000000000055511151231257827}', '{"p": 0.1}'),
+    ('{"n":"before\\u0000after"}', '{"n": "beforeafter"}'),
+    ("[1]", '"[1]"'),
+    ("true", "1"),
+])
+def test_json_differences_that_are_losses(old: str, new: str) -> None:
+    """Lost precision, a dropped NUL, a wrong duplicate or a changed type are differences."""
+    assert not jsonsem.equivalent(old, new)
+
+
+def test_duplicate_keys_are_counted() -> None:
+    assert jsonsem.duplicate_keys('{"outer":{"k":"first","k":"second"},"outer":null}') == 2
+    assert jsonsem.duplicate_keys("not json") == 0
+
+
+def test_equivalence_needs_both_databases() -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["equivalence", "--before", "dbname=x"])
+    assert exc.value.code == 2
+
+
+def test_equivalence_unreachable_database_is_a_connection_error(pg: Server, capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["equivalence", "--before", "host=/nonexistent dbname=x", "--after", pg.dsn("postgres")])
+    assert code == 2
+    assert "cannot connect to host=/nonexistent" in capsys.readouterr().err
+
+
+def test_preflight_reports_the_legacy_fixture(capsys: pytest.CaptureFixture[str]) -> None:
+    """The legacy fixture holds every kind of row the restructure must handle: preflight lists them, exit 1."""
+    code = cli.main(["preflight", "--scale", "tiny", "--group", "rbac,workflows,workspaces"])
+    out, err = capsys.readouterr()
+    assert code == 1, err
+    for rule in ("PF-PERMISSION", "PF-NULL", "PF-DRIFT", "PF-COUNTER"):
+        assert f"[{rule}]" in out, f"{rule} missing from:\n{out}"
+    assert re.search(r"\d+ finding\(s\): [\d,]+ rows in \d+ table\(s\)", err)
+
+
+@pytest.mark.parametrize("defect", DEFECTS, ids=[d.name for d in DEFECTS])
+def test_seeded_defect_fails_the_suite(defect: Defect, pytester: pytest.Pytester, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The integrity suite on the defective migrations fails, and its message names the bug."""
+    migrations = defect.apply(tmp_path)
+    for name, value in defect.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SYNAPSCALE_ARCHIVE_DIR", str(tmp_path / "archive"))
+    result = pytester.runpytest_subprocess(str(SUITE), "-p", "no:cacheprovider", "-q", f"--rootdir={ROOT}",
+                                           f"--synap-alembic={migrations}", f"--synap-group={defect.group}",
+                                           "--synap-scale=tiny")
+    output = result.stdout.str()
+    assert result.ret == 1, f"{defect.name}: the suite did not fail:\n{output[-3000:]}"
+    assert re.search(defect.expect, output), f"{defect.name}: no failure points at the bug ({defect.expect}):\n" \
+        + "\n".join(line for line in output.splitlines() if "EQ-" in line)[:4000]
