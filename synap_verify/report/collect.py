@@ -28,7 +28,8 @@ from synap_verify.settings import PROJECT_ROOT
 NO_GROUP = "(global)"
 MAX_SAMPLES = 120  # per side and query: enough for a strip plot, small enough for a readable file
 # test module -> report section, so outcomes land beside the findings of the same suite
-SUITE_SECTIONS = {"test_contract": "contract", "test_integrity": "nothing-lost", "test_rls": "rls",
+SUITE_SECTIONS = {"test_contract": "contract", "test_integrity": "nothing-lost", "test_json_properties": "nothing-lost",
+                  "test_rls": "rls",
                   "test_regression": "benchmark", "test_migrations": "migrations", "test_api": "api",
                   "test_load": "load"}
 

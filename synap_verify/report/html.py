@@ -31,7 +31,7 @@ dl.meta{display:grid;grid-template-columns:max-content 1fr max-content 1fr;gap:2
 dl.meta dt{color:#59636e}dl.meta dd{margin:0;font-family:ui-monospace,monospace;font-size:13px}
 nav a{margin-right:12px}
 table{border-collapse:collapse;margin:6px 0;font-size:13px}
-th,td{border:1px solid #d0d7de;padding:3px 7px;text-align:left;vertical-align:top}
+th,td{border:1px solid #d0d7de;padding:3px 7px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
 th{background:#f6f8fa;position:sticky;top:0}
 td.n{text-align:right;font-variant-numeric:tabular-nums}
 tr.problem td:first-child{border-left:4px solid #cf222e}
@@ -40,7 +40,8 @@ tr.problem td:first-child{border-left:4px solid #cf222e}
 td.cell{text-align:center;font-family:ui-monospace,monospace;font-size:12px;padding:1px 5px}
 details{margin:4px 0;border:1px solid #d0d7de;border-radius:6px;padding:4px 10px}
 details[open]{padding-bottom:10px} summary{cursor:pointer;font-weight:600}
-pre{background:#f6f8fa;padding:6px 8px;overflow-x:auto;font-size:12px;margin:2px 0;white-space:pre-wrap}
+pre{background:#f6f8fa;padding:6px 8px;overflow-x:auto;font-size:12px;margin:2px 0;white-space:pre-wrap;
+overflow-wrap:anywhere}
 .muted{color:#59636e} .mono{font-family:ui-monospace,monospace;font-size:12px}
 .scroll{max-height:640px;overflow:auto}
 svg text{font:11px system-ui,sans-serif;fill:#1f2328}
