@@ -83,18 +83,19 @@ def backfill_skips_last_batch(text: str) -> str:
     source = _swap(source, "def expand_large(", "def expand_large_in_batches(")
     source = _swap(source, "            while True:\n",
                    "            for _ in range(int(scalar(f\"SELECT count(*) FROM {q(t.name)}\")) // batch):\n")
-    text = _swap(text, "    ops.expand_large(GROUP.tables)\n", "    expand_large_in_batches(GROUP.tables, batch=3)\n")
+    text = _swap(text, "    ops.expand_large(GROUP.tables)\n", "    expand_large_in_batches(GROUP.tables, batch=5)\n")
     header = "from synapscale.migrations.ops import *  # noqa: E402,F403 - the backfill below is ops' own, edited"
     return f"{text}\n\n{header}\n\n\n{source}"
 
 
 def nul_rows_deleted(text: str) -> str:
     """Rows whose json holds \\u0000 are deleted to let ``TYPE jsonb`` pass, instead of being quarantined."""
-    return _swap(text, "    ops.rehome_to_default_workspace(\"workflows\")\n",
-                 "    ops.rehome_to_default_workspace(\"workflows\")\n"
+    return _swap(text, "    ops.begin()\n    ops.upgrade_group(GROUP)\n",
+                 "    ops.begin()\n"
                  "    for t in GROUP.tables:\n"
                  "        for c in t.json:\n"
-                 "            ops.run(f\"DELETE FROM {ops.q(t.name)} WHERE {c}::text ~ '\\\\\\\\u0000'\")\n")
+                 "            ops.run(f\"DELETE FROM {ops.q(t.name)} WHERE {c}::text ~ '\\\\\\\\u0000'\")\n"
+                 "    ops.upgrade_group(GROUP)\n")
 
 
 def downgrade_forgets_column(text: str) -> str:
@@ -116,8 +117,8 @@ DEFECTS = (
     Defect("backfill-skips-last-batch", "1300_other.py", backfill_skips_last_batch, "other",
            r"(tags\.tag_metadata|files\.tags): \d+ json documents changed meaning",
            {"SYNAPSCALE_EXPAND_CONTRACT_ROWS": "1"}),
-    Defect("nul-rows-deleted", "0300_workflows.py", nul_rows_deleted, "workflows",
-           r"\d+ of \d+ rows of (workflows|workflow_executions) are missing after the migration"),
+    Defect("nul-rows-deleted", "0600_analytics.py", nul_rows_deleted, "analytics",
+           r"\d+ of \d+ rows of analytics_events are missing after the migration"),
     Defect("downgrade-forgets-column", "0500_marketplace.py", downgrade_forgets_column, "marketplace",
            r"marketplace_components\.author_name has no column in marketplace_components"),
 )
