@@ -194,8 +194,9 @@ def plan(before: Catalog, after: Catalog, contract: Contract, groups: Iterable[s
             if new.column(target) is None and col.name in renamed and new.column(renamed[col.name]):
                 target = renamed[col.name]
             if new.column(target) is None:
+                why = "the downgrade did not restore it" if rollback else "the contract does not drop it"
                 findings.append(Finding("EQ-COLUMN", spec.group, spec.name, f"{legacy_name}.{col.name} has no column in "
-                                        f"{new.name} and the contract does not drop it: its values are lost",
+                                        f"{new.name} and {why}: its values are lost",
                                         column=col.name, expected=target, actual="absent"))
                 continue
             pairs.append((col.name, target))
@@ -301,8 +302,8 @@ def _compare_rows(before: psycopg.Connection, after: psycopg.Connection, relatio
     if missing:
         out.findings.append(Finding("EQ-ROWS", relation.group, table,
                                     f"{len(missing)} of {out.rows_before} rows of {table} are missing after the migration "
-                                    f"(keys {_listing(missing, examples)})", expected=str(out.rows_before),
-                                    actual=str(out.rows_after)))
+                                    f"(keys {_listing(missing, examples)}){_rejected_json(before, relation, missing)}",
+                                    expected=str(out.rows_before), actual=str(out.rows_after)))
     if extra:
         out.findings.append(Finding("EQ-ROWS", relation.group, table,
                                     f"{len(extra)} rows of {table} appeared that the legacy database did not have and "
@@ -310,6 +311,14 @@ def _compare_rows(before: psycopg.Connection, after: psycopg.Connection, relatio
                                     expected=str(out.rows_before), actual=str(out.rows_after)))
     if changed:
         _compare_values(before, after, relation, expected, changed, out, examples)
+
+
+def _rejected_json(before: psycopg.Connection, relation: Relation, missing: list[str]) -> str:
+    """A hint when missing rows held json that jsonb rejects: such rows belong in the quarantine, not deleted."""
+    positions = [i for i, c in enumerate(relation.columns) if c in relation.json_columns]
+    held = sum(1 for row in _rows(before, relation.before_sql, missing)
+               if any(v is not None and v.startswith(RAW) for v in (row[1 + i] for i in positions)))
+    return f"; {held} of them held json text jsonb may reject: quarantine such values, never delete the row" if held else ""
 
 
 def _compare_values(before: psycopg.Connection, after: psycopg.Connection, relation: Relation, expected: Expectations,
