@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import psycopg
 
 from synap_verify.bench import stats
-from synap_verify.bench.ab import Limits, Plan, Samples, explain, interleave
+from synap_verify.bench.ab import Limits, Plan, Samples, explain, interleave, lower_quartile
 from synap_verify.bench.workload import Params, Query, Session, check_same_rows
 from synap_verify.findings import Finding
 
@@ -37,7 +37,7 @@ G6 = Limits()
 class Timing:
     before_ms: float
     after_ms: float
-    ratio: float  # median of the per-round after/before ratios
+    ratio: float  # median of the per-round after/before ratios (of lower quartiles, see Samples)
     ci: tuple[float, float]
     p: float
     rounds: int
@@ -48,9 +48,9 @@ class Timing:
 
 
 def timing(samples: Samples) -> Timing:
-    """Raw medians for the table; ratio, interval and p from the per-round ratios."""
+    """Lower quartiles of all samples for the table; ratio, interval and p from the per-round ratios."""
     ratios = samples.round_ratios()
-    return Timing(statistics.median(samples.before) * 1000, statistics.median(samples.after) * 1000,
+    return Timing(lower_quartile(samples.before) * 1000, lower_quartile(samples.after) * 1000,
                   statistics.median(ratios), stats.median_ci(ratios),
                   stats.signed_rank_greater([math.log(r) for r in ratios]), len(ratios), samples.per_round)
 
@@ -145,7 +145,7 @@ def compare(before: Session, after: Session, query: Query, params: list[Params],
 def render_table(results: list[Comparison]) -> str:
     """The per-query table the gate prints: before, after, ratio, CI, p, buffers ratio, plan change, verdict;
     then a line per query whose row check hid \u0000 rows, so that exclusion is never silent."""
-    head = ("query", "before ms", "after ms", "ratio", "95% CI", "p", "rounds", "buffers", "plan", "verdict")
+    head = ("query", "before ms q25", "after ms q25", "ratio", "95% CI", "p", "rounds", "buffers", "plan", "verdict")
     rows = [head]
     for r in results:
         t = r.confirmed or r.timing
