@@ -228,7 +228,7 @@ def run_steps(dsn: str, plan: MigrationPlan, say: Say) -> list[StepWindow]:
             try:
                 steps = migrate.upgrade(dsn, plan.location, [rev.revision])
             except Exception as exc:  # noqa: BLE001 - a failed step is a result of the run, not a crash of it
-                windows.append(StepWindow(rev.revision, _doc(rev.doc), start, time.time(), _first_line(exc)))
+                windows.append(StepWindow(rev.revision, _doc(rev.doc), start, time.time(), _detail(exc)))
                 say(f"synap-verify: {rev.revision} FAILED under load: {_first_line(exc)}")
                 break
             done = StepWindow(rev.revision, _doc(rev.doc), start, time.time(), None, _exclusive(steps))
@@ -253,7 +253,7 @@ def _sql_step(dsn: str, name: str, sql: str, say: Say) -> StepWindow:
             conn.commit()
     except psycopg.Error as exc:
         sampler.finish()
-        return StepWindow(name, sql, start, time.time(), _first_line(exc))
+        return StepWindow(name, sql, start, time.time(), _detail(exc))
     held = migrate.Step(name, "up", sql, time.time() - start, sampler.finish())
     step = StepWindow(name, sql, start, start + held.seconds, None, _exclusive([held]))
     say(f"synap-verify: {name} in {step.seconds:.2f}s")
@@ -272,6 +272,11 @@ def _doc(doc: str | None) -> str:
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
+def _detail(exc: BaseException) -> str:
+    """The whole message: a deadlock's DETAIL names both processes and the statement that lost."""
+    return " ".join(str(exc).split())[:1200] or type(exc).__name__
 
 
 @dataclass

@@ -86,7 +86,7 @@ def migration_findings(w: Windows, rows: Sequence[StepRow], requests: Sequence[R
                              expected=f"<= {bound:.1f} ms", actual=f"{w.during.p99_ms:.1f} ms"))
     for row in rows:
         if row.step.error:
-            found.append(Finding("LOAD-STEP-FAILED", row.step.name, "-", f"the step failed under load: {row.step.error}"))
+            found.append(Finding("LOAD-STEP-FAILED", row.step.name, "-", f"the step failed under load: {row.step.error[:300]}"))
         if row.max_wait_s > limits.max_blocking_s:
             found.append(Finding("LOAD-STEP-BLOCKING", row.step.name, row.relation,
                                  f"a load query waited {row.max_wait_s:.2f} s for a lock on {row.relation} "
