@@ -302,6 +302,10 @@ def under_load(dsn: str, plan: MigrationPlan, locust: LocustRun, config_file: Pa
         steps = run_steps(dsn, plan, say)
         say(f"synap-verify: migration done; {after:g}s of load after it")
         time.sleep(after)
+    except BaseException:
+        if locust.proc is not None:
+            _stop(locust.proc)
+        raise
     finally:
         locust.stop_early()
         waits = sampler.finish() if sampler.ident is not None else []
