@@ -57,6 +57,17 @@ async def _allow_header(request: Request, call_next: RequestResponseEndpoint) ->
     return response
 
 
+async def _single_valued_query(request: Request, call_next: RequestResponseEndpoint) -> Response:
+    """Every query parameter of this API takes one value: a repeated one is refused, not silently the last."""
+    keys = [key for key, _ in request.query_params.multi_items()]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        errors = [{"loc": ["query", key], "msg": "takes one value, given more than once", "type": "value_error"}
+                  for key in repeated]  # the shape FastAPI documents for every 422
+        return JSONResponse({"detail": errors}, status_code=422)
+    return await call_next(request)
+
+
 def _links(schema: dict[str, Any]) -> None:
     """Add OpenAPI links from each create operation (``x-creates: <param>``) to every operation taking that id.
 
@@ -91,6 +102,7 @@ def create_app(database_url: str, app_role: str = "synapscale_app") -> FastAPI:
     app.add_exception_handler(IntegrityError, _conflict)
     app.add_exception_handler(DataError, _bad_value)
     app.middleware("http")(_allow_header)
+    app.middleware("http")(_single_valued_query)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

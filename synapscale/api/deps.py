@@ -94,7 +94,7 @@ def tenant_context(
     user = request.headers.get("X-User-ID")
     # Every credential sent must be valid and name the same tenant: a bad one is never outvoted by a good one.
     sent = {_uuid(raw, "the tenant") for raw in (tenant, credentials.credentials if credentials else None) if raw}
-    if request.headers.get("Authorization") and credentials is None:
+    if "authorization" in request.headers and credentials is None:  # an empty header is a bad credential too
         raise _unauthorized("Authorization must be 'Bearer <tenant uuid>'")
     if not sent:
         raise _unauthorized("no tenant: send X-Tenant-ID or Authorization: Bearer <tenant uuid>")
