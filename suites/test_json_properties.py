@@ -12,7 +12,7 @@ instant is unchanged. A counterexample is shown as the json text or timestamp th
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
 import psycopg
@@ -106,7 +106,7 @@ def scratch(synap_pipeline: Pipeline) -> Iterator[Connection]:
         db.drop()
 
 
-def _convert(conn: Connection, zone: str, docs: list[str | None], instants: list[datetime | None]) -> list[tuple]:
+def _convert(conn: Connection, zone: str, docs: Sequence[str | None], instants: Sequence[datetime | None]) -> list[tuple]:
     """Insert legacy rows, run the reference conversion in a session ``zone``, read the result, roll back."""
     raw = conn.connection.dbapi_connection
     assert raw is not None

@@ -49,12 +49,12 @@ def check(conn: psycopg.Connection, contract: Contract, groups: Iterable[str] = 
             if n:
                 findings.append(Finding(rule, s.group, s.name, f"{n} rows: {message}", column=column, actual=str(n)))
 
-        for col in (c for c in table.columns if c.type in contract.rules.json_types):
-            rejected, examples = _jsonb_rejects(conn, table, col.name)
-            add("PF-JSONB", rejected, f"{table.name}.{col.name} holds json text jsonb rejects; the migration must "
-                f"quarantine it (e.g. {', '.join(examples)})", col.name)
-            add("PF-DUPKEYS", _duplicate_keys(conn, table, col.name),
-                f"{table.name}.{col.name} has objects with duplicate keys; jsonb keeps only the last value", col.name)
+        for doc in (c.name for c in table.columns if c.type in contract.rules.json_types):
+            rejected, examples = _jsonb_rejects(conn, table, doc)
+            add("PF-JSONB", rejected, f"{table.name}.{doc} holds json text jsonb rejects; the migration must "
+                f"quarantine it (e.g. {', '.join(examples)})", doc)
+            add("PF-DUPKEYS", _duplicate_keys(conn, table, doc),
+                f"{table.name}.{doc} has objects with duplicate keys; jsonb keeps only the last value", doc)
         for name, want in spec.columns.items():
             col = table.column(want.legacy_name or name)
             if want.nullable is False and col is not None and col.nullable:
