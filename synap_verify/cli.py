@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench-provision": ("synap_verify.server.bench", "time server start, template clones and catalog reads"),
     "report": ("synap_verify.report.command", "run the suites into an HTML report with a JSON twin, or rebuild one"),
     "er": ("synap_verify.report.er", "regenerate the ER diagrams (Mermaid) of the legacy and migrated schema"),
+    "archive-backups": ("synap_verify.archive", "pg_dump, checksum, audit and drop the backup_* tables (the backup group)"),
     "bench-migrate": ("synap_verify.bench.migrations", "time each revision and its longest ACCESS EXCLUSIVE lock"),
     "load": ("synap_verify.load.command", "Locust load on the API, or the migration run under load (zero downtime)"),
 }
