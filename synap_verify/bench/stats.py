@@ -10,7 +10,6 @@ round both sides see the same load, so the rounds' ratios are close to independe
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Sequence
 
 EXACT_UP_TO = 60  # rounds: above this (or with tied magnitudes) the normal approximation is used
@@ -81,7 +80,3 @@ def median_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, floa
             break
         cut = c
     return xs[cut], xs[n - 1 - cut]
-
-
-def median(values: Sequence[float]) -> float:
-    return statistics.median(values)
