@@ -20,8 +20,9 @@ from synap_verify.load.blocking import StepWindow, Wait
 # Locust runs in its own process: importing it here would monkey-patch this one with gevent.
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("locust") is None, reason="locust is not installed")
 
-# analytics_events grown enough that rewriting it under ACCESS EXCLUSIVE outlasts the 1 s bound here
-GROWN = "150000"
+# analytics_events grown until its rewrite under ACCESS EXCLUSIVE lasts several seconds here, so some
+# query of the mix reliably arrives early enough in the step to wait longer than the 1 s bound
+GROWN = "700000"
 
 
 def _run(out: Path, *argv: str) -> tuple[int, dict[str, Any]]:
@@ -48,7 +49,7 @@ def test_baseline_fails_a_threshold_on_purpose(tmp_path: Path) -> None:
 def test_seeded_unsafe_step_is_flagged(tmp_path: Path) -> None:
     """A plain ALTER ... TYPE jsonb of the (grown) largest table keeps load queries waiting past the bound."""
     code, summary = _run(tmp_path, "--migrate", "--unsafe", "--scale", "tiny", "--extra-events", GROWN,
-                         "--before", "4", "--after", "2")
+                         "--before", "4", "--after", "2", "--users", "10", "--spawn-rate", "10")
     assert code == 1
     blocking = [f for f in summary["findings"] if f["rule"] == "LOAD-STEP-BLOCKING"]
     assert blocking and blocking[0]["table"] == "synapscale_db.analytics_events", summary["findings"]
