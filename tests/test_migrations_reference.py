@@ -279,3 +279,53 @@ def test_expand_contract_over_lowered_threshold(server: Server, archive: Path, m
     assert one(dsn, "SELECT count(*) FROM synapscale_db.migration_quarantine WHERE table_name = 'analytics_events'") == 1
     migrate.downgrade(dsn, MIGRATIONS, "base")
     assert one(dsn, "SELECT properties::text FROM synapscale_db.analytics_events WHERE event_type = 'click'") == NUL_JSON
+
+
+def structure(cat: Catalog) -> dict[str, tuple]:
+    """Everything a revision changes on a table, order-free: columns, checks, FKs, indexes, RLS, triggers."""
+    return {t.name: (sorted((c.name, c.type, c.nullable, c.default) for c in t.columns), sorted(t.checks),
+                     sorted((fk.name, fk.columns, fk.target_table, fk.on_delete) for fk in t.foreign_keys),
+                     sorted((i.name, i.method, i.columns, i.valid) for i in t.indexes),
+                     (t.rls_enabled, t.rls_forced), sorted((p.name, p.command, p.using, p.with_check) for p in t.policies),
+                     sorted(t.triggers))
+            for t in cat.tables.values()}
+
+
+def audit(dsn: str) -> list[tuple]:
+    """The quarantine and journal rows, without ids or times."""
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            "SELECT 'q', table_name, column_name, reason, original_text, count(*) FROM synapscale_db.migration_quarantine "
+            "GROUP BY 1, 2, 3, 4, 5 UNION ALL SELECT 'u', table_name, column_name, kind, NULL, count(*) "
+            "FROM synapscale_db.migration_undo GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5").fetchall()
+
+
+def test_revision_failed_half_way_converges_on_rerun(server: Server, archive: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A revision stopped after some of its short transactions committed reruns to the same end state."""
+    clean = new_db(server)
+    upgrade_timed(clean, ["workflows"])
+    dsn = new_db(server)
+    upgrade_timed(dsn, ["foundation"])
+    monkeypatch.setenv("SYNAPSCALE_LOCK_TIMEOUT", "100ms")
+    monkeypatch.setenv("SYNAPSCALE_LOCK_RETRIES", "2")
+    # another session reads tenants in an open transaction: the first FK swap (which needs tenants) cannot lock it
+    with psycopg.connect(dsn) as holder:
+        holder.execute("LOCK TABLE synapscale_db.tenants IN ACCESS SHARE MODE")
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            migrate.upgrade(dsn, MIGRATIONS, ["workflows"])
+        holder.rollback()
+    assert migrate.current(dsn, MIGRATIONS) == {"foundation"}
+    half = catalog(dsn).tables
+    assert half["workflows"].column("tags").type == "jsonb"  # type: ignore[union-attr]  # committed steps stay
+    assert not half["workflows"].column("workspace_id").nullable  # type: ignore[union-attr]
+    assert not half["workflows"].rls_forced  # the steps after the failure did not run
+
+    upgrade_timed(dsn, ["workflows"])
+    assert migrate.current(dsn, MIGRATIONS) == {"workflows_1"}
+    assert structure(catalog(dsn)) == structure(catalog(clean))
+    assert audit(dsn) == audit(clean)  # each finding and each journaled move recorded once
+
+    migrate.downgrade(dsn, MIGRATIONS, "base")
+    assert shape(catalog(dsn)) == shape(catalog(new_db(server, seed=False)))
+    assert one(dsn, f"SELECT tags::text FROM synapscale_db.workflows WHERE id = '{WF1}'") == NUL_JSON
+    assert one(dsn, f"SELECT workspace_id FROM synapscale_db.workflows WHERE id = '{WF1}'") is None

@@ -10,16 +10,21 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
+import psycopg
 from alembic import op
 
 SCHEMA = "synapscale_db"
@@ -31,7 +36,11 @@ LEGACY_ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET N
 # 1e-99999 overflows numeric as much as 1e99999 does).
 JSONB_SUSPECT = r"\\u0000|\\u[dD][89a-fA-F]|[eE][+-]?[0-9]{5,}"
 AUDIT_TABLES = ("migration_quarantine", "migration_undo", "migration_archive", "alembic_version")
-DEFAULT_EXPAND_CONTRACT_ROWS = 1_000_000
+DEFAULT_EXPAND_CONTRACT_ROWS = 20_000
+DEFAULT_LOCK_TIMEOUT = "500ms"  # below deadlock_timeout (1 s): in a lock cycle the migration gives up first
+DEFAULT_LOCK_RETRIES = 6
+ACTION_CODES = {"NO ACTION": "a", "RESTRICT": "r", "CASCADE": "c", "SET NULL": "n"}
+RETRYABLE = (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected)
 SHADOW = "__jsonb"
 
 
@@ -128,11 +137,102 @@ def scalar(sql: str, params: dict[str, Any] | None = None) -> Any:
     return rows[0][0] if rows else None
 
 
+def lock_timeout() -> str:
+    return os.environ.get("SYNAPSCALE_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT)
+
+
+def lock_settings() -> None:
+    """Session-wide short lock waits (every later transaction of the revision inherits them)."""
+    run(f"SET lock_timeout = {lit(lock_timeout())}")
+
+
 def begin() -> None:
-    """Per-transaction settings of every revision: short lock waits, instants read as UTC."""
-    timeout = os.environ.get("SYNAPSCALE_LOCK_TIMEOUT", "5s")
-    run(f"SET LOCAL lock_timeout = {lit(timeout)}")
-    run("SET LOCAL TimeZone = 'UTC'")
+    """Session settings of every revision: short lock waits, instants read as UTC.
+
+    Session-wide, not LOCAL: a revision commits many short transactions and each must read naive
+    timestamps as UTC.
+    """
+    lock_settings()
+    run("SET TimeZone = 'UTC'")
+
+
+def _dbapi() -> Any:
+    return op.get_bind().connection.dbapi_connection  # type: ignore[union-attr]
+
+
+@contextmanager
+def autocommit() -> Iterator[None]:
+    """Leave the revision's transaction (committing it) so :func:`short` can commit step by step."""
+    if _dbapi().autocommit:
+        yield
+        return
+    with op.get_context().autocommit_block():
+        yield
+
+
+class Attempt:
+    """One try of a short transaction: BEGIN, lock_timeout, the locks up front, COMMIT or ROLLBACK.
+
+    ``__exit__`` swallows a lock timeout or deadlock unless it is the last try, so :func:`short`
+    runs the body again; any other error propagates after the rollback.
+    """
+
+    def __init__(self, tables: Sequence[str], mode: str, last: bool, own: bool) -> None:
+        self.tables, self.mode, self.last, self.own = tables, mode, last, own
+        self.done = False
+
+    def __enter__(self) -> Attempt:
+        if self.own:
+            run("BEGIN")
+            run(f"SET LOCAL lock_timeout = {lit(lock_timeout())}")
+        if self.tables:
+            run(f"LOCK TABLE {', '.join(q(t) for t in self.tables)} IN {self.mode} MODE")
+        return self
+
+    def __exit__(self, typ: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
+        if not self.own:
+            self.done = exc is None
+            return False
+        if exc is None:
+            run("COMMIT")
+            self.done = True
+            return False
+        run("ROLLBACK")
+        return isinstance(exc, RETRYABLE) and not self.last
+
+
+def lock_retries() -> int:
+    return max(1, int(os.environ.get("SYNAPSCALE_LOCK_RETRIES", DEFAULT_LOCK_RETRIES)))
+
+
+def short(*tables: str, mode: str = "ACCESS EXCLUSIVE") -> Iterator[Attempt]:
+    """Tries of one short transaction that locks ``tables`` up front, in the order given.
+
+    Usage: ``for attempt in short("t"): with attempt: ...``. Callers list the table they change first
+    and its FK parents after it: the order an ordinary insert takes its locks in (its own table, then
+    the parents its FK checks lock), so the migration never waits on a table while holding one an
+    insert needs next. A lock timeout or deadlock rolls the try back and retries after a jittered
+    backoff, a bounded number of times. Outside :func:`autocommit` (the revision's own transaction)
+    there is one try with the locks and no commit.
+    """
+    order = list(dict.fromkeys(tables))
+    own = bool(_dbapi().autocommit)
+    tries = lock_retries() if own else 1
+    for i in range(tries):
+        attempt = Attempt(order, mode, i == tries - 1, own)
+        yield attempt
+        if attempt.done:
+            return
+        time.sleep(min(3.0, 0.2 * 2**i) * (0.5 + random.random()))
+
+
+def step(body: Callable[[], Any], *tables: str, mode: str = "ACCESS EXCLUSIVE") -> Any:
+    """``body`` in one short transaction (see :func:`short`); returns what it returns."""
+    result = None
+    for attempt in short(*tables, mode=mode):
+        with attempt:
+            result = body()
+    return result
 
 
 def exists_table(name: str) -> bool:
@@ -163,12 +263,20 @@ def grant_app() -> None:
 
 
 def quarantine(table: str, column: str | None, reason: str, select_pk_and_text: str) -> int:
-    """Record rows in migration_quarantine: ``select_pk_and_text`` yields (primary key, original text)."""
+    """Record rows in migration_quarantine: ``select_pk_and_text`` yields (primary key, original text).
+
+    Returns how many rows the select found; a row already recorded with the same text is not recorded
+    twice, so a rerun of a revision that failed half-way reports each finding once.
+    """
     rows = run(
-        f"WITH s(pk, txt) AS ({select_pk_and_text}) "
+        f"WITH s(pk, txt) AS ({select_pk_and_text}), n AS ("
         f"INSERT INTO {q('migration_quarantine')} (table_name, primary_key, column_name, original_text, reason) "
-        f"SELECT %(t)s, s.pk::text, %(c)s, s.txt, %(r)s FROM s RETURNING 1", {"t": table, "c": column, "r": reason})
-    return len(rows)
+        f"SELECT %(t)s, s.pk::text, %(c)s, s.txt, %(r)s FROM s WHERE NOT EXISTS (SELECT 1 FROM "
+        f"{q('migration_quarantine')} m WHERE m.table_name = %(t)s AND m.reason = %(r)s "
+        f"AND coalesce(m.primary_key, '') = coalesce(s.pk::text, '') AND coalesce(m.column_name, '') = coalesce(%(c)s, '') "
+        f"AND coalesce(m.original_text, '') = coalesce(s.txt, '')) RETURNING 1) SELECT count(*) FROM s",
+        {"t": table, "c": column, "r": reason})
+    return int(rows[0][0])
 
 
 def journal(table: str, column: str, kind: str, select_pk_and_old: str) -> int:
@@ -218,31 +326,37 @@ def expand_large(tables: Iterable[Table], batch: int = 5000) -> None:
 
     Adds ``<col>__jsonb`` shadow columns, a trigger that keeps them in sync with every write, and
     backfills them in keyset batches, each committed on its own. The contract (swap) happens later in
-    :func:`apply_json_and_time`, inside the revision's transaction. Idempotent: a rerun resumes.
+    :func:`apply_json_and_time`, in one short transaction. Idempotent: a rerun resumes.
     """
     threshold = expand_contract_rows()
     large = [t for t in tables if t.json and exists_table(t.name) and columns_of(t.name, "json")
              and row_estimate(t.name, threshold) > threshold]
     if not large:
         return
-    with op.get_context().autocommit_block():
-        run(f"SET lock_timeout = {lit(os.environ.get('SYNAPSCALE_LOCK_TIMEOUT', '5s'))}")
+    with autocommit():
+        lock_settings()
         for t in large:
             cols = [c for c in t.json if c in columns_of(t.name, "json")]
-            for c in cols:
-                quarantine_json(t.name, c)
-                run(f"ALTER TABLE {q(t.name)} ADD COLUMN IF NOT EXISTS {c}{SHADOW} jsonb")
             fn = f"{SCHEMA}.{t.name}{SHADOW}_sync"
             body = "".join(f"NEW.{c}{SHADOW} := {SCHEMA}.json_to_jsonb(NEW.{c}); " for c in cols)
-            run(f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {body}RETURN NEW; END $$")
-            run(f"DROP TRIGGER IF EXISTS {t.name}{SHADOW}_sync ON {q(t.name)}")
-            run(f"CREATE TRIGGER {t.name}{SHADOW}_sync BEFORE INSERT OR UPDATE OF {', '.join(cols)} ON {q(t.name)} "
-                f"FOR EACH ROW EXECUTE FUNCTION {fn}()")
+
+            def shadow(t: Table = t, cols: list[str] = cols, fn: str = fn, body: str = body) -> None:
+                for c in cols:
+                    run(f"ALTER TABLE {q(t.name)} ADD COLUMN IF NOT EXISTS {c}{SHADOW} jsonb")
+                run(f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {body}RETURN NEW; END $$")
+                run(f"DROP TRIGGER IF EXISTS {t.name}{SHADOW}_sync ON {q(t.name)}")
+                run(f"CREATE TRIGGER {t.name}{SHADOW}_sync BEFORE INSERT OR UPDATE OF {', '.join(cols)} ON {q(t.name)} "
+                    f"FOR EACH ROW EXECUTE FUNCTION {fn}()")
+
+            step(shadow, t.name)
+            for c in cols:  # a scan, without any lock beyond reading
+                step(lambda t=t, c=c: quarantine_json(t.name, c))
             sets = ", ".join(f"{c}{SHADOW} = {SCHEMA}.json_to_jsonb(t.{c})" for c in cols)
             last = "00000000-0000-0000-0000-000000000000"
             while True:
-                rows = run(f"WITH b AS (SELECT id FROM {q(t.name)} WHERE id > %(last)s ORDER BY id LIMIT {batch}) "
-                           f"UPDATE {q(t.name)} t SET {sets} FROM b WHERE t.id = b.id RETURNING t.id", {"last": last})
+                rows = step(lambda t=t, sets=sets, last=last: run(
+                    f"WITH b AS (SELECT id FROM {q(t.name)} WHERE id > %(last)s ORDER BY id LIMIT {batch}) "
+                    f"UPDATE {q(t.name)} t SET {sets} FROM b WHERE t.id = b.id RETURNING t.id", {"last": last}))
                 if not rows:
                     break
                 last = str(max(r[0] for r in rows))
@@ -250,11 +364,11 @@ def expand_large(tables: Iterable[Table], batch: int = 5000) -> None:
                 if scalar("SELECT attnotnull FROM pg_attribute WHERE attrelid = %(t)s::regclass AND attname = %(c)s",
                           {"t": q(t.name), "c": c}):
                     ck = f"{t.name}_{c}{SHADOW}_nn"[:63]
-                    run(f"ALTER TABLE {q(t.name)} DROP CONSTRAINT IF EXISTS {ck}")
-                    run(f"ALTER TABLE {q(t.name)} ADD CONSTRAINT {ck} CHECK ({c}{SHADOW} IS NOT NULL) NOT VALID")
-                    run(f"ALTER TABLE {q(t.name)} VALIDATE CONSTRAINT {ck}")
-        run("RESET lock_timeout")
-    begin()
+                    step(lambda t=t, c=c, ck=ck: (
+                        run(f"ALTER TABLE {q(t.name)} DROP CONSTRAINT IF EXISTS {ck}"),
+                        run(f"ALTER TABLE {q(t.name)} ADD CONSTRAINT {ck} CHECK ({c}{SHADOW} IS NOT NULL) NOT VALID")),
+                         t.name)
+                    step(lambda t=t, ck=ck: run(f"ALTER TABLE {q(t.name)} VALIDATE CONSTRAINT {ck}"))
 
 
 def _contract(t: Table, cols: list[str]) -> None:
@@ -273,12 +387,18 @@ def _contract(t: Table, cols: list[str]) -> None:
 
 
 def apply_json_and_time(t: Table) -> None:
-    """G1 + G2 + G3 for one table, in as few ALTER TABLE statements as possible.
+    """G1 + G2 + G3 for one table, in one short transaction holding ACCESS EXCLUSIVE on it.
 
-    json columns: quarantine + sanitise the rejected values, then ``TYPE jsonb`` (or the contract of an
-    expand/contract). Naive timestamps: ``TYPE timestamptz`` with no USING under TimeZone UTC (no
-    rewrite), and the legacy ``now() AT TIME ZONE 'utc'`` default becomes ``now()``.
+    json columns: quarantine + sanitise the rejected values, then ``TYPE jsonb`` (a rewrite, only on
+    tables under the expand/contract threshold) or the contract of an expand/contract. Naive
+    timestamps: ``TYPE timestamptz`` with no USING under TimeZone UTC (no rewrite), and the legacy
+    ``now() AT TIME ZONE 'utc'`` default becomes ``now()``. Renames last. Idempotent: it reads the
+    catalog, so a rerun does what is left.
     """
+    step(lambda: _json_and_time(t), t.name)
+
+
+def _json_and_time(t: Table) -> None:
     json_now = columns_of(t.name, "json")
     shadowed = [c for c in t.json if c in json_now and has_column(t.name, c + SHADOW)]
     if shadowed:
@@ -341,19 +461,35 @@ def fk_name(table: str, column: str) -> str:
 
 
 def apply_fks(t: Table) -> None:
-    """Drop every legacy constraint on the column (duplicates collapse), add one with its action.
+    """Per FK: drop every legacy constraint on the column (duplicates collapse) and add one with its action.
 
-    ``NOT VALID`` + ``VALIDATE``: the add takes a brief lock and the validation only a
-    SHARE UPDATE EXCLUSIVE one (data are unchanged, so validation cannot fail on a legacy-valid FK).
+    Drop + ``ADD ... NOT VALID`` in one short transaction that locks the table, then its parent
+    (dropping an FK takes ACCESS EXCLUSIVE on both, no scan); ``VALIDATE`` in a transaction of its
+    own, which takes only SHARE UPDATE EXCLUSIVE / ROW SHARE (data are unchanged, so validation
+    cannot fail on a legacy-valid FK). A constraint already in its target shape is left alone.
     """
     for fk in t.fks:
-        names = [item.split(":")[0] for item in fk.legacy.split()]
-        if names:
-            run(f"ALTER TABLE {q(t.name)} " + ", ".join(f'DROP CONSTRAINT IF EXISTS "{n}"' for n in names))
         name = fk_name(t.name, fk.column)
+        step(lambda fk=fk, name=name: _swap_fk(t, fk, name), t.name, fk.ref)
+        valid = scalar("SELECT convalidated FROM pg_constraint WHERE conrelid = %(t)s::regclass AND conname = %(n)s",
+                       {"t": q(t.name), "n": name})
+        if not valid:
+            step(lambda name=name: run(f'ALTER TABLE {q(t.name)} VALIDATE CONSTRAINT "{name}"'))
+
+
+def _swap_fk(t: Table, fk: Fk, name: str) -> None:
+    have = dict(run("SELECT conname, confdeltype::text FROM pg_constraint WHERE conrelid = %(t)s::regclass "
+                    "AND contype = 'f'", {"t": q(t.name)}))
+    done = have.get(name) == ACTION_CODES[fk.on_delete]
+    names = [item.split(":")[0] for item in fk.legacy.split()]
+    if name not in names and name in have and not done:
+        names.append(name)
+    drop = [n for n in names if n in have and not (n == name and done)]
+    if drop:
+        run(f"ALTER TABLE {q(t.name)} " + ", ".join(f'DROP CONSTRAINT IF EXISTS "{n}"' for n in drop))
+    if not done:
         run(f'ALTER TABLE {q(t.name)} ADD CONSTRAINT "{name}" FOREIGN KEY ({fk.column}) REFERENCES {q(fk.ref)} (id) '
             f"ON DELETE {fk.on_delete} NOT VALID")
-        run(f'ALTER TABLE {q(t.name)} VALIDATE CONSTRAINT "{name}"')
 
 
 def revert_fks(t: Table) -> None:
@@ -371,29 +507,46 @@ def revert_fks(t: Table) -> None:
 
 
 def set_not_null(table: str, column: str) -> None:
-    """SET NOT NULL without a scan under ACCESS EXCLUSIVE: a validated CHECK proves it first (PG 12+)."""
+    """SET NOT NULL without a scan under ACCESS EXCLUSIVE: a validated CHECK proves it first (PG 12+).
+
+    Three short transactions: add the CHECK NOT VALID, VALIDATE it (SHARE UPDATE EXCLUSIVE), then
+    SET NOT NULL (no scan, the check proves it) and drop the check. Idempotent.
+    """
+    if scalar("SELECT attnotnull FROM pg_attribute WHERE attrelid = %(t)s::regclass AND attname = %(c)s",
+              {"t": q(table), "c": column}):
+        return
     ck = f"{table}_{column}_nn"[:63]
-    run(f"ALTER TABLE {q(table)} ADD CONSTRAINT {ck} CHECK ({column} IS NOT NULL) NOT VALID")
-    run(f"ALTER TABLE {q(table)} VALIDATE CONSTRAINT {ck}")
-    run(f"ALTER TABLE {q(table)} ALTER COLUMN {column} SET NOT NULL")
-    run(f"ALTER TABLE {q(table)} DROP CONSTRAINT {ck}")
+    step(lambda: (run(f"ALTER TABLE {q(table)} DROP CONSTRAINT IF EXISTS {ck}"),
+                  run(f"ALTER TABLE {q(table)} ADD CONSTRAINT {ck} CHECK ({column} IS NOT NULL) NOT VALID")), table)
+    step(lambda: run(f"ALTER TABLE {q(table)} VALIDATE CONSTRAINT {ck}"))
+    step(lambda: (run(f"ALTER TABLE {q(table)} ALTER COLUMN {column} SET NOT NULL"),
+                  run(f"ALTER TABLE {q(table)} DROP CONSTRAINT {ck}")), table)
 
 
 def apply_tenant(t: Table) -> None:
-    """tenant_id: derived from the parent where NULL, then NOT NULL if nothing is left; then RLS forced."""
+    """tenant_id: derived from the parent where NULL, then NOT NULL if nothing is left; then RLS forced.
+
+    The backfill and the check for leftovers take no table lock beyond their writes; the policies
+    swap in one short transaction (RLS is never enabled without its policies).
+    """
     if t.tenant is None:
         return
     if t.tenant == REQUIRED and not t.tenant_was_not_null:
         for col, parent in t.parents:
             if parent == t.name:
                 continue
-            journal(t.name, "tenant_id", "tenant_backfill",
-                    f"UPDATE {q(t.name)} c SET tenant_id = p.tenant_id FROM {q(parent)} p WHERE c.tenant_id IS NULL "
-                    f"AND c.{col} = p.id AND p.tenant_id IS NOT NULL RETURNING c.id, NULL::text")
-        missing = quarantine(t.name, "tenant_id", "tenant_missing",
-                             f"SELECT id, NULL::text FROM {q(t.name)} WHERE tenant_id IS NULL")
+            step(lambda col=col, parent=parent: journal(
+                t.name, "tenant_id", "tenant_backfill",
+                f"UPDATE {q(t.name)} c SET tenant_id = p.tenant_id FROM {q(parent)} p WHERE c.tenant_id IS NULL "
+                f"AND c.{col} = p.id AND p.tenant_id IS NOT NULL RETURNING c.id, NULL::text"))
+        missing = step(lambda: quarantine(t.name, "tenant_id", "tenant_missing",
+                                          f"SELECT id, NULL::text FROM {q(t.name)} WHERE tenant_id IS NULL"))
         if not missing:
             set_not_null(t.name, "tenant_id")
+    step(lambda: _policies(t), t.name)
+
+
+def _policies(t: Table) -> None:
     for (pol,) in run("SELECT polname FROM pg_policy WHERE polrelid = %(t)s::regclass", {"t": q(t.name)}):
         run(f'DROP POLICY "{pol}" ON {q(t.name)}')
     run(f"ALTER TABLE {q(t.name)} ENABLE ROW LEVEL SECURITY")
@@ -435,20 +588,25 @@ def guard_name(table: str, column: str) -> str:
 
 
 def apply_guards(t: Table) -> None:
-    """Report legacy drift (reason 'tenant_drift'), then a trigger rejects any new drift.
+    """A trigger rejects any new drift, then legacy drift is reported (reason 'tenant_drift').
 
-    Drifted rows are left where they are: their own tenant_id keeps RLS from showing them to the
-    parent's tenant, so reporting them leaks nothing, while "fixing" them could.
+    Trigger first (a short SHARE ROW EXCLUSIVE transaction), report after (a scan without a table
+    lock): no drift can slip in between. Drifted rows are left where they are: their own tenant_id
+    keeps RLS from showing them to the parent's tenant, so reporting them leaks nothing, while
+    "fixing" them could.
     """
     for col, parent in t.parents:
-        quarantine(t.name, col, "tenant_drift",
-                   f"SELECT c.id, json_build_object('tenant_id', c.tenant_id, {lit(col)}, c.{col}, "
-                   f"'parent_tenant_id', p.tenant_id)::text FROM {q(t.name)} c JOIN {q(parent)} p ON p.id = c.{col} "
-                   f"WHERE c.tenant_id IS DISTINCT FROM p.tenant_id")
         name = guard_name(t.name, col)
-        run(f"DROP TRIGGER IF EXISTS {name} ON {q(t.name)}")
-        run(f"CREATE TRIGGER {name} BEFORE INSERT OR UPDATE OF tenant_id, {col} ON {q(t.name)} FOR EACH ROW "
-            f"EXECUTE FUNCTION {SCHEMA}.enforce_parent_tenant({lit(col)}, {lit(parent)})")
+        step(lambda col=col, parent=parent, name=name: (
+            run(f"DROP TRIGGER IF EXISTS {name} ON {q(t.name)}"),
+            run(f"CREATE TRIGGER {name} BEFORE INSERT OR UPDATE OF tenant_id, {col} ON {q(t.name)} FOR EACH ROW "
+                f"EXECUTE FUNCTION {SCHEMA}.enforce_parent_tenant({lit(col)}, {lit(parent)})")),
+             t.name, mode="SHARE ROW EXCLUSIVE")
+        step(lambda col=col, parent=parent: quarantine(
+            t.name, col, "tenant_drift",
+            f"SELECT c.id, json_build_object('tenant_id', c.tenant_id, {lit(col)}, c.{col}, "
+            f"'parent_tenant_id', p.tenant_id)::text FROM {q(t.name)} c JOIN {q(parent)} p ON p.id = c.{col} "
+            f"WHERE c.tenant_id IS DISTINCT FROM p.tenant_id"))
 
 
 def revert_guards(t: Table) -> None:
@@ -469,19 +627,26 @@ def _set_clause(c: Counter) -> str:
 
 
 def apply_counters(counters: Iterable[Counter]) -> None:
-    """Recompute every counter once (drifted values reported as 'counter_drift'), then keep them in sync."""
+    """Keep every counter in sync with a trigger, then recompute it once (drift reported as 'counter_drift').
+
+    Trigger first, recount after, so no child write falls between the two; each recount (report +
+    correction, atomic) is its own transaction holding only row locks on the parents it changes.
+    """
     for c in counters:
-        for col, expr in c.assignments:
-            calc = f"(SELECT {expr} FROM {q(c.child)} c WHERE c.{c.fk} = p.id)"
-            quarantine(c.parent, col, "counter_drift",
-                       f"SELECT p.id, json_build_object('stored', p.{col}, 'counted', {calc})::text "
-                       f"FROM {q(c.parent)} p WHERE p.{col} IS DISTINCT FROM {calc}")
-            run(f"UPDATE {q(c.parent)} p SET {col} = {calc} WHERE p.{col} IS DISTINCT FROM {calc}")
         name = counter_trigger(c)
         watched = ", ".join(dict.fromkeys((c.fk, *c.watch)))
-        run(f"DROP TRIGGER IF EXISTS {name} ON {q(c.child)}")
-        run(f"CREATE TRIGGER {name} AFTER INSERT OR DELETE OR UPDATE OF {watched} ON {q(c.child)} FOR EACH ROW "
-            f"EXECUTE FUNCTION {SCHEMA}.sync_counters({lit(c.parent)}, {lit(c.fk)}, {lit(_set_clause(c))})")
+        step(lambda c=c, name=name, watched=watched: (
+            run(f"DROP TRIGGER IF EXISTS {name} ON {q(c.child)}"),
+            run(f"CREATE TRIGGER {name} AFTER INSERT OR DELETE OR UPDATE OF {watched} ON {q(c.child)} FOR EACH ROW "
+                f"EXECUTE FUNCTION {SCHEMA}.sync_counters({lit(c.parent)}, {lit(c.fk)}, {lit(_set_clause(c))})")),
+             c.child, mode="SHARE ROW EXCLUSIVE")
+        for col, expr in c.assignments:
+            calc = f"(SELECT {expr} FROM {q(c.child)} c WHERE c.{c.fk} = p.id)"
+            step(lambda c=c, col=col, calc=calc: (
+                quarantine(c.parent, col, "counter_drift",
+                           f"SELECT p.id, json_build_object('stored', p.{col}, 'counted', {calc})::text "
+                           f"FROM {q(c.parent)} p WHERE p.{col} IS DISTINCT FROM {calc}"),
+                run(f"UPDATE {q(c.parent)} p SET {col} = {calc} WHERE p.{col} IS DISTINCT FROM {calc}")))
 
 
 def revert_counters(counters: Iterable[Counter]) -> None:
@@ -495,17 +660,16 @@ def revert_counters(counters: Iterable[Counter]) -> None:
 
 
 def apply_gin(indexes: Sequence[Gin]) -> None:
-    """CREATE INDEX CONCURRENTLY outside the revision transaction; a leftover invalid index is rebuilt."""
+    """CREATE INDEX CONCURRENTLY outside any transaction; a leftover invalid index is rebuilt."""
     if not indexes:
         return
-    with op.get_context().autocommit_block():
+    with autocommit():
         for g in indexes:
             valid = scalar("SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass(%(n)s)",
                            {"n": f"{SCHEMA}.{g.name}"})
             if valid is False:
                 run(f"DROP INDEX CONCURRENTLY IF EXISTS {SCHEMA}.{g.name}")
             run(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {g.name} ON {q(g.table)} USING gin ({g.column})")
-    begin()
 
 
 def revert_gin(indexes: Sequence[Gin]) -> None:
@@ -522,22 +686,27 @@ def rename_tables(tables: Iterable[Table], back: bool = False) -> None:
         if t.legacy_name:
             old, new = (t.name, t.legacy_name) if back else (t.legacy_name, t.name)
             if exists_table(old):
-                run(f'ALTER TABLE {q(old)} RENAME TO "{new}"')
+                step(lambda old=old, new=new: run(f'ALTER TABLE {q(old)} RENAME TO "{new}"'), old)
 
 
 def upgrade_group(g: Group) -> None:
-    """G1-G5 for every table, then G7, G8, grants, and G6 last (it leaves the transaction)."""
-    for t in g.tables:
-        apply_json_and_time(t)
-    for t in g.tables:
-        apply_fks(t)
-    for t in g.tables:
-        apply_tenant(t)
-    for t in g.tables:
-        apply_guards(t)
-    apply_counters(g.counters)
-    grant_app()
-    apply_gin(g.gin)
+    """G1-G5 per table, G7, G8, grants, G6 last; each step a short transaction of its own.
+
+    Leaves the revision's transaction (see :func:`short` for lock order and retries); every step is
+    idempotent, so a revision that failed half-way converges when rerun.
+    """
+    with autocommit():
+        for t in g.tables:
+            apply_json_and_time(t)
+        for t in g.tables:
+            apply_fks(t)
+        for t in g.tables:
+            apply_tenant(t)
+        for t in g.tables:
+            apply_guards(t)
+        apply_counters(g.counters)
+        step(grant_app)
+        apply_gin(g.gin)
 
 
 def downgrade_group(g: Group) -> None:
@@ -680,6 +849,14 @@ def rehome_to_default_workspace(table: str) -> bool:
     unknown cannot be re-homed: they are quarantined ('workspace_missing') and the column stays
     nullable. Returns whether NOT NULL was set.
     """
+    if step(lambda: _rehome(table)):
+        return False
+    set_not_null(table, "workspace_id")
+    return True
+
+
+def _rehome(table: str) -> int:
+    """The moves of :func:`rehome_to_default_workspace`, atomically; returns how many rows stay homeless."""
     t, ws, utr = q(table), q("workspaces"), q("user_tenant_roles")
     journal(table, "tenant_id", "tenant_backfill",
             f"UPDATE {t} x SET tenant_id = r.tenant_id FROM (SELECT user_id, min(tenant_id::text)::uuid AS tenant_id "
@@ -697,10 +874,7 @@ def rehome_to_default_workspace(table: str) -> bool:
             f"UPDATE {t} x SET workspace_id = d.id FROM (SELECT DISTINCT ON (tenant_id) tenant_id, id FROM {ws} "
             f"WHERE is_default ORDER BY tenant_id, created_at, id) d "
             f"WHERE x.workspace_id IS NULL AND x.tenant_id = d.tenant_id RETURNING x.id, NULL::text")
-    if quarantine(table, "workspace_id", "workspace_missing", f"SELECT id, NULL::text FROM {t} WHERE workspace_id IS NULL"):
-        return False
-    set_not_null(table, "workspace_id")
-    return True
+    return quarantine(table, "workspace_id", "workspace_missing", f"SELECT id, NULL::text FROM {t} WHERE workspace_id IS NULL")
 
 
 def revert_rehome(table: str) -> None:

@@ -72,9 +72,9 @@ def feedback_not_carried(text: str) -> str:
 
 def permissions_dropped_first(text: str) -> str:
     """rbac_roles.permissions dropped at the start of the revision, before its pairs are carried over."""
-    return _swap(text, "    ops.begin()\n    if ops.has_column(\"rbac_roles\", \"permissions\"):",
+    return _swap(text, "    ops.begin()\n    with ops.autocommit():\n        ops.step(carry_permissions, ",
                  "    ops.begin()\n    ops.run(f\"ALTER TABLE {R} DROP COLUMN permissions\")\n"
-                 "    if ops.has_column(\"rbac_roles\", \"permissions\"):")
+                 "    with ops.autocommit():\n        ops.step(carry_permissions, ")
 
 
 def backfill_skips_last_batch(text: str) -> str:

@@ -53,6 +53,15 @@ def upgrade() -> None:
     """rbac_roles.permissions into rbac_role_permissions (unknown keys quarantined), then dropped; scope added."""
     ops.expand_large(GROUP.tables)
     ops.begin()
+    with ops.autocommit():
+        ops.step(carry_permissions, "rbac_roles")
+        for t in ("rbac_roles", "rbac_permissions"):
+            ops.step(lambda t=t: add_scope(t), t)
+    ops.upgrade_group(GROUP)
+
+
+def carry_permissions() -> None:
+    """The pairs move and the column goes in one short transaction (a rerun finds the column gone)."""
     if ops.has_column("rbac_roles", "permissions"):
         ops.quarantine(
             "rbac_roles",
@@ -76,17 +85,19 @@ def upgrade() -> None:
             "RETURNING id, NULL::text",
         )
         ops.run(f"ALTER TABLE {R} DROP COLUMN permissions")
-    for t in ("rbac_roles", "rbac_permissions"):
-        if not ops.has_column(t, "scope"):
-            tq = ops.q(t)
-            ops.run(f"ALTER TABLE {tq} ADD COLUMN scope text")
-            ops.run(f"UPDATE {tq} SET scope = CASE WHEN tenant_id IS NULL THEN 'global' ELSE 'tenant' END")
-            ops.set_not_null(t, "scope")
-            ops.run(
-                f"ALTER TABLE {tq} ADD CONSTRAINT {t}_scope_check CHECK (scope IN ('global', 'tenant') "
-                "AND (scope = 'global') = (tenant_id IS NULL))"
-            )
-    ops.upgrade_group(GROUP)
+
+
+def add_scope(t: str) -> None:
+    """scope, filled, NOT NULL and checked, in one short transaction (role tables are small); idempotent."""
+    tq = ops.q(t)
+    ops.run(f"ALTER TABLE {tq} ADD COLUMN IF NOT EXISTS scope text")
+    ops.run(f"UPDATE {tq} SET scope = CASE WHEN tenant_id IS NULL THEN 'global' ELSE 'tenant' END WHERE scope IS NULL")
+    ops.run(f"ALTER TABLE {tq} ALTER COLUMN scope SET NOT NULL")
+    ops.run(f"ALTER TABLE {tq} DROP CONSTRAINT IF EXISTS {t}_scope_check")
+    ops.run(
+        f"ALTER TABLE {tq} ADD CONSTRAINT {t}_scope_check CHECK (scope IN ('global', 'tenant') "
+        "AND (scope = 'global') = (tenant_id IS NULL))"
+    )
 
 
 def downgrade() -> None:

@@ -58,7 +58,8 @@ def upgrade() -> None:
     """workflows.workspace_id: NULLs re-homed to the tenant's default workspace, then NOT NULL."""
     ops.expand_large(GROUP.tables)
     ops.begin()
-    ops.rehome_to_default_workspace("workflows")
+    with ops.autocommit():
+        ops.rehome_to_default_workspace("workflows")
     ops.upgrade_group(GROUP)
 
 

@@ -235,9 +235,19 @@ INLINE = "legacy_inline"  # feedback_type of the rows carried over from messages
 
 def upgrade() -> None:
     """Renames first, then data before drops: rating/feedback -> message_feedbacks, model_provider -> provider."""
-    ops.rename_tables(GROUP.tables)
-    ops.expand_large(GROUP.tables)
     ops.begin()
+    with ops.autocommit():
+        ops.rename_tables(GROUP.tables)
+    ops.expand_large(GROUP.tables)
+    with ops.autocommit():
+        ops.step(carry_feedback, "messages")
+        ops.step(carry_provider, "agents")
+        ops.rehome_to_default_workspace("agents")
+    ops.upgrade_group(GROUP)
+
+
+def carry_feedback() -> None:
+    """rating/feedback into message_feedbacks and the columns dropped, in one short transaction."""
     if ops.has_column("messages", "rating"):
         ops.journal(
             "message_feedbacks",
@@ -250,6 +260,10 @@ def upgrade() -> None:
             f"WHERE m.rating IS NOT NULL OR m.feedback IS NOT NULL RETURNING id, message_id",
         )
         ops.run(f"ALTER TABLE {M} DROP COLUMN rating, DROP COLUMN feedback")
+
+
+def carry_provider() -> None:
+    """model_provider into provider (journaled, disagreements reported) and dropped, in one short transaction."""
     if ops.has_column("agents", "model_provider"):
         ops.journal(
             "agents", "model_provider", "model_provider", f"SELECT id, model_provider FROM {A} WHERE model_provider IS NOT NULL"
@@ -268,8 +282,6 @@ def upgrade() -> None:
             f"SELECT id, model_provider FROM {A} WHERE model_provider IS DISTINCT FROM provider AND model_provider IS NOT NULL",
         )
         ops.run(f"ALTER TABLE {A} DROP COLUMN model_provider")
-    ops.rehome_to_default_workspace("agents")
-    ops.upgrade_group(GROUP)
 
 
 def downgrade() -> None:

@@ -91,6 +91,14 @@ def upgrade() -> None:
     """author_name: disagreements with users.full_name kept in metadata and reported, then dropped; tags -> text[]."""
     ops.expand_large(GROUP.tables)
     ops.begin()
+    with ops.autocommit():
+        ops.step(carry_author_name, "marketplace_components")
+        ops.step(tags_to_array, "marketplace_components")
+    ops.upgrade_group(GROUP)
+
+
+def carry_author_name() -> None:
+    """metadata added, disagreeing author names kept in it, the column dropped: one short transaction."""
     ops.run(f"ALTER TABLE {MC} ADD COLUMN IF NOT EXISTS metadata jsonb NOT NULL DEFAULT '{{}}'::jsonb")
     if ops.has_column("marketplace_components", "author_name"):
         disagree = (
@@ -108,9 +116,12 @@ def upgrade() -> None:
             f"FROM (SELECT m.id, m.author_name {disagree} AND m.author_name IS NOT NULL) m WHERE x.id = m.id"
         )
         ops.run(f"ALTER TABLE {MC} DROP COLUMN author_name")
+
+
+def tags_to_array() -> None:
+    """A rewrite under ACCESS EXCLUSIVE: the component catalogue stays small (see docs/decisions.md)."""
     if "tags" in ops.columns_of("marketplace_components", "text"):
         ops.run(f"ALTER TABLE {MC} ALTER COLUMN tags TYPE text[] USING {TAGS_TO_ARRAY}")
-    ops.upgrade_group(GROUP)
 
 
 def downgrade() -> None:

@@ -49,6 +49,13 @@ def upgrade() -> None:
     """users.tenant_id: every (user, tenant) pair into user_tenant_roles first, then the column goes."""
     ops.expand_large(GROUP.tables)
     ops.begin()
+    with ops.autocommit():
+        ops.step(carry_tenants, "users")
+    ops.upgrade_group(GROUP)
+
+
+def carry_tenants() -> None:
+    """Pairs into user_tenant_roles and the column dropped in one short transaction locking users."""
     if ops.has_column("users", "tenant_id"):
         ops.journal("users", "tenant_id", "users_tenant", f"SELECT id, tenant_id FROM {U} WHERE tenant_id IS NOT NULL")
         ops.journal(
@@ -60,7 +67,6 @@ def upgrade() -> None:
             "ON CONFLICT (user_id, tenant_id) DO NOTHING RETURNING id, NULL::text",
         )
         ops.run(f"ALTER TABLE {U} DROP COLUMN tenant_id")
-    ops.upgrade_group(GROUP)
 
 
 def downgrade() -> None:

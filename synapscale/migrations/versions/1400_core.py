@@ -97,9 +97,15 @@ def upgrade() -> None:
     """plan_provider_mappings gains a nullable tenant_id (spec: keep or gain), then the global rules."""
     ops.expand_large(GROUP.tables)
     ops.begin()
+    with ops.autocommit():
+        ops.step(add_tenant_column, "plan_provider_mappings")
+    ops.upgrade_group(GROUP)
+
+
+def add_tenant_column() -> None:
+    """A nullable column (no rewrite) and its index on a small table, in one short transaction."""
     ops.run(f"ALTER TABLE {ops.q('plan_provider_mappings')} ADD COLUMN IF NOT EXISTS tenant_id uuid")
     ops.run(f"CREATE INDEX IF NOT EXISTS ix_plan_provider_mappings_tenant_id ON {ops.q('plan_provider_mappings')} (tenant_id)")
-    ops.upgrade_group(GROUP)
 
 
 def downgrade() -> None:
