@@ -100,6 +100,7 @@ def test_forgotten_gin_index_fails(dbs: dict[str, str]) -> None:
 
 def test_injected_slowdown_is_detected(dbs: dict[str, str]) -> None:
     base = _gate((dbs["gin"], "migrated"), (dbs["gin"], "migrated"))
+    assert base.timing is not None
     slowed = _gate((dbs["gin"], "migrated"), (dbs["gin"], "migrated"), inject=0.5 * base.timing.before_ms / 1000,
                    limits=Limits(rounds=20, per_round=5))
     assert [f.rule for f in slowed.findings] == ["BENCH-TIME"]
@@ -158,12 +159,13 @@ def real(pg: Server) -> dict[str, Side]:
     pipeline = Pipeline(Settings.resolve({"scale": "tiny"}), pg, say=lambda _line: None)
     legacy, migrated, seeded = pipeline.clone("legacy"), pipeline.clone("migrated"), pipeline.clone("migrated")
     with seeded.connect() as conn:
-        (name,) = conn.execute(
+        row = conn.execute(
             """SELECT ic.relname FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid
                  JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
                  JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = ANY (i.indkey)
                 WHERE t.relname = %s AND a.attname = %s AND am.amname = 'gin'""", GIN_COLUMN).fetchone()
-        conn.execute(sql.SQL("DROP INDEX synapscale_db.{}").format(sql.Identifier(name)))
+        assert row is not None, "the reference migration has no GIN index on analytics_dashboards.widgets"
+        conn.execute(sql.SQL("DROP INDEX synapscale_db.{}").format(sql.Identifier(row[0])))
     role = app_role(migrated.dsn)
     return {"legacy": Side("before", legacy.dsn, "legacy"),
             "migrated": Side("after", migrated.dsn, "migrated", role=role, tenant_setting="app.current_tenant_id"),

@@ -93,7 +93,7 @@ def _timed(session: Session, query: Query, params: Params, extra: float) -> floa
 
 
 def executions_per_round(seconds: float, at_least: int, round_ms: float, at_most: int) -> int:
-    """Enough executions that one side's round lasts ``round_ms``: the median of a handful of
+    """Enough executions that one side's round lasts ``round_ms``: a quantile of a handful of
     sub-millisecond executions is too noisy for a 5% question."""
     wanted = math.ceil(round_ms / 1000 / max(seconds, 1e-6))
     return max(at_least, min(at_most, wanted))

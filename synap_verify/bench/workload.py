@@ -71,7 +71,7 @@ class Session:
     """
 
     side: Side
-    conn: psycopg.Connection = field(init=False)
+    conn: psycopg.Connection[dict[str, Any]] = field(init=False)
     _tenant: object = field(init=False, default=None)
 
     def __post_init__(self) -> None:
