@@ -62,9 +62,7 @@ def update_dashboard(ctx: CtxDep, dashboard_id: uuid.UUID, body: DashboardPatch)
 
 @router.delete("/analytics/dashboards/{dashboard_id}", operation_id="deleteDashboard", status_code=204)
 def delete_dashboard(ctx: CtxDep, dashboard_id: uuid.UUID) -> Response:
-    ctx.session.delete(ctx.owned(Dashboard, dashboard_id))
-    ctx.session.flush()
-    return Response(status_code=204)
+    return ctx.remove(Dashboard, dashboard_id)
 
 
 @router.get("/analytics/events", operation_id="listEvents", response_model=Page[EventOut])

@@ -63,9 +63,7 @@ def update_conversation(ctx: CtxDep, conversation_id: uuid.UUID, body: Conversat
 
 @router.delete("/conversations/{conversation_id}", operation_id="deleteConversation", status_code=204)
 def delete_conversation(ctx: CtxDep, conversation_id: uuid.UUID) -> Response:
-    ctx.session.delete(ctx.owned(Conversation, conversation_id))
-    ctx.session.flush()
-    return Response(status_code=204)
+    return ctx.remove(Conversation, conversation_id)
 
 
 @router.get("/conversations/{conversation_id}/messages", operation_id="listMessages", response_model=Page[MessageOut])

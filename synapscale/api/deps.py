@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, HTTPException, Query, Request, Security
+from fastapi import Depends, HTTPException, Query, Request, Response, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Select, func, select, text
 from sqlalchemy.orm import Session
@@ -66,6 +66,12 @@ class Ctx:
         if obj is None:
             raise HTTPException(404, f"{model.__name__} {id_} not found")
         return obj
+
+    def remove(self, model: type[Any], id_: uuid.UUID) -> Response:
+        """Delete the tenant's row (404 for anyone else's) now, so a restricting FK answers 409 in this request."""
+        self.session.delete(self.owned(model, id_))
+        self.session.flush()
+        return Response(status_code=204)
 
     def save(self, obj: M) -> M:
         """Insert/update now, so constraint violations surface inside the request, and read server defaults."""

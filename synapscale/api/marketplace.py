@@ -64,9 +64,7 @@ def update_component(ctx: CtxDep, component_id: uuid.UUID, body: ComponentPatch)
 
 @router.delete("/components/{component_id}", operation_id="deleteComponent", status_code=204)
 def delete_component(ctx: CtxDep, component_id: uuid.UUID) -> Response:
-    ctx.session.delete(ctx.owned(Component, component_id))
-    ctx.session.flush()
-    return Response(status_code=204)
+    return ctx.remove(Component, component_id)
 
 
 @router.get("/components/{component_id}/versions", operation_id="listComponentVersions",

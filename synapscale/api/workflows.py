@@ -61,9 +61,7 @@ def update_workflow(ctx: CtxDep, workflow_id: uuid.UUID, body: WorkflowPatch) ->
 
 @router.delete("/workflows/{workflow_id}", operation_id="deleteWorkflow", status_code=204)
 def delete_workflow(ctx: CtxDep, workflow_id: uuid.UUID) -> Response:
-    ctx.session.delete(ctx.owned(Workflow, workflow_id))
-    ctx.session.flush()
-    return Response(status_code=204)
+    return ctx.remove(Workflow, workflow_id)
 
 
 @router.get("/workflows/{workflow_id}/executions", operation_id="listWorkflowExecutions",

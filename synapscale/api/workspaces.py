@@ -54,9 +54,7 @@ def update_workspace(ctx: CtxDep, workspace_id: uuid.UUID, body: WorkspacePatch)
 
 @router.delete("/workspaces/{workspace_id}", operation_id="deleteWorkspace", status_code=204)
 def delete_workspace(ctx: CtxDep, workspace_id: uuid.UUID) -> Response:
-    ctx.session.delete(ctx.owned(Workspace, workspace_id))
-    ctx.session.flush()
-    return Response(status_code=204)
+    return ctx.remove(Workspace, workspace_id)
 
 
 @router.get("/workspaces/{workspace_id}/members", operation_id="listWorkspaceMembers", response_model=Page[MemberOut])
