@@ -48,6 +48,8 @@ class Step:
     doc: str
     seconds: float
     locks: list[LockSeen] = field(default_factory=list)
+    rows_touched: int = 0  # tuples inserted + updated + deleted, from pg_stat_user_tables deltas
+    busiest: str | None = None  # the table with the most of them
 
     def longest_exclusive(self) -> LockSeen | None:
         held = [lk for lk in self.locks if lk.mode == "AccessExclusiveLock"]
@@ -159,6 +161,7 @@ def _applied(dsn: str, location: Path) -> set[str]:
 
 
 def _timed(dsn: str, location: Path, rev: Script, direction: str, action: Callable[[Config], None]) -> Step:
+    before = _tuple_counters(dsn)
     sampler = LockSampler(dsn)
     sampler.start()
     began = time.perf_counter()
@@ -166,8 +169,19 @@ def _timed(dsn: str, location: Path, rev: Script, direction: str, action: Callab
         _run(dsn, location, action)
     finally:
         locks = sampler.finish()
+    seconds = time.perf_counter() - began
+    touched = {rel: n - before.get(oid, (rel, 0))[1] for oid, (rel, n) in _tuple_counters(dsn).items()}
+    busiest = max(touched, key=lambda rel: touched[rel], default=None)
     doc = (rev.doc or "").strip().splitlines()[0] if rev.doc else ""
-    return Step(rev.revision, direction, doc, time.perf_counter() - began, locks)
+    return Step(rev.revision, direction, doc, seconds, locks, sum(max(n, 0) for n in touched.values()),
+                busiest if busiest and touched[busiest] > 0 else None)
+
+
+def _tuple_counters(dsn: str) -> dict[int, tuple[str, int]]:
+    """relid -> (name, tuples inserted + updated + deleted so far): keyed by oid, so a renamed table still counts."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute("SELECT relid::int, relname, n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables")
+        return {oid: (name, int(n)) for oid, name, n in rows}
 
 
 def _run(dsn: str, location: Path, action: Callable[[Config], None]) -> None:
@@ -178,6 +192,9 @@ def _run(dsn: str, location: Path, action: Callable[[Config], None]) -> None:
             cfg.attributes["connection"] = conn
             action(cfg)
             conn.commit()
+            if (conn.dialect.server_version_info or (0,)) >= (15,):  # report this session's counters now, not up to 1 s later
+                conn.exec_driver_sql("SELECT pg_stat_force_next_flush()")
+                conn.commit()
     except CommandError as exc:
         raise SynapError(f"alembic: {exc}") from None
     finally:

@@ -38,10 +38,11 @@ def run(args: argparse.Namespace) -> int:
 
 def render(steps: list[migrate.Step], scale: str, rows: int) -> str:
     lines = [f"scale {scale}: {rows:,} legacy rows",
-             f"{'revision':<16} {'seconds':>8}  {'longest ACCESS EXCLUSIVE':<40} {'held s':>7}"]
+             f"{'revision':<16} {'seconds':>8}  {'longest ACCESS EXCLUSIVE':<40} {'held s':>7} {'rows touched':>13}"]
     for step in steps:
         held = step.longest_exclusive()
         where = held.relation if held else "-"
-        lines.append(f"{step.revision:<16} {step.seconds:>8.2f}  {where:<40} {held.seconds if held else 0:>7.2f}")
+        lines.append(f"{step.revision:<16} {step.seconds:>8.2f}  {where:<40} {held.seconds if held else 0:>7.2f} "
+                     f"{step.rows_touched:>13,}")
     lines.append(f"{'total':<16} {sum(s.seconds for s in steps):>8.2f}")
     return "\n".join(lines)
