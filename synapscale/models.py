@@ -405,4 +405,91 @@ class WorkspaceActivity(Base):
     created_at: Mapped[datetime] = _created()
 
 
+class Agent(Base):
+    """``model_provider`` dropped by the restructure (carried into ``provider``); the API keeps it as an alias."""
+
+    __tablename__ = "agents"
+    id: Mapped[uuid.UUID] = _pk()
+    name: Mapped[str]
+    description: Mapped[str | None]
+    agent_type: Mapped[str] = mapped_column(server_default=text("'assistant'"))
+    instructions: Mapped[str | None]
+    provider: Mapped[str | None]
+    model: Mapped[str | None]
+    temperature: Mapped[Decimal | None] = mapped_column(Numeric(3, 2))
+    max_tokens: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(server_default=text("'active'"))
+    version: Mapped[str] = mapped_column(server_default=text("'1.0.0'"))
+    tools: Mapped[Json | None]
+    knowledge_base: Mapped[Json | None]
+    capabilities: Mapped[Json | None]
+    configuration: Mapped[Json | None]
+    avatar_url: Mapped[str | None]
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    tenant_id: Mapped[uuid.UUID] = _tenant()
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
+class WorkflowTemplate(Base):
+    """Tenant-owned after the restructure (``tenant_id`` NOT NULL, RLS): ``is_public`` shares nothing across
+    tenants. ``slug`` is unique across all tenants. Counters are kept by the database's triggers."""
+
+    __tablename__ = "workflow_templates"
+    id: Mapped[uuid.UUID] = _pk()
+    name: Mapped[str]
+    slug: Mapped[str]
+    description: Mapped[str | None]
+    long_description: Mapped[str | None]
+    category: Mapped[str | None]
+    author_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    original_workflow_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("workflows.id", ondelete="SET NULL"))
+    tenant_id: Mapped[uuid.UUID] = _tenant()
+    status: Mapped[str] = mapped_column(server_default=text("'draft'"))
+    is_public: Mapped[bool] = mapped_column(server_default=text("true"))
+    is_featured: Mapped[bool] = mapped_column(server_default=text("false"))
+    price: Mapped[Decimal] = mapped_column(Numeric(10, 2), server_default=text("0"))
+    license: Mapped[str | None]
+    version: Mapped[str] = mapped_column(server_default=text("'1.0.0'"))
+    tags: Mapped[Json | None]
+    workflow_data: Mapped[Json]
+    nodes_data: Mapped[Json | None]
+    connections_data: Mapped[Json | None]
+    required_variables: Mapped[Json | None]
+    optional_variables: Mapped[Json | None]
+    default_config: Mapped[Json | None]
+    keywords: Mapped[Json | None]
+    use_cases: Mapped[Json | None]
+    industries: Mapped[Json | None]
+    preview_images: Mapped[Json | None]
+    changelog: Mapped[Json | None]
+    downloads_count: Mapped[int] = mapped_column(server_default=text("0"))
+    usage_count: Mapped[int] = mapped_column(server_default=text("0"))
+    rating_average: Mapped[Decimal] = mapped_column(Numeric(3, 2), server_default=text("0"))
+    rating_count: Mapped[int] = mapped_column(server_default=text("0"))
+    favorites_count: Mapped[int] = mapped_column(server_default=text("0"))
+    views_count: Mapped[int] = mapped_column(server_default=text("0"))
+    published_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
+class Tag(Base):
+    """A tenant's label on any object (``target_type``/``target_id``, no foreign key)."""
+
+    __tablename__ = "tags"
+    id: Mapped[uuid.UUID] = _pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant()
+    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    name: Mapped[str]
+    color: Mapped[str | None]
+    target_type: Mapped[str | None]
+    target_id: Mapped[uuid.UUID | None]
+    tag_metadata: Mapped[Json | None]
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
 MODELLED_TABLES = frozenset(Base.metadata.tables)

@@ -551,6 +551,210 @@ class EventOut(Out):
     occurred_at: datetime
 
 
+# --- agents ---------------------------------------------------------------------------------------
+
+AgentStatus = Literal["active", "inactive", "pending", "archived"]
+Temperature = Annotated[float, Strict(), Field(ge=0, le=2)]
+MaxTokens = Annotated[int, Field(ge=1, le=2_147_483_647), BeforeValidator(_json_int)]
+Version = Annotated[str, Field(pattern=r"^\d{1,4}\.\d{1,4}\.\d{1,4}$")]
+Url = Annotated[str, Field(pattern=r"^https?://[^\s\u0000]+$", max_length=2_000)]
+
+
+class ProviderAlias(BaseModel):
+    """Accepts the dropped ``model_provider`` as an alias of ``provider``; ``provider`` wins when both are sent."""
+
+    provider: Tag | None = None
+    model_provider: Tag | None = Field(
+        None, deprecated=True,
+        description="Deprecated alias of `provider` (dropped by the restructure); ignored when `provider` is sent.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("provider") is None and data.get("model_provider") is not None:
+            return {**data, "provider": data["model_provider"]}
+        return data
+
+
+class AgentIn(In, ProviderAlias):
+    name: Name
+    workspace_id: uuid.UUID
+    description: SafeStr | None = None
+    agent_type: Tag = "assistant"
+    instructions: SafeStr | None = None
+    model: Tag | None = None
+    temperature: Temperature | None = None
+    max_tokens: MaxTokens | None = None
+    status: AgentStatus = "active"
+    version: Version = "1.0.0"
+    tools: list[Json] | None = Field(None, max_length=100)
+    knowledge_base: JsonObject | None = None
+    capabilities: list[Json] | None = Field(None, max_length=100)
+    configuration: JsonObject | None = None
+    avatar_url: Url | None = None
+
+
+class AgentPatch(Patch, ProviderAlias):
+    name: Name = Field(None)
+    description: SafeStr | None = None
+    agent_type: Tag = Field(None)
+    instructions: SafeStr | None = None
+    model: Tag | None = None
+    temperature: Temperature | None = None
+    max_tokens: MaxTokens | None = None
+    status: AgentStatus = Field(None)
+    version: Version = Field(None)
+    tools: list[Json] | None = Field(None, max_length=100)
+    knowledge_base: JsonObject | None = None
+    capabilities: list[Json] | None = Field(None, max_length=100)
+    configuration: JsonObject | None = None
+    avatar_url: Url | None = None
+
+
+class AgentOut(Out):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    workspace_id: uuid.UUID
+    user_id: uuid.UUID
+    name: str
+    description: str | None
+    agent_type: str
+    instructions: str | None
+    provider: str | None
+    model: str | None
+    temperature: float | None
+    max_tokens: int | None
+    status: str
+    version: str
+    tools: JsonDoc
+    knowledge_base: JsonDoc
+    capabilities: JsonDoc
+    configuration: JsonDoc
+    avatar_url: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @computed_field(deprecated=True, description="Deprecated alias of `provider`.")  # type: ignore[prop-decorator]
+    @property
+    def model_provider(self) -> str | None:
+        return self.provider
+
+
+# --- workflow templates ---------------------------------------------------------------------------
+
+TemplateStatus = Literal["draft", "active", "inactive", "archived"]
+
+
+class TemplateIn(In):
+    name: Name
+    slug: Slug
+    workflow_data: JsonObject
+    description: SafeStr | None = None
+    long_description: SafeStr | None = None
+    category: Tag | None = None
+    original_workflow_id: uuid.UUID | None = None
+    status: TemplateStatus = "draft"
+    is_public: StrictBool = True
+    price: Price = 0
+    license: Tag | None = None
+    version: Version = "1.0.0"
+    tags: list[Tag] | None = Field(None, max_length=50)
+    nodes_data: list[Json] | None = Field(None, max_length=500)
+    connections_data: list[Json] | None = Field(None, max_length=500)
+    required_variables: list[Json] | None = Field(None, max_length=100)
+    optional_variables: list[Json] | None = Field(None, max_length=100)
+    default_config: JsonObject | None = None
+    keywords: list[Tag] | None = Field(None, max_length=50)
+    use_cases: list[Tag] | None = Field(None, max_length=50)
+    industries: list[Tag] | None = Field(None, max_length=50)
+
+
+class TemplatePatch(Patch):
+    name: Name = Field(None)
+    workflow_data: JsonObject = Field(None)
+    description: SafeStr | None = None
+    long_description: SafeStr | None = None
+    category: Tag | None = None
+    status: TemplateStatus = Field(None)
+    is_public: StrictBool = Field(None)
+    price: Price = Field(None)
+    license: Tag | None = None
+    version: Version = Field(None)
+    tags: list[Tag] | None = Field(None, max_length=50)
+    default_config: JsonObject | None = None
+    keywords: list[Tag] | None = Field(None, max_length=50)
+
+
+class TemplateOut(Out):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    author_id: uuid.UUID
+    original_workflow_id: uuid.UUID | None
+    name: str
+    slug: str
+    description: str | None
+    long_description: str | None
+    category: str | None
+    status: str
+    is_public: bool
+    is_featured: bool
+    price: float
+    license: str | None
+    version: str
+    tags: JsonDoc
+    workflow_data: JsonDoc
+    nodes_data: JsonDoc
+    connections_data: JsonDoc
+    required_variables: JsonDoc
+    optional_variables: JsonDoc
+    default_config: JsonDoc
+    keywords: JsonDoc
+    use_cases: JsonDoc
+    industries: JsonDoc
+    downloads_count: int
+    usage_count: int
+    rating_average: float
+    rating_count: int
+    favorites_count: int
+    views_count: int
+    published_at: datetime | None
+    last_used_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- tags -----------------------------------------------------------------------------------------
+
+Color = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")]
+
+
+class TagIn(In):
+    name: Name
+    color: Color | None = None
+    target_type: Tag | None = None
+    target_id: uuid.UUID | None = None
+    tag_metadata: JsonObject | None = None
+
+
+class TagPatch(Patch):
+    name: Name = Field(None)
+    color: Color | None = None
+    tag_metadata: JsonObject | None = None
+
+
+class TagOut(Out):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    created_by: uuid.UUID | None
+    name: str
+    color: str | None
+    target_type: str | None
+    target_id: uuid.UUID | None
+    tag_metadata: JsonDoc
+    created_at: datetime
+    updated_at: datetime
+
+
 # --- billing (read-only) --------------------------------------------------------------------------
 
 

@@ -18,7 +18,7 @@ from starlette.middleware.base import RequestResponseEndpoint
 from starlette.responses import Response
 from starlette.routing import Match
 
-from synapscale.api import analytics, conversations, marketplace, workflows, workspaces
+from synapscale.api import agents, analytics, conversations, marketplace, tags, templates, workflows, workspaces
 
 DESCRIPTION = """\
 Reference API of the restructured `synapscale_db`.
@@ -28,9 +28,10 @@ Reference API of the restructured `synapscale_db`.
 recorded under `X-User-ID: <user uuid>` (a member of the tenant) or, without it, the tenant's first
 active member.
 
-**Backward compatibility** (PRD 11.2): `meta_data` is accepted and returned beside `metadata`, and the
-paths of the renamed tables (`/llms_messages/...`, `/llms_message_feedbacks/...`) still answer; both are
-marked `deprecated` here and will be removed once clients have moved.
+**Backward compatibility** (PRD 11.2): `meta_data` is accepted and returned beside `metadata`,
+`model_provider` (dropped from `agents`) beside `provider`, and the paths of the renamed tables
+(`/llms_messages/...`, `/llms_message_feedbacks/...`) still answer; all are marked `deprecated` here and
+will be removed once clients have moved.
 """
 
 
@@ -95,7 +96,7 @@ def create_app(database_url: str, app_role: str = "synapscale_app") -> FastAPI:
     app = FastAPI(title="SynapScale API", version="2.0.0", description=DESCRIPTION)
     app.state.engine = create_engine(database_url, pool_pre_ping=True)
     app.state.app_role = app_role
-    for module in (workspaces, workflows, conversations, marketplace):
+    for module in (workspaces, workflows, agents, templates, tags, conversations, marketplace):
         app.include_router(module.router)
     app.include_router(analytics.router)
     app.include_router(analytics.billing)

@@ -29,9 +29,9 @@ def creates(param: str) -> dict[str, Any]:
     return {"x-creates": param}
 
 
-def apply_patch(obj: object, body: BaseModel) -> None:
-    """Write only the fields the client sent."""
-    for name, value in body.model_dump(exclude_unset=True).items():
+def apply_patch(obj: object, body: BaseModel, exclude: set[str] | None = None) -> None:
+    """Write only the fields the client sent (minus ``exclude``: deprecated aliases already merged)."""
+    for name, value in body.model_dump(exclude_unset=True, exclude=exclude).items():
         setattr(obj, name, value)
 
 
