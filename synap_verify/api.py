@@ -47,7 +47,7 @@ RENAMED_RESOURCES = {
     "conversation_turns": "llms_conversations_turns",
 }
 # Renamed fields that must still be accepted and returned, deprecated: new -> old.
-RENAMED_FIELDS = {"metadata": "meta_data"}
+RENAMED_FIELDS = {"metadata": "meta_data", "provider": "model_provider"}
 
 # The path parameters the cross-tenant probe knows how to fill: parameter -> table holding such ids.
 ID_TABLES = {
@@ -62,6 +62,9 @@ ID_TABLES = {
     "dashboard_id": "analytics_dashboards",
     "event_id": "analytics_events",
     "billing_event_id": "billing_events",
+    "agent_id": "agents",
+    "template_id": "workflow_templates",
+    "tag_id": "tags",
 }
 SCHEMA = "synapscale_db"
 
