@@ -191,10 +191,10 @@ def compat_problems(document: Mapping[str, Any]) -> list[str]:
     paths = document.get("paths", {})
     for path, item in paths.items():
         segments = path.strip("/").split("/")
-        old = RENAMED_RESOURCES.get(segments[0])
-        if old is None:
+        old_path = RENAMED_RESOURCES.get(segments[0])
+        if old_path is None:
             continue
-        legacy = "/" + "/".join([old, *segments[1:]])
+        legacy = "/" + "/".join([old_path, *segments[1:]])
         for method in item:
             legacy_op = paths.get(legacy, {}).get(method)
             if legacy_op is None:
@@ -285,7 +285,7 @@ def probe_cross_tenant(schema: OpenApiSchema, conn: psycopg.Connection, headers_
 
     results = []
     for result in schema.get_all_operations():
-        operation = result.ok()
+        operation = result.ok()  # type: ignore[union-attr]  # an invalid operation raises here, as it should
         probe = Probe(operation.label)
         results.append(probe)
         names = [p.name for p in operation.path_parameters]

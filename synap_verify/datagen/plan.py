@@ -164,7 +164,7 @@ def read_type_info(conn: psycopg.Connection, schemas: Sequence[str]) -> TypeInfo
         "SELECT e.enumtypid::regtype::text, e.enumlabel FROM pg_enum e ORDER BY e.enumtypid, e.enumsortorder"
     ):
         enums.setdefault(typ, []).append(label)
-    domains = dict(conn.execute(  # type: ignore[arg-type]
+    domains: dict[str, str] = dict(conn.execute(  # type: ignore[arg-type]
         "SELECT t.oid::regtype::text, format_type(t.typbasetype, t.typtypmod) FROM pg_type t WHERE t.typtype = 'd'"
     ).fetchall())
     generated = frozenset(conn.execute(  # type: ignore[arg-type]

@@ -43,7 +43,7 @@ def _name(t: Table) -> sql.Composable:
     return sql.Identifier(t.schema, t.name)
 
 
-def _update(conn: psycopg.Connection, query: sql.Composable) -> int:
+def _update(conn: psycopg.Connection, query: sql.Composed) -> int:
     return conn.execute(query).rowcount
 
 
