@@ -324,8 +324,10 @@ def sanitise_json(table: str, column: str) -> None:
 def expand_large(tables: Iterable[Table], batch: int = 5000) -> None:
     """Expand phase for tables over the threshold, outside the revision transaction (short locks only).
 
-    Adds ``<col>__jsonb`` shadow columns, a trigger that keeps them in sync with every write, and
-    backfills them in keyset batches, each committed on its own. The contract (swap) happens later in
+    Adds ``<col>__jsonb`` shadow columns, a trigger that keeps them in sync with every write (and
+    quarantines a written value jsonb rejects, so values written during the expand are kept verbatim
+    too), then quarantines the existing rejected values and backfills in keyset batches, each
+    committed on its own. The contract (swap) happens later in
     :func:`apply_json_and_time`, in one short transaction. Idempotent: a rerun resumes.
     """
     threshold = expand_contract_rows()
@@ -338,12 +340,18 @@ def expand_large(tables: Iterable[Table], batch: int = 5000) -> None:
         for t in large:
             cols = [c for c in t.json if c in columns_of(t.name, "json")]
             fn = f"{SCHEMA}.{t.name}{SHADOW}_sync"
-            body = "".join(f"NEW.{c}{SHADOW} := {SCHEMA}.json_to_jsonb(NEW.{c}); " for c in cols)
+            body = "".join(f"IF NEW.{c} IS NOT NULL AND NEW.{c}::text ~ {lit(JSONB_SUSPECT)} "
+                           f"AND NOT {SCHEMA}.jsonb_accepts(NEW.{c}::text) THEN INSERT INTO {q('migration_quarantine')} "
+                           f"(table_name, primary_key, column_name, original_text, reason) VALUES ({lit(t.name)}, "
+                           f"NEW.id::text, {lit(c)}, NEW.{c}::text, 'jsonb_rejects'); END IF; "
+                           f"NEW.{c}{SHADOW} := {SCHEMA}.json_to_jsonb(NEW.{c}); " for c in cols)
 
             def shadow(t: Table = t, cols: list[str] = cols, fn: str = fn, body: str = body) -> None:
                 for c in cols:
                     run(f"ALTER TABLE {q(t.name)} ADD COLUMN IF NOT EXISTS {c}{SHADOW} jsonb")
-                run(f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {body}RETURN NEW; END $$")
+                # SECURITY DEFINER: the application role writes rows but may not write the quarantine
+                run(f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER "
+                    f"SET search_path = pg_catalog AS $$ BEGIN {body}RETURN NEW; END $$")
                 run(f"DROP TRIGGER IF EXISTS {t.name}{SHADOW}_sync ON {q(t.name)}")
                 run(f"CREATE TRIGGER {t.name}{SHADOW}_sync BEFORE INSERT OR UPDATE OF {', '.join(cols)} ON {q(t.name)} "
                     f"FOR EACH ROW EXECUTE FUNCTION {fn}()")
