@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -129,7 +130,7 @@ def run(sql: str, params: dict[str, Any] | None = None) -> list[tuple]:
     """Execute on the migration's own connection (raw DBAPI: ``%`` in SQL needs no escaping without params)."""
     cur = op.get_bind().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     cur.execute(sql, params)
-    return cur.fetchall() if cur.description else []
+    return list(cur.fetchall()) if cur.description else []
 
 
 def scalar(sql: str, params: dict[str, Any] | None = None) -> Any:
@@ -224,6 +225,12 @@ def short(*tables: str, mode: str = "ACCESS EXCLUSIVE") -> Iterator[Attempt]:
         if attempt.done:
             return
         time.sleep(min(3.0, 0.2 * 2**i) * (0.5 + random.random()))
+
+
+def run_all(*statements: str) -> None:
+    """Several statements, for one :func:`step`."""
+    for sql in statements:
+        run(sql)
 
 
 def step(body: Callable[[], Any], *tables: str, mode: str = "ACCESS EXCLUSIVE") -> Any:
@@ -358,12 +365,12 @@ def expand_large(tables: Iterable[Table], batch: int = 5000) -> None:
 
             step(shadow, t.name)
             for c in cols:  # a scan, without any lock beyond reading
-                step(lambda t=t, c=c: quarantine_json(t.name, c))
+                step(partial(quarantine_json, t.name, c))
             sets = ", ".join(f"{c}{SHADOW} = {SCHEMA}.json_to_jsonb(t.{c})" for c in cols)
             last = "00000000-0000-0000-0000-000000000000"
             while True:
-                rows = step(lambda t=t, sets=sets, last=last: run(
-                    f"WITH b AS (SELECT id FROM {q(t.name)} WHERE id > %(last)s ORDER BY id LIMIT {batch}) "
+                rows = step(partial(
+                    run, f"WITH b AS (SELECT id FROM {q(t.name)} WHERE id > %(last)s ORDER BY id LIMIT {batch}) "
                     f"UPDATE {q(t.name)} t SET {sets} FROM b WHERE t.id = b.id RETURNING t.id", {"last": last}))
                 if not rows:
                     break
@@ -372,11 +379,10 @@ def expand_large(tables: Iterable[Table], batch: int = 5000) -> None:
                 if scalar("SELECT attnotnull FROM pg_attribute WHERE attrelid = %(t)s::regclass AND attname = %(c)s",
                           {"t": q(t.name), "c": c}):
                     ck = f"{t.name}_{c}{SHADOW}_nn"[:63]
-                    step(lambda t=t, c=c, ck=ck: (
-                        run(f"ALTER TABLE {q(t.name)} DROP CONSTRAINT IF EXISTS {ck}"),
-                        run(f"ALTER TABLE {q(t.name)} ADD CONSTRAINT {ck} CHECK ({c}{SHADOW} IS NOT NULL) NOT VALID")),
+                    step(partial(run_all, f"ALTER TABLE {q(t.name)} DROP CONSTRAINT IF EXISTS {ck}",
+                                 f"ALTER TABLE {q(t.name)} ADD CONSTRAINT {ck} CHECK ({c}{SHADOW} IS NOT NULL) NOT VALID"),
                          t.name)
-                    step(lambda t=t, ck=ck: run(f"ALTER TABLE {q(t.name)} VALIDATE CONSTRAINT {ck}"))
+                    step(partial(run, f"ALTER TABLE {q(t.name)} VALIDATE CONSTRAINT {ck}"))
 
 
 def _contract(t: Table, cols: list[str]) -> None:
@@ -478,11 +484,11 @@ def apply_fks(t: Table) -> None:
     """
     for fk in t.fks:
         name = fk_name(t.name, fk.column)
-        step(lambda fk=fk, name=name: _swap_fk(t, fk, name), t.name, fk.ref)
+        step(partial(_swap_fk, t, fk, name), t.name, fk.ref)
         valid = scalar("SELECT convalidated FROM pg_constraint WHERE conrelid = %(t)s::regclass AND conname = %(n)s",
                        {"t": q(t.name), "n": name})
         if not valid:
-            step(lambda name=name: run(f'ALTER TABLE {q(t.name)} VALIDATE CONSTRAINT "{name}"'))
+            step(partial(run, f'ALTER TABLE {q(t.name)} VALIDATE CONSTRAINT "{name}"'))
 
 
 def _swap_fk(t: Table, fk: Fk, name: str) -> None:
@@ -543,8 +549,8 @@ def apply_tenant(t: Table) -> None:
         for col, parent in t.parents:
             if parent == t.name:
                 continue
-            step(lambda col=col, parent=parent: journal(
-                t.name, "tenant_id", "tenant_backfill",
+            step(partial(
+                journal, t.name, "tenant_id", "tenant_backfill",
                 f"UPDATE {q(t.name)} c SET tenant_id = p.tenant_id FROM {q(parent)} p WHERE c.tenant_id IS NULL "
                 f"AND c.{col} = p.id AND p.tenant_id IS NOT NULL RETURNING c.id, NULL::text"))
         missing = step(lambda: quarantine(t.name, "tenant_id", "tenant_missing",
@@ -605,13 +611,13 @@ def apply_guards(t: Table) -> None:
     """
     for col, parent in t.parents:
         name = guard_name(t.name, col)
-        step(lambda col=col, parent=parent, name=name: (
-            run(f"DROP TRIGGER IF EXISTS {name} ON {q(t.name)}"),
-            run(f"CREATE TRIGGER {name} BEFORE INSERT OR UPDATE OF tenant_id, {col} ON {q(t.name)} FOR EACH ROW "
-                f"EXECUTE FUNCTION {SCHEMA}.enforce_parent_tenant({lit(col)}, {lit(parent)})")),
+        step(partial(
+            run_all, f"DROP TRIGGER IF EXISTS {name} ON {q(t.name)}",
+            f"CREATE TRIGGER {name} BEFORE INSERT OR UPDATE OF tenant_id, {col} ON {q(t.name)} FOR EACH ROW "
+            f"EXECUTE FUNCTION {SCHEMA}.enforce_parent_tenant({lit(col)}, {lit(parent)})"),
              t.name, mode="SHARE ROW EXCLUSIVE")
-        step(lambda col=col, parent=parent: quarantine(
-            t.name, col, "tenant_drift",
+        step(partial(
+            quarantine, t.name, col, "tenant_drift",
             f"SELECT c.id, json_build_object('tenant_id', c.tenant_id, {lit(col)}, c.{col}, "
             f"'parent_tenant_id', p.tenant_id)::text FROM {q(t.name)} c JOIN {q(parent)} p ON p.id = c.{col} "
             f"WHERE c.tenant_id IS DISTINCT FROM p.tenant_id"))
@@ -643,18 +649,20 @@ def apply_counters(counters: Iterable[Counter]) -> None:
     for c in counters:
         name = counter_trigger(c)
         watched = ", ".join(dict.fromkeys((c.fk, *c.watch)))
-        step(lambda c=c, name=name, watched=watched: (
-            run(f"DROP TRIGGER IF EXISTS {name} ON {q(c.child)}"),
-            run(f"CREATE TRIGGER {name} AFTER INSERT OR DELETE OR UPDATE OF {watched} ON {q(c.child)} FOR EACH ROW "
-                f"EXECUTE FUNCTION {SCHEMA}.sync_counters({lit(c.parent)}, {lit(c.fk)}, {lit(_set_clause(c))})")),
+        step(partial(
+            run_all, f"DROP TRIGGER IF EXISTS {name} ON {q(c.child)}",
+            f"CREATE TRIGGER {name} AFTER INSERT OR DELETE OR UPDATE OF {watched} ON {q(c.child)} FOR EACH ROW "
+            f"EXECUTE FUNCTION {SCHEMA}.sync_counters({lit(c.parent)}, {lit(c.fk)}, {lit(_set_clause(c))})"),
              c.child, mode="SHARE ROW EXCLUSIVE")
         for col, expr in c.assignments:
-            calc = f"(SELECT {expr} FROM {q(c.child)} c WHERE c.{c.fk} = p.id)"
-            step(lambda c=c, col=col, calc=calc: (
-                quarantine(c.parent, col, "counter_drift",
-                           f"SELECT p.id, json_build_object('stored', p.{col}, 'counted', {calc})::text "
-                           f"FROM {q(c.parent)} p WHERE p.{col} IS DISTINCT FROM {calc}"),
-                run(f"UPDATE {q(c.parent)} p SET {col} = {calc} WHERE p.{col} IS DISTINCT FROM {calc}")))
+            step(partial(_recount, c, col, f"(SELECT {expr} FROM {q(c.child)} c WHERE c.{c.fk} = p.id)"))
+
+
+def _recount(c: Counter, col: str, calc: str) -> None:
+    """Report a counter's drifted values and correct them, atomically."""
+    quarantine(c.parent, col, "counter_drift", f"SELECT p.id, json_build_object('stored', p.{col}, 'counted', {calc})::text "
+                                               f"FROM {q(c.parent)} p WHERE p.{col} IS DISTINCT FROM {calc}")
+    run(f"UPDATE {q(c.parent)} p SET {col} = {calc} WHERE p.{col} IS DISTINCT FROM {calc}")
 
 
 def revert_counters(counters: Iterable[Counter]) -> None:
@@ -694,7 +702,7 @@ def rename_tables(tables: Iterable[Table], back: bool = False) -> None:
         if t.legacy_name:
             old, new = (t.name, t.legacy_name) if back else (t.legacy_name, t.name)
             if exists_table(old):
-                step(lambda old=old, new=new: run(f'ALTER TABLE {q(old)} RENAME TO "{new}"'), old)
+                step(partial(run, f'ALTER TABLE {q(old)} RENAME TO "{new}"'), old)
 
 
 def upgrade_group(g: Group) -> None:

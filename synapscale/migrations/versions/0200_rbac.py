@@ -12,6 +12,8 @@ Revises: foundation
 
 from __future__ import annotations
 
+from functools import partial
+
 from synapscale.migrations import ops
 from synapscale.migrations.ops import CASCADE, GLOBAL, REQUIRED, RESTRICT, SET_NULL, Fk, Table  # noqa: F401
 
@@ -56,7 +58,7 @@ def upgrade() -> None:
     with ops.autocommit():
         ops.step(carry_permissions, "rbac_roles")
         for t in ("rbac_roles", "rbac_permissions"):
-            ops.step(lambda t=t: add_scope(t), t)
+            ops.step(partial(add_scope, t), t)
     ops.upgrade_group(GROUP)
 
 
