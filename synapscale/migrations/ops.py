@@ -9,6 +9,7 @@ See docs/decisions.md for the why of each rule.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import random
 import re
@@ -27,6 +28,8 @@ from typing import Any
 
 import psycopg
 from alembic import op
+
+log = logging.getLogger(__name__)
 
 SCHEMA = "synapscale_db"
 APP_ROLE = "synapscale_app"
@@ -199,7 +202,14 @@ class Attempt:
             self.done = True
             return False
         run("ROLLBACK")
-        return isinstance(exc, RETRYABLE) and not self.last
+        if not isinstance(exc, RETRYABLE) or self.last:
+            return False
+        log.info("%s on %s: retrying", type(exc).__name__, ", ".join(self.tables) or "a step")
+        if self.tables:  # autovacuum yields to a lock waiter only after deadlock_timeout, longer than we wait
+            run("SELECT pg_cancel_backend(a.pid) FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid "
+                "WHERE a.backend_type = 'autovacuum worker' AND l.relation = ANY(%(r)s::regclass[])",
+                {"r": [q(t) for t in self.tables]})
+        return True
 
 
 def lock_retries() -> int:
