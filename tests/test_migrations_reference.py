@@ -8,6 +8,7 @@ drift, a drifted counter, a backup table with rows), so nothing here depends on 
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -329,3 +330,21 @@ def test_revision_failed_half_way_converges_on_rerun(server: Server, archive: Pa
     assert shape(catalog(dsn)) == shape(catalog(new_db(server, seed=False)))
     assert one(dsn, f"SELECT tags::text FROM synapscale_db.workflows WHERE id = '{WF1}'") == NUL_JSON
     assert one(dsn, f"SELECT workspace_id FROM synapscale_db.workflows WHERE id = '{WF1}'") is None
+
+
+def test_lock_timeout_retried_until_the_lock_is_free(server: Server, archive: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step that times out waiting for a lock backs off and retries; a short blocker costs no failure."""
+    dsn = new_db(server)
+    upgrade_timed(dsn, ["foundation"])
+    monkeypatch.setenv("SYNAPSCALE_LOCK_TIMEOUT", "100ms")
+    holder = psycopg.connect(dsn)
+    holder.execute("LOCK TABLE synapscale_db.tenants IN ACCESS SHARE MODE")
+    release = threading.Timer(0.8, holder.rollback)
+    release.start()
+    try:
+        upgrade_timed(dsn, ["workflows"])
+    finally:
+        release.join()
+        holder.close()
+    assert migrate.current(dsn, MIGRATIONS) == {"workflows_1"}
+    assert catalog(dsn).tables["workflows"].rls_forced

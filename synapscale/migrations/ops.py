@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import psycopg
@@ -166,7 +165,7 @@ def _dbapi() -> Any:
 
 @contextmanager
 def autocommit() -> Iterator[None]:
-    """Leave the revision's transaction (committing it) so :func:`short` can commit step by step."""
+    """Leave the revision's transaction (committing it) so :func:`step` can commit step by step."""
     if _dbapi().autocommit:
         yield
         return
@@ -174,67 +173,27 @@ def autocommit() -> Iterator[None]:
         yield
 
 
-class Attempt:
-    """One try of a short transaction: BEGIN, lock_timeout, the locks up front, COMMIT or ROLLBACK.
-
-    ``__exit__`` swallows a lock timeout or deadlock unless it is the last try, so :func:`short`
-    runs the body again; any other error propagates after the rollback.
-    """
-
-    def __init__(self, tables: Sequence[str], mode: str, last: bool, own: bool) -> None:
-        self.tables, self.mode, self.last, self.own = tables, mode, last, own
-        self.done = False
-
-    def __enter__(self) -> Attempt:
-        if self.own:
-            run("BEGIN")
-            run(f"SET LOCAL lock_timeout = {lit(lock_timeout())}")
-        if self.tables:
-            run(f"LOCK TABLE {', '.join(q(t) for t in self.tables)} IN {self.mode} MODE")
-        return self
-
-    def __exit__(self, typ: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
-        if not self.own:
-            self.done = exc is None
-            return False
-        if exc is None:
-            run("COMMIT")
-            self.done = True
-            return False
-        run("ROLLBACK")
-        if not isinstance(exc, RETRYABLE) or self.last:
-            return False
-        log.info("%s on %s: retrying", type(exc).__name__, ", ".join(self.tables) or "a step")
-        if self.tables:  # autovacuum yields to a lock waiter only after deadlock_timeout, longer than we wait
-            run("SELECT pg_cancel_backend(a.pid) FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid "
-                "WHERE a.backend_type = 'autovacuum worker' AND l.relation = ANY(%(r)s::regclass[])",
-                {"r": [q(t) for t in self.tables]})
-        return True
-
-
 def lock_retries() -> int:
     return max(1, int(os.environ.get("SYNAPSCALE_LOCK_RETRIES", DEFAULT_LOCK_RETRIES)))
 
 
-def short(*tables: str, mode: str = "ACCESS EXCLUSIVE") -> Iterator[Attempt]:
-    """Tries of one short transaction that locks ``tables`` up front, in the order given.
+def _lock(tables: Sequence[str], mode: str) -> None:
+    if tables:
+        run(f"LOCK TABLE {', '.join(q(t) for t in dict.fromkeys(tables))} IN {mode} MODE")
 
-    Usage: ``for attempt in short("t"): with attempt: ...``. Callers list the table they change first
-    and its FK parents after it: the order an ordinary insert takes its locks in (its own table, then
-    the parents its FK checks lock), so the migration never waits on a table while holding one an
-    insert needs next. A lock timeout or deadlock rolls the try back and retries after a jittered
-    backoff, a bounded number of times. Outside :func:`autocommit` (the revision's own transaction)
-    there is one try with the locks and no commit.
-    """
-    order = list(dict.fromkeys(tables))
-    own = bool(_dbapi().autocommit)
-    tries = lock_retries() if own else 1
-    for i in range(tries):
-        attempt = Attempt(order, mode, i == tries - 1, own)
-        yield attempt
-        if attempt.done:
-            return
-        time.sleep(min(3.0, 0.2 * 2**i) * (0.5 + random.random()))
+
+def _yield_to_us(tables: Sequence[str], exc: BaseException) -> None:
+    """Say who held what we waited for, and cancel autovacuum there (it yields only after deadlock_timeout)."""
+    if not tables:
+        log.warning("%s, retrying", type(exc).__name__)
+        return
+    rels = {"r": [q(t) for t in tables]}
+    holders = run("SELECT DISTINCT a.pid, a.backend_type, l.mode, left(a.query, 80) FROM pg_locks l "
+                  "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.relation = ANY(%(r)s::regclass[]) "
+                  "AND a.pid <> pg_backend_pid()", rels)
+    log.warning("%s on %s, retrying; held by %s", type(exc).__name__, ", ".join(tables), holders)
+    run("SELECT pg_cancel_backend(a.pid) FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid "
+        "WHERE a.backend_type = 'autovacuum worker' AND l.relation = ANY(%(r)s::regclass[])", rels)
 
 
 def run_all(*statements: str) -> None:
@@ -244,12 +203,35 @@ def run_all(*statements: str) -> None:
 
 
 def step(body: Callable[[], Any], *tables: str, mode: str = "ACCESS EXCLUSIVE") -> Any:
-    """``body`` in one short transaction (see :func:`short`); returns what it returns."""
-    result = None
-    for attempt in short(*tables, mode=mode):
-        with attempt:
+    """``body`` in one short transaction that takes its locks up front; returns what ``body`` returns.
+
+    Callers list the table they change first and its FK parents after it: the order an ordinary
+    insert takes its locks in (its own table, then the parent rows its FK check locks), so the
+    migration never waits on a table while holding one an insert needs next. Each try sets
+    ``lock_timeout``; a lock timeout or deadlock rolls it back and retries after a jittered backoff,
+    a bounded number of times, then raises. Outside :func:`autocommit` (inside the revision's own
+    transaction) the locks are taken and ``body`` runs once, without a commit.
+    """
+    if not _dbapi().autocommit:
+        _lock(tables, mode)
+        return body()
+    tries = lock_retries()
+    for i in range(tries):
+        run("BEGIN")
+        try:
+            run(f"SET LOCAL lock_timeout = {lit(lock_timeout())}")
+            _lock(tables, mode)
             result = body()
-    return result
+        except BaseException as exc:
+            run("ROLLBACK")
+            if not isinstance(exc, RETRYABLE) or i == tries - 1:
+                raise
+            _yield_to_us(tables, exc)
+            time.sleep(min(3.0, 0.2 * 2**i) * (0.5 + random.random()))
+            continue
+        run("COMMIT")
+        return result
+    raise AssertionError("unreachable")
 
 
 def exists_table(name: str) -> bool:
@@ -718,7 +700,7 @@ def rename_tables(tables: Iterable[Table], back: bool = False) -> None:
 def upgrade_group(g: Group) -> None:
     """G1-G5 per table, G7, G8, grants, G6 last; each step a short transaction of its own.
 
-    Leaves the revision's transaction (see :func:`short` for lock order and retries); every step is
+    Leaves the revision's transaction (see :func:`step` for lock order and retries); every step is
     idempotent, so a revision that failed half-way converges when rerun.
     """
     with autocommit():
