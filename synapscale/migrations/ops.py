@@ -393,18 +393,23 @@ def _contract(t: Table, cols: list[str]) -> None:
 
 
 def apply_json_and_time(t: Table) -> None:
-    """G1 + G2 + G3 for one table, in one short transaction holding ACCESS EXCLUSIVE on it.
+    """G1 + G2 + G3 for one table, each change in a short transaction holding ACCESS EXCLUSIVE on it.
 
-    json columns: quarantine + sanitise the rejected values, then ``TYPE jsonb`` (a rewrite, only on
-    tables under the expand/contract threshold) or the contract of an expand/contract. Naive
-    timestamps: ``TYPE timestamptz`` with no USING under TimeZone UTC (no rewrite), and the legacy
-    ``now() AT TIME ZONE 'utc'`` default becomes ``now()``. Renames last. Idempotent: it reads the
-    catalog, so a rerun does what is left.
+    json columns, together: quarantine + sanitise the rejected values, then ``TYPE jsonb`` (a rewrite,
+    only on tables under the expand/contract threshold) or the contract of an expand/contract.
+    Naive timestamps, one column per transaction (no table rewrite under TimeZone UTC, but the
+    column's indexes are rebuilt: about 0.2 s per index at 1.2 M rows here): ``TYPE timestamptz``
+    with no USING, and the legacy ``now() AT TIME ZONE 'utc'`` default becomes ``now()``. Renames
+    last. Idempotent: each step reads the catalog, so a rerun does what is left.
     """
-    step(lambda: _json_and_time(t), t.name)
+    step(partial(_json, t), t.name)
+    for c in columns_of(t.name, "timestamp without time zone"):
+        step(partial(_timestamptz, t.name, c), t.name)
+    if any(has_column(t.name, old) for old, _ in t.renames):
+        step(partial(_renames, t), t.name)
 
 
-def _json_and_time(t: Table) -> None:
+def _json(t: Table) -> None:
     json_now = columns_of(t.name, "json")
     shadowed = [c for c in t.json if c in json_now and has_column(t.name, c + SHADOW)]
     if shadowed:
@@ -415,15 +420,23 @@ def _json_and_time(t: Table) -> None:
             quarantine_json(t.name, c)
             sanitise_json(t.name, c)
             parts.append(f"ALTER COLUMN {c} TYPE jsonb USING {c}::jsonb")
-    for c in columns_of(t.name, "timestamp without time zone"):
-        parts.append(f'ALTER COLUMN "{c}" TYPE timestamptz')
-        default = scalar("SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d JOIN pg_attribute a "
-                         "ON a.attrelid = d.adrelid AND a.attnum = d.adnum WHERE d.adrelid = %(t)s::regclass "
-                         "AND a.attname = %(c)s", {"t": q(t.name), "c": c})
-        if default and "now()" in default:
-            parts.append(f'ALTER COLUMN "{c}" SET DEFAULT now()')
     if parts:
         run(f"ALTER TABLE {q(t.name)} " + ", ".join(parts))
+
+
+def _timestamptz(table: str, c: str) -> None:
+    if c not in columns_of(table, "timestamp without time zone"):
+        return
+    parts = [f'ALTER COLUMN "{c}" TYPE timestamptz']
+    default = scalar("SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d JOIN pg_attribute a "
+                     "ON a.attrelid = d.adrelid AND a.attnum = d.adnum WHERE d.adrelid = %(t)s::regclass "
+                     "AND a.attname = %(c)s", {"t": q(table), "c": c})
+    if default and "now()" in default:
+        parts.append(f'ALTER COLUMN "{c}" SET DEFAULT now()')
+    run(f"ALTER TABLE {q(table)} " + ", ".join(parts))
+
+
+def _renames(t: Table) -> None:
     for old, new in t.renames:
         if has_column(t.name, old):
             run(f"ALTER TABLE {q(t.name)} RENAME COLUMN {old} TO {new}")
