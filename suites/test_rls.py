@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from synap_verify.findings import render_text
+from synap_verify.groups import GROUPS
 from synap_verify.plugin import SETTINGS
 from synap_verify.rls import REPORTS, RlsResult, RlsSetup, check, setup
 from synap_verify.rls.probes import LEAK, NA, TABLE_PROBES
@@ -71,6 +72,8 @@ def test_rls(rls_item: tuple[str, str], migrated_rls: RlsResult) -> None:
 @pytest.mark.parametrize("scope", GLOBAL_ITEMS)
 def test_rls_outside_tables(scope: str, migrated_rls: RlsResult, pytestconfig: pytest.Config) -> None:
     """The application role itself, views, SECURITY DEFINER functions, and tenant tables the contract omits."""
+    if scope == "unlisted-tables" and pytestconfig.stash[SETTINGS].groups != GROUPS:
+        pytest.skip("tables outside the contract are judged only when every group is migrated")
     known = set(_setup(pytestconfig).tables)
     selectors = {
         "app-role": lambda f: f.table == "-",

@@ -293,8 +293,10 @@ class _Prober:
         """UPDATE/DELETE aimed at b's rows, INSERT of b's row, moving a's row to b; and a's own writes."""
         name, t, c = target.table.name, target.ident, self.column
         cur = self.conn.cursor()
-        a_rows = [r[0] for r in cur.execute(sql.SQL("SELECT ctid::text FROM {} WHERE {}::text = %s LIMIT 1").format(t, c),
-                                            (target.a,))]
+        # a's own sample row is one attached to parents of its own tenant: a drifted legacy row would be refused
+        # by a G7 guard and say nothing about what RLS lets a do
+        a_rows = [r[0] for r in cur.execute(sql.SQL("SELECT ctid::text FROM {} x WHERE x.{}::text = %s AND {} LIMIT 1")
+                                            .format(t, c, self._undrifted(target.table)), (target.a,))]
         b_rows = [r[0] for r in cur.execute(sql.SQL("SELECT ctid::text FROM {} WHERE {}::text = %s LIMIT 5").format(t, c),
                                             (target.b,))]
         cur.execute(sql.SQL("CREATE TEMP TABLE synap_probe_rows ON COMMIT DROP AS SELECT * FROM {} WHERE ctid = ANY(%s::tid[])")
@@ -326,6 +328,19 @@ class _Prober:
             self._record(name, "MOVE", LEAK, f"tenant {target.a} moved its row to tenant {target.b}")
         else:
             self._record(name, "MOVE", PASS)
+
+    def _undrifted(self, table: Table) -> sql.Composable:
+        """A condition on alias ``x``: every parent that carries the tenant column has x's tenant."""
+        conditions: list[sql.Composable] = [sql.SQL("true")]
+        for fk in table.foreign_keys:
+            parent = self.catalog.tables.get(fk.target_table)
+            if parent is None or parent.column(self.config.tenant_column) is None or self.config.tenant_column in fk.columns:
+                continue
+            on = sql.SQL(" AND ").join(sql.SQL("p.{} = x.{}").format(sql.Identifier(pc), sql.Identifier(cc))
+                                       for cc, pc in zip(fk.columns, fk.target_columns, strict=True))
+            conditions.append(sql.SQL("NOT EXISTS (SELECT 1 FROM {p} p WHERE {on} AND p.{col} IS DISTINCT FROM x.{col})")
+                              .format(p=sql.Identifier(parent.schema, parent.name), on=on, col=self.column))
+        return sql.SQL(" AND ").join(conditions)
 
     def _probe_drift(self, target: _Target) -> None:
         """G7: a child row whose tenant differs from its parent's must be visible to neither tenant."""
