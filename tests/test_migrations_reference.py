@@ -271,8 +271,12 @@ def test_expand_contract_over_lowered_threshold(server: Server, archive: Path, m
                      f"SELECT 'bulk', '{T1}', json_build_object('i', i) FROM generate_series(1, 12000) i")
         conn.execute("ANALYZE synapscale_db.analytics_events")
     monkeypatch.setenv("SYNAPSCALE_EXPAND_CONTRACT_ROWS", "10000")
+    before = {(i.name, i.columns) for i in catalog(dsn).tables["analytics_events"].indexes}
     upgrade_timed(dsn, ["analytics"])
     t = catalog(dsn).tables["analytics_events"]
+    # the timestamp indexes were dropped for the type change and built again CONCURRENTLY, valid
+    assert before <= {(i.name, i.columns) for i in t.indexes} and all(i.valid for i in t.indexes)
+    assert one(dsn, "SELECT count(*) FROM synapscale_db.migration_undo WHERE kind = 'index_rebuild'") == 0
     assert t.column("properties").type == "jsonb"  # type: ignore[union-attr]
     assert not [c for c in t.columns if c.name.endswith("__jsonb")] and not [g for g in t.triggers if "__jsonb" in g]
     assert one(dsn, "SELECT count(*) FROM synapscale_db.analytics_events WHERE properties ? 'i'") == 12000

@@ -403,10 +403,54 @@ def apply_json_and_time(t: Table) -> None:
     last. Idempotent: each step reads the catalog, so a rerun does what is left.
     """
     step(partial(_json, t), t.name)
-    for c in columns_of(t.name, "timestamp without time zone"):
+    naive = columns_of(t.name, "timestamp without time zone")
+    large = bool(naive) and row_estimate(t.name, expand_contract_rows()) > expand_contract_rows()
+    for c in naive:
+        rebuilt = _drop_plain_indexes(t.name, c) if large else []
         step(partial(_timestamptz, t.name, c), t.name)
+        if rebuilt:
+            _recreate_indexes(t.name, c, rebuilt)
+    left = run(f"SELECT column_name, array_agg(old_value) FROM {q('migration_undo')} WHERE table_name = %(t)s "
+               "AND kind = 'index_rebuild' GROUP BY 1", {"t": t.name})  # a run that failed in between
+    for c, definitions in left:
+        _recreate_indexes(t.name, c, list(definitions))
     if any(has_column(t.name, old) for old, _ in t.renames):
         step(partial(_renames, t), t.name)
+
+
+def _recreate_indexes(table: str, column: str, definitions: list[str]) -> None:
+    """The indexes :func:`_drop_plain_indexes` dropped, built CONCURRENTLY from their own definition."""
+    with autocommit():
+        for definition in definitions:
+            run(definition.replace("CREATE INDEX ", "CREATE INDEX CONCURRENTLY IF NOT EXISTS ", 1)
+                .replace("CREATE UNIQUE INDEX ", "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS ", 1))
+        step(partial(run, f"DELETE FROM {q('migration_undo')} WHERE table_name = %(t)s AND column_name = %(c)s "
+                          "AND kind = 'index_rebuild'", {"t": table, "c": column}))
+
+
+def _drop_plain_indexes(table: str, column: str) -> list[str]:
+    """Plain indexes on ``column`` (no expression, predicate or constraint), dropped CONCURRENTLY.
+
+    ``TYPE timestamptz`` skips the table rewrite but rebuilds every index on the column under ACCESS
+    EXCLUSIVE (1.46 s for ``analytics_events.created_at`` at prod under load): on a large table these
+    indexes are dropped without a strong lock and built again CONCURRENTLY after the type change, from
+    their own definition (same name, same columns). Queries run without them meanwhile: slower, never
+    blocked. Idempotent through ``IF NOT EXISTS``; a rerun after a failure in between finds them gone
+    and recreates nothing, so the definitions are journaled first (kind ``index_rebuild``).
+    """
+    rows = run("SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+               "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey::smallint[]) "
+               "WHERE i.indrelid = %(t)s::regclass AND a.attname = %(c)s AND i.indexprs IS NULL AND i.indpred IS NULL "
+               "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)",
+               {"t": q(table), "c": column})
+    pending = run(f"SELECT primary_key, old_value FROM {q('migration_undo')} WHERE table_name = %(t)s "
+                  "AND column_name = %(c)s AND kind = 'index_rebuild'", {"t": table, "c": column})
+    found = [str(d) for _, d in rows] + [str(d) for n, d in pending if n not in {r[0] for r in rows}]
+    with autocommit():
+        for name, definition in rows:
+            step(partial(journal, table, column, "index_rebuild", f"SELECT {lit(name)}, {lit(definition)}"))
+            run(f'DROP INDEX CONCURRENTLY IF EXISTS {SCHEMA}."{name}"')
+    return found
 
 
 def _json(t: Table) -> None:
