@@ -25,7 +25,7 @@ def check(catalog: Catalog, contract: Contract, groups: Iterable[str] = ()) -> l
     rules = contract.rules
     findings: list[Finding] = []
     for spec in contract.tables_in(selected):
-        findings += _check_table(catalog, contract, spec)
+        findings += _check_table(catalog, contract, spec, frozenset(selected))
     if "G9" in rules.enabled and rules.backup_group in selected:
         pattern = re.compile(rules.backup_pattern)
         for table in catalog.tables.values():
@@ -36,7 +36,7 @@ def check(catalog: Catalog, contract: Contract, groups: Iterable[str] = ()) -> l
     return findings
 
 
-def _check_table(catalog: Catalog, contract: Contract, spec: TableSpec) -> list[Finding]:
+def _check_table(catalog: Catalog, contract: Contract, spec: TableSpec, selected: frozenset[str]) -> list[Finding]:
     out: list[Finding] = []
 
     def add(rule: str, message: str, column: str | None = None, constraint: str | None = None,
@@ -76,7 +76,7 @@ def _check_table(catalog: Catalog, contract: Contract, spec: TableSpec) -> list[
             add("T-CHECK", f"{name} has no CHECK constraint over ({', '.join(chk.columns)})",
                 column=chk.columns[0], expected=f"CHECK over {', '.join(chk.columns)}", actual="none")
     _parents(catalog, contract, table, spec, add)
-    _counters(catalog, contract, table, spec, add)
+    _counters(catalog, contract, table, spec, selected, add)
     return out
 
 
@@ -246,8 +246,13 @@ def _parents(catalog: Catalog, contract: Contract, table: Table, spec: TableSpec
             "(a composite FK or a trigger)", column=col, expected="composite FK or trigger", actual="none")
 
 
-def _counters(catalog: Catalog, contract: Contract, table: Table, spec: TableSpec, add: Add) -> None:
-    """G8: counters are kept, and each counted table carries a trigger that keeps them in sync."""
+def _counters(catalog: Catalog, contract: Contract, table: Table, spec: TableSpec, selected: frozenset[str],
+              add: Add) -> None:
+    """G8: counters are kept, and each counted table carries a trigger that keeps them in sync.
+
+    A counted table of an unselected group is judged with its own group: a partial run migrates only the
+    selected groups' tables, so their triggers are not there yet.
+    """
     pattern = re.compile(contract.rules.counter_trigger_pattern, re.IGNORECASE)
     mapping = contract.mapping()
     for counter in spec.counters.values():
@@ -255,7 +260,8 @@ def _counters(catalog: Catalog, contract: Contract, table: Table, spec: TableSpe
             add("G8", f"{table.name}.{counter.column} is a counter the restructure keeps; it is missing",
                 column=counter.column, expected="present", actual="absent")
             continue
-        if counter.source is None:
+        source_spec = contract.tables.get(counter.source) if counter.source else None
+        if counter.source is None or source_spec is not None and source_spec.group not in selected:
             continue
         source = catalog.table(counter.source) or catalog.table(mapping.legacy_table(counter.source) or "")
         triggers = [t for t in source.triggers if pattern.search(t)] if source else []
