@@ -202,13 +202,18 @@ def _run(dsn: str, location: Path, action: Callable[[Config], None]) -> None:
 
 
 class LockSampler(threading.Thread):
-    """Samples ``pg_locks`` of other sessions on the migrated database every few milliseconds."""
+    """Samples ``pg_locks`` of other sessions on the migrated database every few milliseconds.
+
+    A hold is continuous: it ends at the first sample that no longer sees the lock, so a revision made of
+    many short transactions reports its longest single hold, not the span from its first lock to its last.
+    """
 
     def __init__(self, dsn: str, interval: float = 0.02) -> None:
         super().__init__(daemon=True)
         self._dsn, self._interval = dsn, interval
         self._stop_event = threading.Event()
-        self._held: dict[str, tuple[str, float, float]] = {}  # relation -> (mode, first seen, last seen)
+        self._open: dict[tuple[str, str], tuple[float, float]] = {}  # (relation, mode) -> (first seen, last seen)
+        self._longest: dict[tuple[str, str], float] = {}
         self._ready = threading.Event()
 
     def run(self) -> None:
@@ -216,26 +221,36 @@ class LockSampler(threading.Thread):
             self._ready.set()
             while not self._stop_event.is_set():
                 now = time.perf_counter()
-                rows = conn.execute(
+                seen = set(conn.execute(
                     "SELECT c.relname, l.mode FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
                     "JOIN pg_namespace n ON n.oid = c.relnamespace "
                     "WHERE l.granted AND l.pid <> pg_backend_pid() AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
                     "AND c.relkind IN ('r', 'p')"
-                ).fetchall()
-                for relname, mode in rows:
-                    prev = self._held.get(relname)
-                    if prev is None or LOCK_STRENGTH.index(mode) > LOCK_STRENGTH.index(prev[0]):
-                        self._held[relname] = (mode, now, now)
-                    elif mode == prev[0]:
-                        self._held[relname] = (mode, prev[1], now)
+                ).fetchall())
+                for key in seen:
+                    first, _ = self._open.get(key, (now, now))
+                    self._open[key] = (first, now)
+                for key in [k for k in self._open if k not in seen]:
+                    self._close(key)
                 self._stop_event.wait(self._interval)
+            for key in list(self._open):
+                self._close(key)
+
+    def _close(self, key: tuple[str, str]) -> None:
+        first, last = self._open.pop(key)
+        self._longest[key] = max(self._longest.get(key, 0.0), last - first)
 
     def start(self) -> None:
         super().start()
         self._ready.wait(5)
 
     def finish(self) -> list[LockSeen]:
+        """Per relation, the strongest mode seen and its longest continuous hold."""
         self._stop_event.set()
         self.join(5)
-        return sorted((LockSeen(rel, mode, last - first) for rel, (mode, first, last) in self._held.items()),
+        strongest: dict[str, str] = {}
+        for rel, mode in self._longest:
+            if rel not in strongest or LOCK_STRENGTH.index(mode) > LOCK_STRENGTH.index(strongest[rel]):
+                strongest[rel] = mode
+        return sorted((LockSeen(rel, mode, self._longest[(rel, mode)]) for rel, mode in strongest.items()),
                       key=lambda lk: (-LOCK_STRENGTH.index(lk.mode), -lk.seconds))
