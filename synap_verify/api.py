@@ -84,10 +84,6 @@ class ApiTarget:
     url: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def is_reference(self) -> bool:
-        return self.url is None and self.app == REFERENCE_APP
-
     def describe(self) -> str:
         return self.url or self.app
 

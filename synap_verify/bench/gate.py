@@ -86,13 +86,8 @@ class Comparison:
 
 
 def gin_index_exists(session: Session, table: str, column: str) -> bool:
-    row = session.conn.execute(
-        """SELECT 1 FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace
-             JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
-             JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = ANY (i.indkey)
-            WHERE n.nspname = %s AND t.relname = %s AND a.attname = %s AND am.amname = 'gin'""",
-        (session.side.schema, table, column)).fetchone()
-    return row is not None
+    found = session.catalog.table(table)
+    return found is not None and any(ix.method == "gin" and column in ix.columns for ix in found.indexes)
 
 
 def failed(query: Query, error: Exception) -> Comparison:

@@ -18,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ import yaml
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from synap_verify.catalog import Catalog, read_catalog
 from synap_verify.errors import SynapError
 from synap_verify.findings import Finding
 
@@ -81,6 +83,12 @@ class Session:
         self.conn.execute(sql.SQL("SET search_path = {}, public").format(sql.Identifier(self.side.schema)))
         if self.side.role:
             self.conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(self.side.role)))
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        """The side's schema, read once (on a plain connection: the catalog reader wants tuple rows)."""
+        with psycopg.connect(self.side.dsn, autocommit=True) as conn:
+            return read_catalog(conn, (self.side.schema,))
 
     def set_tenant(self, params: Params) -> None:
         """Set the tenant context outside any timed region (and only when it changes)."""

@@ -11,7 +11,6 @@ from functools import cached_property
 from pathlib import Path
 
 RULE_IDS: tuple[str, ...] = ("G1", "G2", "G3", "G4", "G5", "G6", "G7", "G8", "G9")
-TABLE_RULE_IDS: tuple[str, ...] = ("T-MISSING", "T-RENAME", "T-COLUMN", "T-TYPE", "T-NULL", "T-DROP", "T-FK", "T-CHECK")
 ON_DELETE_ACTIONS: tuple[str, ...] = ("CASCADE", "SET NULL", "RESTRICT", "NO ACTION", "SET DEFAULT")
 TENANT_MODES: tuple[str, ...] = ("required", "nullable", "none")
 

@@ -35,7 +35,6 @@ SCHEMA = "synapscale_db"
 BUCKETS = 4096
 CHUNK = 5000
 RAW = "raw:"  # prefix of a json value rendered verbatim because jsonb might reject it
-AUDIT = ("migration_quarantine", "migration_undo", "migration_archive", "alembic_version")
 # The same text rendering on both sides, whatever each server's defaults are.
 SESSION = ("SET TimeZone = 'UTC'", "SET DateStyle = 'ISO, YMD'", "SET IntervalStyle = 'postgres'",
            "SET extra_float_digits = 1", "SET bytea_output = 'hex'")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +28,6 @@ from synap_verify.rls.lints import ROLE_GROUP, tenant_tables, view_sources
 PASS, LEAK, NOT_COVERED, ERROR, NA = "pass", "LEAK", "not covered", "error", "n/a"
 _SEVERITY = {NA: 0, PASS: 1, NOT_COVERED: 2, ERROR: 3, LEAK: 4}
 TABLE_PROBES = ("SELECT", "UPDATE", "DELETE", "INSERT", "MOVE", "NOCTX", "LOCAL", "DRIFT")
-WRITE_PROBES = ("UPDATE", "DELETE", "INSERT", "MOVE")
 BAD_CONTEXTS = ("", "not-a-uuid")
 _SAVEPOINT = sql.SQL("SAVEPOINT synap_probe")
 _ROLLBACK_SAVEPOINT = sql.SQL("ROLLBACK TO SAVEPOINT synap_probe")
@@ -474,8 +473,3 @@ def _filler(type_name: str) -> str:
             f"ORDER BY enumsortorder LIMIT 1)::{type_name}")
 
 
-def iter_cells(report: ProbeReport) -> Iterator[tuple[str, str, str]]:
-    """(object, probe, status) for every cell, in matrix order."""
-    for name in sorted(report.matrix):
-        for probe, status in report.matrix[name].items():
-            yield name, probe, status
