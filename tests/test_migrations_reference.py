@@ -149,11 +149,12 @@ def assert_restructured(cat: Catalog) -> None:
             assert t.rls_enabled and t.rls_forced, t.name
             commands = {p.command for p in t.policies}
             assert {"SELECT", "INSERT", "UPDATE", "DELETE"} <= commands, (t.name, commands)
-            assert all("current_tenant_id()" in (p.using or p.with_check or "") for p in t.policies), t.name
+            assert all("current_setting('app.current_tenant_id'::text, true)" in (p.using or p.with_check or "")
+                       for p in t.policies), t.name
     app = cat.roles["synapscale_app"]
     assert app.can_login and not app.superuser and not app.bypassrls
     assert all(t.owner != "synapscale_app" for t in cat.tables.values())
-    gin = {(t.name, i.columns[0]) for t in cat.tables.values() for i in t.indexes if i.method == "gin" and i.valid}
+    gin = {(t.name, c) for t in cat.tables.values() for i in t.indexes if i.method == "gin" and i.valid for c in i.columns}
     assert {("analytics_dashboards", "widgets"), ("analytics_events", "properties"), ("workflows", "tags"),
             ("marketplace_components", "tags"), ("workflow_templates", "tags"), ("llms_usage_logs", "model_settings")} <= gin
 

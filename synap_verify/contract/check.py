@@ -65,8 +65,10 @@ def _check_table(catalog: Catalog, contract: Contract, spec: TableSpec, selected
     if rules.tenant_column not in spec.dropped:
         _tenant(catalog, table, spec, rules, add)
     for col in spec.gin:
-        indexes = [i for i in table.indexes if i.method == rules.index_method and i.columns
-                   and re.search(rf"\b{re.escape(col)}\b", i.columns[0])]
+        # a multicolumn GIN index serves each of its columns alone, e.g. (tenant_id, tags); a B-tree its first
+        indexes = [i for i in table.indexes if i.method == rules.index_method
+                   and any(re.search(rf"\b{re.escape(col)}\b", c)
+                           for c in (i.columns if i.method == "gin" else i.columns[:1]))]
         if not any(i.valid for i in indexes):
             state = f"index {indexes[0].name} is INVALID" if indexes else "no such index"
             add("G6", f"{name}.{col} has no valid {rules.index_method.upper()} index; the workload filters on it",
