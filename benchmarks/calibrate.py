@@ -2,16 +2,14 @@
 
     python benchmarks/calibrate.py [--trials 20] [--levels 0,5,10,20] [--query "gin lookup"]
 
-Starts an embedded PostgreSQL, builds one table of dashboards (jsonb + GIN), and runs the full gate
-(row check, EXPLAIN, interleaved timing, confirmation rerun) ``--trials`` times per level on two
-identical clones. A level of +k% injects a known extra cost on the after side: a client-side
-busy-wait of k% of the before side's lower quartile (the statistic the gate compares; re-measured every
-trial), inside the timed region of every
-after-side execution. Busy-waiting is exact to microseconds, unlike pg_sleep whose wake-up jitter is
-larger than 5% of a sub-millisecond query. Level 0 is the A/A run: the share flagged is the false-alarm
-rate, and the spread of its ratios is the noise floor. The load average is printed with every level:
-on a shared machine the rates hold for the load they were measured under, no more.
-"""
+Starts an embedded PostgreSQL, builds one table of dashboards (jsonb + GIN), and runs the full gate (row
+check, EXPLAIN, interleaved timing, confirmation rerun) ``--trials`` times per level on two identical clones.
+A level of +k% injects a known extra cost on the after side: a client-side busy-wait of k% of the before
+side's lower quartile in the latest round (the statistic the gate compares), inside the timed region of every
+after-side execution. Busy-waiting is exact to microseconds, unlike pg_sleep whose wake-up jitter is larger
+than 5% of a sub-millisecond query. Level 0 is the A/A run: the share flagged is the false-alarm rate, and the
+spread of its ratios is the noise floor. The load average is printed with every level: on a shared machine the
+rates hold for the load they were measured under, no more."""
 
 from __future__ import annotations
 
@@ -23,7 +21,7 @@ import time
 from psycopg import sql
 
 from synap_verify.bench import Limits, Query, Side
-from synap_verify.bench.ab import interleave, lower_quartile, prepare
+from synap_verify.bench.ab import interleave, lower_quartile, one_cpu, prepare
 from synap_verify.bench.gate import compare
 from synap_verify.bench.workload import Session, fetch_params
 from synap_verify.server import Server, embedded
@@ -67,22 +65,21 @@ def calibrate(a: str, b: str, query: Query, levels: list[int], trials: int, limi
         prepare(dsn)
     before, after = Side("before", a, "migrated"), Side("after", b, "migrated")
     params = fetch_params(a, query)
-    with Session(before) as sa, Session(after) as sb:
+    with Session(before) as sa, Session(after) as sb, one_cpu(sa, sb) as placement:
         probe = interleave(sa, sb, query, params, limits)
         base = lower_quartile(probe.before)
         print(f"\n{query.name}: before-side lower quartile {base * 1000:.3f} ms, {limits.rounds} rounds x "
-              f"{probe.per_round} executions per side, {trials} trials per level")
+              f"{probe.per_round} executions per side, {trials} trials per level; {placement}")
         print("level   flagged  rate    mean ratio  ratio range    mean CI width  s/trial  load avg (1/5/15 min)")
         for level in levels:
             flagged, ratios, widths = 0, [], []
             began = time.perf_counter()
             for _ in range(trials):
-                result = compare(sa, sb, query, params, limits, inject=base * level / 100)
+                result = compare(sa, sb, query, params, limits, inject=level / 100)
                 assert result.timing is not None
                 flagged += any(f.rule == "BENCH-TIME" for f in result.findings)
                 ratios.append(result.timing.ratio)
                 widths.append(result.timing.ci[1] - result.timing.ci[0])
-                base = lower_quartile(result.samples.before)
             load = "/".join(f"{x:.1f}" for x in os.getloadavg())
             print(f"+{level:<3d}%  {flagged:>3d}/{trials:<3d}  {flagged / trials:6.1%}  {statistics.mean(ratios):10.3f}"
                   f"  {min(ratios):.3f}-{max(ratios):.3f}  {statistics.mean(widths):13.3f}"

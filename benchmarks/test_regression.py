@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from synap_verify.bench import Comparison, Side, findings, load_workload, render_table, run_gate
+from synap_verify.bench import Comparison, Limits, Side, findings, load_workload, render_table, run_gate
 from synap_verify.bench.gate import app_role
 from synap_verify.findings import render_text
 from synap_verify.report import record
@@ -27,12 +27,13 @@ pytestmark = pytest.mark.skipif(not any(MIGRATIONS.glob("*.py")), reason="no ref
 
 
 @pytest.fixture(scope="module")
-def gate(synap_legacy_db: Any, synap_migrated_db: Any, pytestconfig: pytest.Config) -> dict[str, Comparison]:
+def gate(synap_legacy_db: Any, synap_migrated_db: Any, pytestconfig: pytest.Config,
+         bench_limits: Limits) -> dict[str, Comparison]:
     """The gate's comparisons, measured once for the module (the timing tests only store them)."""
     before = Side("before", synap_legacy_db.dsn, "legacy")
     after = Side("after", synap_migrated_db.dsn, "migrated", role=app_role(synap_migrated_db.dsn),
                  tenant_setting="app.current_tenant_id")
-    results = run_gate(before, after, WORKLOAD)
+    results = run_gate(before, after, WORKLOAD, bench_limits)
     record(pytestconfig, "benchmark", results)
     return {r.query.name: r for r in results}
 
@@ -53,9 +54,9 @@ def test_query(benchmark: Any, gate: dict[str, Comparison], name: str, side: str
     benchmark.pedantic(lambda: None, rounds=len(samples), iterations=1)
 
 
-def test_g6(gate: dict[str, Comparison], capsys: pytest.CaptureFixture[str]) -> None:
+def test_g6(gate: dict[str, Comparison], bench_limits: Limits, capsys: pytest.CaptureFixture[str]) -> None:
     """No benchmarked query more than 5% slower, reading more buffers, or losing its index."""
-    table = render_table(list(gate.values()))
+    table = render_table(list(gate.values()), bench_limits)
     with capsys.disabled():
         print("\n" + table)
     found = findings(list(gate.values()))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import psycopg
 
-from synap_verify.bench.ab import Limits, prepare
+from synap_verify.bench.ab import Limits, one_cpu, prepare
 from synap_verify.bench.gate import G6, Comparison, compare, failed, findings, render_table
 from synap_verify.bench.workload import Query, Session, Side, fetch_params, load_workload
 from synap_verify.errors import SynapError
@@ -25,10 +25,12 @@ def run_gate(before: Side, after: Side, queries: list[Query], limits: Limits = G
     for dsn in dict.fromkeys((before.dsn, after.dsn)):
         prepare(dsn)
     results = []
-    with Session(before) as a, Session(after) as b:
+    with Session(before) as a, Session(after) as b, one_cpu(a, b) as placement:
         for query in queries:
             try:
-                results.append(compare(a, b, query, fetch_params(before.dsn, query, before.schema), limits, inject))
+                result = compare(a, b, query, fetch_params(before.dsn, query, before.schema), limits, inject)
             except (psycopg.Error, SynapError) as exc:
-                results.append(failed(query, exc))
+                result = failed(query, exc)
+            result.placement = placement
+            results.append(result)
     return results

@@ -8,12 +8,15 @@ a shared machine (which moves a median ~20% between sessions minutes apart) then
 from __future__ import annotations
 
 import math
+import os
 import statistics
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import psutil
 import psycopg
 
 from synap_verify.bench.workload import Params, Query, Session, run_rows
@@ -26,10 +29,21 @@ class Limits:
     ratio: float = 1.05
     alpha: float = 0.01
     buffers: float = 1.05
+    # blocks per execution a query may read beyond that: where a wider (jsonb) row lands decides whether
+    # an UPDATE stays on its page and how many free-space-map pages an INSERT looks at (+1-2 blocks)
+    buffers_slack: float = 2.0
     rounds: int = 30
     per_round: int = 6  # at least; more for fast queries, so that a side's round lasts ``round_ms``
     round_ms: float = 20.0
     max_per_round: int = 60
+    prepared: bool = True  # time cached plans (a driver's hot statement); False puts planning in every sample
+    # the least time a statement takes the application end to end (a network round trip between hosts):
+    # a slowdown must also exceed (ratio - 1) x this, 5 us by default (docs/benchmarks.md, "Floor"); 0 = strict
+    round_trip_ms: float = 0.1
+
+    @property
+    def floor_ms(self) -> float:
+        return (self.ratio - 1) * self.round_trip_ms
 
 
 @dataclass
@@ -57,6 +71,40 @@ def lower_quartile(values: list[float]) -> float:
     return statistics.quantiles(values, n=4, method="inclusive")[0] if len(values) > 1 else values[0]
 
 
+LOCAL_HOSTS = ("", "localhost", "127.0.0.1", "::1")
+
+
+@contextmanager
+def one_cpu(*sessions: Session) -> Iterator[str]:
+    """Run this process and the sessions' server backends on one CPU while timing; yields what was done.
+
+    A client and its backend hand each statement back and forth. On this 2-core machine a backend
+    that the scheduler places on the client's CPU answers ``SELECT 1`` in 17.6 us, one on the other
+    CPU in ~50 us, and a connection keeps its placement for thousands of statements: a random
+    +30 us on one side, the size of a 0.05-0.1 ms query, that interleaving cannot cancel. Pinned,
+    every connection measured 17.5-18.5 us. Only possible when the server runs on this host (a unix
+    socket or loopback, backend pids visible); otherwise the timing runs unpinned and says so.
+    """
+    client = psutil.Process()
+    previous = client.cpu_affinity()
+    busy = psutil.cpu_percent(interval=0.2, percpu=True)
+    cpu = min(previous, key=lambda c: busy[c])  # the idlest CPU we may run on, at the start
+    try:
+        backends = [psutil.Process(s.conn.info.backend_pid) for s in sessions
+                    if s.conn.info.host.startswith("/") or s.conn.info.host in LOCAL_HOSTS]
+        if len(backends) < len(sessions) or not all("postgres" in b.name() for b in backends):
+            raise OSError("the server is not on this host")
+        for backend in backends:
+            backend.cpu_affinity([cpu])
+        client.cpu_affinity([cpu])
+    except (psutil.Error, OSError) as exc:
+        yield f"unpinned ({exc or type(exc).__name__}): client-backend CPU placement adds noise to sub-millisecond queries"
+    else:
+        yield f"client and backends pinned to CPU {cpu} of {os.cpu_count()}"
+    finally:
+        client.cpu_affinity(previous)
+
+
 def prepare(dsn: str) -> None:
     """VACUUM ANALYZE, so both clones start with fresh statistics and visibility maps."""
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -70,26 +118,23 @@ def _spin(seconds: float) -> None:
         pass
 
 
-def _timed(session: Session, query: Query, params: Params, extra: float) -> float:
+def _timed(session: Session, query: Query, params: Params, extra: float, prepared: bool) -> float:
+    """One execution's wall time: statement sent, result received in full; a write's transaction is
+    opened before and rolled back after the timed region."""
     session.set_tenant(params)
-    sql = query.sql(session.side.version)
-    conn = session.conn
+    statement = session.statement(query, params, prepared)
+    pgconn = session.conn.pgconn
     if query.write:
-        with conn.transaction(force_rollback=True), conn.cursor() as cur:
-            began = time.perf_counter()
-            cur.execute(sql, params)
-            if cur.description:
-                cur.fetchall()
-            if extra:
-                _spin(extra)
-            return time.perf_counter() - began
-    with conn.cursor() as cur:
+        pgconn.exec_(b"BEGIN")
+    try:
         began = time.perf_counter()
-        cur.execute(sql, params)
-        cur.fetchall()
+        statement.run(session.conn)
         if extra:
             _spin(extra)
         return time.perf_counter() - began
+    finally:
+        if query.write:
+            pgconn.exec_(b"ROLLBACK")
 
 
 def executions_per_round(seconds: float, at_least: int, round_ms: float, at_most: int) -> int:
@@ -101,19 +146,27 @@ def executions_per_round(seconds: float, at_least: int, round_ms: float, at_most
 
 def interleave(before: Session, after: Session, query: Query, params: list[Params], limits: Limits,
                warmup: int = 2, inject: float = 0.0) -> Samples:
-    """Raw samples of both sides, interleaved and order-alternated; ``inject`` adds that many seconds
-    of busy-wait to every after-side execution (calibration of the detector)."""
+    """Raw samples of both sides, interleaved and order-alternated.
+
+    ``inject`` (calibration of the detector) adds a busy-wait to every after-side execution of that
+    fraction of the before side's lower quartile in the latest round: a fixed number of microseconds
+    would be a smaller share whenever the machine slows both sides down.
+    """
     for p in params[:warmup] or params[:1]:
         for _ in range(2):
             run_rows(before, query, p)
             run_rows(after, query, p)
-    probe = statistics.median(_timed(before, query, params[0], 0.0) for _ in range(3))
+    probe = statistics.median(_timed(before, query, params[0], 0.0, limits.prepared) for _ in range(3))
     samples = Samples(per_round=executions_per_round(probe, limits.per_round, limits.round_ms, limits.max_per_round))
+    latest = probe
     for i in range(limits.rounds):
         p = params[i // 2 % len(params)]  # each parameter set for a pair of rounds: both orders alike
-        order = ((before, samples.before, 0.0), (after, samples.after, inject))
-        for session, sink, extra in (order if i % 2 == 0 else order[::-1]):
-            sink.extend(_timed(session, query, p, extra) for _ in range(samples.per_round))
+        sides = ((before, samples.before, False), (after, samples.after, True))
+        for session, sink, slowed in (sides if i % 2 == 0 else sides[::-1]):
+            extra = inject * latest if slowed else 0.0
+            sink.extend(_timed(session, query, p, extra, limits.prepared) for _ in range(samples.per_round))
+            if not slowed:
+                latest = lower_quartile(sink[-samples.per_round:])
     return samples
 
 
