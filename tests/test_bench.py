@@ -13,12 +13,15 @@ import math
 import random
 from collections.abc import Iterator
 
+import psutil
 import psycopg
 import pytest
 from psycopg import sql
 
 from synap_verify.bench import Comparison, Limits, Query, Side, load_workload, run_gate, stats
-from synap_verify.bench.gate import app_role
+from synap_verify.bench.ab import execute_timed
+from synap_verify.bench.gate import Timing, app_role
+from synap_verify.bench.workload import Session
 from synap_verify.pipeline import Pipeline
 from synap_verify.server import Server
 from synap_verify.settings import PROJECT_ROOT, Settings
@@ -118,6 +121,38 @@ def test_write_is_rolled_back_and_compared(dbs: dict[str, str]) -> None:
     assert not [f for f in result.findings if f.rule == "BENCH-ROWS"]
     with psycopg.connect(dbs["gin"]) as conn:
         assert conn.execute("SELECT count(*) FROM synapscale_db.dashboards").fetchone() == (ROWS,)
+
+
+def test_gate_pins_client_and_backends_to_one_cpu_and_restores_the_client(dbs: dict[str, str]) -> None:
+    before = psutil.Process().cpu_affinity()
+    result = _gate((dbs["legacy"], "legacy"), (dbs["legacy_copy"], "legacy"))
+    assert result.placement.startswith("client and backends pinned to CPU"), result.placement
+    assert psutil.Process().cpu_affinity() == before
+
+
+def test_written_statements_stay_prepared_across_their_rollbacks(dbs: dict[str, str]) -> None:
+    """psycopg forgets its prepared statements on a ROLLBACK; the timed path must not re-plan each write."""
+    insert = Query("insert", "crud", "INSERT INTO dashboards VALUES (-1, %(tenant_id)s, '[]') RETURNING id",
+                   "INSERT INTO dashboards VALUES (-1, %(tenant_id)s, '[]'::jsonb) RETURNING id", "SELECT 5 AS tenant_id",
+                   write=True)
+    with Session(Side("after", dbs["gin"], "migrated")) as session:
+        for _ in range(8):
+            execute_timed(session, insert, {"tenant_id": 5}, 0.0, prepared=True)
+        plans = session.conn.execute("SELECT generic_plans + custom_plans AS n FROM pg_prepared_statements "
+                                     "WHERE name LIKE 'synap_bench%'").fetchall()
+    assert plans == [{"n": 8}]
+
+
+def test_floor_spares_a_microsecond_on_a_fast_statement_but_not_a_real_slowdown() -> None:
+    def timed(before_ms: float, ci: tuple[float, float]) -> Timing:
+        return Timing(before_ms, before_ms * ci[0], ci[0], ci, 1e-6, 30, 60)
+
+    rls = timed(0.012, (1.07, 1.10))  # +1.2 us at the interval's top
+    assert not rls.slower(Limits())
+    assert rls.slower(Limits(round_trip_ms=0))
+    assert timed(0.012, (1.6, 1.8)).slower(Limits())  # +9.6 us: above 5% of a 0.1 ms round trip
+    assert timed(0.3, (1.05, 1.07)).slower(Limits())  # a slow query: 5% is above the floor anyway
+    assert not timed(0.3, (1.01, 1.04)).slower(Limits())
 
 
 def test_signed_rank_and_interval() -> None:

@@ -118,7 +118,7 @@ def _spin(seconds: float) -> None:
         pass
 
 
-def _timed(session: Session, query: Query, params: Params, extra: float, prepared: bool) -> float:
+def execute_timed(session: Session, query: Query, params: Params, extra: float, prepared: bool) -> float:
     """One execution's wall time: statement sent, result received in full; a write's transaction is
     opened before and rolled back after the timed region."""
     session.set_tenant(params)
@@ -156,7 +156,7 @@ def interleave(before: Session, after: Session, query: Query, params: list[Param
         for _ in range(2):
             run_rows(before, query, p)
             run_rows(after, query, p)
-    probe = statistics.median(_timed(before, query, params[0], 0.0, limits.prepared) for _ in range(3))
+    probe = statistics.median(execute_timed(before, query, params[0], 0.0, limits.prepared) for _ in range(3))
     samples = Samples(per_round=executions_per_round(probe, limits.per_round, limits.round_ms, limits.max_per_round))
     latest = probe
     for i in range(limits.rounds):
@@ -164,7 +164,7 @@ def interleave(before: Session, after: Session, query: Query, params: list[Param
         sides = ((before, samples.before, False), (after, samples.after, True))
         for session, sink, slowed in (sides if i % 2 == 0 else sides[::-1]):
             extra = inject * latest if slowed else 0.0
-            sink.extend(_timed(session, query, p, extra, limits.prepared) for _ in range(samples.per_round))
+            sink.extend(execute_timed(session, query, p, extra, limits.prepared) for _ in range(samples.per_round))
             if not slowed:
                 latest = lower_quartile(sink[-samples.per_round:])
     return samples
