@@ -7,6 +7,7 @@ drift, a drifted counter, a backup table with rows), so nothing here depends on 
 
 from __future__ import annotations
 
+import re
 import subprocess
 import threading
 import time
@@ -230,6 +231,8 @@ def test_upgrade_downgrade_upgrade(server: Server, archive: Path) -> None:
         assert {(fk.name, fk.on_delete) for fk in d.foreign_keys} == {(fk.name, fk.on_delete) for fk in t.foreign_keys}, name
         assert (d.rls_enabled, d.rls_forced, {p.name for p in d.policies}) == (
             t.rls_enabled, t.rls_forced, {p.name for p in t.policies}), name
+    # the generated G7/G8 trigger functions (and every other function of the restructure) are gone too
+    assert {(f.name, f.signature) for f in down.functions} == {(f.name, f.signature) for f in legacy.functions}
 
     assert one(dsn, f"SELECT tenant_id::text FROM {q}users WHERE id = '{U2}'") == T2
     assert one(dsn, f"SELECT count(*) FROM {q}user_tenant_roles") == 0
@@ -353,3 +356,189 @@ def test_lock_timeout_retried_until_the_lock_is_free(server: Server, archive: Pa
         holder.close()
     assert migrate.current(dsn, MIGRATIONS) == {"workflows_1"}
     assert catalog(dsn).tables["workflows"].rls_forced
+
+
+# --------------------------------------------------------------------------------------------------
+# G7/G8 triggers on the write path: one static function per guard and per counter
+
+
+@pytest.fixture(scope="module")
+def restructured(server: Server, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One seeded database at head, shared by the trigger tests (each leaves the counters exact)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SYNAPSCALE_ARCHIVE_DIR", str(tmp_path_factory.mktemp("archive")))
+        dsn = new_db(server)
+        migrate.upgrade(dsn, MIGRATIONS, ["heads"])
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"INSERT INTO synapscale_db.workspaces (id, tenant_id, owner_id, name, slug) VALUES "
+                     f"('{W2}', '{T1}', '{U1}', 'Side', 'side'), ('{W3}', '{T2}', '{U2}', 'Theirs', 'theirs')")
+        conn.execute(f"INSERT INTO synapscale_db.nodes (id, name, type, user_id, tenant_id, is_public) VALUES "
+                     f"('{N1}', 'http', 'action', '{U1}', '{T1}', true), ('{N2}', 'mail', 'action', '{U1}', '{T1}', true)")
+        conn.execute("INSERT INTO synapscale_db.users (email, hashed_password) "
+                     "SELECT 'member' || i || '@acme.io', 'x' FROM generate_series(1, 6) i")
+    return dsn
+
+
+W2, W3 = "33333333-0000-0000-0000-000000000002", "33333333-0000-0000-0000-000000000003"
+N1, N2 = "cccccccc-0000-0000-0000-000000000001", "cccccccc-0000-0000-0000-000000000002"
+
+
+def declared_counters() -> list[tuple[str, str, str, str, str]]:
+    """(parent, child, fk, column, aggregate) of every counter the revisions declare."""
+    groups = [getattr(r.module, "GROUP", None) for r in migrate.script_directory(MIGRATIONS).walk_revisions()]
+    return [(c.parent, c.child, c.fk, col, expr) for g in groups if g is not None for c in g.counters
+            for col, expr in c.assignments]
+
+
+def drifted_counters(conn: psycopg.Connection) -> list[str]:
+    """Counters whose stored value differs from a recount (expected: none, whatever was written)."""
+    drift = []
+    for parent, child, fk, col, expr in declared_counters():
+        n = conn.execute(f"SELECT count(*) FROM synapscale_db.{parent} p WHERE p.{col} IS DISTINCT FROM "  # type: ignore[arg-type]
+                         f"(SELECT {expr} FROM synapscale_db.{child} c WHERE c.{fk} = p.id)").fetchone()[0]  # type: ignore[index]
+        if n:
+            drift.append(f"{parent}.{col} from {child}: {n} rows")
+    return drift
+
+
+def test_trigger_functions_static_and_per_table(restructured: str) -> None:
+    """Every G7/G8 trigger runs a function of its own, named like it, with no dynamic SQL or row-to-jsonb."""
+    with psycopg.connect(restructured) as conn:
+        rows = conn.execute(
+            "SELECT t.tgname, p.proname, n.nspname, t.tgnargs, p.prosecdef, p.proconfig, p.prosrc "
+            "FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE t.tgrelid::regclass::text LIKE 'synapscale_db.%' AND NOT t.tgisinternal "
+            "AND (t.tgname LIKE '%\\_tenant\\_guard' OR t.tgname LIKE '%\\_sync\\_%\\_counters')").fetchall()
+        generic = conn.execute("SELECT count(*) FROM pg_proc WHERE proname IN ('enforce_parent_tenant', 'sync_counters')"
+                               ).fetchone()
+    guards = [r for r in rows if r[0].endswith("_tenant_guard")]
+    counters = [r for r in rows if not r[0].endswith("_tenant_guard")]
+    assert len(counters) == len({(p, c) for p, c, *_ in declared_counters()}) == 15
+    assert len(guards) > 60 and generic == (0,)
+    for tgname, proname, schema, nargs, definer, config, source in rows:
+        assert (proname, schema, nargs) == (tgname, "synapscale_db", 0), tgname
+        assert not re.search(r"\bEXECUTE\b|to_jsonb|TG_ARGV", source), tgname
+        if tgname.endswith("_tenant_guard"):
+            assert not definer and config is None, tgname  # the caller's RLS decides what a parent is
+        else:
+            assert definer and config == ["search_path=pg_catalog"], tgname
+
+
+def test_guards_for_the_application_role(restructured: str) -> None:
+    """Same semantics as the generic guard: tenant filled from the parent, foreign or invisible parents refused."""
+    q = "synapscale_db."
+    differs = r"workspace_projects\.tenant_id {} differs from the tenant of workspaces\.workspace_id {}"
+    with psycopg.connect(restructured) as conn:
+        conn.execute("SET ROLE synapscale_app")
+        conn.execute(f"SELECT set_config('app.current_tenant_id', '{T1}', false)")
+        row = conn.execute(f"INSERT INTO {q}workspace_projects (workspace_id, name) VALUES ('{W1}', 'filled') "
+                           "RETURNING tenant_id::text").fetchone()
+        assert row == (T1,)
+        conn.execute(f"INSERT INTO {q}analytics_events (event_type, tenant_id, workspace_id, workflow_id) "
+                     f"VALUES ('no parent', '{T1}', '{W1}', NULL)")  # a NULL parent is not checked
+        for ws, tenant, message in ((W1, T2, differs.format(T2, W1)),  # a parent of another tenant
+                                    (W3, T1, differs.format(T1, W3)),  # a parent RLS hides
+                                    ("33333333-0000-0000-0000-0000000000ff", T1, "workspaces.workspace_id")):  # none
+            with pytest.raises(psycopg.errors.CheckViolation, match=message), conn.transaction():
+                conn.execute(f"INSERT INTO {q}workspace_projects (workspace_id, tenant_id, name) "
+                             f"VALUES ('{ws}', '{tenant}', 'x')")
+        with pytest.raises(psycopg.errors.CheckViolation, match=differs.format(T1, W3)), conn.transaction():
+            conn.execute(f"UPDATE {q}workspace_projects SET workspace_id = '{W3}' WHERE name = 'filled'")
+        conn.execute(f"UPDATE {q}workspace_projects SET workspace_id = '{W2}' WHERE name = 'filled'")  # same tenant
+        assert conn.execute(f"SELECT count(*) FROM {q}workspace_projects WHERE workspace_id = '{W2}'").fetchone() == (1,)
+        conn.rollback()
+
+
+def test_counters_follow_every_write(restructured: str) -> None:
+    """Inserts, deletes, moves between parents, NULL parents and watched columns, as the application role."""
+    q = "synapscale_db."
+    with psycopg.connect(restructured) as conn:
+        conn.execute("SET ROLE synapscale_app")
+        conn.execute(f"SELECT set_config('app.current_tenant_id', '{T1}', false)")
+
+        def ws(col: str, w: str = W1) -> object:
+            return conn.execute(f"SELECT {col} FROM {q}workspaces WHERE id = '{w}'").fetchone()[0]  # type: ignore[index]
+
+        def node(n: str = N1) -> tuple:
+            return conn.execute(f"SELECT rating_count, rating_average::text FROM {q}nodes WHERE id = '{n}'").fetchone()  # type: ignore[return-value]
+
+        projects = ws("project_count")
+        conn.execute(f"INSERT INTO {q}workspace_projects (workspace_id, tenant_id, name) VALUES "
+                     f"('{W1}', '{T1}', 'a'), ('{W1}', '{T1}', 'b'), ('{W1}', '{T1}', 'c')")
+        assert ws("project_count") == projects + 3
+        conn.execute(f"UPDATE {q}workspace_projects SET workspace_id = '{W2}' WHERE name = 'a'")
+        assert (ws("project_count"), ws("project_count", W2)) == (projects + 2, 1)
+        conn.execute(f"UPDATE {q}workspace_projects SET description = 'not a watched column' WHERE name = 'b'")
+        conn.execute(f"DELETE FROM {q}workspace_projects WHERE name IN ('a', 'b')")
+        assert (ws("project_count"), ws("project_count", W2)) == (projects + 1, 0)
+
+        conn.execute(f"INSERT INTO {q}node_ratings (node_id, user_id, tenant_id, rating) VALUES "
+                     f"('{N1}', '{U1}', '{T1}', 5), ('{N1}', '{U2}', '{T1}', 2)")
+        assert node() == (2, "3.50")
+        conn.execute(f"UPDATE {q}node_ratings SET rating = 4 WHERE user_id = '{U2}'")
+        assert node() == (2, "4.50")
+        conn.execute(f"UPDATE {q}node_ratings SET node_id = '{N2}' WHERE user_id = '{U1}'")
+        assert (node(), node(N2)) == ((1, "4.00"), (1, "5.00"))
+        conn.execute(f"DELETE FROM {q}node_ratings WHERE user_id = '{U2}'")
+        assert node() == (0, "0.00")
+
+        storage = ws("storage_used_mb")
+        conn.execute(f"INSERT INTO {q}files (tenant_id, workspace_id, user_id, filename, file_path, file_size) VALUES "
+                     f"('{T1}', NULL, '{U1}', 'loose', '/loose', 3145728), ('{T1}', '{W1}', '{U1}', 'kept', '/kept', 1048576)")
+        assert ws("storage_used_mb") == storage + 1
+        conn.execute(f"UPDATE {q}files SET workspace_id = '{W1}' WHERE filename = 'loose'")  # NULL -> a parent
+        assert ws("storage_used_mb") == storage + 4
+        conn.execute(f"UPDATE {q}files SET file_size = 2097152 WHERE filename = 'kept'")
+        assert ws("storage_used_mb") == storage + 5
+        conn.execute(f"UPDATE {q}files SET workspace_id = NULL WHERE filename = 'kept'")  # a parent -> NULL
+        assert ws("storage_used_mb") == storage + 3
+        conn.execute("RESET ROLE")
+        assert drifted_counters(conn) == []
+        conn.rollback()
+
+
+def race(dsn: str, first_sql: str, second_sql: str) -> None:
+    """``first_sql`` in an open transaction, ``second_sql`` in another one that must wait for it (a lock), then
+    both commit, the first first."""
+    with psycopg.connect(dsn) as first, psycopg.connect(dsn) as second:
+        first.execute(first_sql)  # type: ignore[arg-type]
+        pid, errors = second.info.backend_pid, []
+
+        def write() -> None:
+            try:
+                second.execute(second_sql)  # type: ignore[arg-type]
+                second.commit()
+            except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+                errors.append(exc)
+
+        worker = threading.Thread(target=write)
+        worker.start()
+        waited = False
+        for _ in range(250):
+            if one(dsn, f"SELECT wait_event_type FROM pg_stat_activity WHERE pid = {pid}") == "Lock":
+                waited = True
+                break
+            time.sleep(0.02)
+        first.commit()
+        worker.join(30)
+        assert waited and not worker.is_alive() and not errors, errors
+
+
+def test_concurrent_writes_keep_counters_exact(restructured: str) -> None:
+    """Two transactions adding children to one parent at once: the second waits on the parent row, then counts
+    the first's child too (a recount in its own earlier snapshot would miss it: the counter one short)."""
+    q = "synapscale_db."
+    with psycopg.connect(restructured) as conn:
+        members = [r[0] for r in conn.execute(f"SELECT id FROM {q}users WHERE email LIKE 'member%' ORDER BY email")]
+    member = f"INSERT INTO {q}workspace_members (workspace_id, user_id, tenant_id) VALUES ('{W1}', '{{}}', '{T1}')"
+    race(restructured, member.format(members[0]), member.format(members[1]))
+    rating = f"INSERT INTO {q}node_ratings (node_id, user_id, tenant_id, rating) VALUES ('{N1}', '{{}}', '{T1}', {{}})"
+    race(restructured, rating.format(members[0], 5), rating.format(members[1], 2))
+    with psycopg.connect(restructured) as conn:
+        assert drifted_counters(conn) == []
+        row = conn.execute(f"SELECT rating_count, rating_average::text FROM {q}nodes WHERE id = '{N1}'").fetchone()
+        assert row == (2, "3.50")
+        conn.execute(f"DELETE FROM {q}node_ratings WHERE user_id = ANY(%s)", (members[:2],))
+        conn.execute(f"DELETE FROM {q}workspace_members WHERE user_id = ANY(%s)", (members[:2],))
+        conn.commit()
+        assert drifted_counters(conn) == []

@@ -19,7 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -699,20 +699,46 @@ def guard_name(table: str, column: str) -> str:
     return f"{table}_{column}_tenant_guard"[:63]
 
 
+def guard_function(table: str, column: str) -> str:
+    """The guard's own trigger function, named like its trigger."""
+    return f"{SCHEMA}.{guard_name(table, column)}"
+
+
+def guard_function_sql(table: str, column: str, parent: str) -> str:
+    """One guard's trigger function: the parent lookup is static SQL, planned once per session.
+
+    A child row must carry its parent's tenant; a missing tenant is taken from the parent, a parent
+    the caller cannot see (RLS) is refused like a foreign one. SECURITY INVOKER, so the caller's RLS
+    decides what "visible" means.
+    """
+    return (
+        f"CREATE OR REPLACE FUNCTION {guard_function(table, column)}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+        "DECLARE\n    parent_tenant uuid;\n    seen boolean;\nBEGIN\n"
+        f"    IF NEW.{column} IS NULL THEN\n        RETURN NEW;\n    END IF;\n"
+        f"    SELECT p.tenant_id, true INTO parent_tenant, seen FROM {q(parent)} p WHERE p.id = NEW.{column};\n"
+        "    IF NEW.tenant_id IS NULL AND seen THEN\n        NEW.tenant_id := parent_tenant;\n"
+        "    ELSIF seen IS NOT TRUE OR parent_tenant IS DISTINCT FROM NEW.tenant_id THEN\n"
+        "        RAISE EXCEPTION '%.tenant_id % differs from the tenant of %.% %', TG_TABLE_NAME, NEW.tenant_id,\n"
+        f"            {lit(parent)}, {lit(column)}, NEW.{column} USING ERRCODE = 'check_violation';\n"
+        "    END IF;\n    RETURN NEW;\nEND $$"
+    )
+
+
 def apply_guards(t: Table) -> None:
     """A trigger rejects any new drift, then legacy drift is reported (reason 'tenant_drift').
 
     Trigger first (a short SHARE ROW EXCLUSIVE transaction), report after (a scan without a table
     lock): no drift can slip in between. Drifted rows are left where they are: their own tenant_id
     keeps RLS from showing them to the parent's tenant, so reporting them leaks nothing, while
-    "fixing" them could.
+    "fixing" them could. Each (table, column) gets its own function (:func:`guard_function_sql`), not
+    even called for a row without a parent (the trigger's WHEN).
     """
     for col, parent in t.parents:
         name = guard_name(t.name, col)
         step(partial(
-            run_all, f"DROP TRIGGER IF EXISTS {name} ON {q(t.name)}",
+            run_all, guard_function_sql(t.name, col, parent), f"DROP TRIGGER IF EXISTS {name} ON {q(t.name)}",
             f"CREATE TRIGGER {name} BEFORE INSERT OR UPDATE OF tenant_id, {col} ON {q(t.name)} FOR EACH ROW "
-            f"EXECUTE FUNCTION {SCHEMA}.enforce_parent_tenant({lit(col)}, {lit(parent)})"),
+            f"WHEN (NEW.{col} IS NOT NULL) EXECUTE FUNCTION {guard_function(t.name, col)}()"),
              t.name, mode="SHARE ROW EXCLUSIVE")
         step(partial(
             quarantine, t.name, col, "tenant_drift",
@@ -724,6 +750,7 @@ def apply_guards(t: Table) -> None:
 def revert_guards(t: Table) -> None:
     for col, _ in t.parents:
         run(f"DROP TRIGGER IF EXISTS {guard_name(t.name, col)} ON {q(t.name)}")
+        run(f"DROP FUNCTION IF EXISTS {guard_function(t.name, col)}()")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -738,6 +765,57 @@ def _set_clause(c: Counter) -> str:
     return ", ".join(f"{col} = (SELECT {expr} FROM {q(c.child)} c WHERE c.{c.fk} = p.id)" for col, expr in c.assignments)
 
 
+def counter_function(c: Counter) -> str:
+    """The counter trigger's own function, named like its trigger."""
+    return f"{SCHEMA}.{counter_trigger(c)}"
+
+
+def _is_count(expr: str) -> bool:
+    return re.fullmatch(r"count\(\s*\*\s*\)", expr.strip(), re.IGNORECASE) is not None
+
+
+def _counter_update(c: Counter, ids: str, delta: str | None, indent: str) -> str:
+    """Statements changing the parents ``ids``: ``count(*)`` columns by ``delta``, the others recomputed.
+
+    A recomputation first locks the parents, then counts in a statement of its own: under READ
+    COMMITTED that statement's snapshot is taken after the lock, so it sees every child a concurrent
+    writer committed before releasing the parent.
+    """
+    exact = replace(c, assignments=tuple((col, e) for col, e in c.assignments if not _is_count(e)))
+    sets = [f"{col} = coalesce(p.{col}, 0) {delta}" for col, e in c.assignments if delta and _is_count(e)]
+    if exact.assignments:
+        sets.append(_set_clause(exact))
+    if not sets:
+        return f"{indent}NULL;\n"
+    lock = f"{indent}PERFORM FROM {q(c.parent)} p WHERE p.id IN ({ids}) ORDER BY p.id FOR NO KEY UPDATE;\n"
+    return (lock if exact.assignments else "") + f"{indent}UPDATE {q(c.parent)} p SET {', '.join(sets)} WHERE p.id IN ({ids});\n"
+
+
+def counter_function_sql(c: Counter) -> str:
+    """One counter trigger's function: static SQL, each write touching only its own parent row(s).
+
+    ``count(*)`` columns move by +1 on insert, -1 on delete, -1/+1 when the row changes parent (a NULL
+    parent counts for nothing): no recount of the parent's children, and two concurrent inserts
+    serialise on the parent row instead of each counting without the other. Other aggregates (avg,
+    sum) are recomputed for the parents concerned only, and only when the foreign key or a watched
+    column changed value. SECURITY DEFINER: a public parent may belong to another tenant (RLS would
+    hide it from the caller); every name is schema-qualified and search_path is pinned.
+    """
+    fk, i2, i3 = c.fk, " " * 8, " " * 12
+    watched = [w for w in c.watch if w != fk]
+    body = (f"    IF TG_OP = 'INSERT' THEN\n{i2}IF NEW.{fk} IS NOT NULL THEN\n"
+            f"{_counter_update(c, f'NEW.{fk}', '+ 1', i3)}{i2}END IF;\n"
+            f"    ELSIF TG_OP = 'DELETE' THEN\n{i2}IF OLD.{fk} IS NOT NULL THEN\n"
+            f"{_counter_update(c, f'OLD.{fk}', '- 1', i3)}{i2}END IF;\n"
+            f"    ELSIF NEW.{fk} IS DISTINCT FROM OLD.{fk} THEN\n"
+            f"{_counter_update(c, f'OLD.{fk}, NEW.{fk}', f'+ CASE WHEN p.id = NEW.{fk} THEN 1 ELSE -1 END', i2)}")
+    if watched:
+        new, old = (", ".join(f"{side}.{w}" for w in watched) for side in ("NEW", "OLD"))
+        body += f"    ELSIF ROW({new}) IS DISTINCT FROM ROW({old}) THEN\n{_counter_update(c, f'NEW.{fk}', None, i2)}"
+    return (f"CREATE OR REPLACE FUNCTION {counter_function(c)}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER "
+            f"SET search_path = pg_catalog AS $$\nBEGIN\n{body}    END IF;\n    RETURN NULL;\nEND $$")
+
+
 def apply_counters(counters: Iterable[Counter]) -> None:
     """Keep every counter in sync with a trigger, then recompute it once (drift reported as 'counter_drift').
 
@@ -748,9 +826,9 @@ def apply_counters(counters: Iterable[Counter]) -> None:
         name = counter_trigger(c)
         watched = ", ".join(dict.fromkeys((c.fk, *c.watch)))
         step(partial(
-            run_all, f"DROP TRIGGER IF EXISTS {name} ON {q(c.child)}",
+            run_all, counter_function_sql(c), f"DROP TRIGGER IF EXISTS {name} ON {q(c.child)}",
             f"CREATE TRIGGER {name} AFTER INSERT OR DELETE OR UPDATE OF {watched} ON {q(c.child)} FOR EACH ROW "
-            f"EXECUTE FUNCTION {SCHEMA}.sync_counters({lit(c.parent)}, {lit(c.fk)}, {lit(_set_clause(c))})"),
+            f"EXECUTE FUNCTION {counter_function(c)}()"),
              c.child, mode="SHARE ROW EXCLUSIVE")
         for col, expr in c.assignments:
             step(partial(_recount, c, col, f"(SELECT {expr} FROM {q(c.child)} c WHERE c.{c.fk} = p.id)"))
@@ -767,6 +845,7 @@ def revert_counters(counters: Iterable[Counter]) -> None:
     for c in counters:
         if exists_table(c.child):
             run(f"DROP TRIGGER IF EXISTS {counter_trigger(c)} ON {q(c.child)}")
+        run(f"DROP FUNCTION IF EXISTS {counter_function(c)}()")
 
 
 # --------------------------------------------------------------------------------------------------

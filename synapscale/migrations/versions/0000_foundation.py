@@ -1,15 +1,17 @@
 """foundation: tenant context, application role, quarantine/undo/archive tables, shared functions.
 
 What every group revision needs first (spec: G5 tenant context and application role, G1 quarantine,
-G7/G8 trigger functions, G9 archive audit):
+G9 archive audit):
 - ``current_tenant_id()``: ``app.current_tenant_id`` read with missing_ok, NULL when absent or empty
   (fail closed: no tenant context, no rows);
 - role ``synapscale_app``: LOGIN, not superuser, not BYPASSRLS, owns nothing (cluster-wide, so
   created only if missing);
 - ``migration_quarantine`` (values the restructure could not keep as they were, and drift it found),
   ``migration_undo`` (old values of data moves, for the downgrades), ``migration_archive`` (G9 audit);
-- ``jsonb_accepts``/``json_sanitize``/``json_to_jsonb`` (G1), ``enforce_parent_tenant`` (G7),
-  ``sync_counters`` (G8).
+- ``jsonb_accepts``/``json_sanitize``/``json_to_jsonb`` (G1).
+
+The G7/G8 trigger functions are not here: each group generates one per guard and per counter, with
+static SQL (``ops.guard_function_sql``, ``ops.counter_function_sql``), and drops them on downgrade.
 
 Revision ID: foundation
 Revises:
@@ -64,43 +66,6 @@ CREATE OR REPLACE FUNCTION {S}.json_to_jsonb(j json) RETURNS jsonb LANGUAGE sql 
     SELECT CASE WHEN j::text ~ '{ops.JSONB_SUSPECT}' AND NOT {S}.jsonb_accepts(j::text)
                 THEN {S}.json_sanitize(j::text) ELSE j::jsonb END
 $$;
-
--- G7: TG_ARGV = (fk column, parent table). A child row must carry its parent's tenant; a missing
--- tenant is taken from the parent, a parent the caller cannot see (RLS) is refused like a foreign one.
-CREATE OR REPLACE FUNCTION {S}.enforce_parent_tenant() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    ref uuid := (to_jsonb(NEW) ->> TG_ARGV[0])::uuid;
-    parent_tenant uuid;
-    seen boolean;
-BEGIN
-    IF ref IS NULL THEN
-        RETURN NEW;
-    END IF;
-    EXECUTE format('SELECT tenant_id, true FROM %I.%I WHERE id = $1', TG_TABLE_SCHEMA, TG_ARGV[1])
-        INTO parent_tenant, seen USING ref;
-    IF NEW.tenant_id IS NULL AND seen THEN
-        NEW.tenant_id := parent_tenant;
-    ELSIF seen IS NOT TRUE OR parent_tenant IS DISTINCT FROM NEW.tenant_id THEN
-        RAISE EXCEPTION '%.tenant_id % differs from the tenant of %.% %', TG_TABLE_NAME, NEW.tenant_id,
-            TG_ARGV[1], TG_ARGV[0], ref USING ERRCODE = 'check_violation';
-    END IF;
-    RETURN NEW;
-END $$;
-
--- G8: TG_ARGV = (parent table, fk column in the child, SET clause recomputing the parent's counters).
-CREATE OR REPLACE FUNCTION {S}.sync_counters() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
-DECLARE
-    ids uuid[] := '{{}}';
-BEGIN
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        ids := ids || (to_jsonb(NEW) ->> TG_ARGV[1])::uuid;
-    END IF;
-    IF TG_OP IN ('DELETE', 'UPDATE') THEN
-        ids := ids || (to_jsonb(OLD) ->> TG_ARGV[1])::uuid;
-    END IF;
-    EXECUTE format('UPDATE %I.%I p SET %s WHERE p.id = ANY($1)', TG_TABLE_SCHEMA, TG_ARGV[0], TG_ARGV[2]) USING ids;
-    RETURN NULL;
-END $$;
 """
 
 TABLES = f"""
@@ -155,8 +120,15 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     ops.begin()
+    # a G7/G8 trigger function its group's downgrade left behind (a table gone, a renamed group)
+    ops.run(f"""DO $$ DECLARE f regprocedure; BEGIN
+        FOR f IN SELECT p.oid FROM pg_proc p WHERE p.pronamespace = '{S}'::regnamespace
+                 AND p.prorettype = 'trigger'::regtype AND p.proname ~ '(_tenant_guard|_sync_.*_counters)$' LOOP
+            EXECUTE format('DROP FUNCTION %s', f);
+        END LOOP;
+    END $$""")
     for fn in (
-        "sync_counters()",
+        "sync_counters()",  # the generic G7/G8 functions of earlier versions of this revision
         "enforce_parent_tenant()",
         "json_to_jsonb(json)",
         "json_sanitize(text)",
