@@ -336,20 +336,25 @@ def test_revision_failed_half_way_converges_on_rerun(server: Server, archive: Pa
     assert one(dsn, f"SELECT workspace_id FROM synapscale_db.workflows WHERE id = '{WF1}'") is None
 
 
+def upgrade_while_held(dsn: str, target: str, hold_sql: str, seconds: float = 0.8) -> None:
+    """Upgrade to ``target`` while another session holds the locks of ``hold_sql`` for the first ``seconds``."""
+    holder = psycopg.connect(dsn)
+    holder.execute(hold_sql)  # type: ignore[arg-type]
+    release = threading.Timer(seconds, holder.rollback)
+    release.start()
+    try:
+        upgrade_timed(dsn, [target])
+    finally:
+        release.join()
+        holder.close()
+
+
 def test_lock_timeout_retried_until_the_lock_is_free(server: Server, archive: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A step that times out waiting for a lock backs off and retries; a short blocker costs no failure."""
     dsn = new_db(server)
     upgrade_timed(dsn, ["foundation"])
     monkeypatch.setenv("SYNAPSCALE_LOCK_TIMEOUT", "100ms")
-    holder = psycopg.connect(dsn)
-    holder.execute("LOCK TABLE synapscale_db.tenants IN ACCESS SHARE MODE")
-    release = threading.Timer(0.8, holder.rollback)
-    release.start()
-    try:
-        upgrade_timed(dsn, ["workflows"])
-    finally:
-        release.join()
-        holder.close()
+    upgrade_while_held(dsn, "workflows", "LOCK TABLE synapscale_db.tenants IN ACCESS SHARE MODE")
     assert migrate.current(dsn, MIGRATIONS) == {"workflows_1"}
     assert catalog(dsn).tables["workflows"].rls_forced
 
@@ -376,15 +381,9 @@ def test_counters_recounted_in_keyset_batches(server: Server, archive: Path, mon
     upgrade_timed(dsn, ["foundation"])
     monkeypatch.setenv("SYNAPSCALE_RECOUNT_BATCH", "2")
     monkeypatch.setenv("SYNAPSCALE_LOCK_TIMEOUT", "100ms")
-    holder = psycopg.connect(dsn)  # a write in flight on workspace 5: its batch waits and retries, the others do not
-    holder.execute("SELECT 1 FROM synapscale_db.workspaces WHERE id = '33333333-0000-0000-0000-000000000005' FOR UPDATE")
-    release = threading.Timer(0.8, holder.rollback)
-    release.start()
-    try:
-        upgrade_timed(dsn, ["workspaces"])
-    finally:
-        release.join()
-        holder.close()
+    # a write in flight on workspace 5 for 0.8 s: the steps that need its row or its table wait and retry
+    upgrade_while_held(dsn, "workspaces",
+                       "SELECT 1 FROM synapscale_db.workspaces WHERE id = '33333333-0000-0000-0000-000000000005' FOR UPDATE")
     counted = ("SELECT count(*) FROM synapscale_db.workspaces w WHERE activity_count <> (SELECT count(*) FROM "
                "synapscale_db.workspace_activities a WHERE a.workspace_id = w.id) OR member_count <> (SELECT count(*) "
                "FROM synapscale_db.workspace_members m WHERE m.workspace_id = w.id)")
