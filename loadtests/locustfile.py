@@ -7,6 +7,7 @@ Run by ``synap-verify load``, which passes everything through the environment:
 - ``SYNAP_LOAD_TIMELINE``: a CSV file receiving one line per request (start, latency, outcome), the
   per-request timeline the migration verdict is computed from;
 - ``SYNAP_LOAD_DSN``: the database of ``SqlTenantUser`` (a libpq connection string);
+- ``SYNAP_LOAD_PREPARE_THRESHOLD``: ``off`` or a count, ``SqlTenantUser``'s prepared statements (default: config);
 - ``SYNAP_LOAD_STOP_FILE``: when this file appears the run ends early (``-t`` stays the hard bound);
 - ``SYNAP_LOAD_ALLOWED_URL``: a staging URL allowed besides loopback.
 
@@ -38,6 +39,10 @@ CONFIG = tomllib.loads(Path(os.environ.get("SYNAP_LOAD_CONFIG", Path(__file__).w
 THINK = between(float(CONFIG["think_time"]["min"]), float(CONFIG["think_time"]["max"]))
 SEARCH_TERMS = ("flow", "agent", "report", "sync", "ai", "data", "bot", "mail")
 APP_NAME = "synap-load"  # how the blocking sampler tells load sessions from the migration's
+# SqlTenantUser's server-side prepared statements: "off" (never, as a zero-downtime application must) or after
+# that many runs of a statement; SYNAP_LOAD_PREPARE_THRESHOLD (from --prepare-threshold) wins over the config
+_PREPARE = os.environ.get("SYNAP_LOAD_PREPARE_THRESHOLD", str(CONFIG["run"].get("prepare_threshold", "off"))).lower()
+PREPARE_THRESHOLD = None if _PREPARE in ("off", "none", "false") else int(_PREPARE)
 
 
 def _pool() -> list[dict[str, Any]]:
@@ -192,10 +197,8 @@ class SqlTenantUser(User):
     def _connection(self) -> psycopg.Connection:
         if self.conn is None or self.conn.closed:
             self.conn = psycopg.connect(os.environ["SYNAP_LOAD_DSN"], autocommit=True, application_name=APP_NAME,
-                                        connect_timeout=10,
+                                        connect_timeout=10, prepare_threshold=PREPARE_THRESHOLD,
                                         options=f"-c statement_timeout={CONFIG['run']['statement_timeout']}")
-            threshold = int(CONFIG["run"].get("prepare_threshold", 5))
-            self.conn.prepare_threshold = threshold or None
         return self.conn
 
     def _sql(self, name: str, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:

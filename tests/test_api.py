@@ -122,6 +122,17 @@ def test_legacy_alias_round_trip(migrated: str, tenants: tuple[str, str]) -> Non
     assert client.get(f"/llms_messages/{uuid.uuid4()}", headers=headers).status_code == 404
 
 
+def test_reference_api_never_prepares_statements(migrated: str, tenants: tuple[str, str]) -> None:
+    """A prepared statement would fail once a migration step changes its result type (json -> jsonb)."""
+    app = create_app(sqlalchemy_url(migrated))
+    client = TestClient(app)
+    for _ in range(8):  # psycopg's default would prepare the request's queries from the 5th run on
+        assert client.get("/workspaces", headers=_headers(tenants[0])).status_code == 200
+    with app.state.engine.connect() as conn:  # the pooled connection those requests used
+        assert conn.connection.dbapi_connection.prepare_threshold is None  # type: ignore[union-attr]
+        assert conn.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements").scalar() == 0
+
+
 def _leaky(keep_rls: bool) -> Any:
     """Seeded defect: a tenant context whose ``owned`` forgets the tenant filter (and, unless ``keep_rls``,
     a session that never drops to the app role, so RLS does not apply either)."""

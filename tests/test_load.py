@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from synap_verify.cli import main
-from synap_verify.load import timeline, verdict
+from synap_verify.errors import SynapError
+from synap_verify.load import config, timeline, verdict
 from synap_verify.load.blocking import StepWindow, Wait
 
 # Locust runs in its own process: importing it here would monkey-patch this one with gevent.
@@ -62,16 +63,37 @@ def test_seeded_unsafe_step_is_flagged(tmp_path: Path) -> None:
 def test_reference_step_is_not_flagged(tmp_path: Path) -> None:
     """The reference analytics revision, same load, fixture-sized tables: no query waits past the bound.
 
-    Not a claim about larger tables: grown like the unsafe test's, this revision blocks past 1 s too
-    (docs/load.md). Other findings (prepared statements whose result type the step changes) are
-    also covered there; here only the blocking verdict and the step's success are asserted.
+    Not a claim about larger tables (docs/load.md has the runs at scale). The SQL users do not prepare
+    statements (the config's default, as a zero-downtime application must); here only the blocking
+    verdict and the step's success are asserted.
     """
     code, summary = _run(tmp_path, "--migrate", "--group", "analytics", "--scale", "tiny", "--before", "4",
                          "--after", "2")
     assert [s["step"] for s in summary["steps"]] == ["foundation", "analytics_1"]
+    assert summary["prepare_threshold"] == "off"
     assert not _rules(summary) & {"LOAD-STEP-BLOCKING", "LOAD-STEP-FAILED", "LOAD-NO-TRAFFIC"}, summary["findings"]
     assert code == (1 if summary["findings"] else 0)
     assert max(s["max_wait_s"] for s in summary["steps"]) <= 1.0
+
+
+def test_prepared_statements_across_a_type_change_are_counted(tmp_path: Path) -> None:
+    """SQL users preparing every statement (as an application keeping prepared statements does): the
+    ``SELECT *`` of a table whose json column became jsonb fails afterwards, and each failure is counted."""
+    code, summary = _run(tmp_path, "--migrate", "--group", "analytics", "--scale", "tiny", "--before", "4",
+                         "--after", "4", "--prepare-threshold", "0")
+    assert code == 1 and summary["prepare_threshold"] == 0
+    cached = "FeatureNotSupported: cached plan must not change result type"
+    failed = [f for f in summary["findings"] if f["rule"] == "LOAD-FAILED-REQUESTS"]
+    assert failed and cached in failed[0]["message"], summary["findings"]
+    assert summary["failures_by_error"].get(cached, 0) >= 1, summary["failures_by_error"]
+    assert summary["overall"]["failures"] == sum(summary["failures_by_error"].values())
+
+
+def test_prepare_threshold_values() -> None:
+    assert [config.prepare_threshold(v) for v in ("off", "OFF", False, 0, "5", 5)] == [None, None, None, 0, 5, 5]
+    for bad in ("-1", "sometimes", 2.5):
+        with pytest.raises(SynapError):
+            config.prepare_threshold(bad)
 
 
 def test_step_attribution_and_windows() -> None:

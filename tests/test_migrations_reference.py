@@ -340,20 +340,25 @@ def test_revision_failed_half_way_converges_on_rerun(server: Server, archive: Pa
     assert one(dsn, f"SELECT workspace_id FROM synapscale_db.workflows WHERE id = '{WF1}'") is None
 
 
+def upgrade_while_held(dsn: str, target: str, hold_sql: str, seconds: float = 0.8) -> None:
+    """Upgrade to ``target`` while another session holds the locks of ``hold_sql`` for the first ``seconds``."""
+    holder = psycopg.connect(dsn)
+    holder.execute(hold_sql)  # type: ignore[arg-type]
+    release = threading.Timer(seconds, holder.rollback)
+    release.start()
+    try:
+        upgrade_timed(dsn, [target])
+    finally:
+        release.join()
+        holder.close()
+
+
 def test_lock_timeout_retried_until_the_lock_is_free(server: Server, archive: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A step that times out waiting for a lock backs off and retries; a short blocker costs no failure."""
     dsn = new_db(server)
     upgrade_timed(dsn, ["foundation"])
     monkeypatch.setenv("SYNAPSCALE_LOCK_TIMEOUT", "100ms")
-    holder = psycopg.connect(dsn)
-    holder.execute("LOCK TABLE synapscale_db.tenants IN ACCESS SHARE MODE")
-    release = threading.Timer(0.8, holder.rollback)
-    release.start()
-    try:
-        upgrade_timed(dsn, ["workflows"])
-    finally:
-        release.join()
-        holder.close()
+    upgrade_while_held(dsn, "workflows", "LOCK TABLE synapscale_db.tenants IN ACCESS SHARE MODE")
     assert migrate.current(dsn, MIGRATIONS) == {"workflows_1"}
     assert catalog(dsn).tables["workflows"].rls_forced
 
@@ -542,3 +547,46 @@ def test_concurrent_writes_keep_counters_exact(restructured: str) -> None:
         conn.execute(f"DELETE FROM {q}workspace_members WHERE user_id = ANY(%s)", (members[:2],))
         conn.commit()
         assert drifted_counters(conn) == []
+
+
+# workspaces 2..9 of tenant T1: workspace i has i activities and a stored activity_count of 1 (drifted for i != 1)
+MORE_WORKSPACES = f"""
+SET search_path = synapscale_db;
+INSERT INTO workspaces (id, tenant_id, owner_id, name, slug, activity_count)
+SELECT ('33333333-0000-0000-0000-00000000000' || i)::uuid, '{T1}', '{U1}', 'ws' || i, 'ws' || i, 1
+FROM generate_series(2, 9) i;
+INSERT INTO workspace_activities (workspace_id, tenant_id, action)
+SELECT ('33333333-0000-0000-0000-00000000000' || i)::uuid, '{T1}', 'viewed' FROM generate_series(2, 9) i, generate_series(1, i) n;
+"""
+
+
+def test_counters_recounted_in_keyset_batches(server: Server, archive: Path, monkeypatch: pytest.MonkeyPatch,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    """Batches of 2 parents, one row held by another session for a while: same counts and drift report as one batch."""
+    whole, dsn = new_db(server), new_db(server)
+    for db in (whole, dsn):
+        with psycopg.connect(db, autocommit=True) as conn:
+            conn.execute(MORE_WORKSPACES)  # type: ignore[arg-type]
+    upgrade_timed(whole, ["workspaces"])
+    upgrade_timed(dsn, ["foundation"])
+    monkeypatch.setenv("SYNAPSCALE_RECOUNT_BATCH", "2")
+    monkeypatch.setenv("SYNAPSCALE_LOCK_TIMEOUT", "100ms")
+    # a write in flight on workspace 5 for 0.8 s: the steps that need its row or its table wait and retry
+    upgrade_while_held(dsn, "workspaces",
+                       "SELECT 1 FROM synapscale_db.workspaces WHERE id = '33333333-0000-0000-0000-000000000005' FOR UPDATE")
+    counted = ("SELECT count(*) FROM synapscale_db.workspaces w WHERE activity_count <> (SELECT count(*) FROM "
+               "synapscale_db.workspace_activities a WHERE a.workspace_id = w.id) OR member_count <> (SELECT count(*) "
+               "FROM synapscale_db.workspace_members m WHERE m.workspace_id = w.id)")
+    assert one(dsn, counted) == 0
+    drift = ("SELECT count(*) FROM synapscale_db.migration_quarantine WHERE reason = 'counter_drift' "
+             "AND column_name = 'activity_count'")
+    assert one(dsn, drift) == 8  # workspaces 2..9 (the seed's W1 has no activity and a stored 0)
+    assert one(dsn, "SELECT original_text FROM synapscale_db.migration_quarantine WHERE reason = 'counter_drift' "
+                    "AND primary_key = '33333333-0000-0000-0000-000000000009' AND column_name = 'activity_count'") \
+        == '{"stored" : 1, "counted" : 9}'
+    assert audit(dsn) == audit(whole)
+    assert "LockNotAvailable" in caplog.text  # the held row made steps wait and retry, none failed
+    # the last write to workspaces 2..9 is their recount: one transaction for all of them, one per batch of 2
+    batches = ("SELECT count(DISTINCT xmin::text) FROM synapscale_db.workspaces "
+               "WHERE id > '33333333-0000-0000-0000-000000000001'")
+    assert (one(whole, batches), one(dsn, batches)) == (1, 5)

@@ -14,6 +14,7 @@ import argparse
 import csv
 import json
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
@@ -55,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="--migrate: SYNAPSCALE_EXPAND_CONTRACT_ROWS for the reference migration")
     parser.add_argument("--extra-events", type=int, default=0,
                         help="--migrate: copy existing analytics_events rows until this many more exist")
+    parser.add_argument("--prepare-threshold",
+                        help='SQL users\' server-side prepared statements: "off" (never, as a zero-downtime application '
+                             'must) or prepare after N runs, e.g. 5 as psycopg by default (default: config)')
     parser.add_argument("--max-blocking", type=float, help="override: longest lock wait a step may cause (s)")
     parser.add_argument("--p99-factor", type=float, help="override: p99 during / p99 before bound")
     parser.add_argument("--p99-ms", type=float, help="override: baseline p99 threshold (ms)")
@@ -76,7 +80,9 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     spawn = args.spawn_rate or defaults.spawn_rate
     if args.migrate:
-        summary, findings = _migration(args, limits.migration, out, users, spawn, defaults.tenants)
+        prepare = defaults.prepare_threshold if args.prepare_threshold is None \
+            else config.prepare_threshold(args.prepare_threshold)
+        summary, findings = _migration(args, limits.migration, out, users, spawn, defaults.tenants, prepare)
     else:
         summary, findings = _baseline(args, limits.baseline, out, users, spawn, defaults)
     summary["findings"] = [f.as_dict() for f in findings]
@@ -158,7 +164,7 @@ def _baseline(args: argparse.Namespace, limits: config.Baseline, out: Path, user
 
 
 def _migration(args: argparse.Namespace, limits: config.Migration, out: Path, users: int, spawn: float,
-               tenants: int) -> tuple[dict[str, Any], list[Finding]]:
+               tenants: int, prepare: int | None) -> tuple[dict[str, Any], list[Finding]]:
     if args.dsn or args.url:
         raise SynapError("--migrate runs on a fresh embedded legacy database only (it migrates it)")
     workload = args.workload or "sql"
@@ -175,17 +181,18 @@ def _migration(args: argparse.Namespace, limits: config.Migration, out: Path, us
         env = {"SYNAP_LOAD_POOL": str(out / "pool.json")}
         host = None
         if workload == "sql":
-            env["SYNAP_LOAD_DSN"] = dsn
+            env |= {"SYNAP_LOAD_DSN": dsn, "SYNAP_LOAD_PREPARE_THRESHOLD": "off" if prepare is None else str(prepare)}
         else:
             host = stack.enter_context(orchestrate.serve_api(dsn, out / "api.log"))
         user_class = "SqlTenantUser" if workload == "sql" else "ApiTenantUser"
         locust = LocustRun(out, user_class, users, spawn, f"{int(bound)}s", host=host, env=env)
         result = orchestrate.under_load(dsn, plan, locust, args.config, args.before, args.after, _say)
-    return _judge(result, timeline.read(locust.timeline), limits, out, args, workload, users)
+    prepared = ("off" if prepare is None else prepare) if workload == "sql" else "off (the reference API's engine)"
+    return _judge(result, timeline.read(locust.timeline), limits, out, args, workload, users, prepared)
 
 
 def _judge(result: MigrationRun, requests: list[timeline.Request], limits: config.Migration, out: Path,
-           args: argparse.Namespace, workload: str, users: int) -> tuple[dict[str, Any], list[Finding]]:
+           args: argparse.Namespace, workload: str, users: int, prepared: int | str) -> tuple[dict[str, Any], list[Finding]]:
     steps = result.steps
     if not steps:
         raise SynapError("no migration step ran")
@@ -203,6 +210,7 @@ def _judge(result: MigrationRun, requests: list[timeline.Request], limits: confi
     plot.write(out / "timeline.svg", requests, steps,
                f"{what} under load: {users} {workload} users, scale {args.scale}", limits.max_blocking_s)
     worst = max(rows, key=lambda r: r.max_wait_s)
+    errors = Counter(r.error or "(no message)" for r in requests if not r.ok)
     text = "\n".join([
         f"{what} under load ({users} {workload} users, scale {args.scale}), {len(steps)} step(s) in {end - start:.1f}s",
         f"  before: {w.before.line()}", f"  during: {w.during.line()}", f"  after:  {w.after.line()}",
@@ -210,6 +218,8 @@ def _judge(result: MigrationRun, requests: list[timeline.Request], limits: confi
         + (f" on {worst.relation}" if worst.relation else ""),
         f"  lock-wait samples: {result.samples}, waits blocked by the migration: "
         f"{sum(w.load and w.blocked_by_migration for w in result.waits)}",
+        f"  prepared statements of the load: {prepared}",
+        *(f"  failed: {n} x {error}" for error, n in errors.most_common(5)),
         "", table])
     return {"mode": "unsafe" if args.unsafe else "migrate", "workload": workload, "users": users, "scale": args.scale,
             "locust_exit": result.locust_exit, "migration_seconds": end - start,
@@ -217,7 +227,8 @@ def _judge(result: MigrationRun, requests: list[timeline.Request], limits: confi
             "steps": [{"step": r.step.name, "seconds": r.step.seconds, "error": r.step.error, "max_wait_s": r.max_wait_s,
                        "waits": r.waits, "relation": r.relation, "exclusive": r.step.exclusive, "requests": r.requests,
                        "max_latency_ms": r.max_latency_ms, "failures": r.failures} for r in rows],
-            "overall": timeline.stats(requests).as_dict(), "by_name": _by_name(requests), "text": text}, findings
+            "overall": timeline.stats(requests).as_dict(), "by_name": _by_name(requests),
+            "prepare_threshold": prepared, "failures_by_error": dict(errors.most_common()), "text": text}, findings
 
 
 def _by_name(requests: list[timeline.Request]) -> dict[str, dict[str, float]]:

@@ -25,6 +25,17 @@ class RunDefaults:
     spawn_rate: float
     duration: str
     tenants: int
+    prepare_threshold: int | None = None  # None: the SQL users never server-prepare
+
+
+def prepare_threshold(value: object) -> int | None:
+    """``"off"`` -> None (never prepare); a count -> prepare after that many runs of a statement (psycopg's meaning)."""
+    text = str(value).strip().lower()
+    if text in ("off", "none", "false"):
+        return None
+    if text.isdigit():
+        return int(text)
+    raise SynapError(f"prepare_threshold: {value!r} is neither \"off\" nor a count >= 0")
 
 
 @dataclass(frozen=True)
@@ -59,7 +70,8 @@ def _read(path: Path) -> dict[str, Any]:
 def run_defaults(path: Path = CONFIG_FILE) -> RunDefaults:
     run = _read(path).get("run", {})
     try:
-        return RunDefaults(int(run["users"]), float(run["spawn_rate"]), str(run["duration"]), int(run["tenants"]))
+        return RunDefaults(int(run["users"]), float(run["spawn_rate"]), str(run["duration"]), int(run["tenants"]),
+                           prepare_threshold(run.get("prepare_threshold", "off")))
     except (KeyError, ValueError) as exc:
         raise SynapError(f"{path} [run]: missing or bad value {exc}") from None
 

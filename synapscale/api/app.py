@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, make_url
 from sqlalchemy.exc import DataError, IntegrityError
 from starlette.middleware.base import RequestResponseEndpoint
 from starlette.responses import Response
@@ -91,10 +91,21 @@ def _links(schema: dict[str, Any]) -> None:
         op["responses"]["201"]["links"] = links
 
 
+def no_prepared_statements(database_url: str) -> dict[str, Any]:
+    """Connection arguments that keep psycopg from preparing statements on the server.
+
+    psycopg 3 prepares a statement after 5 runs on a connection, and SQLAlchemy keeps that default. A
+    prepared statement whose result type a migration step changes (``json`` -> ``jsonb``) then fails
+    with "cached plan must not change result type" on every pooled connection until it is replaced,
+    so an application that stays up across the migration must not prepare (docs/decisions.md).
+    """
+    return {"prepare_threshold": None} if make_url(database_url).get_driver_name() == "psycopg" else {}
+
+
 def create_app(database_url: str, app_role: str = "synapscale_app") -> FastAPI:
     """The API on ``database_url``; requests run as ``app_role`` (non-owner, subject to RLS)."""
     app = FastAPI(title="SynapScale API", version="2.0.0", description=DESCRIPTION)
-    app.state.engine = create_engine(database_url, pool_pre_ping=True)
+    app.state.engine = create_engine(database_url, pool_pre_ping=True, connect_args=no_prepared_statements(database_url))
     app.state.app_role = app_role
     for module in (workspaces, workflows, agents, templates, tags, conversations, marketplace):
         app.include_router(module.router)

@@ -42,6 +42,7 @@ AUDIT_TABLES = ("migration_quarantine", "migration_undo", "migration_archive", "
 DEFAULT_EXPAND_CONTRACT_ROWS = 20_000
 DEFAULT_LOCK_TIMEOUT = "500ms"  # below deadlock_timeout (1 s): in a lock cycle the migration gives up first
 DEFAULT_LOCK_RETRIES = 6
+DEFAULT_RECOUNT_BATCH = 500  # parents per recount transaction: its row locks last one short batch
 ACTION_CODES = {"NO ACTION": "a", "RESTRICT": "r", "CASCADE": "c", "SET NULL": "n"}
 RETRYABLE = (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected)
 SHADOW = "__jsonb"
@@ -819,8 +820,9 @@ def counter_function_sql(c: Counter) -> str:
 def apply_counters(counters: Iterable[Counter]) -> None:
     """Keep every counter in sync with a trigger, then recompute it once (drift reported as 'counter_drift').
 
-    Trigger first, recount after, so no child write falls between the two; each recount (report +
-    correction, atomic) is its own transaction holding only row locks on the parents it changes.
+    Trigger first, recount after, so no child write falls between the two. The recount goes through
+    the parents in keyset batches of :func:`recount_batch` ids, each batch its own short transaction
+    (report + correction, atomic per batch) holding row locks on that batch's parents only.
     """
     for c in counters:
         name = counter_trigger(c)
@@ -831,14 +833,42 @@ def apply_counters(counters: Iterable[Counter]) -> None:
             f"EXECUTE FUNCTION {counter_function(c)}()"),
              c.child, mode="SHARE ROW EXCLUSIVE")
         for col, expr in c.assignments:
-            step(partial(_recount, c, col, f"(SELECT {expr} FROM {q(c.child)} c WHERE c.{c.fk} = p.id)"))
+            calc = f"(SELECT {expr} FROM {q(c.child)} c WHERE c.{c.fk} = p.id)"
+            for batch in id_batches(c.parent, recount_batch()):
+                step(partial(_recount, c, col, calc, batch))
 
 
-def _recount(c: Counter, col: str, calc: str) -> None:
-    """Report a counter's drifted values and correct them, atomically."""
+def recount_batch() -> int:
+    return max(1, int(os.environ.get("SYNAPSCALE_RECOUNT_BATCH", DEFAULT_RECOUNT_BATCH)))
+
+
+def id_batches(table: str, size: int) -> Iterator[str]:
+    """Predicates on ``p.id`` covering ``table`` in id order, ``size`` ids each (keyset: each bound read as it is reached).
+
+    A parent inserted behind the keyset is new: its counters start at its (zero) children and the
+    trigger keeps them from then on.
+    """
+    after = "true"
+    while True:
+        hi = scalar(f"SELECT id::text FROM (SELECT p.id FROM {q(table)} p WHERE {after} ORDER BY p.id LIMIT %(n)s) s "
+                    "ORDER BY id DESC LIMIT 1", {"n": size})
+        if hi is None:
+            return
+        yield f"{after} AND p.id <= {lit(hi)}"
+        after = f"p.id > {lit(hi)}"
+
+
+def _recount(c: Counter, col: str, calc: str, batch: str) -> None:
+    """Report one batch of parents' drifted values and correct them, atomically.
+
+    The batch's parent rows are locked first (FOR NO KEY UPDATE: FK checks of child inserts still
+    pass), so the counts below are read after every child write that already updated one of them
+    committed, and a child write still to come recounts its parent after this batch commits.
+    """
+    run(f"SELECT count(*) FROM (SELECT 1 FROM {q(c.parent)} p WHERE {batch} ORDER BY p.id FOR NO KEY UPDATE) s")
     quarantine(c.parent, col, "counter_drift", f"SELECT p.id, json_build_object('stored', p.{col}, 'counted', {calc})::text "
-                                               f"FROM {q(c.parent)} p WHERE p.{col} IS DISTINCT FROM {calc}")
-    run(f"UPDATE {q(c.parent)} p SET {col} = {calc} WHERE p.{col} IS DISTINCT FROM {calc}")
+                                               f"FROM {q(c.parent)} p WHERE ({batch}) AND p.{col} IS DISTINCT FROM {calc}")
+    run(f"UPDATE {q(c.parent)} p SET {col} = {calc} WHERE ({batch}) AND p.{col} IS DISTINCT FROM {calc}")
 
 
 def revert_counters(counters: Iterable[Counter]) -> None:
