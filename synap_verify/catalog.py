@@ -98,6 +98,7 @@ class Function:
     signature: str
     security_definer: bool
     owner: str
+    trigger: bool = False  # returns trigger: only a trigger can call it
 
 
 @dataclass(frozen=True)
@@ -186,7 +187,8 @@ FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = ANY(%(schemas)s) AND c.relkind IN ('v', 'm') ORDER BY n.nspname, c.relname
 """
 _FUNCTIONS = """
-SELECT n.nspname, p.proname, pg_get_function_identity_arguments(p.oid), p.prosecdef, pg_get_userbyid(p.proowner)
+SELECT n.nspname, p.proname, pg_get_function_identity_arguments(p.oid), p.prosecdef, pg_get_userbyid(p.proowner),
+       p.prorettype = 'trigger'::regtype
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname = ANY(%(schemas)s) ORDER BY n.nspname, p.proname
 """

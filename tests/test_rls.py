@@ -154,6 +154,15 @@ def test_correct_schema_passes_every_lint_and_probe(correct: RlsResult) -> None:
     assert correct.probes.role == APP and correct.probes.writes
 
 
+def test_security_definer_trigger_functions_are_not_probed(server: Server) -> None:
+    """Only a trigger can call a trigger function: probing it would only record an error as a pass."""
+    trigger = ("CREATE FUNCTION bump() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER "
+               "AS $$ BEGIN RETURN NEW; END $$;")
+    result = check(make_db(server, CORRECT, trigger), RlsConfig())
+    assert "bump()" not in result.probes.matrix
+    assert result.findings == [], render_text(result.findings)
+
+
 def test_probes_are_fast(correct: RlsResult) -> None:
     print(f"\n{render_matrix(correct.probes, all_rows=True)}")
     assert correct.probes.seconds < 5

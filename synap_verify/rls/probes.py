@@ -410,7 +410,8 @@ class _Prober:
                                 sql.SQL("{}").format(sql.Identifier(view.schema, view.name))))
         if self.report.writes:  # calling a function may write: only inside the rolled-back transaction
             for fn in self.catalog.functions:
-                if fn.security_definer and not fn.signature and fn.name not in self.config.context.functions:
+                if (fn.security_definer and not fn.signature and not fn.trigger
+                        and fn.name not in self.config.context.functions):
                     objects.append(("FUNC", f"{fn.name}()", ROLE_GROUP,
                                     sql.SQL("{}()").format(sql.Identifier(fn.schema, fn.name))))
         column = self.config.tenant_column
