@@ -208,7 +208,7 @@ def explain(session: Session, query: Query, params: Params, warm: bool = False) 
     sql = "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + query.sql(session.side.version)
     conn = session.conn
     with conn.transaction(force_rollback=True), conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
-        cur.execute(sql, params)
+        cur.execute(sql, session.values(params))
         row = cur.fetchone()
     assert row is not None
     root = row[0][0]["Plan"]

@@ -127,6 +127,14 @@ class Session:
             self.conn.execute("SELECT set_config(%s, %s, false)", (self.side.tenant_setting, str(tenant or "")))
             self._tenant = tenant
 
+    def values(self, params: Params) -> Params:
+        """The parameters as this side's application sends them: the migrated application holds aware
+        datetimes (its columns are timestamptz), so naive legacy values, UTC by the legacy convention,
+        go as UTC instants rather than as timestamps the server converts in its TimeZone."""
+        if self.side.version != "migrated":
+            return params
+        return {k: v.replace(tzinfo=UTC) if isinstance(v, datetime) and v.tzinfo is None else v for k, v in params.items()}
+
     def statement(self, query: Query, params: Params, prepared: bool) -> Statement:
         """The query bound to ``params`` on this side; prepared on the server the first time when asked,
         the way a driver runs a statement it has seen often (psycopg after five runs, asyncpg and JDBC
@@ -134,7 +142,7 @@ class Session:
         key = (query.name, repr(sorted(params.items())), prepared)
         if key not in self._statements:
             bound = PostgresQuery(Transformer(self.conn))
-            bound.convert(query.sql(self.side.version), params)
+            bound.convert(query.sql(self.side.version), self.values(params))
             name = f"synap_bench_{len(self._statements)}".encode() if prepared else b""
             types = [int(t) for t in bound.types]
             if prepared:
@@ -187,10 +195,10 @@ def run_rows(session: Session, query: Query, params: Params) -> list[dict[str, A
     text = query.sql(session.side.version)
     if query.write:
         with session.conn.transaction(force_rollback=True), session.conn.cursor() as cur:
-            cur.execute(text, params)
+            cur.execute(text, session.values(params))
             return cur.fetchall() if cur.description else []
     with session.conn.cursor() as cur:
-        cur.execute(text, params)
+        cur.execute(text, session.values(params))
         return cur.fetchall()
 
 
