@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import psycopg
 
 from synap_verify.bench.ab import Limits, one_cpu, prepare
@@ -31,6 +33,9 @@ def run_gate(before: Side, after: Side, queries: list[Query], limits: Limits = G
                 result = compare(a, b, query, fetch_params(before.dsn, query, before.schema), limits, inject)
             except (psycopg.Error, SynapError) as exc:
                 result = failed(query, exc)
+            for session in (a, b):
+                with contextlib.suppress(psycopg.Error):  # a broken connection fails the next query visibly
+                    session.forget_statements()
             result.placement = placement
             results.append(result)
     return results
