@@ -363,6 +363,18 @@ def test_lock_timeout_retried_until_the_lock_is_free(server: Server, archive: Pa
     assert catalog(dsn).tables["workflows"].rls_forced
 
 
+def test_concurrent_index_build_waits_out_an_old_snapshot(server: Server, archive: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """CREATE INDEX CONCURRENTLY waits for every older snapshot under lock_timeout (and for autovacuum's
+    lock): it retries like a step, and the GIN index ends valid, not left INVALID by a timed-out try."""
+    dsn = new_db(server)
+    upgrade_timed(dsn, ["foundation"])
+    monkeypatch.setenv("SYNAPSCALE_LOCK_TIMEOUT", "100ms")
+    upgrade_while_held(dsn, "workflows", "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; SELECT 1", seconds=1.5)
+    assert migrate.current(dsn, MIGRATIONS) == {"workflows_1"}
+    assert one(dsn, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'synapscale_db.ix_workflows_tags_gin'::regclass")
+
+
 # --------------------------------------------------------------------------------------------------
 # G7/G8 triggers on the write path: one static function per guard and per counter
 

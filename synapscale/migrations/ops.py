@@ -236,6 +236,29 @@ def step(body: Callable[[], Any], *tables: str, mode: str = "ACCESS EXCLUSIVE") 
     raise AssertionError("unreachable")
 
 
+def concurrently(sql: str, table: str, building: str | None = None) -> None:
+    """One ``CREATE``/``DROP INDEX CONCURRENTLY`` (outside any transaction), retried like a :func:`step`.
+
+    It waits for autovacuum's lock on the table and for every older snapshot, under ``lock_timeout``:
+    at prod, right after a backfill, autovacuum made ``analytics_events``' GIN build time out and fail
+    the revision. A timed-out build leaves an INVALID index named ``building``, which ``IF NOT EXISTS``
+    would keep: it is dropped before the next try.
+    """
+    tries = lock_retries()
+    for i in range(tries):
+        try:
+            if building and scalar("SELECT NOT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%(n)s)",
+                                   {"n": f"{SCHEMA}.{building}"}):
+                run(f"DROP INDEX CONCURRENTLY IF EXISTS {SCHEMA}.{building}")
+            run(sql)
+            return
+        except RETRYABLE as exc:
+            if i == tries - 1:
+                raise
+            _yield_to_us([table], exc)
+            time.sleep(min(3.0, 0.2 * 2**i) * (0.5 + random.random()))
+
+
 def exists_table(name: str) -> bool:
     return bool(scalar("SELECT to_regclass(%(n)s) IS NOT NULL", {"n": f'{SCHEMA}."{name}"'}))
 
@@ -424,8 +447,10 @@ def _recreate_indexes(table: str, column: str, definitions: list[str]) -> None:
     """The indexes :func:`_drop_plain_indexes` dropped, built CONCURRENTLY from their own definition."""
     with autocommit():
         for definition in definitions:
-            run(definition.replace("CREATE INDEX ", "CREATE INDEX CONCURRENTLY IF NOT EXISTS ", 1)
-                .replace("CREATE UNIQUE INDEX ", "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS ", 1))
+            name = re.match(r"CREATE (?:UNIQUE )?INDEX (\S+) ON", definition)
+            concurrently(definition.replace("CREATE INDEX ", "CREATE INDEX CONCURRENTLY IF NOT EXISTS ", 1)
+                         .replace("CREATE UNIQUE INDEX ", "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS ", 1),
+                         table, name.group(1).strip('"') if name else None)
         step(partial(run, f"DELETE FROM {q('migration_undo')} WHERE table_name = %(t)s AND column_name = %(c)s "
                           "AND kind = 'index_rebuild'", {"t": table, "c": column}))
 
@@ -451,7 +476,7 @@ def _drop_plain_indexes(table: str, column: str) -> list[str]:
     with autocommit():
         for name, definition in rows:
             step(partial(journal, table, column, "index_rebuild", f"SELECT {lit(name)}, {lit(definition)}"))
-            run(f'DROP INDEX CONCURRENTLY IF EXISTS {SCHEMA}."{name}"')
+            concurrently(f'DROP INDEX CONCURRENTLY IF EXISTS {SCHEMA}."{name}"', table)
     return found
 
 
@@ -667,9 +692,8 @@ def apply_tenant_index(t: Table) -> None:
         return
     name = _tenant_index_name(t)
     with autocommit():
-        if scalar("SELECT NOT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%(n)s)", {"n": f"{SCHEMA}.{name}"}):
-            run(f"DROP INDEX CONCURRENTLY IF EXISTS {SCHEMA}.{name}")
-        run(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {q(t.name)} (tenant_id, {t.tenant_index})")
+        concurrently(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {q(t.name)} (tenant_id, {t.tenant_index})",
+                     t.name, name)
         single = run("SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
                      "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
                      "WHERE i.indrelid = %(t)s::regclass AND i.indnatts = 1 AND a.attname = 'tenant_id' "
@@ -679,7 +703,7 @@ def apply_tenant_index(t: Table) -> None:
             step(partial(journal, t.name, "tenant_id", "tenant_index",
                          f"SELECT {lit(old)}, {lit(definition)} WHERE NOT EXISTS (SELECT 1 FROM {q('migration_undo')} "
                          f"WHERE table_name = {lit(t.name)} AND kind = 'tenant_index' AND primary_key = {lit(old)})"))
-            run(f'DROP INDEX CONCURRENTLY IF EXISTS {SCHEMA}."{old}"')
+            concurrently(f'DROP INDEX CONCURRENTLY IF EXISTS {SCHEMA}."{old}"', t.name)
 
 
 def revert_tenant_index(t: Table) -> None:
@@ -922,12 +946,9 @@ def apply_gin(indexes: Sequence[Gin]) -> None:
         if any(has_column(g.table, "tenant_id") for g in indexes):
             run("CREATE EXTENSION IF NOT EXISTS btree_gin WITH SCHEMA public")
         for g in indexes:
-            valid = scalar("SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass(%(n)s)",
-                           {"n": f"{SCHEMA}.{g.name}"})
-            if valid is False:
-                run(f"DROP INDEX CONCURRENTLY IF EXISTS {SCHEMA}.{g.name}")
             columns = f"tenant_id, {g.column}" if has_column(g.table, "tenant_id") else g.column
-            run(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {g.name} ON {q(g.table)} USING gin ({columns})")
+            concurrently(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {g.name} ON {q(g.table)} USING gin ({columns})",
+                         g.table, g.name)
 
 
 def revert_gin(indexes: Sequence[Gin]) -> None:
