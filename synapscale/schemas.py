@@ -122,6 +122,13 @@ class In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _prefer(data: Any, current: str, legacy: str) -> Any:
+    """A request body with the legacy field's value under the current name, unless the current one was sent."""
+    if isinstance(data, dict) and data.get(current) is None and data.get(legacy) is not None:
+        return {**data, current: data[legacy]}
+    return data
+
+
 class MetaDataAlias(BaseModel):
     """Accepts the legacy ``meta_data`` beside ``metadata``; when a client sends both, ``metadata`` wins."""
 
@@ -133,9 +140,7 @@ class MetaDataAlias(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _merge(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("metadata") is None and data.get("meta_data") is not None:
-            return {**data, "metadata": data["meta_data"]}
-        return data
+        return _prefer(data, "metadata", "meta_data")
 
 
 class MetaDataOut(Out):
@@ -571,9 +576,7 @@ class ProviderAlias(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _merge(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("provider") is None and data.get("model_provider") is not None:
-            return {**data, "provider": data["model_provider"]}
-        return data
+        return _prefer(data, "provider", "model_provider")
 
 
 class AgentIn(In, ProviderAlias):

@@ -353,18 +353,20 @@ def upgrade_while_held(dsn: str, target: str, hold_sql: str, seconds: float = 0.
         holder.close()
 
 
-def test_lock_timeout_retried_until_the_lock_is_free(server: Server, archive: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lock_timeout_retried_until_the_lock_is_free(server: Server, archive: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
     """A step that times out waiting for a lock backs off and retries; a short blocker costs no failure."""
     dsn = new_db(server)
     upgrade_timed(dsn, ["foundation"])
     monkeypatch.setenv("SYNAPSCALE_LOCK_TIMEOUT", "100ms")
     upgrade_while_held(dsn, "workflows", "LOCK TABLE synapscale_db.tenants IN ACCESS SHARE MODE")
     assert migrate.current(dsn, MIGRATIONS) == {"workflows_1"}
+    assert "retrying; held by" in caplog.text and "LOCK TABLE synapscale_db.tenants" in caplog.text  # met, not outrun
     assert catalog(dsn).tables["workflows"].rls_forced
 
 
-def test_concurrent_index_build_waits_out_an_old_snapshot(server: Server, archive: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_concurrent_index_build_waits_out_an_old_snapshot(server: Server, archive: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
     """CREATE INDEX CONCURRENTLY waits for every older snapshot under lock_timeout (and for autovacuum's
     lock): it retries like a step, and the GIN index ends valid, not left INVALID by a timed-out try."""
     dsn = new_db(server)
@@ -373,6 +375,7 @@ def test_concurrent_index_build_waits_out_an_old_snapshot(server: Server, archiv
     upgrade_while_held(dsn, "workflows", "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; SELECT 1", seconds=1.5)
     assert migrate.current(dsn, MIGRATIONS) == {"workflows_1"}
     assert one(dsn, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'synapscale_db.ix_workflows_tags_gin'::regclass")
+    assert "LockNotAvailable on workflows" in caplog.text  # the build itself timed out and was retried
 
 
 # --------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ a shared machine (which moves a median ~20% between sessions minutes apart) then
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import statistics
@@ -98,7 +99,7 @@ def one_cpu(*sessions: Session) -> Iterator[str]:
             backend.cpu_affinity([cpu])
         client.cpu_affinity([cpu])
     except (psutil.Error, OSError) as exc:
-        yield f"unpinned ({exc or type(exc).__name__}): client-backend CPU placement adds noise to sub-millisecond queries"
+        yield f"unpinned ({str(exc) or type(exc).__name__}): client-backend CPU placement adds noise to sub-millisecond queries"
     else:
         yield f"client and backends pinned to CPU {cpu} of {os.cpu_count()}"
     finally:
@@ -152,10 +153,11 @@ def interleave(before: Session, after: Session, query: Query, params: list[Param
     fraction of the before side's lower quartile in the latest round: a fixed number of microseconds
     would be a smaller share whenever the machine slows both sides down.
     """
-    for p in params[:warmup] or params[:1]:
-        for _ in range(2):
-            run_rows(before, query, p)
-            run_rows(after, query, p)
+    # warm the timed statement itself on both sides alike: the server plans a prepared statement's
+    # first five executions one by one, which must not fall into one side's first round
+    for p in itertools.islice(itertools.cycle(params), max(6, warmup * len(params)) if warmup else 0):
+        execute_timed(before, query, p, 0.0, limits.prepared)
+        execute_timed(after, query, p, 0.0, limits.prepared)
     probe = statistics.median(execute_timed(before, query, params[0], 0.0, limits.prepared) for _ in range(3))
     samples = Samples(per_round=executions_per_round(probe, limits.per_round, limits.round_ms, limits.max_per_round))
     latest = probe

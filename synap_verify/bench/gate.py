@@ -126,7 +126,7 @@ def compare(before: Session, after: Session, query: Query, params: list[Params],
                                     f"{t.ci[1]:.3f}, signed-rank p={t.p:.1e} over {t.rounds} rounds), up to "
                                     f"+{(t.ci[1] - 1) * t.before_ms * 1000:.1f} us per execution, confirmed by a rerun",
                                     expected=f"<= {limits.ratio:.2f}x", actual=f"{t.ratio:.3f}x"))
-    extra_per_execution = (after_plan.buffers - before_plan.buffers) / max(len(plans), 1)
+    extra_per_execution = (after_plan.buffers - before_plan.buffers) / len(plans)
     if (result.buffers_ratio > limits.buffers and extra_per_execution > limits.buffers_slack
             and not (result.timing and result.timing.ci[1] < 1)):
         findings.append(Finding("BENCH-BUFFERS", query.group, table,

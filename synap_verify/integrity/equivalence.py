@@ -315,6 +315,8 @@ def _compare_rows(before: psycopg.Connection, after: psycopg.Connection, relatio
 def _rejected_json(before: psycopg.Connection, relation: Relation, missing: list[str]) -> str:
     """A hint when missing rows held json that jsonb rejects: such rows belong in the quarantine, not deleted."""
     positions = [i for i, c in enumerate(relation.columns) if c in relation.json_columns]
+    if not positions:
+        return ""
     held = sum(1 for row in _rows(before, relation.before_sql, missing)
                if any(v is not None and v.startswith(RAW) for v in (row[1 + i] for i in positions)))
     return f"; {held} of them held json text jsonb may reject: quarantine such values, never delete the row" if held else ""

@@ -43,7 +43,7 @@ DEFAULT_EXPAND_CONTRACT_ROWS = 20_000
 DEFAULT_LOCK_TIMEOUT = "500ms"  # below deadlock_timeout (1 s): in a lock cycle the migration gives up first
 DEFAULT_LOCK_RETRIES = 6
 DEFAULT_RECOUNT_BATCH = 500  # parents per recount transaction: its row locks last one short batch
-ACTION_CODES = {"NO ACTION": "a", "RESTRICT": "r", "CASCADE": "c", "SET NULL": "n"}
+ACTION_CODES = {action: code for code, action in LEGACY_ACTIONS.items()}
 RETRYABLE = (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected)
 SHADOW = "__jsonb"
 
@@ -184,18 +184,20 @@ def _lock(tables: Sequence[str], mode: str) -> None:
         run(f"LOCK TABLE {', '.join(q(t) for t in dict.fromkeys(tables))} IN {mode} MODE")
 
 
-def _yield_to_us(tables: Sequence[str], exc: BaseException) -> None:
-    """Say who held what we waited for, and cancel autovacuum there (it yields only after deadlock_timeout)."""
+def _back_off(tables: Sequence[str], exc: BaseException, attempt: int) -> None:
+    """Say who held what we waited for, cancel autovacuum there (it yields only after deadlock_timeout),
+    then wait a jittered, growing while before try ``attempt + 1``."""
     if not tables:
         log.warning("%s, retrying", type(exc).__name__)
-        return
-    rels = {"r": [q(t) for t in tables]}
-    holders = run("SELECT DISTINCT a.pid, a.backend_type, l.mode, left(a.query, 80) FROM pg_locks l "
-                  "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.relation = ANY(%(r)s::regclass[]) "
-                  "AND a.pid <> pg_backend_pid()", rels)
-    log.warning("%s on %s, retrying; held by %s", type(exc).__name__, ", ".join(tables), holders)
-    run("SELECT pg_cancel_backend(a.pid) FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid "
-        "WHERE a.backend_type = 'autovacuum worker' AND l.relation = ANY(%(r)s::regclass[])", rels)
+    else:
+        rels = {"r": [q(t) for t in tables]}
+        holders = run("SELECT DISTINCT a.pid, a.backend_type, l.mode, left(a.query, 80) FROM pg_locks l "
+                      "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.relation = ANY(%(r)s::regclass[]) "
+                      "AND a.pid <> pg_backend_pid()", rels)
+        log.warning("%s on %s, retrying; held by %s", type(exc).__name__, ", ".join(tables), holders)
+        run("SELECT pg_cancel_backend(a.pid) FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid "
+            "WHERE a.backend_type = 'autovacuum worker' AND l.relation = ANY(%(r)s::regclass[])", rels)
+    time.sleep(min(3.0, 0.2 * 2**attempt) * (0.5 + random.random()))
 
 
 def run_all(*statements: str) -> None:
@@ -228,8 +230,7 @@ def step(body: Callable[[], Any], *tables: str, mode: str = "ACCESS EXCLUSIVE") 
             run("ROLLBACK")
             if not isinstance(exc, RETRYABLE) or i == tries - 1:
                 raise
-            _yield_to_us(tables, exc)
-            time.sleep(min(3.0, 0.2 * 2**i) * (0.5 + random.random()))
+            _back_off(tables, exc, i)
             continue
         run("COMMIT")
         return result
@@ -255,8 +256,7 @@ def concurrently(sql: str, table: str, building: str | None = None) -> None:
         except RETRYABLE as exc:
             if i == tries - 1:
                 raise
-            _yield_to_us([table], exc)
-            time.sleep(min(3.0, 0.2 * 2**i) * (0.5 + random.random()))
+            _back_off([table], exc, i)
 
 
 def exists_table(name: str) -> bool:
@@ -274,6 +274,11 @@ def columns_of(table: str, type_name: str) -> list[str]:
 def has_column(table: str, column: str) -> bool:
     return bool(scalar("SELECT count(*) FROM pg_attribute WHERE attrelid = %(t)s::regclass AND attname = %(c)s "
                        "AND NOT attisdropped", {"t": q(table), "c": column}))
+
+
+def is_not_null(table: str, column: str) -> bool:
+    return bool(scalar("SELECT attnotnull FROM pg_attribute WHERE attrelid = %(t)s::regclass AND attname = %(c)s",
+                       {"t": q(table), "c": column}))
 
 
 def grant_app() -> None:
@@ -393,8 +398,7 @@ def expand_large(tables: Iterable[Table], batch: int = 5000) -> None:
                     break
                 last = str(max(r[0] for r in rows))
             for c in cols:  # NOT NULL on the shadow without a long scan under an exclusive lock
-                if scalar("SELECT attnotnull FROM pg_attribute WHERE attrelid = %(t)s::regclass AND attname = %(c)s",
-                          {"t": q(t.name), "c": c}):
+                if is_not_null(t.name, c):
                     ck = f"{t.name}_{c}{SHADOW}_nn"[:63]
                     step(partial(run_all, f"ALTER TABLE {q(t.name)} DROP CONSTRAINT IF EXISTS {ck}",
                                  f"ALTER TABLE {q(t.name)} ADD CONSTRAINT {ck} CHECK ({c}{SHADOW} IS NOT NULL) NOT VALID"),
@@ -407,8 +411,7 @@ def _contract(t: Table, cols: list[str]) -> None:
     run(f"DROP TRIGGER IF EXISTS {t.name}{SHADOW}_sync ON {q(t.name)}")
     run(f"DROP FUNCTION IF EXISTS {SCHEMA}.{t.name}{SHADOW}_sync()")
     for c in cols:
-        notnull = scalar("SELECT attnotnull FROM pg_attribute WHERE attrelid = %(t)s::regclass AND attname = %(c)s",
-                         {"t": q(t.name), "c": c})
+        notnull = is_not_null(t.name, c)
         run(f"ALTER TABLE {q(t.name)} DROP COLUMN {c}")
         run(f"ALTER TABLE {q(t.name)} RENAME COLUMN {c}{SHADOW} TO {c}")
         if notnull:
@@ -455,6 +458,17 @@ def _recreate_indexes(table: str, column: str, definitions: list[str]) -> None:
                           "AND kind = 'index_rebuild'", {"t": table, "c": column}))
 
 
+def _plain_indexes(table: str, column: str, alone: bool = False) -> list[tuple]:
+    """(name, definition) of the indexes on ``column`` that are safe to drop and build again: no
+    expression, predicate, uniqueness or constraint behind them; ``alone``: on that column only."""
+    on = "a.attnum = i.indkey[0] AND i.indnatts = 1" if alone else "a.attnum = ANY(i.indkey::smallint[])"
+    return run("SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+               f"JOIN pg_attribute a ON a.attrelid = i.indrelid AND {on} WHERE i.indrelid = %(t)s::regclass "
+               "AND a.attname = %(c)s AND i.indexprs IS NULL AND i.indpred IS NULL AND NOT i.indisunique "
+               "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)",
+               {"t": q(table), "c": column})
+
+
 def _drop_plain_indexes(table: str, column: str) -> list[str]:
     """Plain indexes on ``column`` (no expression, predicate or constraint), dropped CONCURRENTLY.
 
@@ -465,11 +479,7 @@ def _drop_plain_indexes(table: str, column: str) -> list[str]:
     blocked. Idempotent through ``IF NOT EXISTS``; a rerun after a failure in between finds them gone
     and recreates nothing, so the definitions are journaled first (kind ``index_rebuild``).
     """
-    rows = run("SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-               "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey::smallint[]) "
-               "WHERE i.indrelid = %(t)s::regclass AND a.attname = %(c)s AND i.indexprs IS NULL AND i.indpred IS NULL "
-               "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)",
-               {"t": q(table), "c": column})
+    rows = _plain_indexes(table, column)
     pending = run(f"SELECT primary_key, old_value FROM {q('migration_undo')} WHERE table_name = %(t)s "
                   "AND column_name = %(c)s AND kind = 'index_rebuild'", {"t": table, "c": column})
     found = [str(d) for _, d in rows] + [str(d) for n, d in pending if n not in {r[0] for r in rows}]
@@ -499,10 +509,7 @@ def _timestamptz(table: str, c: str) -> None:
     if c not in columns_of(table, "timestamp without time zone"):
         return
     parts = [f'ALTER COLUMN "{c}" TYPE timestamptz']
-    default = scalar("SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d JOIN pg_attribute a "
-                     "ON a.attrelid = d.adrelid AND a.attnum = d.adnum WHERE d.adrelid = %(t)s::regclass "
-                     "AND a.attname = %(c)s", {"t": q(table), "c": c})
-    if default and "now()" in default:
+    if _has_now_default(table, c):
         parts.append(f'ALTER COLUMN "{c}" SET DEFAULT now()')
     run(f"ALTER TABLE {q(table)} " + ", ".join(parts))
 
@@ -602,8 +609,7 @@ def set_not_null(table: str, column: str) -> None:
     Three short transactions: add the CHECK NOT VALID, VALIDATE it (SHARE UPDATE EXCLUSIVE), then
     SET NOT NULL (no scan, the check proves it) and drop the check. Idempotent.
     """
-    if scalar("SELECT attnotnull FROM pg_attribute WHERE attrelid = %(t)s::regclass AND attname = %(c)s",
-              {"t": q(table), "c": column}):
+    if is_not_null(table, column):
         return
     ck = f"{table}_{column}_nn"[:63]
     step(lambda: (run(f"ALTER TABLE {q(table)} DROP CONSTRAINT IF EXISTS {ck}"),
@@ -694,12 +700,7 @@ def apply_tenant_index(t: Table) -> None:
     with autocommit():
         concurrently(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {q(t.name)} (tenant_id, {t.tenant_index})",
                      t.name, name)
-        single = run("SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-                     "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
-                     "WHERE i.indrelid = %(t)s::regclass AND i.indnatts = 1 AND a.attname = 'tenant_id' "
-                     "AND i.indexprs IS NULL AND i.indpred IS NULL "
-                     "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)", {"t": q(t.name)})
-        for old, definition in single:
+        for old, definition in _plain_indexes(t.name, "tenant_id", alone=True):
             step(partial(journal, t.name, "tenant_id", "tenant_index",
                          f"SELECT {lit(old)}, {lit(definition)} WHERE NOT EXISTS (SELECT 1 FROM {q('migration_undo')} "
                          f"WHERE table_name = {lit(t.name)} AND kind = 'tenant_index' AND primary_key = {lit(old)})"))
@@ -915,11 +916,12 @@ def revert_counters(counters: Iterable[Counter]) -> None:
 CONTAINMENT = {"jsonb": "pg_catalog.jsonb_contains(jsonb, jsonb)", "array": "pg_catalog.arraycontains(anyarray, anyarray)"}
 
 
-def _gin_kind(g: Gin) -> str:
+def _containment(g: Gin) -> str | None:
+    """The containment function of the GIN index's column type (jsonb or an array), if one of ours."""
     kind = scalar("SELECT CASE WHEN t.typcategory = 'A' THEN 'array' ELSE t.typname END FROM pg_attribute a "
                   "JOIN pg_type t ON t.oid = a.atttypid WHERE a.attrelid = %(t)s::regclass AND a.attname = %(c)s",
                   {"t": q(g.table), "c": g.column})
-    return str(kind)
+    return CONTAINMENT.get(str(kind))
 
 
 def _leakproof(functions: Iterable[str], on: bool) -> None:
@@ -942,11 +944,12 @@ def apply_gin(indexes: Sequence[Gin]) -> None:
     if not indexes:
         return
     with autocommit():
-        _leakproof(sorted({CONTAINMENT[k] for k in map(_gin_kind, indexes) if k in CONTAINMENT}), on=True)
-        if any(has_column(g.table, "tenant_id") for g in indexes):
+        tenant = {g.table: has_column(g.table, "tenant_id") for g in indexes}
+        _leakproof(sorted({f for f in map(_containment, indexes) if f}), on=True)
+        if any(tenant.values()):
             run("CREATE EXTENSION IF NOT EXISTS btree_gin WITH SCHEMA public")
         for g in indexes:
-            columns = f"tenant_id, {g.column}" if has_column(g.table, "tenant_id") else g.column
+            columns = f"tenant_id, {g.column}" if tenant[g.table] else g.column
             concurrently(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {g.name} ON {q(g.table)} USING gin ({columns})",
                          g.table, g.name)
 
@@ -954,7 +957,7 @@ def apply_gin(indexes: Sequence[Gin]) -> None:
 def revert_gin(indexes: Sequence[Gin]) -> None:
     """Drop the indexes; the containment functions lose LEAKPROOF with the schema's last GIN index.
     btree_gin stays installed: it may have been there before, and it changes nothing by itself."""
-    kinds = {CONTAINMENT[k] for g in indexes if exists_table(g.table) and (k := _gin_kind(g)) in CONTAINMENT}
+    kinds = {f for g in indexes if exists_table(g.table) and (f := _containment(g))}
     for g in indexes:
         run(f"DROP INDEX IF EXISTS {SCHEMA}.{g.name}")
     remaining = scalar("SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a "
