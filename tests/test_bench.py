@@ -9,9 +9,11 @@ wall-clock ratio band of real queries: on a shared machine that would be a coin 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import psycopg
@@ -21,7 +23,8 @@ from psycopg import sql
 from synap_verify.bench import Comparison, Limits, Query, Side, load_workload, run_gate, stats
 from synap_verify.bench.ab import execute_timed
 from synap_verify.bench.gate import Timing, app_role
-from synap_verify.bench.workload import Session
+from synap_verify.bench.workload import Accepted, Session
+from synap_verify.errors import SynapError
 from synap_verify.pipeline import Pipeline
 from synap_verify.server import Server
 from synap_verify.settings import PROJECT_ROOT, Settings
@@ -227,3 +230,39 @@ def test_forgotten_gin_index_on_the_real_migration_fails(real: dict[str, Side]) 
     (result,) = run_gate(real["legacy"], real["seeded"], queries, REAL)
     plan = [f for f in result.findings if f.rule == "BENCH-PLAN"]
     assert plan and plan[0].column == "widgets", result.findings
+
+
+def test_accepted_cost_is_labelled_and_its_ceiling_still_gates(dbs: dict[str, str]) -> None:
+    """An accepted cost is no finding but says ``accepted``; a slowdown past the accepted ceiling still fails."""
+    limits = Limits(rounds=20, per_round=5)
+    within = dataclasses.replace(BY_TYPE, accepted=Accepted(ratio=3.0, blocks=0, why="seeded"))
+    result = _gate((dbs["gin"], "migrated"), (dbs["gin"], "migrated"), within, inject=0.5, limits=limits)
+    assert (result.findings, result.verdict) == ([], "accepted")
+    beyond = dataclasses.replace(BY_TYPE, accepted=Accepted(ratio=1.2, blocks=0, why="seeded"))
+    result = _gate((dbs["gin"], "migrated"), (dbs["gin"], "migrated"), beyond, inject=0.5, limits=limits)
+    assert [f.rule for f in result.findings] == ["BENCH-TIME"] and result.findings[0].expected == "<= 1.20x"
+
+
+@pytest.mark.parametrize("accepted", ["{ratio: 0.9, why: x}", "{ratio: 1.3}", "{ratio: fast, why: x}", "1.3"])
+def test_malformed_acceptance_is_a_clear_error(tmp_path: Path, accepted: str) -> None:
+    path = tmp_path / "workload.yaml"
+    path.write_text(f"queries:\n  q:\n    group: crud\n    sql: SELECT 1\n    params: SELECT 1\n    accepted: {accepted}\n")
+    with pytest.raises(SynapError, match=r"q\.accepted needs"):
+        load_workload(path)
+
+
+@pytest.mark.parametrize("mode", ["generic", "custom"])
+def test_plans_are_read_from_the_timed_statement(pg: Server, dbs: dict[str, str], mode: str) -> None:
+    """EXPLAIN goes through the prepared statement that was timed, so it reports the plan cache's choice."""
+    database = sql.Identifier("bench_legacy_copy")
+    with pg.connect() as conn:
+        conn.execute(sql.SQL("ALTER DATABASE {} SET plan_cache_mode = {}").format(database, sql.Literal(f"force_{mode}_plan")))
+    try:
+        sides = (dbs["legacy"], "legacy"), (dbs["legacy_copy"], "legacy")
+        result = _gate(*sides)
+        unprepared = _gate(*sides, limits=dataclasses.replace(FAST, prepared=False))
+    finally:
+        with pg.connect() as conn:
+            conn.execute(sql.SQL("ALTER DATABASE {} RESET plan_cache_mode").format(database))
+    assert result.after_plan.cache == mode and result.before_plan.cache in ("generic", "custom")
+    assert (unprepared.before_plan.cache, unprepared.after_plan.cache) == ("", "")

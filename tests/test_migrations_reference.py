@@ -374,8 +374,10 @@ def test_concurrent_index_build_waits_out_an_old_snapshot(server: Server, archiv
     monkeypatch.setenv("SYNAPSCALE_LOCK_TIMEOUT", "100ms")
     upgrade_while_held(dsn, "workflows", "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; SELECT 1", seconds=1.5)
     assert migrate.current(dsn, MIGRATIONS) == {"workflows_1"}
-    assert one(dsn, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'synapscale_db.ix_workflows_tags_gin'::regclass")
-    assert "LockNotAvailable on workflows" in caplog.text  # the build itself timed out and was retried
+    for index in ("ix_workflow_executions_status_tenant_id_created_at_id", "ix_workflows_tags_gin"):
+        assert one(dsn, f"SELECT indisvalid FROM pg_index WHERE indexrelid = 'synapscale_db.{index}'::regclass")
+    # the revision's first concurrent build (the widened executions index) timed out and was retried
+    assert "LockNotAvailable on workflow_executions" in caplog.text
 
 
 # --------------------------------------------------------------------------------------------------
@@ -467,6 +469,49 @@ def test_guards_for_the_application_role(restructured: str) -> None:
         conn.execute(f"UPDATE {q}workspace_projects SET workspace_id = '{W2}' WHERE name = 'filled'")  # same tenant
         assert conn.execute(f"SELECT count(*) FROM {q}workspace_projects WHERE workspace_id = '{W2}'").fetchone() == (1,)
         conn.rollback()
+
+
+def test_event_workspace_tenant_is_a_composite_foreign_key(restructured: str) -> None:
+    """analytics_events.workspace_id: no guard trigger, a validated (workspace_id, tenant_id) FK that refuses
+    another tenant's or an invisible workspace, and a workspace that cannot move tenant under its events."""
+    q = "synapscale_db."
+    events = catalog(restructured).tables["analytics_events"]
+    (composite,) = [fk for fk in events.foreign_keys if fk.columns == ("workspace_id", "tenant_id")]
+    assert (composite.target_table, composite.target_columns, composite.on_delete) == (
+        "workspaces", ("id", "tenant_id"), "CASCADE")
+    assert [t for t in events.triggers if "workspace_id_tenant_guard" in t] == []
+    assert one(restructured, "SELECT convalidated FROM pg_constraint WHERE conname = 'analytics_events_workspace_id_tenant_fkey'")
+    with psycopg.connect(restructured) as conn:
+        conn.execute("SET ROLE synapscale_app")
+        conn.execute(f"SELECT set_config('app.current_tenant_id', '{T1}', false)")
+        conn.execute(f"INSERT INTO {q}analytics_events (event_type, tenant_id, workspace_id) VALUES ('ok', '{T1}', '{W2}')")
+        for ws in (W3, "33333333-0000-0000-0000-0000000000ff"):  # another tenant's (RLS hides it too), none at all
+            with pytest.raises(psycopg.errors.ForeignKeyViolation, match="analytics_events_workspace_id_"), \
+                    conn.transaction():
+                conn.execute(f"INSERT INTO {q}analytics_events (event_type, tenant_id, workspace_id) "
+                             f"VALUES ('x', '{T1}', '{ws}')")
+        conn.rollback()
+    with psycopg.connect(restructured) as conn, pytest.raises(psycopg.errors.ForeignKeyViolation):
+        conn.execute(f"UPDATE {q}workspaces SET tenant_id = '{T2}' WHERE id = '{W1}'")
+
+
+def test_drifted_events_are_reported_and_still_cascade(server: Server, archive: Path) -> None:
+    """Legacy drift keeps the composite FK NOT VALID (enforced for new rows), is reported, and the single-column
+    FK still deletes the drifted event with its workspace."""
+    dsn = new_db(server)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"INSERT INTO synapscale_db.analytics_events (event_type, tenant_id, workspace_id) "
+                     f"VALUES ('drifted', '{T2}', '{W1}')")
+    migrate.upgrade(dsn, MIGRATIONS, ["analytics@head"])
+    assert one(dsn, "SELECT convalidated FROM pg_constraint WHERE conname = 'analytics_events_workspace_id_tenant_fkey'") is False
+    assert one(dsn, "SELECT count(*) FROM synapscale_db.migration_quarantine WHERE table_name = 'analytics_events' "
+                    "AND column_name = 'workspace_id' AND reason = 'tenant_drift'") == 1
+    with psycopg.connect(dsn) as conn, pytest.raises(psycopg.errors.ForeignKeyViolation):
+        conn.execute(f"INSERT INTO synapscale_db.analytics_events (event_type, tenant_id, workspace_id) "
+                     f"VALUES ('new drift', '{T2}', '{W1}')")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"DELETE FROM synapscale_db.workspaces WHERE id = '{W1}'")
+    assert one(dsn, "SELECT count(*) FROM synapscale_db.analytics_events WHERE event_type = 'drifted'") == 0
 
 
 def test_counters_follow_every_write(restructured: str) -> None:

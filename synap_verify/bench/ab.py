@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import re
 import statistics
 import time
 from collections.abc import Iterator
@@ -145,6 +146,15 @@ def executions_per_round(seconds: float, at_least: int, round_ms: float, at_most
     return max(at_least, min(at_most, wanted))
 
 
+def warm(before: Session, after: Session, query: Query, params: list[Params], limits: Limits, warmup: int = 2) -> None:
+    """Run the timed statement itself on both sides alike, ``warmup`` times per parameter set and at least six
+    times: the server plans a prepared statement's first five executions one by one, which must not fall
+    into one side's first round, and its plan cache decides between custom and generic plans after them."""
+    for p in itertools.islice(itertools.cycle(params), max(6, warmup * len(params))):
+        execute_timed(before, query, p, 0.0, limits.prepared)
+        execute_timed(after, query, p, 0.0, limits.prepared)
+
+
 def interleave(before: Session, after: Session, query: Query, params: list[Params], limits: Limits,
                warmup: int = 2, inject: float = 0.0) -> Samples:
     """Raw samples of both sides, interleaved and order-alternated.
@@ -153,11 +163,8 @@ def interleave(before: Session, after: Session, query: Query, params: list[Param
     fraction of the before side's lower quartile in the latest round: a fixed number of microseconds
     would be a smaller share whenever the machine slows both sides down.
     """
-    # warm the timed statement itself on both sides alike: the server plans a prepared statement's
-    # first five executions one by one, which must not fall into one side's first round
-    for p in itertools.islice(itertools.cycle(params), max(6, warmup * len(params)) if warmup else 0):
-        execute_timed(before, query, p, 0.0, limits.prepared)
-        execute_timed(after, query, p, 0.0, limits.prepared)
+    if warmup:
+        warm(before, after, query, params, limits, warmup)
     probe = statistics.median(execute_timed(before, query, params[0], 0.0, limits.prepared) for _ in range(3))
     samples = Samples(per_round=executions_per_round(probe, limits.per_round, limits.round_ms, limits.max_per_round))
     latest = probe
@@ -178,6 +185,7 @@ class Plan:
 
     buffers: int  # shared blocks hit + read during execution (planning excluded: it varies run to run)
     nodes: tuple[tuple[str, str, str], ...]  # (node type, relation, index) of every node
+    cache: str = ""  # the plan cache's choice for the timed statement: generic, custom, mixed; "" unprepared/unknown
 
     @property
     def index_scans(self) -> set[str]:
@@ -198,21 +206,53 @@ def _walk(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from _walk(child)
 
 
-def explain(session: Session, query: Query, params: Params, warm: bool = False) -> Plan:
-    """EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) of one execution; a write is rolled back.
+PLACEHOLDER = re.compile(r"%\((\w+)\)[sbt]")
+EXPLAIN = "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "
 
-    ``warm`` runs the statement once first: the first call of a trigger or policy function in a
-    session reads the catalog, and those blocks count as execution buffers of that one run.
+
+def _plans_made(session: Session, name: bytes) -> tuple[int, int] | None:
+    """(generic, custom) plans the server made for a prepared statement so far; None before PostgreSQL 14."""
+    try:
+        with session.conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
+            row = cur.execute("SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = %s",
+                              (name.decode(),)).fetchone()
+    except psycopg.errors.UndefinedColumn:
+        return None
+    return (int(row[0]), int(row[1])) if row else None
+
+
+def explain(session: Session, query: Query, params: Params, prepared: bool = False) -> Plan:
+    """EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) of one execution of what is timed; a write is rolled back.
+
+    ``prepared``: ``EXPLAIN EXECUTE`` of the timed statement itself, once :func:`warm` has run it, so
+    plan and buffers are those of the plan the server's plan cache chose for it (generic or custom),
+    which ``cache`` says. The same query with literal values is always planned for them and can take
+    another path: for a tenant's events in a time window, a bitmap scan and a sort with literals, a
+    backward index scan and an incremental sort on the generic plan both sides ran. Unprepared: the
+    query itself, run once first (a trigger's or policy's first call in a session reads the catalog,
+    which would count as execution buffers).
     """
-    if warm:
-        run_rows(session, query, params)
     session.set_tenant(params)
-    sql = "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + query.sql(session.side.version)
     conn = session.conn
-    with conn.transaction(force_rollback=True), conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
-        cur.execute(sql, session.values(params))
+    values = session.values(params)
+    if prepared:
+        name = session.statement(query, params, True).name
+        names = list(dict.fromkeys(PLACEHOLDER.findall(query.sql(session.side.version))))
+        text = f"{EXPLAIN}EXECUTE {name.decode()}({', '.join(['%s'] * len(names))})"
+        args: Any = [values[n] for n in names]
+        cursor: psycopg.Cursor[Any] = psycopg.ClientCursor(conn, row_factory=psycopg.rows.tuple_row)
+        made = _plans_made(session, name)
+    else:
+        run_rows(session, query, params)
+        text, args = EXPLAIN + query.sql(session.side.version), values
+        cursor = conn.cursor(row_factory=psycopg.rows.tuple_row)
+    with conn.transaction(force_rollback=True), cursor as cur:
+        cur.execute(text, args)
         row = cur.fetchone()
     assert row is not None
     root = row[0][0]["Plan"]
     nodes = tuple((n["Node Type"], n.get("Relation Name", ""), n.get("Index Name", "")) for n in _walk(root))
-    return Plan(root.get("Shared Hit Blocks", 0) + root.get("Shared Read Blocks", 0), nodes)
+    cache = ""
+    if prepared and made is not None and (after := _plans_made(session, name)) is not None:
+        cache = "generic" if after[0] > made[0] else "custom"
+    return Plan(root.get("Shared Hit Blocks", 0) + root.get("Shared Read Blocks", 0), nodes, cache)

@@ -29,6 +29,12 @@ SERVER_OPTIONS = (
     "-c max_connections=200 -c shared_buffers=256MB -c max_wal_size=4GB "
     "-c jit=off -c log_min_messages=warning"
 )
+# glibc's allocator with a fixed shape: never give the heap top back, never switch large blocks to mmap by
+# a threshold that moves with what was freed before. Otherwise whether a query's memory is returned to the
+# kernel and faulted in again on every execution depends on the backend's allocation history (what sits
+# at the heap top): a join of 34 us took 54 us on one side of a comparison at 2 page faults per
+# execution instead of 0.09, and flipped sides between runs (docs/benchmarks.md, "Allocator").
+MALLOC_TUNABLES = "glibc.malloc.trim_threshold=1073741824:glibc.malloc.mmap_threshold=33554432"
 
 
 def _run_as_user() -> str | None:
@@ -63,8 +69,9 @@ def start_cluster(bindir: Path, backend: str, keep: bool = False) -> Server:
     try:
         _run(user, env, [bindir / "initdb", "-D", pgdata, "-U", "postgres", "--auth=trust",
                          "--encoding=UTF8", "--no-sync", "--no-instructions"], "initdb")
-        _run(user, env, [bindir / "pg_ctl", "-D", pgdata, "-l", root / "server.log", "-w", "-t", "60",
-                         "-o", f"-h '' -k {root} {SERVER_OPTIONS}", "start"], "pg_ctl start")
+        _run(user, {**env, "GLIBC_TUNABLES": MALLOC_TUNABLES},
+             [bindir / "pg_ctl", "-D", pgdata, "-l", root / "server.log", "-w", "-t", "60",
+              "-o", f"-h '' -k {root} {SERVER_OPTIONS}", "start"], "pg_ctl start")
     except BaseException:
         stop_cluster(bindir, root, user)
         if janitor:

@@ -26,6 +26,7 @@ TABLES = (
         json=("input_data", "output_data", "context_data", "variables", "meta_data"),
         renames=(("meta_data", "metadata"),),
         tenant=REQUIRED,
+        indexes=("status, tenant_id, created_at DESC, id",),  # a tenant's executions by status, newest first
         parents=(("workflow_id", "workflows"),),
         fks=(
             Fk("tenant_id", "tenants", CASCADE, "workflow_executions_tenant_id_fkey:a"),

@@ -193,7 +193,7 @@ TABLES = (
         legacy_name="llms_messages",
         json=("attachments",),
         tenant=REQUIRED,
-        tenant_index="conversation_id",  # a conversation's messages, the chat's main read
+        indexes=("tenant_id, conversation_id",),  # a conversation's messages, the chat's main read
         parents=(
             ("conversation_id", "llms_conversations"),
             ("turn_id", "conversation_turns"),

@@ -56,6 +56,7 @@ TABLES = (
             Fk("workflow_id", "workflows", SET_NULL, "analytics_events_workflow_id_fkey:a"),
             Fk("workspace_id", "workspaces", CASCADE, "analytics_events_workspace_id_fkey:a"),
         ),
+        tenant_keys=("workspace_id",),  # the event ingestion path: a composite FK, no guard trigger
     ),
     Table(
         "analytics_exports",
