@@ -142,6 +142,17 @@ def test_readable_at_150_tables(tmp_path: Path) -> None:
     assert_not_blank(screenshot(path, tmp_path / "150.png"), BANNER["NO-GO"])
 
 
+def test_accepted_query_shows_its_ceiling_and_reason_and_is_no_problem() -> None:
+    doc = synthetic(20)
+    doc["benchmark"][0].update(verdict="accepted", ratio=1.3,
+                               accepted={"ratio": 1.4, "blocks": 2.0, "why": "RLS <WITH CHECK>"})
+    doc["benchmark"][1].update(verdict="FAIL TIME")
+    page = render(doc)
+    assert "accepted up to 1.40x, +2 blocks: RLS &lt;WITH CHECK&gt;" in page
+    rows = re.findall(r'<tr( class="problem")?><td[^>]*>(query_[01])<', page)
+    assert set(rows) == {("", "query_0"), (' class="problem"', "query_1")}, rows  # per group and overall
+
+
 def screenshot(page: Path, png: Path) -> list[list[tuple[int, ...]]]:
     """Headless Chromium's screenshot of ``page`` (1400x2000), decoded to rows of pixels (top 600 rows)."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -300,4 +300,6 @@ def _comparison(result: Any) -> dict[str, Any]:
             "after_ms": round(t.after_ms, 4), "ratio": round(t.ratio, 4), "ci": [round(c, 4) for c in t.ci],
             "p": t.p, "confirmed": result.confirmed is not None, "buffers_before": result.before_plan.buffers,
             "buffers_after": result.after_plan.buffers, "plan": result.plan_change, "verdict": result.verdict,
+            "cached_plan": f"{result.before_plan.cache}/{result.after_plan.cache}" if result.before_plan.cache else "",
+            "accepted": asdict(result.query.accepted) if result.query.accepted else None,
             "samples_before": thin(result.samples.before), "samples_after": thin(result.samples.after)}

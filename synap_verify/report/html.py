@@ -195,9 +195,17 @@ def _bench_table(queries: Sequence[Mapping[str, Any]]) -> str:
     head = ["query", "before ms", "after ms", "ratio", "95% CI", "p", "buffers", "plan", "verdict", "samples"]
     rows = [[b["query"], f"{b['before_ms']:.3f}", f"{b['after_ms']:.3f}", f"{b['ratio']:.3f}",
              f"{b['ci'][0]:.3f}–{b['ci'][1]:.3f}", f"{b['p']:.1e}", f"{b['buffers_before']} → {b['buffers_after']}",
-             b["plan"], b["verdict"], Markup(_strip_plot(b["samples_before"], b["samples_after"]))] for b in queries]
-    classes = ["problem" if b["verdict"] != "pass" else "" for b in queries]
+             b["plan"], _bench_verdict(b), Markup(_strip_plot(b["samples_before"], b["samples_after"]))] for b in queries]
+    classes = ["problem" if b["verdict"].startswith("FAIL") else "" for b in queries]
     return _table(head, rows, classes, numeric=(1, 2, 3, 5))
+
+
+def _bench_verdict(b: Mapping[str, Any]) -> str:
+    """The verdict, with the accepted ceilings and their reason where the query is over the budget within them."""
+    a = b.get("accepted")
+    if b["verdict"] != "accepted" or not a:
+        return str(b["verdict"])
+    return f"accepted up to {a['ratio']:.2f}x, +{a['blocks']:g} blocks: {a['why']}"
 
 
 def _benchmark(bench: Sequence[Mapping[str, Any]]) -> str:
