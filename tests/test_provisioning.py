@@ -10,11 +10,12 @@ import time
 from pathlib import Path
 
 import psutil
+import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
 from synap_verify.errors import SynapError
-from synap_verify.server import Server, redact, sqlalchemy_url
+from synap_verify.server import Server, embedded, executor, redact, sqlalchemy_url
 from synap_verify.server.templates import build_template, clone, drop_database
 
 USES_SERVER = """
@@ -171,3 +172,35 @@ def _postgres_in(folder: str) -> bool:
             return True
     return False
 
+
+
+def _page_faults_per_execution(server: Server, query: str, runs: int = 100) -> float:
+    """Minor page faults of the backend per execution of ``query``, after a warm-up (a counter, not a clock)."""
+    with psycopg.connect(server.dsn("postgres"), autocommit=True) as conn:
+        stat = Path(f"/proc/{conn.execute('SELECT pg_backend_pid()').fetchone()[0]}/stat")  # type: ignore[index]
+
+        def faults() -> int:
+            return int(stat.read_text().rsplit(")", 1)[1].split()[7])
+
+        for _ in range(5):
+            conn.execute(query).fetchall()
+        before = faults()
+        for _ in range(runs):
+            conn.execute(query).fetchall()
+        return (faults() - before) / runs
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to read a backend's page faults")
+def test_started_servers_keep_query_memory_instead_of_faulting_it_in_again(pg: Server,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hash of a few MB freed after every execution: with glibc's default shape it goes back to the kernel
+    and is faulted in again on the next one (hundreds of faults, a timing that depends on the backend's
+    history); the harness's servers keep it. The seeded defect is a server started without the tunables."""
+    query = "SELECT count(*) FROM (SELECT DISTINCT g FROM generate_series(1, 20000) g) s"
+    assert _page_faults_per_execution(pg, query) < 5
+    monkeypatch.setattr(executor, "MALLOC_TUNABLES", "")
+    default = embedded.start()
+    try:
+        assert _page_faults_per_execution(default, query) > 50
+    finally:
+        default.stop()

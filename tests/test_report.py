@@ -146,9 +146,10 @@ def test_accepted_query_shows_its_ceiling_and_reason_and_is_no_problem() -> None
     doc = synthetic(20)
     doc["benchmark"][0].update(verdict="accepted", ratio=1.3,
                                accepted={"ratio": 1.4, "blocks": 2.0, "why": "RLS <WITH CHECK>"})
-    doc["benchmark"][1].update(verdict="FAIL TIME")
+    doc["benchmark"][1].update(verdict="FAIL TIME", cached_plan="custom/generic")
     page = render(doc)
     assert "accepted up to 1.40x, +2 blocks: RLS &lt;WITH CHECK&gt;" in page
+    assert "<td>custom/generic</td>" in page
     rows = re.findall(r'<tr( class="problem")?><td[^>]*>(query_[01])<', page)
     assert set(rows) == {("", "query_0"), (' class="problem"', "query_1")}, rows  # per group and overall
 

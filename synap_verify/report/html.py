@@ -192,10 +192,12 @@ def _rls(rls: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 def _bench_table(queries: Sequence[Mapping[str, Any]]) -> str:
-    head = ["query", "before ms", "after ms", "ratio", "95% CI", "p", "buffers", "plan", "verdict", "samples"]
+    head = ["query", "before ms", "after ms", "ratio", "95% CI", "p", "buffers", "cached plan", "plan", "verdict",
+            "samples"]
     rows = [[b["query"], f"{b['before_ms']:.3f}", f"{b['after_ms']:.3f}", f"{b['ratio']:.3f}",
              f"{b['ci'][0]:.3f}–{b['ci'][1]:.3f}", f"{b['p']:.1e}", f"{b['buffers_before']} → {b['buffers_after']}",
-             b["plan"], _bench_verdict(b), Markup(_strip_plot(b["samples_before"], b["samples_after"]))] for b in queries]
+             b.get("cached_plan") or "-", b["plan"], _bench_verdict(b),
+             Markup(_strip_plot(b["samples_before"], b["samples_after"]))] for b in queries]
     classes = ["problem" if b["verdict"].startswith("FAIL") else "" for b in queries]
     return _table(head, rows, classes, numeric=(1, 2, 3, 5))
 
