@@ -82,8 +82,8 @@ class Table:
     # parent columns (of ``parents``) tied to the parent's tenant by a composite FK instead of a guard
     # trigger: high-volume insert paths (see apply_tenant_keys)
     tenant_keys: tuple[str, ...] = ()
-    # wider indexes the application reads through, each in place of the plain index on its leading column
-    # alone, e.g. "tenant_id, conversation_id" (see apply_indexes)
+    # wider indexes the application reads through, each in place of the plain indexes whose columns lead
+    # it, e.g. "tenant_id, conversation_id" or "tenant_id, created_at INCLUDE model" (see apply_indexes)
     indexes: tuple[str, ...] = ()
 
 
@@ -463,15 +463,15 @@ def _recreate_indexes(table: str, column: str, definitions: list[str]) -> None:
                           "AND kind = 'index_rebuild'", {"t": table, "c": column}))
 
 
-def _plain_indexes(table: str, column: str, alone: bool = False) -> list[tuple]:
-    """(name, definition) of the indexes on ``column`` that are safe to drop and build again: no
-    expression, predicate, uniqueness or constraint behind them; ``alone``: on that column only."""
-    on = "a.attnum = i.indkey[0] AND i.indnatts = 1" if alone else "a.attnum = ANY(i.indkey::smallint[])"
-    return run("SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-               f"JOIN pg_attribute a ON a.attrelid = i.indrelid AND {on} WHERE i.indrelid = %(t)s::regclass "
-               "AND a.attname = %(c)s AND i.indexprs IS NULL AND i.indpred IS NULL AND NOT i.indisunique "
-               "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)",
-               {"t": q(table), "c": column})
+def _plain_indexes(table: str) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(name, definition, columns in order) of the indexes on ``table`` that are safe to drop and build
+    again: no expression, predicate, uniqueness or constraint behind them."""
+    return [(str(n), str(d), tuple(c)) for n, d, c in run(
+        "SELECT c.relname, pg_get_indexdef(i.indexrelid), ARRAY(SELECT a.attname::text FROM unnest(i.indkey::smallint[]) "
+        "WITH ORDINALITY k(attnum, n) JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.n) "
+        "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = %(t)s::regclass "
+        "AND i.indexprs IS NULL AND i.indpred IS NULL AND NOT i.indisunique "
+        "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)", {"t": q(table)})]
 
 
 def _drop_plain_indexes(table: str, column: str) -> list[str]:
@@ -484,7 +484,7 @@ def _drop_plain_indexes(table: str, column: str) -> list[str]:
     blocked. Idempotent through ``IF NOT EXISTS``; a rerun after a failure in between finds them gone
     and recreates nothing, so the definitions are journaled first (kind ``index_rebuild``).
     """
-    rows = _plain_indexes(table, column)
+    rows = [(n, d) for n, d, columns in _plain_indexes(table) if column in columns]
     pending = run(f"SELECT primary_key, old_value FROM {q('migration_undo')} WHERE table_name = %(t)s "
                   "AND column_name = %(c)s AND kind = 'index_rebuild'", {"t": table, "c": column})
     found = [str(d) for _, d in rows] + [str(d) for n, d in pending if n not in {r[0] for r in rows}]
@@ -686,29 +686,41 @@ def revert_tenant(t: Table) -> None:
         forget(t.name, "tenant_backfill")
 
 
+def index_parts(columns: str) -> tuple[tuple[str, ...], str]:
+    """The key column names of a definition such as ``tenant_id, created_at DESC INCLUDE model, cost_usd``,
+    and its SQL: ``(tenant_id, created_at DESC) INCLUDE (model, cost_usd)``."""
+    key, _, include = columns.partition(" INCLUDE ")
+    return (tuple(c.split()[0] for c in key.split(",")),
+            f"({key})" + (f" INCLUDE ({include})" if include else ""))
+
+
 def index_name(table: str, columns: str) -> str:
-    """``ix_<table>_<column>_...``: the columns of a definition such as ``status, created_at DESC``."""
-    return f"ix_{table}_" + "_".join(c.split()[0] for c in columns.split(","))[:63 - len(table) - 4]
+    """``ix_<table>_<column>_...``: every column of the definition, key and included."""
+    names = [c.split()[0] for c in columns.replace(" INCLUDE ", ",").split(",")]
+    return f"ix_{table}_" + "_".join(names)[:63 - len(table) - 4]
 
 
 def apply_indexes(t: Table) -> None:
-    """Each of ``t.indexes`` in place of the plain single-column index on its leading column, both CONCURRENTLY.
+    """Each of ``t.indexes`` in place of the plain indexes whose columns lead it, both CONCURRENTLY.
 
     Under RLS every query carries ``tenant_id = ...``; with an index per column the planner ANDs two
     bitmaps (the costs tie) and sorts, where one descent of a wider index finds the rows in order: a
     conversation's messages at small read 62 blocks instead of 52 and took 1.17x the legacy time, 1.01x
     with ``(tenant_id, conversation_id)``; a tenant's executions by status, newest first, took 1.17x
     through the status and (tenant_id, created_at) bitmaps, 0.84x through ``(status, tenant_id,
-    created_at DESC, id)``. Replacing (not adding) keeps every write's index count as it was, and an
-    index that leads with the same column still serves whatever the narrow one served. The dropped
-    definitions are journaled (kind ``index_widened``) for the downgrade.
+    created_at DESC, id)``. The G1/G2/G5 costs of a read (timestamptz output, wider jsonb rows, RLS's
+    gating filter) are paid back the same way: a tenant's events in a window read in index order without
+    the incremental sort, usage per day from the index alone (INCLUDE). Replacing (not adding) keeps every
+    write's index count as it was, and an index that leads with the same columns still serves whatever
+    the narrow one served. The dropped definitions are journaled (kind ``index_widened``) for the downgrade.
     """
     with autocommit():
         for columns in t.indexes:
-            name, lead = index_name(t.name, columns), columns.split(",")[0].strip()
-            concurrently(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {q(t.name)} ({columns})", t.name, name)
-            for old, definition in _plain_indexes(t.name, lead, alone=True):
-                step(partial(journal, t.name, lead, "index_widened",
+            name, (key, sql) = index_name(t.name, columns), index_parts(columns)
+            concurrently(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {q(t.name)} {sql}", t.name, name)
+            for old, definition, _ in [r for r in _plain_indexes(t.name)
+                                     if r[0] != name and r[2] == key[:len(r[2])] and " USING btree " in r[1]]:
+                step(partial(journal, t.name, key[0], "index_widened",
                              f"SELECT {lit(old)}, {lit(definition)} WHERE NOT EXISTS (SELECT 1 FROM {q('migration_undo')} "
                              f"WHERE table_name = {lit(t.name)} AND kind = 'index_widened' AND primary_key = {lit(old)})"))
                 concurrently(f'DROP INDEX CONCURRENTLY IF EXISTS {SCHEMA}."{old}"', t.name)

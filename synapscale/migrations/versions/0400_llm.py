@@ -221,6 +221,8 @@ TABLES = (
             Fk("user_id", "users", RESTRICT, "llms_usage_logs_user_id_fkey:a"),
             Fk("workspace_id", "workspaces", CASCADE, "llms_usage_logs_workspace_id_fkey:a"),
         ),
+        # usage per model per day read from the index alone, never from the wider jsonb rows
+        indexes=("tenant_id, created_at INCLUDE model, total_tokens, cost_usd",),
     ),
     Table("tools", tenant=REQUIRED, fks=(Fk("tenant_id", "tenants", CASCADE, "tools_tenant_id_fkey:a"),)),
 )

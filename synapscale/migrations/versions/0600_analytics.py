@@ -57,6 +57,7 @@ TABLES = (
             Fk("workspace_id", "workspaces", CASCADE, "analytics_events_workspace_id_fkey:a"),
         ),
         tenant_keys=("workspace_id",),  # the event ingestion path: a composite FK, no guard trigger
+        indexes=("tenant_id, created_at DESC, id",),  # a tenant's events in a window, newest first
     ),
     Table(
         "analytics_exports",
