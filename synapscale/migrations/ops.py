@@ -686,18 +686,24 @@ def revert_tenant(t: Table) -> None:
         forget(t.name, "tenant_backfill")
 
 
-def index_parts(columns: str) -> tuple[tuple[str, ...], str]:
-    """The key column names of a definition such as ``tenant_id, created_at DESC INCLUDE model, cost_usd``,
-    and its SQL: ``(tenant_id, created_at DESC) INCLUDE (model, cost_usd)``."""
-    key, _, include = columns.partition(" INCLUDE ")
-    return (tuple(c.split()[0] for c in key.split(",")),
-            f"({key})" + (f" INCLUDE ({include})" if include else ""))
+@dataclass(frozen=True)
+class WideIndex:
+    """One of ``Table.indexes``, e.g. ``tenant_id, created_at DESC INCLUDE model, cost_usd``, parsed once."""
 
+    name: str  # ix_<table>_<every column, key and included>
+    key: tuple[str, ...]  # key column names, in order: the plain indexes these lead are replaced
+    sql: str  # (tenant_id, created_at DESC) INCLUDE (model, cost_usd)
 
-def index_name(table: str, columns: str) -> str:
-    """``ix_<table>_<column>_...``: every column of the definition, key and included."""
-    names = [c.split()[0] for c in columns.replace(" INCLUDE ", ",").split(",")]
-    return f"ix_{table}_" + "_".join(names)[:63 - len(table) - 4]
+    @classmethod
+    def of(cls, table: str, columns: str) -> WideIndex:
+        key, _, include = columns.partition(" INCLUDE ")
+        names = [c.split()[0] for c in (key + ("," + include if include else "")).split(",")]
+        return cls(f"ix_{table}_" + "_".join(names)[:63 - len(table) - 4], tuple(c.split()[0] for c in key.split(",")),
+                   f"({key})" + (f" INCLUDE ({include})" if include else ""))
+
+    def replaces(self, name: str, definition: str, columns: tuple[str, ...]) -> bool:
+        """A plain B-tree index whose columns lead this one's key: this one serves every read it served."""
+        return name != self.name and columns == self.key[:len(columns)] and " USING btree " in definition
 
 
 def apply_indexes(t: Table) -> None:
@@ -715,12 +721,10 @@ def apply_indexes(t: Table) -> None:
     the narrow one served. The dropped definitions are journaled (kind ``index_widened``) for the downgrade.
     """
     with autocommit():
-        for columns in t.indexes:
-            name, (key, sql) = index_name(t.name, columns), index_parts(columns)
-            concurrently(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {q(t.name)} {sql}", t.name, name)
-            for old, definition, _ in [r for r in _plain_indexes(t.name)
-                                     if r[0] != name and r[2] == key[:len(r[2])] and " USING btree " in r[1]]:
-                step(partial(journal, t.name, key[0], "index_widened",
+        for wide in (WideIndex.of(t.name, columns) for columns in t.indexes):
+            concurrently(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {wide.name} ON {q(t.name)} {wide.sql}", t.name, wide.name)
+            for old, definition, _ in [r for r in _plain_indexes(t.name) if wide.replaces(*r)]:
+                step(partial(journal, t.name, wide.key[0], "index_widened",
                              f"SELECT {lit(old)}, {lit(definition)} WHERE NOT EXISTS (SELECT 1 FROM {q('migration_undo')} "
                              f"WHERE table_name = {lit(t.name)} AND kind = 'index_widened' AND primary_key = {lit(old)})"))
                 concurrently(f'DROP INDEX CONCURRENTLY IF EXISTS {SCHEMA}."{old}"', t.name)
@@ -733,7 +737,7 @@ def revert_indexes(t: Table) -> None:
                              {"t": t.name}):
         run(str(definition).replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1))
     for columns in t.indexes:
-        run(f"DROP INDEX IF EXISTS {SCHEMA}.{index_name(t.name, columns)}")
+        run(f"DROP INDEX IF EXISTS {SCHEMA}.{WideIndex.of(t.name, columns).name}")
     forget(t.name, "index_widened")
 
 
