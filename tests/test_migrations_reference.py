@@ -399,6 +399,8 @@ def restructured(server: Server, tmp_path_factory: pytest.TempPathFactory) -> st
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f"INSERT INTO synapscale_db.workspaces (id, tenant_id, owner_id, name, slug) VALUES "
                      f"('{W2}', '{T1}', '{U1}', 'Side', 'side'), ('{W3}', '{T2}', '{U2}', 'Theirs', 'theirs')")
+        conn.execute(f"INSERT INTO synapscale_db.workflows (id, name, user_id, workspace_id, tenant_id) VALUES "
+                     f"('{WF3}', 'theirs', '{U2}', '{W3}', '{T2}')")
         conn.execute(f"INSERT INTO synapscale_db.nodes (id, name, type, user_id, tenant_id, is_public) VALUES "
                      f"('{N1}', 'http', 'action', '{U1}', '{T1}', true), ('{N2}', 'mail', 'action', '{U1}', '{T1}', true)")
         conn.execute("INSERT INTO synapscale_db.users (email, hashed_password) "
@@ -407,6 +409,7 @@ def restructured(server: Server, tmp_path_factory: pytest.TempPathFactory) -> st
 
 
 W2, W3 = "33333333-0000-0000-0000-000000000002", "33333333-0000-0000-0000-000000000003"
+WF3 = "44444444-0000-0000-0000-000000000003"
 N1, N2 = "cccccccc-0000-0000-0000-000000000001", "cccccccc-0000-0000-0000-000000000002"
 
 
@@ -476,28 +479,41 @@ def test_guards_for_the_application_role(restructured: str) -> None:
         conn.rollback()
 
 
-def test_event_workspace_tenant_is_a_composite_foreign_key(restructured: str) -> None:
-    """analytics_events.workspace_id: no guard trigger, a validated (workspace_id, tenant_id) FK that refuses
-    another tenant's or an invisible workspace, and a workspace that cannot move tenant under its events."""
-    q = "synapscale_db."
-    events = catalog(restructured).tables["analytics_events"]
-    (composite,) = [fk for fk in events.foreign_keys if fk.columns == ("workspace_id", "tenant_id")]
+TENANT_KEYS = {  # Table.tenant_keys: (child, column) -> parent, a T1 child's INSERT, T1's parent, T2's, the move to T2
+    ("analytics_events", "workspace_id"): (
+        "workspaces", f"INSERT INTO synapscale_db.analytics_events (event_type, tenant_id, workspace_id) "
+                      f"VALUES ('x', '{T1}', '{{}}')", W2, W3,
+        f"UPDATE synapscale_db.workspaces SET tenant_id = '{T2}' WHERE id = '{W2}'"),
+    ("workflow_executions", "workflow_id"): (
+        "workflows", f"INSERT INTO synapscale_db.workflow_executions (execution_id, workflow_id, user_id, tenant_id) "
+                     f"VALUES (gen_random_uuid()::text, '{{}}', '{U1}', '{T1}')", WF2, WF3,
+        f"UPDATE synapscale_db.workflows SET tenant_id = '{T2}', workspace_id = '{W3}' WHERE id = '{WF2}'"),  # its guard holds
+}
+
+
+@pytest.mark.parametrize("child, column", list(TENANT_KEYS))
+def test_tenant_key_is_a_composite_foreign_key(restructured: str, child: str, column: str) -> None:
+    """A G7 tie on a hot write path (Table.tenant_keys): no guard trigger, a validated (column, tenant_id) FK that
+    refuses another tenant's or an invisible parent, and a parent that cannot move tenant under its children."""
+    parent, insert, own, foreign, move = TENANT_KEYS[child, column]
+    table = catalog(restructured).tables[child]
+    (composite,) = [fk for fk in table.foreign_keys if fk.columns == (column, "tenant_id")]
     assert (composite.target_table, composite.target_columns, composite.on_delete) == (
-        "workspaces", ("id", "tenant_id"), "CASCADE")
-    assert [t for t in events.triggers if "workspace_id_tenant_guard" in t] == []
-    assert one(restructured, "SELECT convalidated FROM pg_constraint WHERE conname = 'analytics_events_workspace_id_tenant_fkey'")
+        parent, ("id", "tenant_id"), "CASCADE")
+    assert [t for t in table.triggers if f"{column}_tenant_guard" in t] == []
+    assert one(restructured, f"SELECT convalidated FROM pg_constraint WHERE conname = '{child}_{column}_tenant_fkey'")
     with psycopg.connect(restructured) as conn:
         conn.execute("SET ROLE synapscale_app")
         conn.execute(f"SELECT set_config('app.current_tenant_id', '{T1}', false)")
-        conn.execute(f"INSERT INTO {q}analytics_events (event_type, tenant_id, workspace_id) VALUES ('ok', '{T1}', '{W2}')")
-        for ws in (W3, "33333333-0000-0000-0000-0000000000ff"):  # another tenant's (RLS hides it too), none at all
-            with pytest.raises(psycopg.errors.ForeignKeyViolation, match="analytics_events_workspace_id_"), \
-                    conn.transaction():
-                conn.execute(f"INSERT INTO {q}analytics_events (event_type, tenant_id, workspace_id) "
-                             f"VALUES ('x', '{T1}', '{ws}')")
+        conn.execute(insert.format(own))  # type: ignore[arg-type]
+        for parent_id in (foreign, "33333333-0000-0000-0000-0000000000ff"):  # another tenant's (RLS hides it too), none
+            with pytest.raises(psycopg.errors.ForeignKeyViolation, match=f"{child}_{column}_"), conn.transaction():
+                conn.execute(insert.format(parent_id))  # type: ignore[arg-type]
+        conn.execute("RESET ROLE")
+        with pytest.raises(psycopg.errors.ForeignKeyViolation, match=f"{child}_{column}_tenant_fkey"), \
+                conn.transaction():
+            conn.execute(move)  # type: ignore[arg-type]
         conn.rollback()
-    with psycopg.connect(restructured) as conn, pytest.raises(psycopg.errors.ForeignKeyViolation):
-        conn.execute(f"UPDATE {q}workspaces SET tenant_id = '{T2}' WHERE id = '{W1}'")
 
 
 def test_drifted_events_are_reported_and_still_cascade(server: Server, archive: Path) -> None:

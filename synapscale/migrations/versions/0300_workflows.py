@@ -28,6 +28,7 @@ TABLES = (
         tenant=REQUIRED,
         indexes=("status, tenant_id, created_at DESC, id",),  # a tenant's executions by status, newest first
         parents=(("workflow_id", "workflows"),),
+        tenant_keys=("workflow_id",),  # the status UPDATE path: a composite FK, no row-locking guard trigger
         fks=(
             Fk("tenant_id", "tenants", CASCADE, "workflow_executions_tenant_id_fkey:a"),
             Fk("user_id", "users", RESTRICT, "workflow_executions_user_id_fkey:a"),
