@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psycopg
@@ -71,7 +72,7 @@ class Comparison:
     timing: Timing | None  # None when the query could not be measured (see its BENCH-ERROR finding)
     before_plan: Plan
     after_plan: Plan
-    confirmed: Timing | None = None  # the rerun, when the first run looked slower
+    confirmed: Timing | None = None  # the rerun, when the first run looked slower (or reads more blocks, not surely faster)
     findings: list[Finding] = field(default_factory=list)
     samples: Samples = field(default_factory=Samples)
     hidden: tuple[int, int] = (0, 0)  # \u0000 rows the row check hid (legacy, migrated)
@@ -113,6 +114,23 @@ def _cache(plans: tuple[Plan, ...]) -> str:
     return kinds.pop() if len(kinds) == 1 else "mixed"
 
 
+def faster_excuse(first: Timing | None, rerun: Callable[[], Timing]) -> tuple[bool, Timing | None]:
+    """Whether a query that reads more blocks is faster with confidence (its 95% CI entirely below 1),
+    and the rerun that decided it, if one ran.
+
+    Like a slowdown, the excuse is not refused on one run: a first run whose median is below 1 but
+    whose interval reaches 1 is rerun once. At prod ``usage_by_model_setting`` reads 1.50x the legacy
+    blocks at 0.69-0.77x the time, and its interval over 30 rounds of 6 executions of 65-100 ms
+    reached 1.02 in one run of four (docs/benchmarks.md).
+    """
+    if first is None or first.ci[1] < 1:
+        return first is not None, None
+    if first.ratio >= 1:
+        return False, None
+    again = rerun()
+    return again.ci[1] < 1, again
+
+
 def compare(before: Session, after: Session, query: Query, params: list[Params], limits: Limits = G6,
             inject: float = 0.0) -> Comparison:
     """Check rows, read both plans, time interleaved (and once more if slower), and judge."""
@@ -141,15 +159,18 @@ def compare(before: Session, after: Session, query: Query, params: list[Params],
                                     f"+{(t.ci[1] - 1) * t.before_ms * 1000:.1f} us per execution, confirmed by a rerun",
                                     expected=f"<= {ceiling:.2f}x", actual=f"{t.ratio:.3f}x"))
     extra_per_execution = (after_plan.buffers - before_plan.buffers) / len(plans)
-    more_buffers = result.buffers_ratio > limits.buffers and not (result.timing and result.timing.ci[1] < 1)
+    more_buffers = result.buffers_ratio > limits.buffers and extra_per_execution > limits.buffers_slack
+    if more_buffers and result.confirmed is None:  # (a confirmed slowdown is no excuse)
+        faster, result.confirmed = faster_excuse(
+            result.timing, lambda: timing(interleave(before, after, query, params, limits, warmup=0, inject=inject)))
+        more_buffers = not faster
     if more_buffers and extra_per_execution > slack:
         findings.append(Finding("BENCH-BUFFERS", query.group, table,
                                 f"{query.name}: reads {result.buffers_ratio:.2f}x the shared buffers of the legacy query",
                                 expected=f"<= {limits.buffers:.2f}x or +{slack:g} blocks per execution",
                                 actual=f"{before_plan.buffers} -> {after_plan.buffers} blocks"))
     if accepted:
-        result.over_budget = bool((more_buffers and extra_per_execution > limits.buffers_slack)
-                                  or (result.timing and result.timing.slower(limits)))
+        result.over_budget = bool(more_buffers or (result.timing and result.timing.slower(limits)))
     # a sequential scan that reads fewer blocks than the legacy index path is the planner's right call on a small table
     lost = (before_plan.index_scans and not after_plan.index_scans and after_plan.seq_scans
             and after_plan.buffers >= before_plan.buffers)
