@@ -147,10 +147,13 @@ def test_written_statements_stay_prepared_across_their_rollbacks(dbs: dict[str, 
         assert session.conn.execute(count).fetchall() == []
 
 
-def test_floor_spares_a_microsecond_on_a_fast_statement_but_not_a_real_slowdown() -> None:
-    def timed(before_ms: float, ci: tuple[float, float]) -> Timing:
-        return Timing(before_ms, before_ms * ci[0], ci[0], ci, 1e-6, 30, 60)
+def timed(before_ms: float, ci: tuple[float, float], ratio: float | None = None) -> Timing:
+    """A measured timing for the decision rules: its median ``ratio`` (the interval's bottom by default)."""
+    ratio = ci[0] if ratio is None else ratio
+    return Timing(before_ms, before_ms * ratio, ratio, ci, 1e-6, 30, 60)
 
+
+def test_floor_spares_a_microsecond_on_a_fast_statement_but_not_a_real_slowdown() -> None:
     rls = timed(0.012, (1.07, 1.10))  # +1.2 us at the interval's top
     assert not rls.slower(Limits())
     assert rls.slower(Limits(round_trip_ms=0))
@@ -161,9 +164,6 @@ def test_floor_spares_a_microsecond_on_a_fast_statement_but_not_a_real_slowdown(
 
 def test_more_blocks_are_excused_only_by_a_surely_faster_query_given_one_rerun() -> None:
     """A blocks excuse, like a slowdown, is not refused on one noisy run; a query not faster gets no second look."""
-    def timed(ratio: float, ci: tuple[float, float]) -> Timing:
-        return Timing(90.0, 90.0 * ratio, ratio, ci, 0.9, 30, 6)
-
     reruns: list[Timing] = []
 
     def rerun(result: Timing) -> Callable[[], Timing]:
@@ -172,7 +172,8 @@ def test_more_blocks_are_excused_only_by_a_surely_faster_query_given_one_rerun()
             return result
         return run
 
-    surely, noisy, slower = timed(0.70, (0.66, 0.89)), timed(0.77, (0.69, 1.02)), timed(1.0, (0.97, 1.04))
+    surely, noisy, slower = (timed(90.0, (0.66, 0.89), 0.70), timed(90.0, (0.69, 1.02), 0.77),
+                             timed(90.0, (0.97, 1.04), 1.0))
     assert faster_excuse(surely, rerun(noisy)) == (True, None) and reruns == []
     assert faster_excuse(noisy, rerun(surely)) == (True, surely) and reruns == [surely]
     assert faster_excuse(noisy, rerun(noisy)) == (False, noisy)  # not faster twice: the blocks fail

@@ -20,6 +20,7 @@ import pytest
 from synap_verify import migrate
 from synap_verify.catalog import Catalog, read_catalog
 from synap_verify.server import Server, embedded
+from synapscale.migrations import ops
 
 ROOT = Path(__file__).resolve().parents[1]
 MIGRATIONS = ROOT / "synapscale" / "migrations"
@@ -500,8 +501,9 @@ def test_tenant_key_is_a_composite_foreign_key(restructured: str, child: str, co
     (composite,) = [fk for fk in table.foreign_keys if fk.columns == (column, "tenant_id")]
     assert (composite.target_table, composite.target_columns, composite.on_delete) == (
         parent, ("id", "tenant_id"), "CASCADE")
-    assert [t for t in table.triggers if f"{column}_tenant_guard" in t] == []
-    assert one(restructured, f"SELECT convalidated FROM pg_constraint WHERE conname = '{child}_{column}_tenant_fkey'")
+    key = ops.tenant_key_name(child, column)
+    assert [t for t in table.triggers if ops.guard_name(child, column) in t] == []
+    assert one(restructured, f"SELECT convalidated FROM pg_constraint WHERE conname = '{key}'")
     with psycopg.connect(restructured) as conn:
         conn.execute("SET ROLE synapscale_app")
         conn.execute(f"SELECT set_config('app.current_tenant_id', '{T1}', false)")
@@ -510,8 +512,7 @@ def test_tenant_key_is_a_composite_foreign_key(restructured: str, child: str, co
             with pytest.raises(psycopg.errors.ForeignKeyViolation, match=f"{child}_{column}_"), conn.transaction():
                 conn.execute(insert.format(parent_id))  # type: ignore[arg-type]
         conn.execute("RESET ROLE")
-        with pytest.raises(psycopg.errors.ForeignKeyViolation, match=f"{child}_{column}_tenant_fkey"), \
-                conn.transaction():
+        with pytest.raises(psycopg.errors.ForeignKeyViolation, match=key), conn.transaction():
             conn.execute(move)  # type: ignore[arg-type]
         conn.rollback()
 
