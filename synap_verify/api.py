@@ -4,8 +4,8 @@ The API under test is the reference ``synapscale.api.app`` on the migrated clone
 ``--synap-api=module:attr`` (an ASGI app, or a function ``database_url -> ASGI app`` that is given the
 migrated clone), or ``--synap-api-url=http://host:port`` (a running server; its document is
 ``<url>/openapi.json`` unless the URL names a ``.json``/``.yaml`` file). ``--synap-api-header
-'Name: value'`` (repeatable) is sent with every request. The same values may come from the
-environment: ``SYNAP_API``, ``SYNAP_API_URL``, ``SYNAP_API_HEADER`` (one header per line).
+'Name: value'`` (repeatable) is sent with every request. Like every option they come through
+:class:`~synap_verify.settings.Settings` (pyproject, ini, ``SYNAP_API_HEADER`` one header per line).
 
 Beyond Schemathesis's own checks this module has the two that are specific to the restructure:
 the cross-tenant probe (tenant A calling every operation with tenant B's ids gets 404 and changes
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -27,18 +26,12 @@ from synap_verify.errors import SynapError
 
 if TYPE_CHECKING:
     import psycopg
-    import pytest
     from schemathesis import Case
     from schemathesis.specs.openapi.schemas import OpenApiSchema
 
-REFERENCE_APP = "synapscale.api.app:create_app"
+    from synap_verify.settings import Settings
 
-# option -> (help, argparse keyword arguments)
-OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
-    "api": ("ASGI app under test, module:app (or module:factory taking the migrated database's SQLAlchemy URL)", {}),
-    "api-url": ("base URL (or OpenAPI document URL) of a running SynapScale API to test instead", {}),
-    "api-header": ("'Name: value' header sent with every API request (repeatable)", {"action": "append"}),
-}
+REFERENCE_APP = "synapscale.api.app:create_app"
 
 # Renamed tables whose old resource paths must still answer, deprecated (PRD 11.2): new -> old.
 RENAMED_RESOURCES = {
@@ -69,13 +62,6 @@ ID_TABLES = {
 SCHEMA = "synapscale_db"
 
 
-def add_options(parser: pytest.Parser) -> None:
-    """Register ``--synap-api``, ``--synap-api-url`` and ``--synap-api-header`` (called from the plugin)."""
-    group = parser.getgroup("synap-verify")
-    for name, (help_text, kwargs) in OPTIONS.items():
-        group.addoption(f"--synap-{name}", dest=f"synap_{name.replace('-', '_')}", default=None, help=help_text, **kwargs)
-
-
 @dataclass(frozen=True)
 class ApiTarget:
     """What to test: an ASGI app (``app`` = 'module:attr') or a URL, plus headers for every request."""
@@ -88,13 +74,6 @@ class ApiTarget:
         return self.url or self.app
 
 
-def _option(config: pytest.Config, name: str) -> Any:
-    try:
-        return config.getoption(f"synap_{name.replace('-', '_')}")
-    except ValueError:  # the plugin does not register the option (yet): the environment still works
-        return None
-
-
 def parse_header(text: str) -> tuple[str, str]:
     """``'Name: value'`` -> ``('Name', 'value')``; anything else is a usage error."""
     name, sep, value = text.partition(":")
@@ -103,18 +82,11 @@ def parse_header(text: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
-def api_target(config: pytest.Config) -> ApiTarget:
-    """The API the suite tests, from the command line first, then ``SYNAP_API*`` environment variables."""
-    app = _option(config, "api") or os.environ.get("SYNAP_API")
-    url = _option(config, "api-url") or os.environ.get("SYNAP_API_URL")
-    raw_headers = _option(config, "api-header") or [
-        line for line in os.environ.get("SYNAP_API_HEADER", "").splitlines() if line.strip()]
-    if app and url:
-        raise SynapError("--synap-api and --synap-api-url name two different APIs: give one")
-    if app and ":" not in app:
-        raise SynapError(f"--synap-api expects module:attr, got {app!r}")
-    headers = dict(parse_header(h) for h in raw_headers)
-    return ApiTarget(app=app or REFERENCE_APP, url=url.rstrip("/") if url else None, headers=headers)
+def api_target(settings: Settings) -> ApiTarget:
+    """The API the suite tests, as the settings name it (validated there: one of app or URL)."""
+    headers = dict(parse_header(h) for h in settings.api_header)
+    url = settings.api_url
+    return ApiTarget(app=settings.api or REFERENCE_APP, url=url.rstrip("/") if url else None, headers=headers)
 
 
 def load_app(spec: str, database_url: str) -> Any:

@@ -22,13 +22,13 @@ from synap_verify import datagen, migrate
 from synap_verify.catalog import read_catalog
 from synap_verify.datagen.schema import dump_schema, load_schema_file
 from synap_verify.groups import GROUPS
+from synap_verify.resources import LEGACY_SCHEMA
 from synap_verify.server import Server, redact
 from synap_verify.server.dsn import attach
 from synap_verify.server.provision import provision
 from synap_verify.server.templates import Database, build_template, clone, database_exists
-from synap_verify.settings import PROJECT_ROOT, Settings
+from synap_verify.settings import Settings
 
-LEGACY_SCHEMA = PROJECT_ROOT / "fixtures" / "legacy" / "schema.sql"
 SCHEMAS = ("synapscale_db",)
 Progress = Callable[[str], None]
 

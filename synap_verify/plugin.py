@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,62 +9,103 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from synap_verify.errors import SynapError
-from synap_verify.settings import Settings, pyproject_table
+from synap_verify.resources import suites_dir
+from synap_verify.settings import SUITES, Settings, pyproject_table
+from synap_verify.stash import PIPELINE, RLS_REPORTS, SETTINGS, SKIPS
 
 if TYPE_CHECKING:  # the pipeline pulls in alembic and SQLAlchemy: load it only when a suite needs it
     from synap_verify.pipeline import Pipeline
     from synap_verify.server.templates import Database
 
-SETTINGS = pytest.StashKey[Settings]()
-PIPELINE = pytest.StashKey["Pipeline"]()
-SKIPS = pytest.StashKey[dict[str, str]]()
-
-# option name -> (help, argparse keyword arguments)
+# option name -> (help, argparse keyword arguments); each is also an ini key ``synap_<name>``, a
+# ``[tool.synap_verify]`` key and a ``SYNAP_<NAME>`` variable, resolved by Settings (command line wins)
 OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "group": ("restructure group(s) to verify; repeatable or comma list (default: all)", {"action": "append"}),
+    "suites": (f"suite families to run; repeatable or comma list of {', '.join(SUITES)} "
+               f"(default: all but bench)", {"action": "append"}),
     "backend": ("where PostgreSQL comes from: embedded (default), system, docker, dsn", {}),
     "dsn": ("an existing server/database to verify (implies --synap-backend=dsn)", {}),
     "dsn-disposable": ("the DSN's server may be written to (create/drop databases and roles)", {"action": "store_true"}),
     "scale": ("data profile: tiny, small (default), prod", {}),
     "seed": ("seed of the data generator (same seed, same data)", {}),
-    "alembic": ("alembic.ini or migrations folder of the system under test (default: the reference synapscale/)", {}),
-    "contract": ("restructure contract file (default: fixtures/contract.yaml)", {}),
-    "baseline": ("legacy schema SQL to load instead of fixtures/legacy/schema.sql (e.g. pg_dump --schema-only)", {}),
+    "alembic": ("alembic.ini or migrations folder of the system under test (default: the reference synapscale)", {}),
+    "contract": ("restructure contract file (default: the packaged fixtures/contract.yaml)", {}),
+    "baseline": ("legacy schema SQL to load instead of the packaged legacy schema (e.g. pg_dump --schema-only), "
+                 "or the DSN of a database to take it from", {}),
     "keep": ("leave the server and databases up at the end and print how to connect", {"action": "store_true"}),
     "report": ("write the verification report to this HTML file (self-contained) and a .json twin beside it", {}),
+    "api": ("ASGI app under test, module:app (or module:factory taking the migrated database's SQLAlchemy URL)", {}),
+    "api-url": ("base URL (or OpenAPI document URL) of a running API to test instead", {}),
+    "api-header": ("'Name: value' header sent with every API request (repeatable)", {"action": "append"}),
+    "bench-round-trip-ms": ("benchmark gate: the application's least statement round trip; a slowdown must exceed "
+                            "5%% of it (default 0.1 ms; 0 = strict ratio only)", {}),
+    "bench-unprepared": ("benchmark gate: time unprepared statements (planning in every sample)", {"action": "store_true"}),
+    "bench-rounds": ("benchmark gate: interleaved rounds per query (default 30)", {}),
 }
+
+
+def _key(name: str) -> str:
+    return f"synap_{name.replace('-', '_')}"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("synap-verify", "synapscale_db restructure verification")
     for name, (help_text, kwargs) in OPTIONS.items():
-        group.addoption(f"--synap-{name}", dest=f"synap_{name.replace('-', '_')}", default=None, help=help_text, **kwargs)
-        parser.addini(f"synap_{name.replace('-', '_')}", help_text, default=None)
-    from synap_verify.api import add_options  # --synap-api, --synap-api-url, --synap-api-header
+        group.addoption(f"--synap-{name}", dest=_key(name), default=None, help=help_text, **kwargs)
+        parser.addini(_key(name), help_text, default=None)
 
-    add_options(parser)
+
+def _settings(config: pytest.Config) -> Settings:
+    """Command line, then ini keys and ``[tool.synap_verify]``, then ``SYNAP_*`` (Settings merges and validates)."""
+    field_of = {"group": "groups"}  # the option is singular, the setting plural
+    cli: dict[str, Any] = {}
+    ini: dict[str, Any] = {}
+    for name in OPTIONS:
+        field = field_of.get(name, name.replace("-", "_"))
+        cli[field] = config.getoption(_key(name)) or None  # store_true gives False when absent
+        ini[field] = config.getini(_key(name))
+    file_config = {**{k: v for k, v in ini.items() if v}, **pyproject_table(Path(config.rootpath))}
+    return Settings.resolve(cli, file_config)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "synap_group(name): the restructure group a test verifies")
     config.addinivalue_line("markers", "synap_needs(capability): 'disposable' when the test writes to the server")
-    cli = {name.replace("-", "_"): config.getoption(f"synap_{name.replace('-', '_')}") for name in OPTIONS}
-    cli["dsn_disposable"] = cli["dsn_disposable"] or None
-    cli["keep"] = cli["keep"] or None
-    cli["groups"] = cli.pop("group")
-    ini = {name.replace("-", "_"): config.getini(f"synap_{name.replace('-', '_')}") for name in OPTIONS}
-    ini["groups"] = ini.pop("group")
-    file_config = {**{k: v for k, v in ini.items() if v}, **pyproject_table(Path(config.rootpath))}
     try:
-        config.stash[SETTINGS] = Settings.resolve(cli, file_config)
+        settings = config.stash[SETTINGS] = _settings(config)
     except SynapError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SKIPS] = {}
-    report = config.getoption("synap_report") or config.getini("synap_report") or os.environ.get("SYNAP_REPORT")
-    if report:  # the collector's own hooks gather results and write the report at the session's end
+    _add_builtin_suites(config, settings)
+    if settings.report:  # the collector's own hooks gather results and write the report at the session's end
         from synap_verify.report.collect import Collector
 
-        config.pluginmanager.register(Collector(config, Path(report)), "synap-verify-report")
+        config.pluginmanager.register(Collector(config, settings.report), "synap-verify-report")
+
+
+def _add_builtin_suites(config: pytest.Config, settings: Settings) -> None:
+    """Collect the packaged suites wherever the plugin is installed, beside the user's own tests.
+
+    They are added when the command line names no test paths (``pytest`` in the application's
+    repository) or names families with ``--synap-suites``. Each module is added as a path of its own,
+    so a project's ``python_files`` pattern cannot hide them.
+    """
+    named = config.getoption("synap_suites") is not None
+    if config.args_source == pytest.Config.ArgsSource.ARGS and not named:
+        return
+    given = [Path(arg.split("::")[0]).resolve() for arg in config.args]
+    for family in settings.suites:
+        module = suites_dir() / SUITES[family]
+        if not any(module == path or path in module.parents for path in given):
+            config.args.append(str(module))
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """A suite family that was not selected is not collected, however its folder was reached."""
+    if collection_path.parent != suites_dir() or collection_path.suffix != ".py":
+        return None
+    selected = {SUITES[family] for family in config.stash[SETTINGS].suites}
+    return True if collection_path.name.startswith("test_") and collection_path.name not in selected else None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -155,31 +194,14 @@ def synap_migrated_db(synap_pipeline: Pipeline, pytestconfig: pytest.Config) -> 
     yield from _state_clone(synap_pipeline, "migrated", pytestconfig)
 
 
-@pytest.fixture
-def synap_conn(synap_migrated_db: Database):  # type: ignore[no-untyped-def]
-    """An autocommit psycopg connection to the migrated clone."""
-    with synap_migrated_db.connect() as conn:
-        yield conn
-
-
-@pytest.fixture
-def synap_engine(synap_migrated_db: Database):  # type: ignore[no-untyped-def]
-    """A SQLAlchemy 2 engine (psycopg 3) on the migrated clone."""
-    from sqlalchemy import create_engine
-
-    from synap_verify.server import sqlalchemy_url
-
-    engine = create_engine(sqlalchemy_url(synap_migrated_db.dsn))
-    yield engine
-    engine.dispose()
-
-
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    rls = sys.modules.get("synap_verify.rls")  # loaded only when an RLS suite ran
-    if rls is not None:
-        for label, result in config.stash.get(rls.REPORTS, {}).items():
+    reports = config.stash.get(RLS_REPORTS, {})
+    if reports:
+        from synap_verify.rls import render_matrix
+
+        for label, result in reports.items():
             terminalreporter.write_sep("-", f"synap-verify RLS matrix ({label}; rows with a problem)")
-            terminalreporter.write_line(rls.render_matrix(result.probes))
+            terminalreporter.write_line(render_matrix(result.probes))
     skips = config.stash.get(SKIPS, {})
     for state, reason in skips.items():
         terminalreporter.write_line(f"synap-verify: suites on the {state} state were skipped: {reason}")

@@ -16,11 +16,22 @@ from pathlib import Path
 from typing import Any
 
 from synap_verify.errors import SynapError
-from synap_verify.groups import resolve_groups
+from synap_verify.groups import resolve_groups, resolve_names
+from synap_verify.resources import CONTRACT, reference_migrations
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BACKENDS = ("embedded", "system", "docker", "dsn")
 SCALES = ("tiny", "small", "prod")
+# suite family -> module of the built-in suites; "bench" (the G6 gate, minutes at prod) runs only when named
+SUITES: dict[str, str] = {
+    "migrations": "test_migrations.py",
+    "contract": "test_contract.py",
+    "integrity": "test_integrity.py",
+    "json": "test_json_properties.py",
+    "rls": "test_rls.py",
+    "api": "test_api.py",
+    "bench": "test_regression.py",
+}
+DEFAULT_SUITES = tuple(name for name in SUITES if name != "bench")
 
 
 @dataclass(frozen=True)
@@ -34,12 +45,20 @@ class Settings:
     disposable_pattern: str = r"(^|_)(test|tmp|scratch|disposable|ci)(_|$)"
     scale: str = "small"
     seed: int = 20240101
-    alembic: Path = PROJECT_ROOT / "synapscale" / "migrations"
-    contract: Path = PROJECT_ROOT / "fixtures" / "contract.yaml"
+    alembic: Path = field(default_factory=reference_migrations)
+    contract: Path = CONTRACT
     baseline: Path | str | None = None  # a schema file, or the DSN of a database to take it from
     keep: bool = False
     docker_image: str = "postgres:16"
     tenant_settings: tuple[str, ...] = field(default=("app.current_tenant_id",))
+    suites: tuple[str, ...] = DEFAULT_SUITES
+    report: Path | None = None  # an HTML report (and its .json twin) written at the session's end
+    api: str | None = None  # module:attr of the ASGI app under test (default: the reference app)
+    api_url: str | None = None  # a running API to test instead
+    api_header: tuple[str, ...] = ()  # 'Name: value' sent with every API request
+    bench_round_trip_ms: float | None = None  # a slowdown must exceed 5% of this round trip (None: the gate's G6)
+    bench_unprepared: bool = False  # time unprepared statements (planning in every sample)
+    bench_rounds: int | None = None  # interleaved rounds per benchmark query (None: the gate's G6)
 
     @classmethod
     def resolve(
@@ -64,7 +83,7 @@ class Settings:
         out: dict[str, Any] = dict(raw)
         if "groups" in raw:
             groups = raw["groups"]
-            out["groups"] = resolve_groups([groups] if isinstance(groups, str) else groups)
+            out["groups"] = resolve_groups(_as_list(groups))
         else:
             out["groups"] = resolve_groups([])
         backend = out.get("backend", cls.backend)
@@ -77,14 +96,25 @@ class Settings:
         scale = out.get("scale", cls.scale)
         if scale not in SCALES:
             raise SynapError(f"unknown scale '{scale}': use one of {', '.join(SCALES)} (--synap-scale)")
-        for key in ("dsn_disposable", "keep"):
+        for key in ("dsn_disposable", "keep", "bench_unprepared"):
             if key in out:
                 out[key] = _as_bool(out[key], key)
-        if "seed" in out:
-            try:
-                out["seed"] = int(out["seed"])
-            except (TypeError, ValueError):
-                raise SynapError(f"--synap-seed must be an integer, got '{out['seed']}'") from None
+        for key, kind in (("seed", int), ("bench_rounds", int), ("bench_round_trip_ms", float)):
+            if key in out:
+                out[key] = _as_number(out[key], key, kind)
+        if out.get("bench_round_trip_ms", 0) < 0 or out.get("bench_rounds", 1) < 1:  # absent: the gate's own
+            raise SynapError("--synap-bench-round-trip-ms must be >= 0 and --synap-bench-rounds >= 1")
+        if "suites" in out:
+            out["suites"] = resolve_names(_as_list(out["suites"]), tuple(SUITES), "suite", "--synap-suites",
+                                          empty=DEFAULT_SUITES)
+        if "api_header" in out:
+            out["api_header"] = tuple(h for h in _as_list(out["api_header"], sep="\n") if h.strip())
+        if out.get("api") and out.get("api_url"):
+            raise SynapError("--synap-api and --synap-api-url name two different APIs: give one")
+        if out.get("api") and ":" not in out["api"]:
+            raise SynapError(f"--synap-api expects module:attr, got {out['api']!r}")
+        if out.get("report"):
+            out["report"] = Path(out["report"]).expanduser().resolve()
         for key in ("alembic", "contract", "baseline"):
             if key == "baseline" and isinstance(out.get(key), str) and is_dsn(out[key]):
                 continue
@@ -105,6 +135,20 @@ class Settings:
 def is_dsn(value: str) -> bool:
     """A baseline given as a live database rather than a file."""
     return value.startswith(("postgresql://", "postgres://")) or "dbname=" in value or "host=" in value
+
+
+def _as_list(value: Any, sep: str = ",") -> list[str]:
+    """A list option from any source: repeated on the command line, a TOML array, or one separated string."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(sep)]
+    return [str(part) for part in value]
+
+
+def _as_number(value: Any, name: str, kind: type[int] | type[float]) -> int | float:
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise SynapError(f"--synap-{name.replace('_', '-')} must be a number, got '{value}'") from None
 
 
 def _as_bool(value: Any, name: str) -> bool:

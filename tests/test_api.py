@@ -25,6 +25,7 @@ from synap_verify.catalog import read_catalog
 from synap_verify.datagen.schema import load_schema_file
 from synap_verify.errors import SynapError
 from synap_verify.server import Server, embedded, sqlalchemy_url
+from synap_verify.settings import Settings
 from synapscale.api import deps
 from synapscale.api.app import create_app
 from synapscale.models import SCHEMA, Base
@@ -233,11 +234,11 @@ def test_header_option_is_validated() -> None:
         synap_api.parse_header("Authorization Bearer abc")
 
 
-def test_target_from_the_environment(monkeypatch: pytest.MonkeyPatch, pytestconfig: pytest.Config) -> None:
+def test_target_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SYNAP_API_URL", "http://127.0.0.1:8000/")
     monkeypatch.setenv("SYNAP_API_HEADER", "Authorization: Bearer t\nX-Extra: 1")
-    target = synap_api.api_target(pytestconfig)
+    target = synap_api.api_target(Settings.resolve())
     assert target.url == "http://127.0.0.1:8000" and target.headers == {"Authorization": "Bearer t", "X-Extra": "1"}
     monkeypatch.setenv("SYNAP_API", "pkg:app")
     with pytest.raises(SynapError, match="two different APIs"):
-        synap_api.api_target(pytestconfig)
+        Settings.resolve()

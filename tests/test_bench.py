@@ -26,8 +26,9 @@ from synap_verify.bench.gate import Timing, app_role, faster_excuse
 from synap_verify.bench.workload import Accepted, Session
 from synap_verify.errors import SynapError
 from synap_verify.pipeline import Pipeline
+from synap_verify.resources import WORKLOAD as WORKLOAD_FILE
 from synap_verify.server import Server
-from synap_verify.settings import PROJECT_ROOT, Settings
+from synap_verify.settings import Settings
 
 FAST = Limits(rounds=10, per_round=4)
 ROWS = 20000
@@ -199,7 +200,7 @@ def test_signed_rank_holds_its_level_under_the_null() -> None:
 
 
 def test_reference_workload_is_complete() -> None:
-    queries = load_workload(PROJECT_ROOT / "benchmarks" / "workload.yaml")
+    queries = load_workload(WORKLOAD_FILE)
     groups = {q.group for q in queries}
     assert {"analytics", "workflows", "llm", "marketplace", "workspaces", "crud"} <= groups
     assert all("%(tenant_id)s" in q.migrated or q.write or "tenant_id" in q.params for q in queries)
@@ -230,7 +231,7 @@ def real(pg: Server) -> dict[str, Side]:
             "seeded": Side("after", seeded.dsn, "migrated", role=role, tenant_setting="app.current_tenant_id")}
 
 
-WORKLOAD = load_workload(PROJECT_ROOT / "benchmarks" / "workload.yaml")
+WORKLOAD = load_workload(WORKLOAD_FILE)
 
 
 def test_reference_restructure_passes_the_deterministic_gate(real: dict[str, Side]) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from synap_verify import cli
+from synap_verify import cli, resources
 from synap_verify.catalog import read_catalog
 from synap_verify.contract import Contract, check, load_contract
 from synap_verify.contract.expected import differences, load_expected
@@ -20,12 +20,11 @@ from synap_verify.datagen.schema import load_schema_file
 from synap_verify.errors import SynapError
 from synap_verify.findings import count_by_rule, render_text
 from synap_verify.server import Server
-from synap_verify.settings import PROJECT_ROOT
 
-CONTRACT = PROJECT_ROOT / "fixtures" / "contract.yaml"
-LEGACY = PROJECT_ROOT / "fixtures" / "legacy" / "schema.sql"
-EXPECTED = PROJECT_ROOT / "fixtures" / "legacy" / "expected_findings.yaml"
-FOREIGN = PROJECT_ROOT / "tests" / "data" / "foreign_schema.sql"
+CONTRACT = resources.CONTRACT
+LEGACY = resources.LEGACY_SCHEMA
+EXPECTED = resources.EXPECTED_LEGACY
+FOREIGN = Path(__file__).with_name("data") / "foreign_schema.sql"
 
 # The target shape of a few tables, written by hand from the specification: every rule holds.
 GOOD_TABLES = ("tenants", "plans", "users", "workspaces", "workspace_members", "workspace_activities", "workflows",

@@ -20,11 +20,11 @@ from synap_verify.cli import main
 from synap_verify.groups import GROUPS
 from synap_verify.report.collect import summarise_groups, verdict
 from synap_verify.report.html import render
-from synap_verify.settings import PROJECT_ROOT
+from synap_verify.resources import suites_dir
 
 SEEDED = '''
 from synap_verify.findings import Finding
-from synap_verify.report import record
+from synap_verify.stash import record
 
 
 def test_seeded_loss(pytestconfig):
@@ -39,7 +39,7 @@ def report_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str
     """One pytester-like subprocess run: the real contract and RLS suites on analytics at tiny scale."""
     folder = tmp_path_factory.mktemp("report_run")
     for suite in ("test_contract.py", "test_rls.py"):
-        shutil.copy(PROJECT_ROOT / "suites" / suite, folder / suite)
+        shutil.copy(suites_dir() / suite, folder / suite)
     (folder / "test_seeded.py").write_text(SEEDED)
     out = folder / "out" / "report.html"
     done = subprocess.run(["python", "-m", "pytest", "-p", "no:cacheprovider", "-q", "--synap-scale=tiny",

@@ -12,11 +12,11 @@ from psycopg import sql
 
 from synap_verify.cli import main
 from synap_verify.findings import render_text
+from synap_verify.resources import LEGACY_SCHEMA
 from synap_verify.rls import RlsConfig, RlsResult, TenantContext, check, render_matrix
 from synap_verify.rls.probes import LEAK, NOT_COVERED, PASS
 from synap_verify.server import Server, embedded
 from synap_verify.server.templates import Database, drop_database
-from synap_verify.settings import PROJECT_ROOT
 
 T1, T2, T3 = "11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222", \
     "33333333-3333-3333-3333-333333333333"
@@ -208,7 +208,7 @@ def test_read_only_database_gets_no_writing_probe(server: Server) -> None:
 
 
 def test_legacy_schema_defects_are_found(server: Server) -> None:
-    schema = (PROJECT_ROOT / "fixtures" / "legacy" / "schema.sql").read_text()
+    schema = LEGACY_SCHEMA.read_text()
     began = time.perf_counter()
     result = check(make_db(server, schema), RlsConfig())
     found = rules(result)

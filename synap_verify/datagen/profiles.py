@@ -12,8 +12,9 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from synap_verify.errors import SynapError
+from synap_verify.resources import PROFILES
 
-PROFILES_FILE = Path(__file__).resolve().parents[2] / "fixtures" / "profiles.toml"
+PROFILES_FILE = PROFILES
 
 
 @dataclass(frozen=True)

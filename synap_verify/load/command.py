@@ -24,7 +24,7 @@ from typing import Any
 from synap_verify.errors import SynapError
 from synap_verify.findings import Finding, render_text
 from synap_verify.load import config, orchestrate, plot, timeline, verdict
-from synap_verify.load.config import CONFIG_FILE, LOADTESTS, THRESHOLDS_FILE
+from synap_verify.load.config import CONFIG_FILE, THRESHOLDS_FILE
 from synap_verify.load.orchestrate import LocustRun, MigrationPlan, MigrationRun
 from synap_verify.settings import Settings
 
@@ -62,9 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-blocking", type=float, help="override: longest lock wait a step may cause (s)")
     parser.add_argument("--p99-factor", type=float, help="override: p99 during / p99 before bound")
     parser.add_argument("--p99-ms", type=float, help="override: baseline p99 threshold (ms)")
-    parser.add_argument("--config", type=Path, default=CONFIG_FILE, help="load mix (default: loadtests/config.toml)")
+    parser.add_argument("--config", type=Path, default=CONFIG_FILE, help="load mix (default: the packaged loadtests/config.toml)")
     parser.add_argument("--thresholds", type=Path, default=THRESHOLDS_FILE,
-                        help="thresholds (default: loadtests/thresholds.toml)")
+                        help="thresholds (default: the packaged loadtests/thresholds.toml)")
     parser.add_argument("--out", type=Path, help="output folder (default: loadtests/results/<mode>-<time>)")
     parser.add_argument("--format", choices=("text", "json"), default="text")
 
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= users <= MAX_USERS:
         raise SynapError(f"--users must be between 1 and {MAX_USERS}")
     mode = "unsafe" if args.unsafe else "migrate" if args.migrate else "baseline"
-    out = args.out or LOADTESTS / "results" / f"{mode}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    out = args.out or Path("loadtests") / "results" / f"{mode}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     out.mkdir(parents=True, exist_ok=True)
     spawn = args.spawn_rate or defaults.spawn_rate
     if args.migrate:

@@ -1,4 +1,4 @@
-"""The load mix defaults and the pass/fail thresholds, read from ``loadtests/*.toml``.
+"""The load mix defaults and the pass/fail thresholds, read from the package's ``fixtures/loadtests/*.toml``.
 
 Kept in data files so that tuning a threshold is an edit reviewed on its own, not a code change.
 """
@@ -11,12 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from synap_verify.errors import SynapError
-from synap_verify.settings import PROJECT_ROOT
+from synap_verify.resources import LOAD_CONFIG as CONFIG_FILE
+from synap_verify.resources import LOAD_THRESHOLDS as THRESHOLDS_FILE
 
-LOADTESTS = PROJECT_ROOT / "loadtests"
-LOCUSTFILE = LOADTESTS / "locustfile.py"
-CONFIG_FILE = LOADTESTS / "config.toml"
-THRESHOLDS_FILE = LOADTESTS / "thresholds.toml"
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 
 
 @dataclass(frozen=True)

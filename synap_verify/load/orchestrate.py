@@ -30,7 +30,6 @@ from synap_verify.load import blocking, config
 from synap_verify.load.blocking import StepWindow, Wait
 from synap_verify.load.config import LOCUSTFILE
 from synap_verify.server import sqlalchemy_url
-from synap_verify.settings import PROJECT_ROOT
 
 Say = Callable[[str], None]
 S = "synapscale_db"
@@ -108,7 +107,7 @@ def serve_api(dsn: str, log: Path, ready_within: float = 30.0) -> Iterator[str]:
         proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "synapscale.api.app:app", "--host", "127.0.0.1", "--port", str(port),
              "--log-level", "warning", "--no-access-log"],
-            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
+            env=env, stdout=out, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
         try:
             _wait_ready(url, proc, log, ready_within)
@@ -175,7 +174,7 @@ class LocustRun:
                                        "SYNAP_LOAD_STOP_FILE": str(self.stop_file)}
         log = (self.out / "locust.log").open("w")
         self.proc = subprocess.Popen(argv + [self.user_class], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                     cwd=PROJECT_ROOT, start_new_session=True)
+                                     start_new_session=True)
         log.close()
 
     def stop_early(self) -> None:

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from synap_verify.settings import PROJECT_ROOT
-
-OUT = PROJECT_ROOT / "docs" / "api-reference.md"
+OUT = Path("docs") / "api-reference.md"
 APP = "synapscale.api.app:app"
 METHODS = ("get", "post", "put", "patch", "delete")
 

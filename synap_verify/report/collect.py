@@ -22,8 +22,8 @@ import pytest
 
 from synap_verify.findings import Finding
 from synap_verify.groups import GROUPS
-from synap_verify.report import RECORDS, SECTIONS
-from synap_verify.settings import PROJECT_ROOT
+from synap_verify.report import SECTIONS
+from synap_verify.stash import PIPELINE, RECORDS, RLS_REPORTS, SETTINGS, SKIPS
 
 NO_GROUP = "(global)"
 MAX_SAMPLES = 120  # per side and query: enough for a strip plot, small enough for a readable file
@@ -72,8 +72,6 @@ class Collector:
         }
 
     def _read_server_version(self) -> None:
-        from synap_verify.plugin import PIPELINE
-
         pipeline = self.config.stash.get(PIPELINE, None)
         if pipeline is not None:
             try:
@@ -110,7 +108,6 @@ def build(config: pytest.Config, outcomes: list[dict[str, Any]], exitstatus: int
     Findings of groups that were not selected are left out, as pytest deselects their items: a
     partial migration leaves the other groups' tables legacy, which is not what this run verifies.
     """
-    from synap_verify.plugin import PIPELINE, SETTINGS, SKIPS
 
     settings = config.stash[SETTINGS]
     pipeline = config.stash.get(PIPELINE, None)
@@ -230,9 +227,9 @@ def _meta(settings: Any, pipeline: Any, exitstatus: int, started: float, version
 
 
 def commit() -> str:
-    """The commit of the harness checkout, with ``+dirty`` when tracked files differ from it."""
+    """The commit of the repository the run started in, with ``+dirty`` when tracked files differ from it."""
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10,
+        return subprocess.run(["git", *args], cwd=Path.cwd(), capture_output=True, text=True, timeout=10,
                               check=True).stdout.strip()
 
     try:
@@ -244,20 +241,22 @@ def commit() -> str:
 
 def _relative(path: Any) -> str:
     try:
-        return str(Path(path).resolve().relative_to(PROJECT_ROOT))
+        return str(Path(path).resolve().relative_to(Path.cwd()))
     except ValueError:
         return str(path)
 
 
 def _rls(config: pytest.Config, contract: Path) -> dict[str, dict[str, Any]]:
     """Each probed database's matrix, with the group of every object (from the contract, else its findings)."""
-    rls = sys.modules.get("synap_verify.rls")  # loaded only when the RLS suite ran
-    if rls is None:
+    reports = config.stash.get(RLS_REPORTS, {})
+    if not reports:
         return {}
+    from synap_verify.rls import setup
+
     out = {}
-    for label, result in config.stash.get(rls.REPORTS, {}).items():
+    for label, result in reports.items():
         probes = result.probes
-        groups = {f.table: f.group for f in result.findings} | rls.setup(contract).groups
+        groups = {f.table: f.group for f in result.findings} | setup(contract).groups
         out[label] = {
             "role": probes.role, "writes": probes.writes, "seconds": round(probes.seconds, 2),
             "matrix": probes.matrix, "groups": {name: groups.get(name, "") for name in probes.matrix},

@@ -24,9 +24,9 @@ from pathlib import Path
 from synap_verify.catalog import Catalog, Table
 from synap_verify.contract import Contract, load_contract
 from synap_verify.errors import SynapError
-from synap_verify.settings import PROJECT_ROOT, Settings
+from synap_verify.settings import Settings
 
-OUT = PROJECT_ROOT / "docs" / "er"
+OUT = Path("docs") / "er"
 NEW_GROUP = "foundation"  # tables the migrations add that no group of the contract owns
 CLASSES = ["    classDef changed fill:#fff1c2,stroke:#b7791f", "    classDef new fill:#d8f5dd,stroke:#1a7f37",
            "    classDef dropped fill:#ffdcd7,stroke:#cf222e,stroke-dasharray:4 3"]

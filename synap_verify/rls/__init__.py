@@ -1,7 +1,7 @@
 """Row-level security (G5, G7): static lints over the Catalog and live cross-tenant leak probes.
 
 ``check`` runs both on a database; ``render_matrix`` is the compact table × probe summary that the
-suites leave in ``config.stash[REPORTS]`` for the terminal summary.
+suites leave in ``config.stash[stash.RLS_REPORTS]`` for the terminal summary.
 """
 
 from __future__ import annotations
@@ -10,20 +10,16 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 from synap_verify.errors import SynapError
 from synap_verify.findings import Finding
+from synap_verify.resources import CONTRACT, LEGACY_GROUPS
 from synap_verify.rls.context import RlsConfig, TenantContext
 from synap_verify.rls.lints import lint, read_facts
 from synap_verify.rls.probes import LEAK, NA, NOT_COVERED, PASS, TABLE_PROBES, ProbeReport, run_probes
 from synap_verify.server.templates import Database
-from synap_verify.settings import PROJECT_ROOT
 
-__all__ = ["REPORTS", "RlsConfig", "RlsResult", "RlsSetup", "TenantContext", "check", "render_matrix", "setup"]
+__all__ = ["RlsConfig", "RlsResult", "RlsSetup", "TenantContext", "check", "render_matrix", "setup"]
 
-# label ("migrated", "legacy") -> result, filled by suites/test_rls.py, read by the terminal summary
-REPORTS = pytest.StashKey[dict[str, "RlsResult"]]()
 # tables the restructure renames: the legacy groups file knows them by their old names
 _RENAMED = {"conversation_turns": "llm", "messages": "llm", "message_feedbacks": "llm"}
 
@@ -70,9 +66,9 @@ def setup(contract_path: Path | None = None, tenant_settings: tuple[str, ...] = 
     from synap_verify.contract import load_contract
 
     try:
-        contract = load_contract(contract_path or PROJECT_ROOT / "fixtures" / "contract.yaml")
+        contract = load_contract(contract_path or CONTRACT)
     except (SynapError, OSError):
-        data = tomllib.loads((PROJECT_ROOT / "fixtures" / "legacy" / "groups.toml").read_text())
+        data = tomllib.loads(LEGACY_GROUPS.read_text())
         tables = {table: group for group, names in data["groups"].items() for table in names}
         context = TenantContext(settings=tenant_settings or TenantContext().settings)
         return RlsSetup(RlsConfig(context=context), {**_RENAMED, **tables}, tables, frozenset(tables))

@@ -14,15 +14,15 @@ from pathlib import Path
 from psycopg import sql
 
 from synap_verify.catalog import read_catalog
+from synap_verify.resources import LEGACY_SCHEMA
 from synap_verify.server import Server, embedded
 from synap_verify.server.templates import build_template, clone, drop_database
-from synap_verify.settings import PROJECT_ROOT
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", type=int, default=7, help="repetitions per measurement (median reported)")
     parser.add_argument("--scale", default=None, help="also fill the template with this data profile (e.g. small)")
-    parser.add_argument("--schema", type=Path, default=PROJECT_ROOT / "fixtures" / "legacy" / "schema.sql")
+    parser.add_argument("--schema", type=Path, default=LEGACY_SCHEMA)
 
 
 def run(args: argparse.Namespace) -> int:

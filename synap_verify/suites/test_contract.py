@@ -15,14 +15,13 @@ from synap_verify.contract.expected import differences, load_expected
 from synap_verify.errors import SynapError
 from synap_verify.findings import Finding, render_text
 from synap_verify.groups import GROUPS
-from synap_verify.plugin import SETTINGS
-from synap_verify.report import record
-from synap_verify.settings import PROJECT_ROOT, Settings
+from synap_verify.resources import EXPECTED_LEGACY
+from synap_verify.settings import Settings
+from synap_verify.stash import SETTINGS, record
 
 if TYPE_CHECKING:
     from synap_verify.server.templates import Database
 
-EXPECTED_LEGACY = PROJECT_ROOT / "fixtures" / "legacy" / "expected_findings.yaml"
 BACKUP_ITEM = "backup_*"  # G9 findings name tables the contract does not list
 CONTRACT = pytest.StashKey[Contract]()
 

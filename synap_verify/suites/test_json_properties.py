@@ -28,11 +28,11 @@ from synap_verify import migrate
 from synap_verify.datagen.values import ALL_JSON_CASES, DST_TIMESTAMPS
 from synap_verify.integrity import jsonsem
 from synap_verify.pipeline import Pipeline
+from synap_verify.resources import reference_migrations
 from synap_verify.server import sqlalchemy_url
-from synap_verify.settings import PROJECT_ROOT
 from synapscale.migrations import ops
 
-REFERENCE = PROJECT_ROOT / "synapscale" / "migrations"
+REFERENCE = reference_migrations()
 SCRATCH = "property_scratch"
 ZONES = ("UTC", "America/New_York", "Europe/Berlin", "America/Sao_Paulo", "Australia/Lord_Howe", "Asia/Kathmandu",
          "Pacific/Chatham", "America/St_Johns", "Etc/GMT+12", "Pacific/Kiritimati")

@@ -21,9 +21,9 @@ from schemathesis.core.failures import FailureGroup
 from synap_verify import api as synap_api
 from synap_verify.errors import SynapError
 from synap_verify.groups import GROUPS
-from synap_verify.plugin import SETTINGS as SETTINGS_KEY
 from synap_verify.server import sqlalchemy_url
 from synap_verify.server.templates import Database
+from synap_verify.stash import SETTINGS as SETTINGS_KEY
 
 EXAMPLES = 10  # per operation: enough to find what we have found so far, small enough for < 2 minutes
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
@@ -36,7 +36,7 @@ def api_target(pytestconfig: pytest.Config) -> synap_api.ApiTarget:
     if pytestconfig.stash[SETTINGS_KEY].groups != GROUPS:
         pytest.skip("the API suite needs every group migrated: run it without --synap-group")
     try:
-        return synap_api.api_target(pytestconfig)
+        return synap_api.api_target(pytestconfig.stash[SETTINGS_KEY])
     except SynapError as exc:
         pytest.fail(f"synap-verify: {exc}", pytrace=False)
 

@@ -2,7 +2,7 @@
 and one on the legacy database, whose known RLS defects must be found (and leak, live).
 
 Lints and probes run once per module; items only look up their table's findings. The matrix of each
-run is left in ``config.stash[synap_verify.rls.REPORTS]`` for the terminal summary.
+run is left in ``config.stash[synap_verify.stash.RLS_REPORTS]`` for the terminal summary.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import pytest
 
 from synap_verify.findings import render_text
 from synap_verify.groups import GROUPS
-from synap_verify.plugin import SETTINGS
-from synap_verify.rls import REPORTS, RlsResult, RlsSetup, check, setup
+from synap_verify.rls import RlsResult, RlsSetup, check, setup
 from synap_verify.rls.probes import LEAK, NA, TABLE_PROBES
 from synap_verify.settings import Settings
+from synap_verify.stash import RLS_REPORTS, SETTINGS
 
 if TYPE_CHECKING:
     from synap_verify.server.templates import Database
@@ -51,7 +51,7 @@ def migrated_rls(synap_migrated_db: Database, pytestconfig: pytest.Config) -> Rl
     """Lints and probes of the migrated database, once (writing probes only on a disposable server)."""
     rls = _setup(pytestconfig)
     result = check(synap_migrated_db, rls.config, rls.groups)
-    pytestconfig.stash.setdefault(REPORTS, {})["migrated"] = result
+    pytestconfig.stash.setdefault(RLS_REPORTS, {})["migrated"] = result
     return result
 
 
@@ -94,7 +94,7 @@ def test_legacy_rls_defects_are_found(synap_legacy_db: Database, synap_settings:
         pytest.skip("the expected RLS defects describe the bundled legacy schema")
     rls = _setup(pytestconfig)
     result = check(synap_legacy_db, rls.config, rls.groups)
-    pytestconfig.stash.setdefault(REPORTS, {})["legacy"] = result
+    pytestconfig.stash.setdefault(RLS_REPORTS, {})["legacy"] = result
     rules = {f.rule for f in result.findings}
     missing = {"RLS001", "RLS002", "RLS003", "RLS005", "RLS008", "RLS009"} - rules
     assert not missing, f"legacy RLS defects not reported: {sorted(missing)}"

@@ -19,9 +19,9 @@ from synap_verify.contract import Contract, load_contract
 from synap_verify.findings import Finding, render_text
 from synap_verify.integrity import equivalence
 from synap_verify.pipeline import Pipeline
-from synap_verify.plugin import SETTINGS
 from synap_verify.server.templates import Database
 from synap_verify.settings import Settings
+from synap_verify.stash import SETTINGS
 
 BACKUP_TABLES = "backup_*"
 

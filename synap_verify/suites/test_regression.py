@@ -1,29 +1,36 @@
 """G6 regression gate on the real workload: legacy vs migrated clones of the same data, in one run.
 
-    pytest benchmarks/test_regression.py [--synap-scale small] [--benchmark-json out.json]
+    pytest --synap-suites=bench [--synap-scale small] [--benchmark-json out.json]
 
-Every query of benchmarks/workload.yaml is checked for equal rows, explained, and timed interleaved
-on both clones (synap_verify.bench). pytest-benchmark stores the raw samples: one group per query,
-``before``/``after`` as the parameter, so --benchmark-json, --benchmark-autosave and
+Every query of the workload (the packaged ``fixtures/workload.yaml``) is checked for equal rows,
+explained, and timed interleaved on both clones (synap_verify.bench). pytest-benchmark stores the raw
+samples: one group per query, ``before``/``after`` as the parameter, so --benchmark-json, --benchmark-autosave and
 --benchmark-compare work as usual. ``test_g6`` fails with the per-query table when the gate does.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import dataclasses
 from typing import Any
 
 import pytest
 
+from synap_verify import resources
 from synap_verify.bench import Comparison, Limits, Side, findings, load_workload, render_table, run_gate
-from synap_verify.bench.gate import app_role
+from synap_verify.bench.gate import G6, app_role
 from synap_verify.findings import render_text
-from synap_verify.report import record
+from synap_verify.stash import SETTINGS, record
 
-WORKLOAD = load_workload(Path(__file__).with_name("workload.yaml"))
-MIGRATIONS = Path(__file__).resolve().parents[1] / "synapscale" / "migrations" / "versions"
+WORKLOAD = load_workload(resources.WORKLOAD)
 
-pytestmark = pytest.mark.skipif(not any(MIGRATIONS.glob("*.py")), reason="no reference migrations yet")
+
+@pytest.fixture(scope="session")
+def bench_limits(pytestconfig: pytest.Config) -> Limits:
+    """The gate's limits: G6's, with the round trip, preparation and rounds the settings give."""
+    settings = pytestconfig.stash[SETTINGS]
+    round_trip = G6.round_trip_ms if settings.bench_round_trip_ms is None else settings.bench_round_trip_ms
+    return dataclasses.replace(G6, round_trip_ms=round_trip, prepared=not settings.bench_unprepared,
+                               rounds=settings.bench_rounds or G6.rounds)
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,9 @@ from synap_verify.catalog import diff_catalogs
 from synap_verify.errors import SynapError
 from synap_verify.groups import GROUPS
 from synap_verify.pipeline import Pipeline
-from synap_verify.plugin import SETTINGS
 from synap_verify.server.templates import Database
 from synap_verify.settings import Settings
+from synap_verify.stash import SETTINGS
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
