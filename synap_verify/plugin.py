@@ -57,13 +57,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def _settings(config: pytest.Config) -> Settings:
     """Command line, then ini keys and ``[tool.synap_verify]``, then ``SYNAP_*`` (Settings merges and validates)."""
-    field_of = {"group": "groups"}  # the option is singular, the setting plural
     cli: dict[str, Any] = {}
     ini: dict[str, Any] = {}
     for name in OPTIONS:
-        field = field_of.get(name, name.replace("-", "_"))
-        cli[field] = config.getoption(_key(name)) or None  # store_true gives False when absent
-        ini[field] = config.getini(_key(name))
+        cli[name.replace("-", "_")] = config.getoption(_key(name)) or None  # store_true gives False when absent
+        ini[name.replace("-", "_")] = config.getini(_key(name))
     file_config = {**{k: v for k, v in ini.items() if v}, **pyproject_table(Path(config.rootpath))}
     return Settings.resolve(cli, file_config)
 
@@ -87,17 +85,16 @@ def _add_builtin_suites(config: pytest.Config, settings: Settings) -> None:
     """Collect the packaged suites wherever the plugin is installed, beside the user's own tests.
 
     They are added when the command line names no test paths (``pytest`` in the application's
-    repository) or names families with ``--synap-suites``. Each module is added as a path of its own,
-    so a project's ``python_files`` pattern cannot hide them.
+    repository) or names families with ``--synap-suites``; the folder is added whole (node ids read
+    ``test_rls.py::...``) and ``pytest_ignore_collect`` leaves out the families not selected.
     """
     named = config.getoption("synap_suites") is not None
     if config.args_source == pytest.Config.ArgsSource.ARGS and not named:
         return
+    folder = suites_dir()
     given = [Path(arg.split("::")[0]).resolve() for arg in config.args]
-    for family in settings.suites:
-        module = suites_dir() / SUITES[family]
-        if not any(module == path or path in module.parents for path in given):
-            config.args.append(str(module))
+    if not any(folder == path or path in folder.parents for path in given):
+        config.args.append(str(folder))
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:

@@ -32,6 +32,7 @@ SUITES: dict[str, str] = {
     "bench": "test_regression.py",
 }
 DEFAULT_SUITES = tuple(name for name in SUITES if name != "bench")
+OPTION_NAMES = {"groups": "group"}  # field -> its option's name, where the two differ
 
 
 @dataclass(frozen=True)
@@ -67,12 +68,16 @@ class Settings:
         config: Mapping[str, Any] | None = None,
         env: Mapping[str, str] | None = None,
     ) -> Settings:
-        """Merge the three sources (first non-empty wins) and validate the result."""
+        """Merge the three sources (first non-empty wins) and validate the result.
+
+        A key may be spelled as its option (``group``, ``SYNAP_GROUP``) or as the field (``groups``).
+        """
         env = os.environ if env is None else env
         merged: dict[str, Any] = {}
+        from_env = {k[6:].lower(): v for k, v in env.items() if k.startswith("SYNAP_")}
         for f in fields(cls):
-            for source in (cli or {}, config or {}, {k[6:].lower(): v for k, v in env.items() if k.startswith("SYNAP_")}):
-                value = source.get(f.name)
+            for source in (cli or {}, config or {}, from_env):
+                value = source.get(f.name, source.get(OPTION_NAMES.get(f.name, f.name)))
                 if value not in (None, "", [], ()):
                     merged[f.name] = value
                     break

@@ -42,12 +42,14 @@ class Collector:
         self.path = path if path.suffix == ".html" else path.with_suffix(".html")
         self.started = time.time()
         self.groups: dict[str, str] = {}  # nodeid -> group, from the synap_group marker
+        self.suites: dict[str, str] = {}  # nodeid -> report section, from the test's module file
         self.outcomes: dict[str, dict[str, Any]] = {}
         self.written: tuple[Path, Path, str] | None = None
         self.server_version: str | None = None  # read while the server runs: it stops before the session ends
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         for item in session.items:
+            self.suites[item.nodeid] = SUITE_SECTIONS.get(item.path.stem, item.path.stem)
             marker = item.get_closest_marker("synap_group")
             if marker:
                 self.groups[item.nodeid] = marker.args[0]
@@ -64,7 +66,7 @@ class Collector:
             return
         self.outcomes[report.nodeid] = {
             "nodeid": report.nodeid,
-            "suite": SUITE_SECTIONS.get(Path(report.fspath).stem, Path(report.fspath).stem),
+            "suite": self.suites.get(report.nodeid) or Path(report.fspath).stem,
             "group": self.groups.get(report.nodeid, NO_GROUP),
             "outcome": outcome,
             "seconds": round(report.duration, 3),

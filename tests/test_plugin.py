@@ -1,0 +1,143 @@
+"""The installed plugin: built-in suites collected from any folder, families selected, every option from every source."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from synap_verify.plugin import OPTIONS
+from synap_verify.settings import DEFAULT_SUITES, SUITES, Settings
+from synap_verify.stash import SETTINGS
+
+REPO = Path(__file__).resolve().parents[1]
+OWN_TEST = "def test_mine(synap_settings):\n    assert synap_settings.groups\n"
+
+
+def collected(result: pytest.RunResult) -> list[str]:
+    """The node ids a ``--collect-only -q`` run printed."""
+    return [line for line in result.stdout.lines if "::" in line and not line.startswith(("ERROR", "FAILED"))]
+
+
+def modules(ids: list[str]) -> set[str]:
+    return {Path(node.split("::")[0]).name for node in ids}
+
+
+@pytest.fixture(scope="module")
+def repository_items() -> list[str]:
+    """What ``pytest --synap-group=analytics`` collects in this repository (its testpaths are the built-in suites)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                           "--synap-group=analytics"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return [Path(line.split("::")[0]).name + "::" + line.split("::", 1)[1]
+            for line in done.stdout.splitlines() if "::" in line]
+
+
+def test_an_empty_folder_collects_the_same_items_as_the_repository(pytester: pytest.Pytester,
+                                                                    repository_items: list[str]) -> None:
+    result = pytester.runpytest_subprocess("--collect-only", "-q", "-p", "no:cacheprovider", "--synap-group=analytics")
+    assert result.ret == 0, result.stdout.str()[-2000:]
+    here = [Path(node.split("::")[0]).name + "::" + node.split("::", 1)[1] for node in collected(result)]
+    assert here == repository_items
+    assert modules(here) == {SUITES[f] for f in DEFAULT_SUITES}, "bench is not a default family"
+
+
+def test_the_users_own_tests_and_conftest_run_beside_the_suites(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest("import pytest\n\n@pytest.fixture\ndef tenant_header():\n    return 'X-Org'\n")
+    pytester.makepyfile(test_app="def test_app(tenant_header):\n    assert tenant_header == 'X-Org'\n")
+    result = pytester.runpytest_subprocess("--collect-only", "-q", "-p", "no:cacheprovider", "--synap-group=analytics",
+                                           "--synap-suites=contract")
+    assert modules(collected(result)) == {"test_app.py", "test_contract.py"}
+    ran = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider", "test_app.py")  # named paths: no suites added
+    ran.assert_outcomes(passed=1)
+
+
+def test_suite_families_select_modules_and_a_typo_is_one_line(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess("--collect-only", "-q", "-p", "no:cacheprovider", "--synap-suites=rls,bench")
+    assert modules(collected(result)) == {"test_rls.py", "test_regression.py"}
+    bad = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--synap-suites=rsl")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(["ERROR: unknown suite 'rsl'; did you mean 'rls'? (--synap-suites: migrations, *)"])
+
+
+def test_disabling_the_plugin_leaves_only_the_users_tests(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_app="def test_app():\n    pass\n")
+    result = pytester.runpytest_subprocess("--collect-only", "-q", "-p", "no:cacheprovider", "-p", "no:synap_verify")
+    assert modules(collected(result)) == {"test_app.py"}
+
+
+# option -> (a value as a user writes it, the value Settings must hold). Every option of the plugin is here:
+# test_every_option_is_covered fails when one is added without a case.
+CASES: dict[str, tuple[str, Any]] = {
+    "group": ("analytics", ("analytics",)),
+    "suites": ("rls", ("rls",)),
+    "backend": ("system", "system"),
+    "dsn": ("postgresql://u@127.0.0.1:9/app_test", "postgresql://u@127.0.0.1:9/app_test"),
+    "dsn-disposable": ("true", True),
+    "scale": ("tiny", "tiny"),
+    "seed": ("7", 7),
+    "alembic": ("migrations", "<tmp>/migrations"),
+    "contract": ("contract.yaml", "<tmp>/contract.yaml"),
+    "baseline": ("schema.sql", "<tmp>/schema.sql"),
+    "keep": ("true", True),
+    "report": ("out/report.html", "<tmp>/out/report.html"),
+    "api": ("app.main:app", "app.main:app"),
+    "api-url": ("http://127.0.0.1:8000", "http://127.0.0.1:8000"),
+    "api-header": ("Authorization: Bearer t", ("Authorization: Bearer t",)),
+    "bench-round-trip-ms": ("0.25", 0.25),
+    "bench-unprepared": ("true", True),
+    "bench-rounds": ("12", 12),
+}
+FLAGS = {name for name, (_, kwargs) in OPTIONS.items() if kwargs.get("action") == "store_true"}
+
+
+def test_every_option_is_covered() -> None:
+    assert set(CASES) == set(OPTIONS)
+
+
+@pytest.mark.parametrize("source", ["cli", "ini", "pyproject", "env"])
+@pytest.mark.parametrize("option", list(CASES))
+def test_each_option_reaches_settings_from_each_source(option: str, source: str, pytester: pytest.Pytester,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    text, expected = CASES[option]
+    for name in ("migrations", "out"):
+        (pytester.path / name).mkdir(exist_ok=True)
+    for name in ("contract.yaml", "schema.sql"):
+        (pytester.path / name).write_text("")
+    monkeypatch.chdir(pytester.path)
+    key = option.replace("-", "_")
+    args: list[str] = []
+    if source == "cli":
+        args = [f"--synap-{option}"] if option in FLAGS else [f"--synap-{option}={text}"]
+    elif source == "ini":
+        pytester.makeini(f"[pytest]\nsynap_{key} = {text}\n")
+    elif source == "pyproject":
+        pytester.makepyprojecttoml(f"[tool.synap_verify]\n{key} = {text!r}\n".replace("'", '"'))
+    else:
+        monkeypatch.setenv(f"SYNAP_{key.upper()}", text)
+    settings: Settings = pytester.parseconfigure(*args).stash[SETTINGS]
+    field = "groups" if option == "group" else key
+    want = expected.replace("<tmp>", str(pytester.path.resolve())) if isinstance(expected, str) else expected
+    got = getattr(settings, field)
+    assert (str(got) if isinstance(got, Path) else got) == want
+
+
+def test_the_command_line_wins_over_files_and_environment(pytester: pytest.Pytester,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makepyprojecttoml('[tool.synap_verify]\nscale = "prod"\nbench_rounds = 3\n')
+    monkeypatch.setenv("SYNAP_SCALE", "small")
+    monkeypatch.setenv("SYNAP_BENCH_ROUNDS", "4")
+    settings = pytester.parseconfigure("--synap-scale=tiny").stash[SETTINGS]
+    assert (settings.scale, settings.bench_rounds) == ("tiny", 3)
+
+
+def test_a_bad_value_from_a_file_is_one_usage_line(pytester: pytest.Pytester) -> None:
+    pytester.makepyprojecttoml('[tool.synap_verify]\nbench_rounds = "many"\n')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert re.search(r"ERROR: --synap-bench-rounds must be a number, got 'many'", result.stderr.str())
