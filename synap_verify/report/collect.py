@@ -30,8 +30,7 @@ MAX_SAMPLES = 120  # per side and query: enough for a strip plot, small enough f
 # test module -> report section, so outcomes land beside the findings of the same suite
 SUITE_SECTIONS = {"test_contract": "contract", "test_integrity": "nothing-lost", "test_json_properties": "nothing-lost",
                   "test_rls": "rls",
-                  "test_regression": "benchmark", "test_migrations": "migrations", "test_api": "api",
-                  "test_load": "load"}
+                  "test_regression": "benchmark", "test_migrations": "migrations", "test_api": "api"}
 
 
 class Collector:
@@ -288,16 +287,23 @@ def _load(pipeline: Any) -> dict[str, Any] | None:
 
 
 def _comparison(result: Any) -> dict[str, Any]:
-    """One benchmarked query as the table row and the samples (ms, thinned evenly) its plot needs."""
+    """One benchmarked query as the table row and the samples (ms, thinned evenly) its plot needs.
+
+    A query that could not be measured (its BENCH-ERROR finding says why) has no timing: its timing
+    fields are None, so the page shows a dash and the verdict, and the plot leaves it out.
+    """
     t = result.confirmed or result.timing
 
     def thin(samples: list[float]) -> list[float]:
         step = max(1, len(samples) // MAX_SAMPLES)
         return [round(s * 1000, 4) for s in samples[::step]]
 
-    return {"query": result.query.name, "group": result.query.group, "before_ms": round(t.before_ms, 4),
-            "after_ms": round(t.after_ms, 4), "ratio": round(t.ratio, 4), "ci": [round(c, 4) for c in t.ci],
-            "p": t.p, "confirmed": result.confirmed is not None, "buffers_before": result.before_plan.buffers,
+    timed: dict[str, Any] = {"before_ms": None, "after_ms": None, "ratio": None, "ci": None, "p": None}
+    if t is not None:
+        timed = {"before_ms": round(t.before_ms, 4), "after_ms": round(t.after_ms, 4), "ratio": round(t.ratio, 4),
+                 "ci": [round(c, 4) for c in t.ci], "p": t.p}
+    return {"query": result.query.name, "group": result.query.group, **timed,
+            "confirmed": result.confirmed is not None, "buffers_before": result.before_plan.buffers,
             "buffers_after": result.after_plan.buffers, "plan": result.plan_change, "verdict": result.verdict,
             "cached_plan": f"{result.before_plan.cache}/{result.after_plan.cache}" if result.before_plan.cache else "",
             "accepted": asdict(result.query.accepted) if result.query.accepted else None,
