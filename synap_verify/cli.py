@@ -11,6 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from synap_verify import interrupts
 from synap_verify.errors import SynapError
 
 # command -> (module, one-line help)
@@ -56,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "missing", False):
         print(f"synap-verify: '{args.command}' is not available in this installation", file=sys.stderr)
         return 2
+    restore = interrupts.install()  # Ctrl-C and SIGTERM stop the command and any server it started
     try:
         return int(importlib.import_module(args.module).run(args))
     except SynapError as exc:
@@ -64,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("synap-verify: interrupted", file=sys.stderr)
         return 130
+    finally:
+        restore()
 
 
 if __name__ == "__main__":
