@@ -1,4 +1,4 @@
-"""Properties of the reference conversion code (synapscale/migrations/ops.py), with generated values.
+"""Properties of the reference conversion code (synapscale/migrations/ops/), with generated values.
 
 JSON texts from a strategy that produces what legacy ``json`` columns hold (duplicate keys, escapes,
 NUL, lone surrogates, deep nesting, huge, precise and exponent numbers, empty containers, odd
