@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from synap_verify.findings import Finding
-from synap_verify.groups import GROUPS
+from synap_verify.groups import GROUPS, SCHEMA
 from synap_verify.report import SECTIONS
 from synap_verify.stash import PIPELINE, RECORDS, RLS_REPORTS, SETTINGS, SKIPS
 
@@ -207,8 +207,8 @@ def _message(report: pytest.TestReport) -> str:
 def _meta(settings: Any, pipeline: Any, exitstatus: int, started: float, version: str | None) -> dict[str, Any]:
     server = {"backend": settings.backend, "where": pipeline.server.describe() if pipeline else None, "version": version}
     return {
-        "title": "synapscale_db restructure verification",
-        "database": "synapscale_db",
+        "title": f"{SCHEMA} restructure verification",
+        "database": SCHEMA,
         "server": server,
         "scale": settings.scale,
         "seed": settings.seed,

@@ -8,9 +8,10 @@ from typing import Any
 
 import psycopg
 
+from synapscale.models import SCHEMA as SCHEMA  # re-exported: ops.SCHEMA, which the revisions use
+
 log = logging.getLogger(__name__)
 
-SCHEMA = "synapscale_db"
 APP_ROLE = "synapscale_app"
 CASCADE, SET_NULL, RESTRICT = "CASCADE", "SET NULL", "RESTRICT"
 REQUIRED, GLOBAL = "required", "global"  # tenant modes: NOT NULL where possible / NULL means global
