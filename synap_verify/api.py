@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from synap_verify.errors import SynapError
+from synap_verify.groups import SCHEMA
 
 if TYPE_CHECKING:
     import psycopg
@@ -59,7 +60,6 @@ ID_TABLES = {
     "template_id": "workflow_templates",
     "tag_id": "tags",
 }
-SCHEMA = "synapscale_db"
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import psycopg
 
+from synap_verify.groups import SCHEMA
+
 FK_ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
 POLICY_COMMANDS = {"r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE", "*": "ALL"}
 
@@ -195,7 +197,7 @@ WHERE n.nspname = ANY(%(schemas)s) ORDER BY n.nspname, p.proname
 _ROLES = "SELECT rolname, rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname !~ '^pg_'"
 
 
-def read_catalog(conn: psycopg.Connection, schemas: Iterable[str] = ("synapscale_db",)) -> Catalog:
+def read_catalog(conn: psycopg.Connection, schemas: Iterable[str] = (SCHEMA,)) -> Catalog:
     """Read the whole schema in nine set-based queries (the cost does not grow with the table count)."""
     args = {"schemas": list(schemas)}
     cur = conn.cursor()

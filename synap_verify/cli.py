@@ -2,6 +2,7 @@
 
 Exit codes, for every command: 0 clean, 1 findings, 2 usage or connection error. A command module
 exposes ``add_arguments(parser)`` and ``run(args) -> int``; modules load lazily so ``--help`` is fast.
+Command modules live in ``synap_verify.commands`` (one per subcommand); ``load`` stays in its own package.
 """
 
 from __future__ import annotations
@@ -11,19 +12,21 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from synap_verify import interrupts
 from synap_verify.errors import SynapError
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "contract": ("synap_verify.contract.command", "check a database against the restructure contract"),
-    "rls": ("synap_verify.rls.command", "lint row-level security and probe for cross-tenant leaks"),
-    "equivalence": ("synap_verify.integrity.equivalence_command", "compare a legacy database with its migrated copy"),
-    "preflight": ("synap_verify.integrity.preflight_command", "list legacy rows the restructure would reject or alter"),
-    "bench-provision": ("synap_verify.server.bench", "time server start, template clones and catalog reads"),
-    "report": ("synap_verify.report.command", "run the suites into an HTML report with a JSON twin, or rebuild one"),
-    "er": ("synap_verify.report.er", "regenerate the ER diagrams (Mermaid) of the legacy and migrated schema"),
-    "archive-backups": ("synap_verify.archive", "pg_dump, checksum, audit and drop the backup_* tables (the backup group)"),
-    "bench-migrate": ("synap_verify.bench.migrations", "time each revision and its longest ACCESS EXCLUSIVE lock"),
+    "contract": ("synap_verify.commands.contract", "check a database against the restructure contract"),
+    "rls": ("synap_verify.commands.rls", "lint row-level security and probe for cross-tenant leaks"),
+    "equivalence": ("synap_verify.commands.equivalence", "compare a legacy database with its migrated copy"),
+    "preflight": ("synap_verify.commands.preflight", "list legacy rows the restructure would reject or alter"),
+    "bench-provision": ("synap_verify.commands.bench_provision", "time server start, template clones and catalog reads"),
+    "report": ("synap_verify.commands.report", "run the suites into an HTML report with a JSON twin, or rebuild one"),
+    "er": ("synap_verify.commands.er", "regenerate the ER diagrams (Mermaid) of the legacy and migrated schema"),
+    "archive-backups": ("synap_verify.commands.archive_backups",
+                        "pg_dump, checksum, audit and drop the backup_* tables (the backup group)"),
+    "bench-migrate": ("synap_verify.commands.bench_migrate", "time each revision and its longest ACCESS EXCLUSIVE lock"),
     "load": ("synap_verify.load.command", "Locust load on the API, or the migration run under load (zero downtime)"),
 }
 
@@ -56,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "missing", False):
         print(f"synap-verify: '{args.command}' is not available in this installation", file=sys.stderr)
         return 2
+    restore = interrupts.install()  # Ctrl-C and SIGTERM stop the command and any server it started
     try:
         return int(importlib.import_module(args.module).run(args))
     except SynapError as exc:
@@ -64,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("synap-verify: interrupted", file=sys.stderr)
         return 130
+    finally:
+        restore()
 
 
 if __name__ == "__main__":

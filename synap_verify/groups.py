@@ -7,6 +7,9 @@ from collections.abc import Iterable
 
 from synap_verify.errors import SynapError
 
+# the restructured schema: the contract's default ``schemas`` and where the harness's own queries look
+SCHEMA = "synapscale_db"
+
 GROUPS: tuple[str, ...] = (
     "backup", "rbac", "workflows", "llm", "marketplace", "analytics", "billing", "users",
     "workspaces", "nodes", "metrics", "templates", "other", "core", "contacts",

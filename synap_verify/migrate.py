@@ -24,6 +24,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
 from synap_verify.errors import SynapError
+from synap_verify.groups import SCHEMA
 from synap_verify.server import sqlalchemy_url
 
 LOCK_STRENGTH = ("AccessShareLock", "RowShareLock", "RowExclusiveLock", "ShareUpdateExclusiveLock", "ShareLock",
@@ -146,7 +147,7 @@ def current(dsn: str, location: Path) -> set[str]:
 
     engine = create_engine(sqlalchemy_url(dsn), poolclass=NullPool)
     with engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"version_table_schema": "synapscale_db"})
+        ctx = MigrationContext.configure(conn, opts={"version_table_schema": SCHEMA})
         return set(ctx.get_current_heads())
 
 

@@ -21,7 +21,7 @@ import psycopg
 from synap_verify import datagen, migrate
 from synap_verify.catalog import read_catalog
 from synap_verify.datagen.schema import dump_schema, load_schema_file
-from synap_verify.groups import GROUPS
+from synap_verify.groups import GROUPS, SCHEMA
 from synap_verify.resources import LEGACY_SCHEMA
 from synap_verify.server import Server, redact
 from synap_verify.server.dsn import attach
@@ -29,7 +29,7 @@ from synap_verify.server.provision import provision
 from synap_verify.server.templates import Database, build_template, clone, database_exists
 from synap_verify.settings import Settings
 
-SCHEMAS = ("synapscale_db",)
+SCHEMAS = (SCHEMA,)
 Progress = Callable[[str], None]
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from synap_verify import interrupts
 from synap_verify.errors import SynapError
 from synap_verify.resources import suites_dir
 from synap_verify.settings import SUITES, Settings, pyproject_table
@@ -74,6 +75,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except SynapError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SKIPS] = {}
+    config.add_cleanup(interrupts.install())  # Ctrl-C and SIGTERM end the session and stop its server
     _add_builtin_suites(config, settings)
     if settings.report:  # the collector's own hooks gather results and write the report at the session's end
         from synap_verify.report.collect import Collector

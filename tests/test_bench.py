@@ -9,9 +9,14 @@ wall-clock ratio band of real queries: on a shared machine that would be a coin 
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import json
 import math
 import random
+import re
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,12 +26,13 @@ import pytest
 from psycopg import sql
 
 from synap_verify.bench import Comparison, Limits, Query, Side, load_workload, run_gate, stats
-from synap_verify.bench.ab import execute_timed
+from synap_verify.bench.ab import execute_timed, lower_quartile
 from synap_verify.bench.gate import Timing, app_role, faster_excuse
 from synap_verify.bench.workload import Accepted, Session
 from synap_verify.errors import SynapError
 from synap_verify.pipeline import Pipeline
 from synap_verify.resources import WORKLOAD as WORKLOAD_FILE
+from synap_verify.resources import suites_dir
 from synap_verify.server import Server
 from synap_verify.settings import Settings
 
@@ -289,3 +295,33 @@ def test_plans_are_read_from_the_timed_statement(pg: Server, dbs: dict[str, str]
             conn.execute(sql.SQL("ALTER DATABASE {} RESET plan_cache_mode").format(database))
     assert result.after_plan.cache == mode and result.before_plan.cache in ("generic", "custom")
     assert (unprepared.before_plan.cache, unprepared.after_plan.cache) == ("", "")
+
+
+def test_suites_use_no_private_pytest_benchmark_api() -> None:
+    """The bench suite feeds pytest-benchmark through its public options only (a private attribute can
+    change in any release and silently store something else)."""
+    tree = ast.parse((suites_dir() / "test_regression.py").read_text())
+    private = [f"benchmark.{node.attr} (line {node.lineno})" for node in ast.walk(tree)
+               if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+               and node.value.id == "benchmark" and node.attr.startswith("_")]
+    assert not private, private
+
+
+def test_bench_suite_stores_the_gates_samples_and_says_it_does_not_judge(tmp_path: Path) -> None:
+    """pytest-benchmark stores, per query and side, exactly the samples the gate timed; its items say that
+    they store and do not judge (test_g6 does)."""
+    out = tmp_path / "bench.json"
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", "--synap-suites=bench",
+                           "--synap-scale=tiny", "--synap-group=analytics", "--synap-bench-rounds=3",
+                           f"--benchmark-json={out}", "--rootdir", str(tmp_path), str(tmp_path)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert out.exists(), done.stdout[-3000:] + done.stderr[-3000:]
+    stored = json.loads(out.read_text())["benchmarks"]
+    assert stored and {b["name"].split("[")[0] for b in stored} == {"test_samples"}
+    for b in stored:
+        data = b["stats"]["data"]
+        assert b["stats"]["rounds"] == len(data) and "replay" in b["options"]["timer"], b["options"]
+        assert b["extra_info"]["stored_not_judged"] and b["extra_info"]["verdict"], b["extra_info"]
+        assert math.isclose(lower_quartile(data) * 1000, b["extra_info"]["q25_ms"], rel_tol=1e-9), b["name"]
+    skipped = sum(int(n) for n in re.findall(r"SKIPPED \[(\d+)\] .*was not measured, nothing to store", done.stdout))
+    assert len(stored) + skipped == 2 * len(load_workload(WORKLOAD_FILE)), done.stdout[-3000:]

@@ -8,6 +8,7 @@ a message that points at the bug.
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from seeded import DEFECTS, Defect
 
 from synap_verify import cli
 from synap_verify.integrity import jsonsem
-from synap_verify.resources import suites_dir
+from synap_verify.resources import reference_migrations, suites_dir
 from synap_verify.server import Server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,3 +89,19 @@ def test_seeded_defect_fails_the_suite(defect: Defect, pytester: pytest.Pytester
     assert result.ret == 1, f"{defect.name}: the suite did not fail:\n{output[-3000:]}"
     assert re.search(defect.expect, output), f"{defect.name}: no failure points at the bug ({defect.expect}):\n" \
         + "\n".join(line for line in output.splitlines() if "EQ-" in line)[:4000]
+
+
+def test_json_properties_skip_for_another_system_under_test(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    """The json properties exercise the reference's conversion code: for other migrations they say so and skip.
+
+    The migrations are a copy of the reference's, so only the path tells them apart: that is the point,
+    the suite cannot know which conversion code another system runs.
+    """
+    migrations = shutil.copytree(reference_migrations(), tmp_path / "migrations",
+                                 ignore=shutil.ignore_patterns("__pycache__"))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "-rs", f"--rootdir={ROOT}",
+                                           "--synap-suites=json", f"--synap-alembic={migrations}",
+                                           "--synap-group=analytics", "--synap-scale=tiny")
+    output = result.stdout.str()
+    result.assert_outcomes(skipped=2)
+    assert f"the system under test ({migrations})" in output, output[-3000:]

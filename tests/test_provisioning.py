@@ -142,7 +142,13 @@ def test_a_killed_session_leaves_no_server_behind(tmp_path: Path) -> None:
     assert not _postgres_in(folder), "postgres still running"
 
 
-def test_ctrl_c_in_a_pytest_session_stops_the_server(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_in_a_pytest_session_stops_the_server(pytester: pytest.Pytester, signum: signal.Signals) -> None:
+    """Ctrl-C and SIGTERM end the session through its teardown, which stops the server.
+
+    The child starts with SIGINT ignored, as a shell without job control starts a background job
+    (``pytest tests &`` in a script): Python then leaves it ignored unless the plugin takes it back.
+    """
     pytester.makepyfile(test_slow="""
 import time
 def test_hold(synap_server):
@@ -150,20 +156,27 @@ def test_hold(synap_server):
     time.sleep(600)
 """)
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "-s", "-p", "no:cacheprovider", "test_slow.py"],
-                            cwd=pytester.path, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    folder = ""
-    for line in proc.stdout:
-        if line.startswith("HOST"):
-            folder = line.split("host=")[1].split()[0]
-            break
-    assert folder and _postgres_in(folder)
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=60)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and Path(folder).exists():
-        time.sleep(0.2)
-    assert not Path(folder).exists() and not _postgres_in(folder)
+                            cwd=pytester.path, stdout=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        assert proc.stdout is not None
+        folder = ""
+        for line in proc.stdout:
+            if line.startswith("HOST"):
+                folder = line.split("host=")[1].split()[0]
+                break
+        assert folder and _postgres_in(folder)
+        proc.send_signal(signum)
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == pytest.ExitCode.INTERRUPTED, out[-2000:]
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and Path(folder).exists():
+            time.sleep(0.2)
+        assert not Path(folder).exists() and not _postgres_in(folder)
+    finally:
+        if proc.poll() is None:  # a child that ignored the signal dies here; its janitor stops the server
+            proc.kill()
+            proc.wait()
 
 
 def _postgres_in(folder: str) -> bool:

@@ -18,8 +18,9 @@ import pytest
 
 from synap_verify.cli import main
 from synap_verify.groups import GROUPS
-from synap_verify.report.collect import summarise_groups, verdict
+from synap_verify.report.collect import SUITE_SECTIONS, summarise_groups, verdict
 from synap_verify.report.html import render
+from synap_verify.resources import suites_dir
 
 SEEDED = '''
 from synap_verify.findings import Finding
@@ -217,3 +218,36 @@ def test_api_reference_is_not_stale() -> None:
 
     assert apiref.OUT.read_text() == apiref.render(apiref.openapi()), \
         "docs/api-reference.md is stale: run python -m synap_verify.report.apiref"
+
+
+ERRORED_QUERY = '''
+from synap_verify.bench.gate import failed
+from synap_verify.bench.workload import Query
+from synap_verify.stash import record
+
+
+def test_errored_query(pytestconfig):
+    query = Query("broken_query", "analytics", "SELECT 1", "SELECT 1", "SELECT 1", table="analytics_events")
+    record(pytestconfig, "benchmark", [failed(query, RuntimeError("relation does not exist"))])
+'''
+
+
+def test_report_of_a_query_that_errored(tmp_path: Path) -> None:
+    """A benchmark query that could not be measured has no timing: the report shows it, with its finding."""
+    (tmp_path / "test_errored.py").write_text(ERRORED_QUERY)
+    out = tmp_path / "report.html"
+    done = subprocess.run(["python", "-m", "pytest", "-p", "no:cacheprovider", "-q", f"--synap-report={out}",
+                           "--rootdir", str(tmp_path), str(tmp_path / "test_errored.py")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in done.stdout + done.stderr and out.exists(), done.stdout[-3000:] + done.stderr[-3000:]
+    doc = json.loads(out.with_suffix(".json").read_text())
+    (row,) = doc["benchmark"]
+    assert (row["query"], row["ratio"], row["verdict"]) == ("broken_query", None, "FAIL ERROR")
+    assert doc["verdict"]["status"] == "NO-GO" and doc["findings"]["benchmark"][0]["rule"] == "BENCH-ERROR"
+    page = out.read_text()
+    assert re.search(r'<tr class="problem"><td[^>]*>broken_query</td>(<td[^>]*>-</td>){6}', page), page
+
+
+def test_every_suite_lands_in_a_section() -> None:
+    """The suite -> section map names exactly the packaged suites: none left out, none that no longer exists."""
+    assert set(SUITE_SECTIONS) == {p.stem for p in suites_dir().glob("test_*.py")}

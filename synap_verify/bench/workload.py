@@ -32,6 +32,7 @@ from psycopg.rows import dict_row
 from synap_verify.catalog import Catalog, read_catalog
 from synap_verify.errors import SynapError
 from synap_verify.findings import Finding
+from synap_verify.groups import SCHEMA
 
 Params = dict[str, Any]
 
@@ -77,7 +78,7 @@ class Side:
     version: str  # which SQL of a Query: "legacy" or "migrated"
     role: str | None = None  # SET ROLE for the session, so RLS applies as it does to the application
     tenant_setting: str | None = None  # setting that carries the tenant context, e.g. app.current_tenant_id
-    schema: str = "synapscale_db"
+    schema: str = SCHEMA
 
 
 @dataclass
@@ -221,7 +222,7 @@ def _accepted(path: Path, name: str, raw: Any) -> Accepted | None:
     return accepted
 
 
-def fetch_params(dsn: str, query: Query, schema: str = "synapscale_db") -> list[Params]:
+def fetch_params(dsn: str, query: Query, schema: str = SCHEMA) -> list[Params]:
     with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
         conn.execute(sql.SQL("SET search_path = {}, public").format(sql.Identifier(schema)))
         rows = conn.execute(query.params).fetchall()

@@ -29,7 +29,7 @@ from synap_verify.contract.model import (
     TableSpec,
 )
 from synap_verify.errors import SynapError
-from synap_verify.groups import GROUPS
+from synap_verify.groups import GROUPS, SCHEMA
 
 Path_ = tuple[str, ...]
 Lines = dict[Path_, tuple[Path, int]]
@@ -193,7 +193,7 @@ class _Validator:
         top = self.mapping(data, (), {"version", "schemas", "rules", "groups"})
         if top.get("version", 1) != 1:
             raise self.fail(("version",), f"unsupported contract version {top['version']!r} (expected 1)")
-        schemas = self.strings(top.get("schemas"), ("schemas",)) or ("synapscale_db",)
+        schemas = self.strings(top.get("schemas"), ("schemas",)) or (SCHEMA,)
         rules = self.rules(top.get("rules"))
         tables: dict[str, TableSpec] = {}
         groups = self.mapping(top.get("groups"), ("groups",), GROUPS, "group")

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 from synap_verify.errors import SynapError
+from synap_verify.groups import SCHEMA
 from synap_verify.server import embedded
 
 _PSQL_ERROR = re.compile(r"^psql:(?P<file>.*?):(?P<line>\d+): (?P<message>(?:ERROR|FATAL|error):.*)$", re.M)
@@ -82,7 +83,7 @@ def statement_at(text: str, line: int) -> tuple[int, str]:
     return first, lines[first - 1].strip() if 0 < first <= len(lines) else ""
 
 
-def dump_schema(dsn: str, target: Path, schemas: tuple[str, ...] = ("synapscale_db",)) -> Path:
+def dump_schema(dsn: str, target: Path, schemas: tuple[str, ...] = (SCHEMA,)) -> Path:
     """``pg_dump --schema-only`` of a live database into ``target``: a baseline taken from production or staging.
 
     Read-only on the source. The wheel's pg_dump (the newest major) dumps any server from 9.2 on.

@@ -28,10 +28,10 @@ from synap_verify.catalog import Catalog, Table
 from synap_verify.contract import Contract
 from synap_verify.errors import SynapError
 from synap_verify.findings import Finding
+from synap_verify.groups import SCHEMA
 from synap_verify.integrity import jsonsem
 from synap_verify.integrity.moves import destinations
 
-SCHEMA = "synapscale_db"
 BUCKETS = 4096
 CHUNK = 5000
 RAW = "raw:"  # prefix of a json value rendered verbatim because jsonb might reject it

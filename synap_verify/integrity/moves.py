@@ -16,8 +16,9 @@ from synap_verify.catalog import Catalog
 from synap_verify.contract import Contract
 from synap_verify.contract.model import Mapping
 from synap_verify.findings import Finding
+from synap_verify.groups import SCHEMA
 
-S = "synapscale_db"
+S = SCHEMA
 Names = Callable[[str], str]  # legacy table name -> its name in the migrated database
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from synap_verify.findings import Finding
-from synap_verify.groups import GROUPS
+from synap_verify.groups import GROUPS, SCHEMA
 from synap_verify.report import SECTIONS
 from synap_verify.stash import PIPELINE, RECORDS, RLS_REPORTS, SETTINGS, SKIPS
 
@@ -30,8 +30,7 @@ MAX_SAMPLES = 120  # per side and query: enough for a strip plot, small enough f
 # test module -> report section, so outcomes land beside the findings of the same suite
 SUITE_SECTIONS = {"test_contract": "contract", "test_integrity": "nothing-lost", "test_json_properties": "nothing-lost",
                   "test_rls": "rls",
-                  "test_regression": "benchmark", "test_migrations": "migrations", "test_api": "api",
-                  "test_load": "load"}
+                  "test_regression": "benchmark", "test_migrations": "migrations", "test_api": "api"}
 
 
 class Collector:
@@ -210,8 +209,8 @@ def _message(report: pytest.TestReport) -> str:
 def _meta(settings: Any, pipeline: Any, exitstatus: int, started: float, version: str | None) -> dict[str, Any]:
     server = {"backend": settings.backend, "where": pipeline.server.describe() if pipeline else None, "version": version}
     return {
-        "title": "synapscale_db restructure verification",
-        "database": "synapscale_db",
+        "title": f"{SCHEMA} restructure verification",
+        "database": SCHEMA,
         "server": server,
         "scale": settings.scale,
         "seed": settings.seed,
@@ -290,16 +289,23 @@ def _load(pipeline: Any) -> dict[str, Any] | None:
 
 
 def _comparison(result: Any) -> dict[str, Any]:
-    """One benchmarked query as the table row and the samples (ms, thinned evenly) its plot needs."""
+    """One benchmarked query as the table row and the samples (ms, thinned evenly) its plot needs.
+
+    A query that could not be measured (its BENCH-ERROR finding says why) has no timing: its timing
+    fields are None, so the page shows a dash and the verdict, and the plot leaves it out.
+    """
     t = result.confirmed or result.timing
 
     def thin(samples: list[float]) -> list[float]:
         step = max(1, len(samples) // MAX_SAMPLES)
         return [round(s * 1000, 4) for s in samples[::step]]
 
-    return {"query": result.query.name, "group": result.query.group, "before_ms": round(t.before_ms, 4),
-            "after_ms": round(t.after_ms, 4), "ratio": round(t.ratio, 4), "ci": [round(c, 4) for c in t.ci],
-            "p": t.p, "confirmed": result.confirmed is not None, "buffers_before": result.before_plan.buffers,
+    timed: dict[str, Any] = {"before_ms": None, "after_ms": None, "ratio": None, "ci": None, "p": None}
+    if t is not None:
+        timed = {"before_ms": round(t.before_ms, 4), "after_ms": round(t.after_ms, 4), "ratio": round(t.ratio, 4),
+                 "ci": [round(c, 4) for c in t.ci], "p": t.p}
+    return {"query": result.query.name, "group": result.query.group, **timed,
+            "confirmed": result.confirmed is not None, "buffers_before": result.before_plan.buffers,
             "buffers_after": result.after_plan.buffers, "plan": result.plan_change, "verdict": result.verdict,
             "cached_plan": f"{result.before_plan.cache}/{result.after_plan.cache}" if result.before_plan.cache else "",
             "accepted": asdict(result.query.accepted) if result.query.accepted else None,

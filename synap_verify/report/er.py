@@ -10,7 +10,6 @@ them in the box) and listed above the diagrams, so they read the same on GitHub 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -305,24 +304,3 @@ def render_svg(files: dict[str, str], out: Path) -> list[Path]:
                     raise SynapError(f"mmdc failed on {source.name}: {(done.stderr or done.stdout).strip()[-300:]}")
                 written.append(target)
     return written
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, default=OUT, help="folder of the pages (default: docs/er)")
-    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 when the folder is stale")
-    parser.add_argument("--svg", action="store_true", help="also render SVGs (needs mermaid-cli and chromium)")
-    parser.add_argument("--contract", type=Path, default=Settings.contract)
-    parser.add_argument("--alembic", type=Path, default=Settings.alembic, help="migrations (default: synapscale/)")
-
-
-def run(args: argparse.Namespace) -> int:
-    files = pages(read_schemas(args.contract, args.alembic))
-    if args.check:
-        different = stale(files, args.out)
-        for name in different:
-            print(f"synap-verify: {args.out / name} is stale: run synap-verify er --out {args.out}", file=sys.stderr)
-        return 1 if different else 0
-    written = write(files, args.out)
-    svgs = render_svg(files, args.out) if args.svg else []
-    print(f"synap-verify: {len(written)} pages{f' and {len(svgs)} SVGs' if svgs else ''} in {args.out}", file=sys.stderr)
-    return 0

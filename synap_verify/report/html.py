@@ -194,12 +194,18 @@ def _rls(rls: Mapping[str, Mapping[str, Any]]) -> str:
 def _bench_table(queries: Sequence[Mapping[str, Any]]) -> str:
     head = ["query", "before ms", "after ms", "ratio", "95% CI", "p", "buffers", "cached plan", "plan", "verdict",
             "samples"]
-    rows = [[b["query"], f"{b['before_ms']:.3f}", f"{b['after_ms']:.3f}", f"{b['ratio']:.3f}",
-             f"{b['ci'][0]:.3f}–{b['ci'][1]:.3f}", f"{b['p']:.1e}", f"{b['buffers_before']} → {b['buffers_after']}",
-             b.get("cached_plan") or "-", b["plan"], _bench_verdict(b),
+    rows = [[b["query"], *_timed_cells(b), b.get("cached_plan") or "-", b["plan"], _bench_verdict(b),
              Markup(_strip_plot(b["samples_before"], b["samples_after"]))] for b in queries]
     classes = ["problem" if b["verdict"].startswith("FAIL") else "" for b in queries]
     return _table(head, rows, classes, numeric=(1, 2, 3, 5))
+
+
+def _timed_cells(b: Mapping[str, Any]) -> list[str]:
+    """Before, after, ratio, interval, p and buffers; dashes for a query that could not be measured."""
+    if b["ratio"] is None:
+        return ["-"] * 6
+    return [f"{b['before_ms']:.3f}", f"{b['after_ms']:.3f}", f"{b['ratio']:.3f}", f"{b['ci'][0]:.3f}–{b['ci'][1]:.3f}",
+            f"{b['p']:.1e}", f"{b['buffers_before']} → {b['buffers_after']}"]
 
 
 def _bench_verdict(b: Mapping[str, Any]) -> str:
@@ -214,9 +220,11 @@ def _benchmark(bench: Sequence[Mapping[str, Any]]) -> str:
     out = '<h2 id="benchmark">Benchmark (G6: no query more than 5% slower)</h2>'
     if not bench:
         return out + ('<p class="muted">The benchmark gate did not run in this session '
-                      "(<span class=mono>pytest benchmarks/test_regression.py --synap-report=…</span>).</p>")
+                      "(<span class=mono>pytest --synap-suites=bench --synap-report=…</span>).</p>")
+    timed = [b for b in bench if b["ratio"] is not None]
     return (out + '<p class="muted">Median time after/before with its 95% interval; the dashed line is the 1.05 budget. '
-            "Samples: before (blue) and after (orange), ms, median ticked.</p>" + _forest_plot(bench) + _bench_table(bench))
+            "Samples: before (blue) and after (orange), ms, median ticked.</p>"
+            + (_forest_plot(timed) if timed else "") + _bench_table(bench))
 
 
 def _forest_plot(bench: Sequence[Mapping[str, Any]]) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from psycopg import sql
 
 from synap_verify.errors import SynapError
+from synap_verify.groups import SCHEMA
 
 DEFAULT_SETTINGS = ("app.current_tenant_id",)
 DEFAULT_FUNCTIONS = ("current_tenant_id",)
@@ -72,7 +73,7 @@ class RlsConfig:
     app_role: str = "synapscale_app"
     tenant_column: str = "tenant_id"
     global_tables: tuple[str, ...] = ("rbac_roles", "rbac_permissions")  # NULL tenant_id means "every tenant"
-    schemas: tuple[str, ...] = ("synapscale_db",)
+    schemas: tuple[str, ...] = (SCHEMA,)
     probe_role: str = "synap_probe"
     # G7 drift: may the child's own tenant see a row attached to another tenant's parent? The parent's
     # tenant must never see it; by default neither may (the row's true owner is unknown).

@@ -17,6 +17,7 @@ from psycopg import sql
 
 from synap_verify.catalog import Catalog, read_catalog
 from synap_verify.errors import SynapError
+from synap_verify.groups import SCHEMA
 from synap_verify.server import Server
 
 _counter = itertools.count(1)
@@ -38,7 +39,7 @@ class Database:
     def connect(self, autocommit: bool = True) -> psycopg.Connection:
         return self.server.connect(self.name, autocommit=autocommit)
 
-    def catalog(self, schemas: tuple[str, ...] = ("synapscale_db",)) -> Catalog:
+    def catalog(self, schemas: tuple[str, ...] = (SCHEMA,)) -> Catalog:
         with self.connect() as conn:
             return read_catalog(conn, schemas)
 

@@ -1,4 +1,4 @@
-"""Properties of the reference conversion code (synapscale/migrations/ops.py), with generated values.
+"""Properties of the reference conversion code (synapscale/migrations/ops/), with generated values.
 
 JSON texts from a strategy that produces what legacy ``json`` columns hold (duplicate keys, escapes,
 NUL, lone surrogates, deep nesting, huge, precise and exponent numbers, empty containers, odd
@@ -7,6 +7,10 @@ a scratch legacy table, through ``ops.apply_json_and_time`` — the code every g
 inside a transaction that is rolled back after each example. Property: each document is equivalent
 by meaning (:mod:`synap_verify.integrity.jsonsem`) or quarantined with its original text; each
 instant is unchanged. A counterexample is shown as the json text or timestamp that broke it.
+
+The properties call the reference's conversion function directly, so they verify the system under
+test only when it is the reference: for other migrations (``--synap-alembic``) they skip and say so;
+the integrity suite checks what those migrations did to the loaded data.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -28,8 +33,9 @@ from synap_verify import migrate
 from synap_verify.datagen.values import ALL_JSON_CASES, DST_TIMESTAMPS
 from synap_verify.integrity import jsonsem
 from synap_verify.pipeline import Pipeline
-from synap_verify.resources import REFERENCE_MIGRATIONS
+from synap_verify.resources import reference_migrations
 from synap_verify.server import sqlalchemy_url
+from synap_verify.settings import Settings
 from synapscale.migrations import ops
 
 SCRATCH = "property_scratch"
@@ -87,12 +93,20 @@ naive = st.one_of(
 
 
 @pytest.fixture(scope="module")
-def scratch(synap_pipeline: Pipeline) -> Iterator[Connection]:
-    """A schema clone with the reference foundation (quarantine table, json functions) and one scratch table."""
+def scratch(synap_settings: Settings, request: pytest.FixtureRequest) -> Iterator[Connection]:
+    """A schema clone with the reference foundation (quarantine table, json functions) and one scratch table.
+
+    Skipped before any server starts when the system under test is not the reference.
+    """
+    reference = reference_migrations()
+    if Path(migrate.script_directory(synap_settings.alembic).dir).resolve() != reference.resolve():
+        pytest.skip(f"these properties exercise the reference's conversion code ({reference}), not the system "
+                    f"under test ({synap_settings.alembic}); the integrity suite checks what its migrations did")
+    synap_pipeline: Pipeline = request.getfixturevalue("synap_pipeline")
     if not synap_pipeline.server.disposable:
         pytest.skip("needs a disposable server (pass --synap-dsn-disposable)")
     db = synap_pipeline.clone("schema")
-    migrate.upgrade(db.dsn, REFERENCE_MIGRATIONS, ["foundation"])
+    migrate.upgrade(db.dsn, reference, ["foundation"])
     with db.connect() as conn:
         conn.execute(f"CREATE TABLE {ops.q(SCRATCH)} (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), doc json, "
                      "at timestamp without time zone)")

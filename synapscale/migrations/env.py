@@ -13,7 +13,8 @@ import os
 from alembic import context
 from sqlalchemy import Connection, create_engine
 
-SCHEMA = "synapscale_db"
+from synapscale.models import SCHEMA
+
 config = context.config
 
 

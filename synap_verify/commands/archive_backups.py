@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 
 from synap_verify import migrate
+from synap_verify.groups import SCHEMA
 from synap_verify.server import redact
 from synap_verify.server.dsn import connect_check
 from synap_verify.settings import Settings
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     with psycopg.connect(args.dsn, autocommit=True) as conn:
         tables = conn.execute(
             "SELECT c.relname, c.reltuples::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = 'synapscale_db' AND c.relkind = 'r' AND c.relname LIKE 'backup\\_%' ORDER BY 1"
+            "WHERE n.nspname = %s AND c.relkind = 'r' AND c.relname LIKE 'backup\\_%%' ORDER BY 1", (SCHEMA,)
         ).fetchall()
     if not tables:
         print(f"no backup_* tables in {redact(args.dsn)}: nothing to archive")
@@ -50,6 +51,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"{step.revision}: {step.seconds:.2f}s")
     with psycopg.connect(args.dsn, autocommit=True) as conn:
         for table, rows, sha in conn.execute(
-                "SELECT table_name, row_count, sha256 FROM synapscale_db.migration_archive ORDER BY table_name"):
+                f"SELECT table_name, row_count, sha256 FROM {SCHEMA}.migration_archive ORDER BY table_name"):
             print(f"archived {table}: {rows:,} rows, sha256 {sha[:16]}…")
     return 0

@@ -1,0 +1,98 @@
+"""declarations the revisions use: part of the restructure's shared mechanics (see the package docstring)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from synapscale.models import SCHEMA as SCHEMA  # re-exported: ops.SCHEMA, which the revisions use
+
+log = logging.getLogger(__name__)
+
+APP_ROLE = "synapscale_app"
+CASCADE, SET_NULL, RESTRICT = "CASCADE", "SET NULL", "RESTRICT"
+REQUIRED, GLOBAL = "required", "global"  # tenant modes: NOT NULL where possible / NULL means global
+LEGACY_ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL"}
+# json text jsonb may reject: NUL escapes, lone surrogates, exponents beyond numeric's range (either sign:
+# 1e-99999 overflows numeric as much as 1e99999 does).
+JSONB_SUSPECT = r"\\u0000|\\u[dD][89a-fA-F]|[eE][+-]?[0-9]{5,}"
+AUDIT_TABLES = ("migration_quarantine", "migration_undo", "migration_archive", "alembic_version")
+DEFAULT_EXPAND_CONTRACT_ROWS = 20_000
+DEFAULT_LOCK_TIMEOUT = "500ms"  # below deadlock_timeout (1 s): in a lock cycle the migration gives up first
+DEFAULT_LOCK_RETRIES = 6
+DEFAULT_RECOUNT_BATCH = 500  # parents per recount transaction: its row locks last one short batch
+ACTION_CODES = {action: code for code, action in LEGACY_ACTIONS.items()}
+RETRYABLE = (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected)
+SHADOW = "__jsonb"
+
+
+@dataclass(frozen=True)
+class Fk:
+    """One foreign key in its target shape, plus the legacy constraint(s) it replaces.
+
+    ``legacy`` is ``"name:code name:code"`` with the pg_constraint ``confdeltype`` code of each legacy
+    constraint on the same column (two when the legacy schema duplicated it).
+    """
+
+    column: str
+    ref: str
+    on_delete: str
+    legacy: str
+
+
+@dataclass(frozen=True)
+class Table:
+    """One table of a group and what the global rules need to know about it."""
+
+    name: str
+    legacy_name: str | None = None
+    json: tuple[str, ...] = ()
+    renames: tuple[tuple[str, str], ...] = ()
+    tenant: str | None = None
+    tenant_was_not_null: bool = False
+    parents: tuple[tuple[str, str], ...] = ()
+    legacy_rls: str | None = None  # 'policy' (enabled, unforced, legacy policy) or 'no_policy'
+    fks: tuple[Fk, ...] = ()
+    # parent columns (of ``parents``) tied to the parent's tenant by a composite FK instead of a guard
+    # trigger: high-volume insert paths (see apply_tenant_keys)
+    tenant_keys: tuple[str, ...] = ()
+    # wider indexes the application reads through, each in place of the plain indexes whose columns lead
+    # it, e.g. "tenant_id, conversation_id" or "tenant_id, created_at INCLUDE model" (see apply_indexes)
+    indexes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Counter:
+    """A denormalised counter on ``parent`` computed from ``child`` rows linked by ``fk``.
+
+    ``assignments`` maps each parent column to an aggregate over the child rows aliased ``c``.
+    """
+
+    parent: str
+    child: str
+    fk: str
+    assignments: tuple[tuple[str, str], ...]
+    watch: tuple[str, ...] = ()  # child columns besides ``fk`` whose change alters the aggregate
+
+
+@dataclass(frozen=True)
+class Gin:
+    table: str
+    column: str
+
+    @property
+    def name(self) -> str:
+        return f"ix_{self.table}_{self.column}_gin"[:63]
+
+
+@dataclass
+class Group:
+    """Everything a group revision applies; ``upgrade_group``/``downgrade_group`` run it."""
+
+    tables: tuple[Table, ...]
+    counters: tuple[Counter, ...] = ()
+    gin: tuple[Gin, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,60 @@
+"""whole groups: part of the restructure's shared mechanics (see the package docstring)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import partial
+
+from synapscale.migrations.ops.counters import apply_counters, revert_counters
+from synapscale.migrations.ops.declarations import Group, Table
+from synapscale.migrations.ops.fks import apply_fks, revert_fks
+from synapscale.migrations.ops.gin import apply_gin, revert_gin
+from synapscale.migrations.ops.guards import apply_guards, apply_tenant_keys, revert_guards, revert_tenant_keys
+from synapscale.migrations.ops.jsonb import apply_json_and_time, revert_json_and_time
+from synapscale.migrations.ops.plumbing import autocommit, exists_table, grant_app, q, run, step
+from synapscale.migrations.ops.rls import apply_indexes, apply_tenant, revert_indexes, revert_tenant
+
+
+def rename_tables(tables: Iterable[Table], back: bool = False) -> None:
+    for t in tables:
+        if t.legacy_name:
+            old, new = (t.name, t.legacy_name) if back else (t.legacy_name, t.name)
+            if exists_table(old):
+                step(partial(run, f'ALTER TABLE {q(old)} RENAME TO "{new}"'), old)
+
+
+def upgrade_group(g: Group) -> None:
+    """G1-G5 per table, G7, G8, grants, G6 last; each step a short transaction of its own.
+
+    Leaves the revision's transaction (see :func:`step` for lock order and retries); every step is
+    idempotent, so a revision that failed half-way converges when rerun.
+    """
+    with autocommit():
+        for t in g.tables:
+            apply_json_and_time(t)
+        for t in g.tables:
+            apply_fks(t)
+        for t in g.tables:
+            apply_tenant(t)
+            apply_indexes(t)
+        for t in g.tables:
+            apply_guards(t)
+            apply_tenant_keys(t)
+        apply_counters(g.counters)
+        step(grant_app)
+        apply_gin(g.gin)
+
+
+def downgrade_group(g: Group) -> None:
+    revert_gin(g.gin)
+    revert_counters(g.counters)
+    for t in g.tables:
+        revert_tenant_keys(t)
+        revert_guards(t)
+    for t in g.tables:
+        revert_indexes(t)
+        revert_tenant(t)
+    for t in g.tables:
+        revert_fks(t)
+    for t in g.tables:
+        revert_json_and_time(t)
