@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "er": ("synap_verify.report.er", "regenerate the ER diagrams (Mermaid) of the legacy and migrated schema"),
     "archive-backups": ("synap_verify.archive", "pg_dump, checksum, audit and drop the backup_* tables (the backup group)"),
     "bench-migrate": ("synap_verify.bench.migrations", "time each revision and its longest ACCESS EXCLUSIVE lock"),
-    "load": ("synap_verify.load.command", "Locust load on the API, or the migration run under load (zero downtime)"),
+    "load": ("synap_verify.loadtest.command", "Locust load on the API, or the migration run under load (zero downtime)"),
 }
 
 

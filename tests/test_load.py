@@ -15,8 +15,8 @@ import pytest
 
 from synap_verify.cli import main
 from synap_verify.errors import SynapError
-from synap_verify.load import config, timeline, verdict
-from synap_verify.load.blocking import StepWindow, Wait
+from synap_verify.loadtest import config, timeline, verdict
+from synap_verify.loadtest.blocking import StepWindow, Wait
 
 # Locust runs in its own process: importing it here would monkey-patch this one with gevent.
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("locust") is None, reason="locust is not installed")

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from synap_verify.findings import Finding
-from synap_verify.load import config, timeline
-from synap_verify.load.blocking import StepWindow, Wait, step_of
-from synap_verify.load.timeline import Request, Stats
+from synap_verify.loadtest import config, timeline
+from synap_verify.loadtest.blocking import StepWindow, Wait, step_of
+from synap_verify.loadtest.timeline import Request, Stats
 
 
 def baseline_findings(s: Stats, limits: config.Baseline) -> list[Finding]:

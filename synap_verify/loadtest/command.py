@@ -23,9 +23,9 @@ from typing import Any
 
 from synap_verify.errors import SynapError
 from synap_verify.findings import Finding, render_text
-from synap_verify.load import config, orchestrate, plot, timeline, verdict
-from synap_verify.load.config import CONFIG_FILE, THRESHOLDS_FILE
-from synap_verify.load.orchestrate import LocustRun, MigrationPlan, MigrationRun
+from synap_verify.loadtest import config, orchestrate, plot, timeline, verdict
+from synap_verify.loadtest.config import CONFIG_FILE, THRESHOLDS_FILE
+from synap_verify.loadtest.orchestrate import LocustRun, MigrationPlan, MigrationRun
 from synap_verify.settings import Settings
 
 MAX_USERS = 100  # a bound, not a target: this harness measures ratios on small machines

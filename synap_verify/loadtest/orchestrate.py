@@ -26,9 +26,9 @@ import psycopg
 
 from synap_verify import migrate
 from synap_verify.errors import SynapError
-from synap_verify.load import blocking, config
-from synap_verify.load.blocking import StepWindow, Wait
-from synap_verify.load.config import LOCUSTFILE
+from synap_verify.loadtest import blocking, config
+from synap_verify.loadtest.blocking import StepWindow, Wait
+from synap_verify.loadtest.config import LOCUSTFILE
 from synap_verify.server import sqlalchemy_url
 
 Say = Callable[[str], None]
