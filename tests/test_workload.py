@@ -76,8 +76,8 @@ def test_workload_from_statistics(stats_server: Server, tmp_path: Path) -> None:
     dsn = _db(stats_server, stats=True)
     _production(dsn)
     wl = workload.build(workload.read_statements(dsn), dsn, 0.95, "test")
-    # 100 calls on the schema's tables (with the id lookup above); 95% of them: the four most called, one of which has a parameter without
-    # a column (listed, not run); the tenants lookup (3 calls) is beyond the share
+    # 100 calls on the schema's tables (with the id lookup above); 95% of them: the four most called, one
+    # of which has a parameter without a column (listed, not run); the tenants lookup is beyond the share
     assert wl.schema_calls == 100 and wl.run_calls == 90, wl.line()
     by_calls = {s.calls: s for s in wl.statements}
     assert [(p.source, p.column) for p in by_calls[50].params] == [("tenant", "tenant_id"), ("limit", "")]
