@@ -333,9 +333,13 @@ def rebind(saved: Workload, dsn_under_test: str) -> Workload:
 
 def reset_statements(dsn: str) -> None:
     """Start counting afresh (the database under test only: a disposable one), so a snapshot holds one run's statements."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-        conn.execute("SELECT pg_stat_statements_reset()")
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            conn.execute("SELECT pg_stat_statements_reset()")
+    except psycopg.errors.ObjectNotInPrerequisiteState:
+        raise SynapError(f"pg_stat_statements is not loaded on {redact(dsn)}: add it to shared_preload_libraries "
+                         "and restart the server (a cluster the harness starts gets it with --save-workload)") from None
 
 
 def prepare_run(workload: Workload, dsn: str, tenants: list[str]) -> dict[str, Any]:
