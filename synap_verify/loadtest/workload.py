@@ -56,7 +56,10 @@ EXTENSION_SQL = ("SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.
 CATALOG_SQL = """
 SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
        EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique AND i.indnatts = 1
-               AND i.indkey[0] = a.attnum)
+               AND i.indkey[0] = a.attnum),
+       (SELECT array[f.confrelid::regclass::text, pa.attname::text] FROM pg_constraint f
+        JOIN pg_attribute pa ON pa.attrelid = f.confrelid AND pa.attnum = f.confkey[1]
+        WHERE f.conrelid = c.oid AND f.contype = 'f' AND f.conkey = array[a.attnum] ORDER BY f.conname LIMIT 1)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v')
@@ -150,6 +153,7 @@ class Workload:
 class Column:
     type: str
     unique: bool
+    parent: tuple[str, str] | None = None  # (table, column) a single-column foreign key references
 
 
 Schema = dict[str, dict[str, Column]]  # table -> column -> its type and whether it is unique on its own
@@ -157,8 +161,9 @@ Schema = dict[str, dict[str, Column]]  # table -> column -> its type and whether
 
 def read_schema(conn: psycopg.Connection) -> Schema:
     schema: Schema = {}
-    for table, column, kind, unique in conn.execute(CATALOG_SQL, (S,)).fetchall():
-        schema.setdefault(table, {})[column] = Column(kind, unique)
+    for table, column, kind, unique, parent in conn.execute(CATALOG_SQL, (S,)).fetchall():
+        ref = (parent[0].split(".")[-1].strip('"'), parent[1]) if parent else None
+        schema.setdefault(table, {})[column] = Column(kind, unique, ref)
     return schema
 
 
@@ -359,9 +364,14 @@ def sample(dsn: str, workload: Workload, tenants: list[str]) -> dict[str, dict[s
     with psycopg.connect(dsn, autocommit=True) as conn:
         schema = read_schema(conn)
         for key, p in sorted(wanted.items()):
-            values = f'SELECT DISTINCT "{p.column}"::text FROM {S}."{p.table}" WHERE ' + \
-                (f'"{p.column}" IS NOT NULL' if p.source == "column" else "true")
-            if "tenant_id" in schema.get(p.table, {}):
+            table, column = p.table, p.column
+            parent = schema.get(table, {}).get(column)
+            if parent and parent.parent and "tenant_id" in schema.get(parent.parent[0], {}):
+                # a reference to a tenant's row: the tenant's parent rows, not the children's copies (legacy drift)
+                table, column = parent.parent
+            values = f'SELECT DISTINCT "{column}"::text FROM {S}."{table}" WHERE ' + \
+                (f'"{column}" IS NOT NULL' if p.source == "column" or (table, column) != (p.table, p.column) else "true")
+            if "tenant_id" in schema.get(table, {}):
                 for t in tenants:
                     rows = conn.execute(f"{values} AND tenant_id = %s LIMIT {SAMPLES}", (t,)).fetchall()  # type: ignore[arg-type]
                     samples[t][key] = [r[0] for r in rows]
