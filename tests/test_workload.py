@@ -131,3 +131,28 @@ def test_not_installed_not_loaded_not_readable(stats_server: Server, pg: Server)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f"GRANT pg_read_all_stats TO {role}")  # type: ignore[arg-type]
     assert len(workload.read_statements(reader)) >= 5  # readable once granted: the check is not a false alarm
+
+
+def test_references_are_sampled_from_the_tenants_parent_rows(stats_server: Server) -> None:
+    """A child row carrying another tenant's workspace (legacy drift) must not lend that workspace to an insert."""
+    dsn = _db(stats_server, stats=True)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE synapscale_db.events (id serial PRIMARY KEY, tenant_id uuid, "
+                     "workspace_id uuid REFERENCES synapscale_db.workspaces)")
+        foreign = conn.execute("SELECT id::text FROM synapscale_db.workspaces WHERE tenant_id = %s LIMIT 1",
+                               (TENANTS[1],)).fetchone()
+        assert foreign is not None
+        conn.execute("INSERT INTO synapscale_db.events (tenant_id, workspace_id) VALUES (%s, %s)", (TENANTS[0], foreign[0]))
+        conn.execute("SELECT pg_stat_statements_reset()")
+        for _ in range(5):
+            conn.execute("INSERT INTO synapscale_db.events (tenant_id, workspace_id) VALUES (%s, %s)",
+                         (TENANTS[0], foreign[0]))
+    wl = workload.build(workload.read_statements(dsn), dsn, 1.0, "test")
+    (insert,) = [s for s in wl.statements if s.query.startswith("INSERT INTO synapscale_db.events")]
+    assert [(p.source, p.column) for p in insert.params] == [("tenant", "tenant_id"), ("written", "workspace_id")]
+    spec = workload.prepare_run(wl, dsn, TENANTS)
+    own = spec["samples"][TENANTS[0]]["events.workspace_id (NULL too)"]
+    with psycopg.connect(dsn) as conn:
+        mine = {r[0] for r in conn.execute("SELECT id::text FROM synapscale_db.workspaces WHERE tenant_id = %s",
+                                           (TENANTS[0],)).fetchall()}
+    assert own and set(own) == mine and foreign[0] not in own
