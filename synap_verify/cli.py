@@ -27,7 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "archive-backups": ("synap_verify.commands.archive_backups",
                         "pg_dump, checksum, audit and drop the backup_* tables (the backup group)"),
     "bench-migrate": ("synap_verify.commands.bench_migrate", "time each revision and its longest ACCESS EXCLUSIVE lock"),
-    "load": ("synap_verify.load.command", "Locust load on the API, or the migration run under load (zero downtime)"),
+    "load": ("synap_verify.loadtest.command", "Locust load on the API, or the migration run under load (zero downtime)"),
 }
 
 

@@ -60,6 +60,7 @@ class Settings:
     bench_round_trip_ms: float | None = None  # a slowdown must exceed 5% of this round trip (None: the gate's G6)
     bench_unprepared: bool = False  # time unprepared statements (planning in every sample)
     bench_rounds: int | None = None  # interleaved rounds per benchmark query (None: the gate's G6)
+    server_preload: tuple[str, ...] = ()  # shared_preload_libraries of a cluster the harness starts (pg_stat_statements)
 
     @classmethod
     def resolve(
@@ -112,6 +113,10 @@ class Settings:
         if "suites" in out:
             out["suites"] = resolve_names(_as_list(out["suites"]), tuple(SUITES), "suite", "--synap-suites",
                                           empty=DEFAULT_SUITES)
+        if "server_preload" in out:
+            out["server_preload"] = tuple(lib for lib in _as_list(out["server_preload"]) if lib)
+            if not all(re.fullmatch(r"\w+", lib) for lib in out["server_preload"]):
+                raise SynapError("server_preload: library names only, e.g. pg_stat_statements")
         if "api_header" in out:
             out["api_header"] = tuple(h for h in _as_list(out["api_header"], sep="\n") if h.strip())
         if out.get("api") and out.get("api_url"):

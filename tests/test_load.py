@@ -6,6 +6,7 @@ three tests stay near a minute each on a shared two-core machine.
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 from pathlib import Path
@@ -15,8 +16,8 @@ import pytest
 
 from synap_verify.cli import main
 from synap_verify.errors import SynapError
-from synap_verify.load import config, timeline, verdict
-from synap_verify.load.blocking import StepWindow, Wait
+from synap_verify.loadtest import config, timeline, verdict
+from synap_verify.loadtest.blocking import StepWindow, Wait
 
 # Locust runs in its own process: importing it here would monkey-patch this one with gevent.
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("locust") is None, reason="locust is not installed")
@@ -45,6 +46,50 @@ def test_baseline_fails_a_threshold_on_purpose(tmp_path: Path) -> None:
     for name in ("locust_stats.csv", "locust.html", "locust.json", "timeline.csv", "timeline.svg"):
         assert (tmp_path / name).stat().st_size > 0, name
     assert len(timeline.read(tmp_path / "timeline.csv")) == stats["requests"]
+
+
+def _aggregated(out: Path) -> int:
+    """The request count of Locust's own merged statistics (the master's CSV)."""
+    with (out / "locust_stats.csv").open(newline="") as fh:
+        return next(int(r["Request Count"]) for r in csv.DictReader(fh) if r["Name"] == "Aggregated")
+
+
+def test_two_workers_are_merged(tmp_path: Path) -> None:
+    """Locust's master and two workers: both issue requests, the master's statistics count them all, and the
+    merged timeline holds exactly those requests, each with its worker."""
+    code, summary = _run(tmp_path, "--workload", "sql", "--scale", "tiny", "--duration", "6s", "--workers", "2")
+    assert code == 0, summary["findings"]
+    per_worker = summary["requests_by_worker"]
+    assert set(per_worker) == {"0", "1"} and min(per_worker.values()) > 0, per_worker
+    requests = timeline.read(tmp_path / "timeline.csv")
+    assert len(requests) == summary["stats"]["requests"] == _aggregated(tmp_path) == sum(per_worker.values())
+
+
+def test_rate_is_held_and_an_unreachable_one_is_flagged(tmp_path: Path) -> None:
+    """--rate paces the users with constant_throughput: 30 requests/s from 6 users (far below capacity) is held;
+    a target the same users cannot reach fails the run with LOAD-RATE."""
+    code, summary = _run(tmp_path / "held", "--workload", "sql", "--scale", "tiny", "--duration", "10s",
+                         "--workers", "0", "--rate", "30")
+    rate = summary["rate"]
+    assert 0.85 * 30 <= rate["achieved"] <= 1.15 * 30, rate
+    assert "LOAD-RATE" not in _rules(summary) and code == (1 if summary["findings"] else 0)
+    code, summary = _run(tmp_path / "missed", "--workload", "sql", "--scale", "tiny", "--duration", "6s",
+                         "--workers", "0", "--users", "1", "--rate", "100000")
+    assert code == 1 and "LOAD-RATE" in _rules(summary), summary["findings"]
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--users", "101"], "--users must be between 1 and 100"),
+    (["--users", "500", "--url", "http://127.0.0.1:9", "--dsn", "x"], "--confirm-target"),
+    (["--rate", "0"], "--rate must be"),
+    (["--master"], "--workers must be >= 0"),
+    (["--worker"], "--worker needs --master-host"),
+    (["--workload", "statements"], "--workload-from"),
+])
+def test_bad_options_are_one_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["load", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_seeded_unsafe_step_is_flagged(tmp_path: Path) -> None:

@@ -18,5 +18,5 @@ def bindir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
-def start(keep: bool = False) -> Server:
-    return start_cluster(bindir(), "embedded", keep)
+def start(keep: bool = False, preload: tuple[str, ...] = ()) -> Server:
+    return start_cluster(bindir(), "embedded", keep, preload)

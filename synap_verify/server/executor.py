@@ -49,15 +49,18 @@ def _run_as_user() -> str | None:
     return RUN_AS
 
 
-def start_cluster(bindir: Path, backend: str, keep: bool = False) -> Server:
+def start_cluster(bindir: Path, backend: str, keep: bool = False, preload: tuple[str, ...] = ()) -> Server:
     """initdb + start in a fresh temporary folder; return a handle whose ``stop`` removes everything.
 
-    With ``keep`` no janitor is posted: the server outlives the test process on purpose.
+    With ``keep`` no janitor is posted: the server outlives the test process on purpose. ``preload``:
+    libraries for ``shared_preload_libraries`` (e.g. ``pg_stat_statements``, which cannot be loaded later);
+    empty by default so that timings elsewhere carry no extension overhead.
     """
     for tool in ("initdb", "pg_ctl", "postgres"):
         if not (bindir / tool).exists():
             raise SynapError(f"{bindir} has no {tool}: point --synap-backend at a full PostgreSQL installation")
     began = time.perf_counter()
+    options = SERVER_OPTIONS + (f" -c shared_preload_libraries={','.join(preload)}" if preload else "")
     root = Path(tempfile.mkdtemp(prefix=DATADIR_PREFIX))
     user = _run_as_user()
     if user:
@@ -71,7 +74,7 @@ def start_cluster(bindir: Path, backend: str, keep: bool = False) -> Server:
                          "--encoding=UTF8", "--no-sync", "--no-instructions"], "initdb")
         _run(user, {**env, "GLIBC_TUNABLES": MALLOC_TUNABLES},
              [bindir / "pg_ctl", "-D", pgdata, "-l", root / "server.log", "-w", "-t", "60",
-              "-o", f"-h '' -k {root} {SERVER_OPTIONS}", "start"], "pg_ctl start")
+              "-o", f"-h '' -k {root} {options}", "start"], "pg_ctl start")
     except BaseException:
         stop_cluster(bindir, root, user)
         if janitor:

@@ -19,7 +19,7 @@ def provision(settings: Settings) -> Server:
     if settings.backend == "system":
         from synap_verify.server import system
 
-        return system.start(settings.keep)
+        return system.start(settings.keep, settings.server_preload)
     from synap_verify.server import embedded
 
-    return embedded.start(settings.keep)
+    return embedded.start(settings.keep, settings.server_preload)

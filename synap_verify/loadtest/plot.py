@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 
-from synap_verify.load.blocking import StepWindow
-from synap_verify.load.timeline import Request
+from synap_verify.loadtest.blocking import StepWindow
+from synap_verify.loadtest.timeline import Request
 
 W, H = 1200, 520
 LEFT, RIGHT, TOP, BOTTOM = 70, 20, 40, 150

@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
+import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -23,13 +25,16 @@ from typing import Any
 
 from synap_verify.errors import SynapError
 from synap_verify.findings import Finding, render_text
-from synap_verify.load import config, orchestrate, plot, timeline, verdict
-from synap_verify.load.config import CONFIG_FILE, THRESHOLDS_FILE
-from synap_verify.load.orchestrate import LocustRun, MigrationPlan, MigrationRun
+from synap_verify.loadtest import config, orchestrate, plot, timeline, verdict, workload
+from synap_verify.loadtest.config import CONFIG_FILE, THRESHOLDS_FILE
+from synap_verify.loadtest.orchestrate import LocustRun, MigrationPlan, MigrationRun
+from synap_verify.server import redact
 from synap_verify.settings import Settings
 
 MAX_USERS = 100  # a bound, not a target: this harness measures ratios on small machines
+MAX_CONFIRMED_USERS = 10000  # a staging URL with --confirm-target
 MAX_SECONDS = 1800
+USER_CLASSES = {"api": "ApiTenantUser", "sql": "SqlTenantUser", "statements": "StatementUser"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,14 +42,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--unsafe", action="store_true",
                         help="with --migrate: run the seeded unsafe step (plain ALTER ... TYPE jsonb on analytics_events) "
                              "instead of the reference migration")
-    parser.add_argument("--workload", choices=("api", "sql"), default=None,
-                        help="load users: the reference API, or SQL valid on both schemas (default: api, sql with --migrate)")
+    parser.add_argument("--workload", choices=tuple(USER_CLASSES), default=None,
+                        help="load users: the reference API, SQL valid on both schemas, or statements of --workload-from "
+                             "(default: api, sql with --migrate, statements with --workload-from)")
     parser.add_argument("--dsn", help="database the API serves (written to: must be disposable)")
     parser.add_argument("--disposable", action="store_true", help="--dsn may be written to")
     parser.add_argument("--url", help="a staging API to load instead of starting one (tenant ids from --dsn, read-only)")
     parser.add_argument("--scale", default="small", help="data profile of the embedded database (default: small)")
     parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--users", type=int, help=f"concurrent users (default: config; at most {MAX_USERS})")
+    parser.add_argument("--users", type=int,
+                        help=f"concurrent users (default: config; at most {MAX_USERS}; more on a --url with --confirm-target)")
+    parser.add_argument("--confirm-target", action="store_true",
+                        help=f"--url: the staging API may take more than {MAX_USERS} users (an explicit --users)")
+    parser.add_argument("--rate", type=float,
+                        help="target requests/s over all users (Locust's constant_throughput) instead of the think time")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="Locust worker processes under a master (default: the cores; 0: one process). "
+                             "With --master: workers expected from other machines")
+    parser.add_argument("--master", action="store_true",
+                        help="run Locust's master only: --workers N workers connect from other machines (--worker)")
+    parser.add_argument("--master-bind-host", default="127.0.0.1",
+                        help="--master: address the master listens on (default 127.0.0.1; the machine's LAN address "
+                             "for workers elsewhere)")
+    parser.add_argument("--master-port", type=int, default=None, help="master's port (default: 5557 with --master/--worker)")
+    parser.add_argument("--worker", action="store_true", help="run one Locust worker for the master at --master-host")
+    parser.add_argument("--master-host", help="--worker: the master's address")
+    parser.add_argument("--workload-from",
+                        help="SQL workload from pg_stat_statements: a DSN to read them from (read-only), or a file "
+                             "written by --save-workload")
+    parser.add_argument("--workload-share", type=float, default=0.95,
+                        help="--workload-from: share of the calls on the schema's tables to cover (default 0.95)")
+    parser.add_argument("--save-workload", type=Path,
+                        help="write the workload file: of --workload-from, or of this run's own statements "
+                             "(pg_stat_statements of the database under test)")
     parser.add_argument("--spawn-rate", type=float, help="users started per second (default: config)")
     parser.add_argument("--duration", help="load duration without --migrate, e.g. 30s, 2m (default: config)")
     parser.add_argument("--before", type=float, default=15.0, help="--migrate: seconds of load before the migration")
@@ -70,19 +100,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.worker:
+        return _worker(args)
     limits = _limits(args)
     defaults = config.run_defaults(args.config)
     users = args.users or defaults.users
-    if not 1 <= users <= MAX_USERS:
-        raise SynapError(f"--users must be between 1 and {MAX_USERS}")
+    cap = MAX_CONFIRMED_USERS if args.url and args.confirm_target and args.users else MAX_USERS
+    if not 1 <= users <= cap:
+        raise SynapError(f"--users must be between 1 and {MAX_USERS} (more only on a staging --url, "
+                         f"with an explicit --users and --confirm-target, up to {MAX_CONFIRMED_USERS})")
+    if args.rate is not None and args.rate <= 0:
+        raise SynapError("--rate must be a number of requests per second > 0")
+    if args.workers is not None and args.workers < 0 or args.master and not args.workers:
+        raise SynapError("--workers must be >= 0 (and >= 1 with --master: the workers expected to connect)")
+    if args.workload_from:
+        args.workload = args.workload or "statements"
+    if (args.workload == "statements") != bool(args.workload_from):
+        raise SynapError("--workload statements runs the statements of --workload-from DSN|FILE: give both or neither")
     mode = "unsafe" if args.unsafe else "migrate" if args.migrate else "baseline"
     out = args.out or Path("loadtests") / "results" / f"{mode}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     out.mkdir(parents=True, exist_ok=True)
     spawn = args.spawn_rate or defaults.spawn_rate
     if args.migrate:
-        prepare = defaults.prepare_threshold if args.prepare_threshold is None \
-            else config.prepare_threshold(args.prepare_threshold)
-        summary, findings = _migration(args, limits.migration, out, users, spawn, defaults.tenants, prepare)
+        summary, findings = _migration(args, limits.migration, out, users, spawn, defaults)
     else:
         summary, findings = _baseline(args, limits.baseline, out, users, spawn, defaults)
     summary["findings"] = [f.as_dict() for f in findings]
@@ -114,15 +154,76 @@ def _say(line: str) -> None:
 
 
 @contextmanager
-def _embedded(state: str, scale: str, seed: int | None) -> Iterator[str]:
+def _embedded(state: str, scale: str, seed: int | None, preload: tuple[str, ...] = ()) -> Iterator[str]:
     """A fresh embedded database in ``state``; the server (and the database) go when the run ends."""
     from synap_verify.pipeline import Pipeline
 
-    pipeline = Pipeline.start(Settings.resolve({"scale": scale, "seed": seed}), say=_say)
+    pipeline = Pipeline.start(Settings.resolve({"scale": scale, "seed": seed, "server_preload": preload}), say=_say)
     try:
         yield pipeline.clone(state).dsn
     finally:
         pipeline.server.stop()
+
+
+def _worker(args: argparse.Namespace) -> int:
+    """One Locust worker of this package's locustfile; the master sends it the pool and settings."""
+    if not args.master_host:
+        raise SynapError("--worker needs --master-host H: the machine running 'synap-verify load --master'")
+    port = args.master_port or orchestrate.MASTER_PORT
+    _say(f"synap-verify: Locust worker for the master at {args.master_host}:{port}")
+    return subprocess.call(orchestrate.worker_argv(args.master_host, port),
+                           env=os.environ | {"SYNAP_LOAD_CONFIG": str(args.config)})
+
+
+def _locust(args: argparse.Namespace, out: Path, users: int, spawn: float, duration: str, host: str | None,
+            env: dict[str, str]) -> LocustRun:
+    workers = (os.cpu_count() or 1) if args.workers is None else args.workers
+    return LocustRun(out, USER_CLASSES[args.workload], users, spawn, duration, host=host, env=env, workers=workers,
+                     remote=args.master, bind_host=args.master_bind_host if args.master else "127.0.0.1",
+                     port=args.master_port or (orchestrate.MASTER_PORT if args.master else None), rate=args.rate)
+
+
+def _prepare(args: argparse.Namespace, defaults: config.RunDefaults) -> int | None:
+    return defaults.prepare_threshold if args.prepare_threshold is None else config.prepare_threshold(args.prepare_threshold)
+
+
+def _sql_env(args: argparse.Namespace, dsn: str, pool: list[dict[str, Any]], out: Path,
+             prepare: int | None) -> tuple[dict[str, str], workload.Workload | None]:
+    """What the SQL users need; with --workload-from, the statement workload built against ``dsn``."""
+    env = {"SYNAP_LOAD_DSN": dsn, "SYNAP_LOAD_PREPARE_THRESHOLD": "off" if prepare is None else str(prepare)}
+    if args.workload != "statements":
+        return env, None
+    source = args.workload_from
+    if Path(source).is_file():
+        wl = workload.rebind(workload.Workload.load(Path(source)), dsn)
+    else:
+        wl = workload.build(workload.read_statements(source), dsn, args.workload_share, redact(source))
+        if args.save_workload:
+            _say(f"synap-verify: workload written to {wl.save(args.save_workload)}")
+    spec = workload.prepare_run(wl, dsn, [t["tenant"] for t in pool])
+    _say(f"synap-verify: workload: {wl.line()}")
+    for skipped in wl.skipped:
+        _say(f"synap-verify: skipped ({skipped.calls:,} calls): {' '.join(skipped.query.split())[:100]} -- {skipped.reason}")
+    if not wl.statements:
+        raise SynapError("no statement of the workload can run on the database under test (the skipped ones are listed)")
+    env["SYNAP_LOAD_STATEMENTS"] = str(orchestrate.write_json(out / "statements.json", spec))
+    return env, wl
+
+
+def _workload_summary(wl: workload.Workload | None) -> dict[str, Any] | None:
+    if wl is None:
+        return None
+    return {"line": wl.line(), "statements": len(wl.statements), "run_calls": wl.run_calls,
+            "schema_calls": wl.schema_calls, "total_calls": wl.total_calls,
+            "skipped": [{"calls": s.calls, "query": s.query, "reason": s.reason} for s in wl.skipped]}
+
+
+def _run_facts(args: argparse.Namespace, locust: LocustRun, requests: list[timeline.Request]) -> dict[str, Any]:
+    """Workers, the per-worker request counts, Locust's CPU warnings and the rate held, for summary.json."""
+    by_worker = Counter(r.worker for r in requests)
+    return {"workers": locust.workers, "requests_by_worker": dict(sorted(by_worker.items())),
+            "cpu_warnings": locust.cpu_warnings(),
+            "rate": timeline.rate_held(requests, args.rate, locust.users / locust.spawn_rate) if args.rate else None}
 
 
 def _baseline(args: argparse.Namespace, limits: config.Baseline, out: Path, users: int, spawn: float,
@@ -130,12 +231,18 @@ def _baseline(args: argparse.Namespace, limits: config.Baseline, out: Path, user
     duration = args.duration or defaults.duration
     if config.seconds(duration) > MAX_SECONDS:
         raise SynapError(f"--duration is bounded to {MAX_SECONDS}s")
-    if (args.workload or "api") != "api":
-        raise SynapError("without --migrate the load is the API's (--workload api)")
+    args.workload = args.workload or "api"
+    if args.url and args.workload != "api":
+        raise SynapError("--url loads a staging API: the load is the API's (--workload api)")
+    snapshot = bool(args.save_workload) and not args.workload_from
+    wl: workload.Workload | None = None
     with ExitStack() as stack:
+        host = None
         if args.url:
             if not args.dsn:
                 raise SynapError("--url needs --dsn to read the tenant ids the users act for (read-only)")
+            if snapshot:
+                raise SynapError("--save-workload snapshots the database under test: not a staging --url's")
             dsn, host = args.dsn, args.url.rstrip("/")
         elif args.dsn:
             from synap_verify.server.dsn import attach
@@ -143,52 +250,75 @@ def _baseline(args: argparse.Namespace, limits: config.Baseline, out: Path, user
             if not attach(args.dsn, args.disposable, Settings.disposable_pattern).disposable:
                 raise SynapError("the load writes rows: pass --disposable (or a database named *_test, *_ci, ...)")
             dsn = args.dsn
-            host = stack.enter_context(orchestrate.serve_api(dsn, out / "api.log"))
         else:
-            dsn = stack.enter_context(_embedded("migrated", args.scale, args.seed))
+            dsn = stack.enter_context(_embedded("migrated", args.scale, args.seed,
+                                                ("pg_stat_statements",) if snapshot else ()))
+        if args.workload == "api" and not args.url:
             host = stack.enter_context(orchestrate.serve_api(dsn, out / "api.log"))
         pool = orchestrate.tenant_pool(dsn, defaults.tenants)
         orchestrate.write_json(out / "pool.json", pool)
-        env = {"SYNAP_LOAD_POOL": str(out / "pool.json")} | ({"SYNAP_LOAD_ALLOWED_URL": host} if args.url else {})
-        locust = LocustRun(out, "ApiTenantUser", users, spawn, duration, host=host, env=env)
-        _say(f"synap-verify: {users} users on {host} for {duration}")
+        env = {"SYNAP_LOAD_POOL": str(out / "pool.json")} | ({"SYNAP_LOAD_ALLOWED_URL": host} if args.url and host else {})
+        if args.workload != "api":
+            sql_env, wl = _sql_env(args, dsn, pool, out, _prepare(args, defaults))
+            env |= sql_env
+        if snapshot:
+            workload.reset_statements(dsn)
+        locust = _locust(args, out, users, spawn, duration, host, env)
+        _say(f"synap-verify: {users} {args.workload} users on {host or 'the database'} for {duration}"
+             + (f", {locust.workers} Locust workers" if locust.workers else "")
+             + (f", target {args.rate:g} requests/s" if args.rate else ""))
         locust.start(args.config)
-        code = locust.wait(config.seconds(duration) + 60)
+        code = locust.wait(config.seconds(duration) + locust.connect_within + 60)
+        if snapshot:
+            wl = workload.build(workload.read_statements(dsn), dsn, args.workload_share,
+                                f"{args.workload} load run of the reference, scale {args.scale}, {users} users, {duration}")
+            _say(f"synap-verify: workload of this run ({wl.line()}) written to {wl.save(args.save_workload)}")
     requests = timeline.read(locust.timeline)
     s = timeline.stats(requests)
+    facts = _run_facts(args, locust, requests)
     plot.write(out / "timeline.svg", requests, [], f"baseline: {users} users, {s.rps:.1f} requests/s")
-    findings = verdict.baseline_findings(s, limits)
-    text = f"baseline ({users} users, {duration}): {s.line()}"
-    return {"mode": "baseline", "users": users, "duration": duration, "locust_exit": code, "stats": s.as_dict(),
-            "by_name": _by_name(requests), "text": text}, findings
+    findings = verdict.baseline_findings(s, limits) + verdict.rate_findings(facts["rate"])
+    text = "\n".join([f"baseline ({users} {args.workload} users, {duration}): {s.line()}",
+                      *verdict.fact_lines(facts), *([f"  workload: {wl.line()}"] if wl else [])])
+    return {"mode": "baseline", "workload": args.workload, "users": users, "duration": duration, "locust_exit": code,
+            "stats": s.as_dict(), "by_name": _by_name(requests), **facts,
+            "statement_workload": _workload_summary(wl), "text": text}, findings
 
 
 def _migration(args: argparse.Namespace, limits: config.Migration, out: Path, users: int, spawn: float,
-               tenants: int, prepare: int | None) -> tuple[dict[str, Any], list[Finding]]:
+               defaults: config.RunDefaults) -> tuple[dict[str, Any], list[Finding]]:
     if args.dsn or args.url:
         raise SynapError("--migrate runs on a fresh embedded legacy database only (it migrates it)")
-    workload = args.workload or "sql"
+    if args.save_workload and not args.workload_from:
+        raise SynapError("--save-workload of a run's own statements is for a load run without --migrate")
+    args.workload = args.workload or "sql"
+    prepare = _prepare(args, defaults)
     bound = args.before + args.after + args.max_migration
     if bound > MAX_SECONDS:
         raise SynapError(f"--before + --after + --max-migration is bounded to {MAX_SECONDS}s")
     plan = MigrationPlan(Settings.resolve({}).alembic, args.unsafe, args.expand_contract_rows, args.group)
+    wl: workload.Workload | None = None
     with ExitStack() as stack:
         dsn = stack.enter_context(_embedded("legacy", args.scale, args.seed))
         if args.extra_events:
             _say(f"synap-verify: {orchestrate.grow_events(dsn, args.extra_events):,} analytics_events rows added")
-        pool = orchestrate.tenant_pool(dsn, tenants)
+        pool = orchestrate.tenant_pool(dsn, defaults.tenants)
         orchestrate.write_json(out / "pool.json", pool)
         env = {"SYNAP_LOAD_POOL": str(out / "pool.json")}
         host = None
-        if workload == "sql":
-            env |= {"SYNAP_LOAD_DSN": dsn, "SYNAP_LOAD_PREPARE_THRESHOLD": "off" if prepare is None else str(prepare)}
-        else:
+        if args.workload == "api":
             host = stack.enter_context(orchestrate.serve_api(dsn, out / "api.log"))
-        user_class = "SqlTenantUser" if workload == "sql" else "ApiTenantUser"
-        locust = LocustRun(out, user_class, users, spawn, f"{int(bound)}s", host=host, env=env)
+        else:
+            sql_env, wl = _sql_env(args, dsn, pool, out, prepare)
+            env |= sql_env
+        locust = _locust(args, out, users, spawn, f"{int(bound)}s", host, env)
         result = orchestrate.under_load(dsn, plan, locust, args.config, args.before, args.after, _say)
-    prepared = ("off" if prepare is None else prepare) if workload == "sql" else "off (the reference API's engine)"
-    return _judge(result, timeline.read(locust.timeline), limits, out, args, workload, users, prepared)
+    prepared = ("off" if prepare is None else prepare) if args.workload != "api" else "off (the reference API's engine)"
+    summary, findings = _judge(result, timeline.read(locust.timeline), limits, out, args, args.workload, users, prepared)
+    facts = _run_facts(args, locust, timeline.read(locust.timeline))
+    summary |= facts | {"statement_workload": _workload_summary(wl)}
+    summary["text"] += "\n" + "\n".join([*verdict.fact_lines(facts), *([f"  workload: {wl.line()}"] if wl else [])])
+    return summary, findings
 
 
 def _judge(result: MigrationRun, requests: list[timeline.Request], limits: config.Migration, out: Path,

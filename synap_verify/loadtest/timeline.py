@@ -21,6 +21,7 @@ class Request:
     name: str
     ok: bool
     error: str
+    worker: str = "local"  # Locust worker index (as the master numbers them), "local" without workers
 
     @property
     def end(self) -> float:
@@ -51,7 +52,8 @@ def read(path: Path) -> list[Request]:
     if not path.exists():
         return []
     with path.open(newline="") as fh:
-        return sorted((Request(float(r["start"]), float(r["ms"]), r["type"], r["name"], r["ok"] == "1", r["error"])
+        return sorted((Request(float(r["start"]), float(r["ms"]), r["type"], r["name"], r["ok"] == "1", r["error"],
+                               r.get("worker") or "local")
                        for r in csv.DictReader(fh)), key=lambda r: r.start)
 
 
@@ -80,3 +82,18 @@ def overlapping(requests: Iterable[Request], start: float, end: float) -> list[R
 
 def started(requests: Iterable[Request], start: float, end: float) -> list[Request]:
     return [r for r in requests if start <= r.start < end]
+
+
+def rate_held(requests: Sequence[Request], target: float, ramp: float, width: float = 10.0) -> dict[str, float]:
+    """The request rate reached against ``target``: over the run after the users' ramp-up, and its lowest and
+    highest ``width``-second window (a rate is held when every window is near the target, not only the mean)."""
+    if not requests:
+        return {"target": target, "achieved": 0.0, "seconds": 0.0, "window_min": 0.0, "window_max": 0.0}
+    first = requests[0].start + ramp + 1.0
+    last = max(r.start for r in requests)
+    starts = [r.start for r in requests if first <= r.start < last]
+    windows = [sum(first + i * width <= t < first + (i + 1) * width for t in starts) / width
+               for i in range(int((last - first) // width))]
+    seconds = last - first
+    return {"target": target, "achieved": len(starts) / seconds if seconds > 0 else 0.0, "seconds": seconds,
+            "window_min": min(windows, default=0.0), "window_max": max(windows, default=0.0)}

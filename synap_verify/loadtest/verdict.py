@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from synap_verify.findings import Finding
-from synap_verify.load import config, timeline
-from synap_verify.load.blocking import StepWindow, Wait, step_of
-from synap_verify.load.timeline import Request, Stats
+from synap_verify.loadtest import config, timeline
+from synap_verify.loadtest.blocking import StepWindow, Wait, step_of
+from synap_verify.loadtest.timeline import Request, Stats
 
 
 def baseline_findings(s: Stats, limits: config.Baseline) -> list[Finding]:
@@ -21,6 +22,32 @@ def baseline_findings(s: Stats, limits: config.Baseline) -> list[Finding]:
     ]
     return [Finding(rule, "load", "-", f"{actual}, threshold {expected}", expected=expected, actual=actual)
             for rule, ok, actual, expected in checks if not ok]
+
+
+RATE_TOLERANCE = 0.05  # a --rate run holds its target when the rate after the ramp-up is within 5% of it
+
+
+def rate_findings(rate: dict[str, float] | None) -> list[Finding]:
+    """LOAD-RATE when the run did not reach (or overshot) its target rate: too few users, or the target saturated."""
+    if not rate or abs(rate["achieved"] / rate["target"] - 1) <= RATE_TOLERANCE:
+        return []
+    return [Finding("LOAD-RATE", "load", "-",
+                    f"{rate['achieved']:.1f} requests/s against a target of {rate['target']:g} (tolerance "
+                    f"{RATE_TOLERANCE:.0%}): more --users, or the target is above what the system serves",
+                    expected=f"{rate['target']:g}/s", actual=f"{rate['achieved']:.1f}/s")]
+
+
+def fact_lines(facts: dict[str, Any]) -> list[str]:
+    """The run's Locust facts for the text output: workers and their requests, CPU warnings, rate held."""
+    lines = []
+    if facts["workers"]:
+        per = ", ".join(f"worker {w}: {n}" for w, n in facts["requests_by_worker"].items())
+        lines.append(f"  Locust workers: {facts['workers']} ({per})")
+    lines += [f"  Locust CPU warning: {w}" for w in facts["cpu_warnings"]]
+    if rate := facts["rate"]:
+        lines.append(f"  rate: {rate['achieved']:.1f} requests/s for a target of {rate['target']:g} over "
+                     f"{rate['seconds']:.0f}s (10 s windows {rate['window_min']:.1f}-{rate['window_max']:.1f})")
+    return lines
 
 
 @dataclass(frozen=True)

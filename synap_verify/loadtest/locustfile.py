@@ -1,17 +1,27 @@
-"""Tenant users of synapscale for Locust 2: the reference API mix, and a SQL mix valid on both sides of a migration.
+"""Tenant users of synapscale for Locust 2: the reference API mix, a SQL mix valid on both sides of a migration,
+and a SQL workload of statements taken from ``pg_stat_statements``.
 
-Run by ``synap-verify load``, which passes everything through the environment:
+Run by ``synap-verify load``, alone or as Locust's own master and workers. The process Locust runs the
+test from (alone, or the master) reads what the users act on from the environment; each worker asks the
+master for it once connected, so a worker on another machine needs nothing but this package:
 
-- ``SYNAP_LOAD_CONFIG``: ``config.toml`` (weights, think times; default: beside this file);
+- ``SYNAP_LOAD_CONFIG``: ``config.toml`` (weights, think times; default: the packaged one; a worker
+  reads its own, so both machines must have the same);
 - ``SYNAP_LOAD_POOL``: a JSON list of tenants with the ids their users act on;
-- ``SYNAP_LOAD_TIMELINE``: a CSV file receiving one line per request (start, latency, outcome), the
-  per-request timeline the migration verdict is computed from;
-- ``SYNAP_LOAD_DSN``: the database of ``SqlTenantUser`` (a libpq connection string);
-- ``SYNAP_LOAD_PREPARE_THRESHOLD``: ``off`` or a count, ``SqlTenantUser``'s prepared statements (default: config);
+- ``SYNAP_LOAD_DSN``: the database of the SQL users (a libpq connection string; a worker's own
+  ``SYNAP_LOAD_DSN`` wins over the master's, for a database reached under another address);
+- ``SYNAP_LOAD_PREPARE_THRESHOLD``: ``off`` or a count, the SQL users' prepared statements (default: config);
+- ``SYNAP_LOAD_STATEMENTS``: the ``StatementUser`` workload (JSON: statements, weights, samples by tenant);
+- ``SYNAP_LOAD_RATE`` and ``SYNAP_LOAD_USERS``: a target of requests per second over all users, paced
+  with Locust's ``constant_throughput`` instead of the think time;
+- ``SYNAP_LOAD_TIMELINE``: a CSV file receiving one line per request (start, latency, outcome, worker),
+  the per-request timeline the migration verdict is computed from. Workers send their lines to the
+  master inside their stats reports, so the merged timeline holds exactly the requests the merged
+  statistics count;
 - ``SYNAP_LOAD_STOP_FILE``: when this file appears the run ends early (``-t`` stays the hard bound);
 - ``SYNAP_LOAD_ALLOWED_URL``: a staging URL allowed besides loopback.
 
-Pick the user class on the command line (``locust ... ApiTenantUser`` or ``SqlTenantUser``).
+Pick the user class on the command line (``locust ... ApiTenantUser``, ``SqlTenantUser`` or ``StatementUser``).
 """
 
 from __future__ import annotations
@@ -23,55 +33,105 @@ import random
 import time
 import tomllib
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import gevent
+import gevent.event
 import psycopg
-from locust import User, between, events, task
+from locust import User, between, constant_throughput, events, task
 from locust.contrib.fasthttp import FastHttpUser
 from locust.env import Environment
 from locust.exception import StopUser
+from locust.runners import MasterRunner, WorkerRunner
+
+from synap_verify.loadtest import workload
+from synap_verify.resources import LOAD_CONFIG
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-CONFIG = tomllib.loads(Path(os.environ.get("SYNAP_LOAD_CONFIG", Path(__file__).with_name("config.toml"))).read_text())
+CONFIG = tomllib.loads(Path(os.environ.get("SYNAP_LOAD_CONFIG", LOAD_CONFIG)).read_text())
 THINK = between(float(CONFIG["think_time"]["min"]), float(CONFIG["think_time"]["max"]))
 SEARCH_TERMS = ("flow", "agent", "report", "sync", "ai", "data", "bot", "mail")
 APP_NAME = "synap-load"  # how the blocking sampler tells load sessions from the migration's
-# SqlTenantUser's server-side prepared statements: "off" (never, as a zero-downtime application must) or after
-# that many runs of a statement; SYNAP_LOAD_PREPARE_THRESHOLD (from --prepare-threshold) wins over the config
-_PREPARE = os.environ.get("SYNAP_LOAD_PREPARE_THRESHOLD", str(CONFIG["run"].get("prepare_threshold", "off"))).lower()
-PREPARE_THRESHOLD = None if _PREPARE in ("off", "none", "false") else int(_PREPARE)
+# requests each task issues: a target rate in requests/s becomes task runs/s for constant_throughput
+REQUESTS_PER_TASK = {"browse_dashboards": 2, "run_workflow": 2, "chat": 2, "search_marketplace": 1,
+                     "write_activity": 2, "read_events": 1}
+TIMELINE_HEADER = ["start", "ms", "type", "name", "ok", "error", "worker"]
+RUN_REQUEST, RUN_DATA = "synap_want_run", "synap_run"  # worker -> master, master -> worker
 
 
-def _pool() -> list[dict[str, Any]]:
-    path = os.environ.get("SYNAP_LOAD_POOL")
-    return json.loads(Path(path).read_text()) if path else []
+def _json_file(name: str) -> Any:
+    path = os.environ.get(name)
+    return json.loads(Path(path).read_text()) if path else None
 
 
-POOL = _pool()
+def _from_environment() -> dict[str, Any]:
+    prepare = os.environ.get("SYNAP_LOAD_PREPARE_THRESHOLD", str(CONFIG["run"].get("prepare_threshold", "off")))
+    return {"pool": _json_file("SYNAP_LOAD_POOL") or [], "dsn": os.environ.get("SYNAP_LOAD_DSN"),
+            "prepare": prepare.lower(), "statements": _json_file("SYNAP_LOAD_STATEMENTS"),
+            "rate": float(os.environ.get("SYNAP_LOAD_RATE") or 0), "users": int(os.environ.get("SYNAP_LOAD_USERS") or 0)}
+
+
+class _Run:
+    """What the users act on: read from the environment, or (on a worker) received from the master once."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+        self.ready = gevent.event.Event()
+
+    def set(self, data: dict[str, Any]) -> None:
+        self.data = data
+        self.ready.set()
+
+    def get(self, within: float = 60.0) -> dict[str, Any]:
+        if not self.ready.wait(within):
+            raise StopUser("the master never sent the run's pool and settings")
+        return self.data
+
+
+RUN = _Run()
 
 
 class _Timeline:
-    """Every request, appended as it completes: the clock is the same as the migration's (one machine)."""
+    """Every request with its start on the wall clock (the migration's clock: keep the machines' clocks in sync).
+
+    Written directly by a process running alone or by the master; a worker keeps its lines until its next
+    stats report and sends them with it (``report_to_master``), and the master writes them on receipt.
+    """
 
     def __init__(self) -> None:
         self.file: Any = None
         self.writer: Any = None
+        self.pending: list[list[str]] = []
+        self.buffered = False
 
     def open(self, path: str) -> None:
         self.file = open(path, "w", newline="")  # noqa: SIM115 - closed on quitting
         self.writer = csv.writer(self.file)
-        self.writer.writerow(["start", "ms", "type", "name", "ok", "error"])
+        self.writer.writerow(TIMELINE_HEADER)
 
     def record(self, request_type: str, name: str, response_time: float, exception: BaseException | None,
                start_time: float | None = None, **_: Any) -> None:
-        if self.writer is None:
-            return
         start = start_time if start_time is not None else time.time() - response_time / 1000
         error = "" if exception is None else f"{type(exception).__name__}: {(str(exception).splitlines() or [''])[0][:200]}"
-        self.writer.writerow([f"{start:.6f}", f"{response_time:.3f}", request_type, name, int(exception is None), error])
+        row = [f"{start:.6f}", f"{response_time:.3f}", request_type, name, str(int(exception is None)), error]
+        if self.buffered:
+            self.pending.append(row)
+        elif self.writer is not None:
+            self.writer.writerow([*row, "local"])
+
+    def report(self, data: dict[str, Any], **_: Any) -> None:
+        data["synap_timeline"], self.pending = self.pending, []
+
+    def receive(self, environment: Environment) -> Callable[..., None]:
+        def on_report(client_id: str, data: dict[str, Any], **_: Any) -> None:
+            runner = environment.runner
+            worker = str(runner.get_worker_index(client_id)) if isinstance(runner, MasterRunner) else client_id
+            if self.writer is not None:
+                self.writer.writerows([*row, worker] for row in data.get("synap_timeline", []))
+        return on_report
 
     def close(self) -> None:
         if self.file is not None:
@@ -97,9 +157,22 @@ def _on_init(environment: Environment, **_: Any) -> None:
     allowed = os.environ.get("SYNAP_LOAD_ALLOWED_URL", "")
     if host and urlsplit(host).hostname not in LOOPBACK and host.rstrip("/") != allowed.rstrip("/"):
         raise SystemExit(f"refusing to load {host}: only loopback or the given staging URL")
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        own_dsn = os.environ.get("SYNAP_LOAD_DSN")
+        runner.register_message(RUN_DATA, lambda msg, **_: RUN.set(msg.data | ({"dsn": own_dsn} if own_dsn else {})))
+        runner.send_message(RUN_REQUEST)
+        TIMELINE.buffered = True
+        events.request.add_listener(TIMELINE.record)
+        events.report_to_master.add_listener(TIMELINE.report)
+        return
+    RUN.set(_from_environment())
     if path := os.environ.get("SYNAP_LOAD_TIMELINE"):
         TIMELINE.open(path)
         events.request.add_listener(TIMELINE.record)
+    if isinstance(runner, MasterRunner):
+        runner.register_message(RUN_REQUEST, lambda msg, **_: runner.send_message(RUN_DATA, RUN.data, client_id=msg.node_id))
+        events.worker_report.add_listener(TIMELINE.receive(environment))
     if stop := os.environ.get("SYNAP_LOAD_STOP_FILE"):
         gevent.spawn(_watch_stop_file, environment, Path(stop))
 
@@ -115,17 +188,38 @@ def _on_quit(**_: Any) -> None:
     TIMELINE.close()
 
 
-class ApiTenantUser(FastHttpUser):
+class _Paced:
+    """Think time between tasks, or with a target rate Locust's ``constant_throughput`` sized to reach it."""
+
+    requests_per_task = 1.0
+    _pace: Callable[[Any], float]
+
+    def pace(self, run: dict[str, Any]) -> None:
+        rate = run.get("rate")
+        self._pace = constant_throughput(rate / max(1, run["users"]) / self.requests_per_task) if rate else THINK
+
+    def wait_time(self) -> float:
+        return float(self._pace(self))
+
+
+def _requests_per_task(kind: str) -> float:
+    weights = CONFIG[kind]["weights"]
+    return sum(int(w) * REQUESTS_PER_TASK[t] for t, w in weights.items()) / sum(int(w) for w in weights.values())
+
+
+class ApiTenantUser(_Paced, FastHttpUser):
     """A tenant's member using the reference API: dashboards, workflows, chat, marketplace, activity."""
 
-    wait_time = THINK
+    requests_per_task = _requests_per_task("api")
     connection_timeout = 10.0
     network_timeout = 30.0
 
     def on_start(self) -> None:
-        if not POOL:
+        run = RUN.get()
+        if not run["pool"]:
             raise StopUser("no tenant pool (SYNAP_LOAD_POOL)")
-        self.t = random.choice(POOL)
+        self.pace(run)
+        self.t = random.choice(run["pool"])
         self.headers = {"X-Tenant-ID": self.t["tenant"], "X-User-ID": self.t["user"]}
 
     def _get(self, path: str, name: str) -> Any:
@@ -173,22 +267,19 @@ class ApiTenantUser(FastHttpUser):
         self._get(f"/workspaces/{ws}/activities?limit=20", "/workspaces/[id]/activities")
 
 
-class SqlTenantUser(User):
-    """The same mix as SQL a tenant's requests issue, valid before and after every restructure step.
+class _SqlUser(_Paced, User):
+    """A database session named ``synap-load``, every statement reported to Locust as one request."""
 
-    Explicit ``tenant_id`` filters (the connecting role bypasses RLS, which does not exist before the
-    migration); json columns read as ``::text`` (``->>`` fails on legacy json holding ``\\u0000``) and
-    written from untyped literals, which both ``json`` and ``jsonb`` accept; no renamed table or column,
-    no dropped column. ``dashboard get`` is a ``SELECT *``, as a hand-written query often is.
-    """
-
-    wait_time = THINK
+    abstract = True
 
     def on_start(self) -> None:
-        if not POOL or not os.environ.get("SYNAP_LOAD_DSN"):
+        self.ctx = RUN.get()
+        if not self.ctx["pool"] or not self.ctx["dsn"]:
             raise StopUser("no tenant pool or database (SYNAP_LOAD_POOL, SYNAP_LOAD_DSN)")
-        self.t = random.choice(POOL)
+        self.pace(self.ctx)
         self.conn: psycopg.Connection | None = None
+        prepare = self.ctx["prepare"]
+        self.prepare_threshold = None if prepare in ("off", "none", "false") else int(prepare)
 
     def on_stop(self) -> None:
         if self.conn is not None:
@@ -196,12 +287,12 @@ class SqlTenantUser(User):
 
     def _connection(self) -> psycopg.Connection:
         if self.conn is None or self.conn.closed:
-            self.conn = psycopg.connect(os.environ["SYNAP_LOAD_DSN"], autocommit=True, application_name=APP_NAME,
-                                        connect_timeout=10, prepare_threshold=PREPARE_THRESHOLD,
+            self.conn = psycopg.connect(self.ctx["dsn"], autocommit=True, application_name=APP_NAME,
+                                        connect_timeout=10, prepare_threshold=self.prepare_threshold,
                                         options=f"-c statement_timeout={CONFIG['run']['statement_timeout']}")
         return self.conn
 
-    def _sql(self, name: str, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    def _sql(self, name: str, sql: str, params: Any) -> list[tuple[Any, ...]]:
         """Run one statement, reported to Locust as one request named ``name``."""
         start = time.time()
         began = time.perf_counter()
@@ -217,6 +308,22 @@ class SqlTenantUser(User):
         events.request.fire(request_type="SQL", name=name, response_time=(time.perf_counter() - began) * 1000,
                             response_length=len(rows), exception=error, context={}, start_time=start)
         return rows
+
+
+class SqlTenantUser(_SqlUser):
+    """The same mix as SQL a tenant's requests issue, valid before and after every restructure step.
+
+    Explicit ``tenant_id`` filters (the connecting role bypasses RLS, which does not exist before the
+    migration); json columns read as ``::text`` (``->>`` fails on legacy json holding ``\\u0000``) and
+    written from untyped literals, which both ``json`` and ``jsonb`` accept; no renamed table or column,
+    no dropped column. ``dashboard get`` is a ``SELECT *``, as a hand-written query often is.
+    """
+
+    requests_per_task = _requests_per_task("sql")
+
+    def on_start(self) -> None:
+        super().on_start()
+        self.t = random.choice(self.ctx["pool"])
 
     @task(int(CONFIG["sql"]["weights"]["browse_dashboards"]))
     def browse_dashboards(self) -> None:
@@ -266,3 +373,34 @@ class SqlTenantUser(User):
         self._sql("events list", "SELECT id, event_type, left(properties::text, 200) FROM synapscale_db.analytics_events "
                   "WHERE workspace_id = %s AND tenant_id = %s ORDER BY occurred_at DESC LIMIT 20",
                   (random.choice(self.t["workspaces"]), self.t["tenant"]))
+
+
+class StatementUser(_SqlUser):
+    """Statements taken from ``pg_stat_statements``, each run as often as its calls say, with values of the tenant.
+
+    A user acts for one tenant of the pool and runs only the statements every parameter of which has a
+    value for that tenant (``workload.runnable``); one task is one statement, so one request.
+    """
+
+    def on_start(self) -> None:
+        super().on_start()
+        spec = self.ctx["statements"]
+        if not spec or not spec["statements"]:
+            raise StopUser("no statement workload (SYNAP_LOAD_STATEMENTS)")
+        self.spec = spec
+        choices = [(t, [s for s in spec["statements"] if all(spec["samples"][t["tenant"]].get(p["key"])
+                                                              for p in s["params"] if p["source"] in workload.SAMPLED)])
+                   for t in self.ctx["pool"]]
+        choices = [(t, mine) for t, mine in choices if mine]
+        if not choices:
+            raise StopUser("no tenant of the pool can run any statement of the workload")
+        self.t, self.statements = random.choice(choices)
+        self.values = spec["samples"][self.t["tenant"]]
+        self.weights = [s["weight"] for s in self.statements]
+
+    @task
+    def statement(self) -> None:
+        (s,) = random.choices(self.statements, self.weights)
+        params = {f"p{p['n']}": workload.value(p, self.t["tenant"], self.values, self.spec, random.choice)
+                  for p in s["params"]}
+        self._sql(s["name"], s["sql"], params)

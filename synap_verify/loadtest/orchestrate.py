@@ -26,13 +26,14 @@ import psycopg
 
 from synap_verify import migrate
 from synap_verify.errors import SynapError
-from synap_verify.load import blocking, config
-from synap_verify.load.blocking import StepWindow, Wait
-from synap_verify.load.config import LOCUSTFILE
+from synap_verify.loadtest import blocking, config
+from synap_verify.loadtest.blocking import StepWindow, Wait
+from synap_verify.loadtest.config import LOCUSTFILE
 from synap_verify.server import sqlalchemy_url
 
 Say = Callable[[str], None]
 S = "synapscale_db"
+MASTER_PORT = 5557  # Locust's own default, for a master and workers on different machines
 
 POOL_SQL = f"""
 WITH t AS (
@@ -143,7 +144,13 @@ def _stop(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
 
 @dataclass
 class LocustRun:
-    """One headless Locust process and the files it writes into ``out``."""
+    """A headless Locust run and the files it writes into ``out``: one process, or Locust's master and workers.
+
+    ``workers`` > 0 runs Locust's own distributed mode: a master bound to ``bind_host`` (loopback unless
+    workers on other machines must reach it) that waits for ``workers`` workers and merges their
+    statistics into the usual CSV/HTML/JSON; the workers are started here unless ``remote``, in which case
+    they are ``synap-verify load --worker --master-host H`` on other machines.
+    """
 
     out: Path
     user_class: str
@@ -152,7 +159,14 @@ class LocustRun:
     duration: str
     host: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    workers: int = 0
+    remote: bool = False
+    bind_host: str = "127.0.0.1"
+    port: int | None = None
+    rate: float | None = None  # requests/s over all users (constant_throughput), instead of the think time
+    connect_within: float = 120.0  # seconds the master waits for its workers
     proc: subprocess.Popen[bytes] | None = None
+    worker_procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
     def timeline(self) -> Path:
@@ -162,20 +176,30 @@ class LocustRun:
     def stop_file(self) -> Path:
         return self.out / "stop"
 
+    @property
+    def logs(self) -> list[Path]:
+        return [self.out / "locust.log", *(self.out / f"locust-worker-{i}.log" for i in range(len(self.worker_procs)))]
+
     def start(self, config_file: Path) -> None:
         self.stop_file.unlink(missing_ok=True)
-        argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", str(self.users),
-                "-r", f"{self.spawn_rate:g}", "-t", self.duration, "--stop-timeout", "5", "--only-summary",
-                "--csv", str(self.out / "locust"), "--html", str(self.out / "locust.html"),
-                "--json-file", str(self.out / "locust"), "--loglevel", "WARNING"]
+        argv = [*LOCUST, "--headless", "-u", str(self.users), "-r", f"{self.spawn_rate:g}", "-t", self.duration,
+                "--stop-timeout", "5", "--only-summary", "--csv", str(self.out / "locust"),
+                "--html", str(self.out / "locust.html"), "--json-file", str(self.out / "locust"), "--loglevel", "WARNING"]
         if self.host:
             argv += ["--host", self.host]
+        port = self.port = self.port or free_port()
+        if self.workers:
+            argv += ["--master", "--master-bind-host", self.bind_host, "--master-bind-port", str(port),
+                     "--expect-workers", str(self.workers), "--expect-workers-max-wait", f"{self.connect_within:.0f}"]
         env = os.environ | self.env | {"SYNAP_LOAD_CONFIG": str(config_file), "SYNAP_LOAD_TIMELINE": str(self.timeline),
                                        "SYNAP_LOAD_STOP_FILE": str(self.stop_file)}
-        log = (self.out / "locust.log").open("w")
-        self.proc = subprocess.Popen(argv + [self.user_class], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        log.close()
+        if self.rate:
+            env |= {"SYNAP_LOAD_RATE": f"{self.rate:g}", "SYNAP_LOAD_USERS": str(self.users)}
+        self.proc = _spawn([*argv, self.user_class], env, self.out / "locust.log")
+        if self.workers and not self.remote:
+            worker_env = os.environ | {"SYNAP_LOAD_CONFIG": str(config_file)}
+            self.worker_procs = [_spawn(worker_argv("127.0.0.1", port), worker_env,
+                                        self.out / f"locust-worker-{i}.log") for i in range(self.workers)]
 
     def stop_early(self) -> None:
         self.stop_file.touch()
@@ -184,11 +208,21 @@ class LocustRun:
         """Wait for Locust to end by itself; past ``bound`` seconds it is terminated (and that is reported)."""
         assert self.proc is not None
         try:
-            return self.proc.wait(bound)
+            code = self.proc.wait(bound)
         except subprocess.TimeoutExpired:
-            _stop(self.proc)
+            self.terminate()
             log = self.out / "locust.log"
             raise SynapError(f"Locust did not stop within {bound:.0f}s and was terminated: see {log}") from None
+        for worker in self.worker_procs:  # the master told them to quit; they send a last report and go
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                _stop(worker)
+        return code
+
+    def terminate(self) -> None:
+        for proc in [p for p in (self.proc, *self.worker_procs) if p is not None]:
+            _stop(proc)
 
     def first_request_within(self, seconds: float) -> bool:
         """True once the timeline has a request (users spawned, database reachable)."""
@@ -200,6 +234,24 @@ class LocustRun:
                 return True
             time.sleep(0.2)
         return False
+
+    def cpu_warnings(self) -> list[str]:
+        """Locust's own warnings that a load generator ran out of CPU (then the client, not the target, was measured)."""
+        return [line.strip() for log in self.logs if log.exists() for line in log.read_text().splitlines()
+                if "cpu threshold" in line.lower() or "cpu usage above" in line.lower()]
+
+
+LOCUST = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
+
+
+def worker_argv(master_host: str, master_port: int) -> list[str]:
+    """A Locust worker of this locustfile: it asks the master for the pool and settings (see the locustfile)."""
+    return [*LOCUST, "--worker", "--master-host", master_host, "--master-port", str(master_port), "--loglevel", "WARNING"]
+
+
+def _spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("w") as out:
+        return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 @dataclass
@@ -293,7 +345,7 @@ def under_load(dsn: str, plan: MigrationPlan, locust: LocustRun, config_file: Pa
     sampler = blocking.WaitSampler(dsn, limit=before + after + config.seconds(locust.duration))
     locust.start(config_file)
     try:
-        if not locust.first_request_within(60):
+        if not locust.first_request_within(locust.connect_within + 60):
             raise SynapError(f"the load never issued a request: see {locust.out / 'locust.log'}")
         say(f"synap-verify: load running ({locust.users} users); {before:g}s before the migration")
         sampler.start()
@@ -302,13 +354,12 @@ def under_load(dsn: str, plan: MigrationPlan, locust: LocustRun, config_file: Pa
         say(f"synap-verify: migration done; {after:g}s of load after it")
         time.sleep(after)
     except BaseException:
-        if locust.proc is not None:
-            _stop(locust.proc)
+        locust.terminate()
         raise
     finally:
         locust.stop_early()
         waits = sampler.finish() if sampler.ident is not None else []
-    code = locust.wait(config.seconds(locust.duration) + 60)
+    code = locust.wait(config.seconds(locust.duration) + locust.connect_within + 60)
     return MigrationRun(steps, waits, sampler.samples, code, sampler.error)
 
 
