@@ -126,14 +126,14 @@ def test_each_baseline_threshold_is_its_own_finding() -> None:
 
 
 def _migration_rules(during: timeline.Stats | None = None, error: str | None = None, wait_s: float = 0.0,
-                     failed: int = 0) -> list[str]:
+                     failed: int = 0, sampler_error: str | None = None) -> list[str]:
     """The migration verdict's rules for one step between steady windows, one thing changed at a time."""
     limits = config.Migration(max_failures=0, p99_factor=3.0, p99_floor_ms=50.0, max_blocking_s=1.0)
     step = StepWindow("0600_analytics", "", 10.0, 12.0, error=error)
     row = verdict.StepRow(step, wait_s, int(wait_s > 0), "analytics_events", "SELECT", "ALTER TABLE", 3, 30.0, failed)
     requests = [timeline.Request(10.5, 5.0, "GET", "/x", i >= failed, "" if i >= failed else "500") for i in range(3)]
     windows = verdict.Windows(_stats(), during or _stats(), _stats())
-    return [f.rule for f in verdict.migration_findings(windows, [row], requests, limits)]
+    return [f.rule for f in verdict.migration_findings(windows, [row], requests, limits, sampler_error)]
 
 
 def test_each_migration_verdict_is_its_own_finding() -> None:
@@ -143,3 +143,4 @@ def test_each_migration_verdict_is_its_own_finding() -> None:
     assert _migration_rules(error="canceling statement due to lock timeout") == ["LOAD-STEP-FAILED"]
     assert _migration_rules(wait_s=1.5) == ["LOAD-STEP-BLOCKING"]
     assert _migration_rules(failed=1) == ["LOAD-FAILED-REQUESTS"]
+    assert _migration_rules(sampler_error="connection lost") == ["LOAD-SAMPLER"]
