@@ -1,8 +1,9 @@
 """The docs' rule tables, generated from :mod:`synap_verify.rules` so a rule is written in one place.
 
 Each family's table sits in its file under docs/ between ``<!-- rules:<family> -->`` and
-``<!-- /rules:<family> -->``; ``python -m synap_verify.ruledocs`` rewrites the blocks, ``--check``
-lists the stale files (``tests/test_rules.py`` fails on them).
+``<!-- /rules:<family> -->``, and docs/troubleshooting.md holds the index of every rule (``rules:index``);
+``python -m synap_verify.ruledocs`` rewrites the blocks, ``--check`` lists the stale files
+(``tests/test_rules.py`` fails on them).
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from synap_verify.errors import SynapError
-from synap_verify.rules import FAMILIES, family
+from synap_verify.rules import FAMILIES, RULES, family
+
+INDEX_DOC = "troubleshooting.md"  # where a reader looks up a finding's id
 
 
 def _begin(name: str) -> str:
-    return (f"<!-- rules:{name}: {FAMILIES[name].title}. Generated from synap_verify/rules.py by "
+    title = FAMILIES[name].title if name in FAMILIES else "every rule, what to do, where it is documented"
+    return (f"<!-- rules:{name}: {title}. Generated from synap_verify/rules.py by "
             f"`python -m synap_verify.ruledocs`; edit there. -->")
 
 
@@ -38,27 +42,39 @@ def render_table(name: str) -> str:
     return "\n".join([_begin(name), *rows, _end(name)])
 
 
+def render_index() -> str:
+    """Every rule id with its fix and a link to its entry, for looking up a finding."""
+    rows = ["| rule | family | fix |", "|---|---|---|"]
+    rows += [f"| [`{r.id}`]({r.doc.removeprefix('docs/')}) | {r.family} | {_cell(r.fix)} |" for r in RULES.values()]
+    return "\n".join([_begin("index"), *rows, _end("index")])
+
+
+def _blocks(doc: str) -> list[str]:
+    return [f.name for f in FAMILIES.values() if f.doc == doc] + (["index"] if doc == INDEX_DOC else [])
+
+
 def render_doc(text: str, doc: str) -> str:
     """``text`` (a file under docs/) with each of its families' blocks replaced by the current table.
 
     A family documented in ``doc`` whose markers are missing is an error: a rule table that has no place
     in its file would silently never be written.
     """
-    for name in (f.name for f in FAMILIES.values() if f.doc == doc):
+    for name in _blocks(doc):
         pattern = re.compile(rf"^<!-- rules:{re.escape(name)}[:\s].*?^<!-- /rules:{re.escape(name)} -->$",
                              re.MULTILINE | re.DOTALL)
         match = pattern.search(text)
         if match is None:
             raise SynapError(f"docs/{doc} has no block for the {name} rules: add the lines "
                              f"'<!-- rules:{name} -->' and '{_end(name)}' where the table belongs")
-        text = text[:match.start()] + render_table(name) + text[match.end():]
+        block = render_table(name) if name in FAMILIES else render_index()
+        text = text[:match.start()] + block + text[match.end():]
     return text
 
 
 def stale_docs(docs: Path, write: bool = False) -> list[str]:
     """The files under ``docs`` whose rule tables differ from the registry (rewritten when ``write``)."""
     stale = []
-    for doc in sorted({f.doc for f in FAMILIES.values()}):
+    for doc in sorted({f.doc for f in FAMILIES.values()} | {INDEX_DOC}):
         path = docs / doc
         text = path.read_text()
         current = render_doc(text, doc)

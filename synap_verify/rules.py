@@ -4,7 +4,7 @@ A check reports a finding only under a registered id (:class:`~synap_verify.find
 any other, so a typo fails the first test that reaches it); the docs' rule tables are generated from
 here by :mod:`synap_verify.ruledocs`; and
 ``tests/test_rules.py`` demands a doc entry and a seeded-defect test for every id. Adding a rule is
-adding one :class:`Rule` to ``RULES`` (and its family to ``FAMILIES`` if it starts a new one).
+adding one :class:`Rule` to the list below (and its family to ``FAMILIES`` if it starts a new one).
 """
 
 from __future__ import annotations
