@@ -1,7 +1,8 @@
 """Finding: the one currency of every check.
 
 Checks are plain functions that return findings; pytest items, the CLI and the reports only render
-them, so a message is written once, here, and nowhere else.
+them, so a message is written once, here, and nowhere else. A finding's rule must be registered in
+:mod:`synap_verify.rules`, where its meaning, its fix and its doc entry live.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+
+from synap_verify.rules import rule
 
 
 @dataclass(frozen=True, order=True)
@@ -23,6 +26,9 @@ class Finding:
     constraint: str | None = None
     expected: str | None = None
     actual: str | None = None
+
+    def __post_init__(self) -> None:
+        rule(self.rule)  # an unregistered id fails where the finding is made, not in a report later
 
     def as_dict(self) -> dict[str, str | None]:
         return asdict(self)

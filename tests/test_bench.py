@@ -123,6 +123,12 @@ def test_different_rows_are_caught(dbs: dict[str, str]) -> None:
     assert [f.rule for f in result.findings] == ["BENCH-ROWS"] * 3
 
 
+def test_a_query_that_cannot_run_is_an_error_not_a_pass(dbs: dict[str, str]) -> None:
+    broken = Query("broken", "analytics", LEGACY_SQL, MIGRATED_SQL.replace("widgets @>", "no_such_column @>"), PARAMS)
+    result = _gate((dbs["legacy"], "legacy"), (dbs["gin"], "migrated"), broken)
+    assert [f.rule for f in result.findings] == ["BENCH-ERROR"] and "no_such_column" in result.findings[0].message
+
+
 def test_write_is_rolled_back_and_compared(dbs: dict[str, str]) -> None:
     insert = Query("insert", "crud", "INSERT INTO dashboards VALUES (-1, %(tenant_id)s, '[]') RETURNING id, tenant_id",
                    "INSERT INTO dashboards VALUES (-1, %(tenant_id)s, '[]'::jsonb) RETURNING id, tenant_id",

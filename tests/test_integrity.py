@@ -7,16 +7,22 @@ a message that points at the bug.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from seeded import DEFECTS, Defect
 
 from synap_verify import cli
-from synap_verify.integrity import jsonsem
-from synap_verify.resources import reference_migrations, suites_dir
+from synap_verify.catalog import read_catalog
+from synap_verify.contract import Contract, load_contract
+from synap_verify.datagen.schema import load_schema_file
+from synap_verify.integrity import equivalence, jsonsem, preflight
+from synap_verify.resources import CONTRACT, LEGACY_SCHEMA, reference_migrations, suites_dir
 from synap_verify.server import Server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,7 +75,7 @@ def test_preflight_reports_the_legacy_fixture(capsys: pytest.CaptureFixture[str]
     code = cli.main(["preflight", "--scale", "tiny", "--group", "rbac,workflows,workspaces"])
     out, err = capsys.readouterr()
     assert code == 1, err
-    for rule in ("PF-PERMISSION", "PF-NULL", "PF-DRIFT", "PF-COUNTER"):
+    for rule in ("PF-PERMISSION", "PF-NULL", "PF-DRIFT", "PF-COUNTER", "PF-JSONB", "PF-DUPKEYS"):
         assert f"[{rule}]" in out, f"{rule} missing from:\n{out}"
     assert re.search(r"\d+ finding\(s\): [\d,]+ rows in \d+ table\(s\)", err)
 
@@ -87,7 +93,8 @@ def test_seeded_defect_fails_the_suite(defect: Defect, pytester: pytest.Pytester
                                            "--synap-scale=tiny")
     output = result.stdout.str()
     assert result.ret == 1, f"{defect.name}: the suite did not fail:\n{output[-3000:]}"
-    assert re.search(defect.expect, output), f"{defect.name}: no failure points at the bug ({defect.expect}):\n" \
+    assert re.search(rf"\[{re.escape(defect.rule)}\] .*{defect.expect}", output), \
+        f"{defect.name}: no {defect.rule} failure points at the bug ({defect.expect}):\n" \
         + "\n".join(line for line in output.splitlines() if "EQ-" in line)[:4000]
 
 
@@ -105,3 +112,50 @@ def test_json_properties_skip_for_another_system_under_test(pytester: pytest.Pyt
     output = result.stdout.str()
     result.assert_outcomes(skipped=2)
     assert f"the system under test ({migrations})" in output, output[-3000:]
+
+
+@pytest.fixture(scope="module")
+def empty_legacy(pg: Server) -> Iterator[psycopg.Connection]:
+    """The legacy schema with no row, in a transaction rolled back after the module."""
+    with pg.connect() as conn:
+        conn.execute('DROP DATABASE IF EXISTS "integrity_empty_legacy" WITH (FORCE)')
+        conn.execute('CREATE DATABASE "integrity_empty_legacy"')
+    load_schema_file(pg.dsn("integrity_empty_legacy"), LEGACY_SCHEMA)
+    with psycopg.connect(pg.dsn("integrity_empty_legacy")) as conn:
+        yield conn
+        conn.rollback()
+
+
+@pytest.fixture(scope="module")
+def contract() -> Contract:
+    return load_contract(CONTRACT)
+
+
+def test_preflight_reports_a_null_tenant(empty_legacy: psycopg.Connection, contract: Contract) -> None:
+    """A contact source with no tenant (the legacy column is nullable, the target's is not) is PF-TENANT."""
+    assert preflight.check(empty_legacy, contract, ["contacts"]) == []
+    with empty_legacy.transaction(force_rollback=True):
+        empty_legacy.execute("INSERT INTO synapscale_db.contact_sources (name) VALUES ('web')")
+        found = preflight.check(empty_legacy, contract, ["contacts"])
+    assert [(f.rule, f.table, f.actual) for f in found] == [("PF-TENANT", "contact_sources", "1")], found
+
+
+def test_equivalence_reports_a_table_gone_without_archive(empty_legacy: psycopg.Connection, contract: Contract) -> None:
+    catalog = read_catalog(empty_legacy)
+    assert equivalence.plan(catalog, catalog, contract, ["contacts"], rollback=True)[1] == []
+    gone = dataclasses.replace(catalog, tables={n: t for n, t in catalog.tables.items() if n != "contact_sources"})
+    findings = equivalence.plan(catalog, gone, contract, ["contacts"], rollback=True)[1]
+    assert [(f.rule, f.table) for f in findings] == [("EQ-TABLE", "contact_sources")], findings
+
+
+def test_equivalence_reports_a_comparison_that_cannot_run(empty_legacy: psycopg.Connection) -> None:
+    """A comparison query that fails (here: a column missing on one side) is EQ-ERROR, not a silent pass."""
+    rows = "SELECT id::text AS k, {} FROM synapscale_db.contact_sources"
+    good = equivalence.Relation("contacts", "contact_sources", rows.format("name"), rows.format("name"), ("name",))
+    with empty_legacy.transaction(force_rollback=True):
+        empty_legacy.execute("INSERT INTO synapscale_db.contact_sources (name) VALUES ('web')")
+        assert equivalence.compare(empty_legacy, empty_legacy, good, equivalence.Expectations()).findings == []
+    broken = dataclasses.replace(good, after_sql=rows.format("no_such_column"))
+    with empty_legacy.transaction(force_rollback=True):
+        findings = equivalence.compare(empty_legacy, empty_legacy, broken, equivalence.Expectations()).findings
+    assert [f.rule for f in findings] == ["EQ-ERROR"] and "no_such_column" in findings[0].message, findings

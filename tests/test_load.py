@@ -153,3 +153,39 @@ def test_step_attribution_and_windows() -> None:
     assert [(r.step.name, r.max_wait_s, r.waits) for r in rows] == [("a", 0.0, 0), ("b", 2.2, 1)]
     w = verdict.windows(reqs, 10.0, 14.0, warmup=0.0)
     assert w.before.requests == 10 and w.during.p99_ms == 2200.0
+
+
+def _stats(requests: int = 100, failures: int = 0, rps: float = 50.0, p95: float = 10.0,
+           p99: float = 20.0) -> timeline.Stats:
+    return timeline.Stats(requests, failures, rps, 5.0, p95, p99, p99)
+
+
+def test_each_baseline_threshold_is_its_own_finding() -> None:
+    limits = config.Baseline(p95_ms=100, p99_ms=200, max_failure_ratio=0.01, min_rps=10)
+    assert verdict.baseline_findings(_stats(), limits) == []
+    seeded = {"LOAD-P95": _stats(p95=150), "LOAD-P99": _stats(p99=250), "LOAD-FAILURES": _stats(failures=5),
+              "LOAD-THROUGHPUT": _stats(rps=5)}
+    for rule, stats in seeded.items():
+        assert [f.rule for f in verdict.baseline_findings(stats, limits)] == [rule]
+    assert [f.rule for f in verdict.baseline_findings(_stats(requests=0), limits)] == ["LOAD-FAILURES"]
+
+
+def _migration_rules(during: timeline.Stats | None = None, error: str | None = None, wait_s: float = 0.0,
+                     failed: int = 0, sampler_error: str | None = None) -> list[str]:
+    """The migration verdict's rules for one step between steady windows, one thing changed at a time."""
+    limits = config.Migration(max_failures=0, p99_factor=3.0, p99_floor_ms=50.0, max_blocking_s=1.0)
+    step = StepWindow("0600_analytics", "", 10.0, 12.0, error=error)
+    row = verdict.StepRow(step, wait_s, int(wait_s > 0), "analytics_events", "SELECT", "ALTER TABLE", 3, 30.0, failed)
+    requests = [timeline.Request(10.5, 5.0, "GET", "/x", i >= failed, "" if i >= failed else "500") for i in range(3)]
+    windows = verdict.Windows(_stats(), during or _stats(), _stats())
+    return [f.rule for f in verdict.migration_findings(windows, [row], requests, limits, sampler_error)]
+
+
+def test_each_migration_verdict_is_its_own_finding() -> None:
+    assert _migration_rules() == []
+    assert _migration_rules(during=_stats(requests=0)) == ["LOAD-NO-TRAFFIC"]
+    assert _migration_rules(during=_stats(p99=400.0)) == ["LOAD-P99-DURING"]  # bound max(3 x 20, 50) = 60 ms
+    assert _migration_rules(error="canceling statement due to lock timeout") == ["LOAD-STEP-FAILED"]
+    assert _migration_rules(wait_s=1.5) == ["LOAD-STEP-BLOCKING"]
+    assert _migration_rules(failed=1) == ["LOAD-FAILED-REQUESTS"]
+    assert _migration_rules(sampler_error="connection lost") == ["LOAD-SAMPLER"]

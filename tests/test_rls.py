@@ -6,12 +6,17 @@ import itertools
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from psycopg import sql
 
+from synap_verify import g5
 from synap_verify.cli import main
-from synap_verify.findings import render_text
+from synap_verify.contract import TableSpec
+from synap_verify.contract import check as check_contract
+from synap_verify.contract.model import Contract, Rules
+from synap_verify.findings import Finding, render_text
 from synap_verify.resources import LEGACY_SCHEMA
 from synap_verify.rls import RlsConfig, RlsResult, TenantContext, check, render_matrix
 from synap_verify.rls.probes import LEAK, NOT_COVERED, PASS
@@ -101,6 +106,9 @@ DEFECTS: dict[str, tuple[str, dict[str, object], set[str]]] = {
     "child tenant differs from its parent's": (
         f"UPDATE workspace_members SET tenant_id = '{T2}' WHERE id = (SELECT m.id FROM workspace_members m "
         f"JOIN workspaces w ON w.id = m.workspace_id WHERE w.tenant_id = '{T1}' LIMIT 1)", {}, {"PROBE-DRIFT"}),
+    "tenant context set for the session": (
+        "SELECT 1", {"context": TenantContext(settings=(), template="SELECT set_config('app.current_tenant_id', "
+                                                                      "{tenant}, false)")}, {"PROBE-LOCAL"}),
     "current_setting without missing_ok": (
         f"CREATE POLICY strict_read ON workspace_members AS RESTRICTIVE FOR SELECT TO {APP} "
         "USING (tenant_id = current_setting('app.current_tenant_id')::uuid)", {}, {"RLS008"}),
@@ -233,3 +241,71 @@ def test_cli_exit_codes_and_json(server: Server, capsys: pytest.CaptureFixture[s
                  "--tenant-setting", "app.current_tenant_id"]) == 0
     assert main(["rls", "--dsn", "postgresql://nobody@127.0.0.1:9/x"]) == 2
     assert "cannot connect" in capsys.readouterr().err
+
+
+# Policies G5 judges, seeded together on the correct schema: an ALL policy without WITH CHECK (PostgreSQL
+# checks new rows with its USING, so it grants all four commands; G5 still wants the WITH CHECK), two
+# always-true ones, one on a tenant setting nobody sets, an INSERT policy without WITH CHECK (it admits no
+# row) and a missing DELETE policy.
+G5_SEEDS = f"""
+DROP POLICY workspaces_tenant ON workspaces;
+CREATE POLICY workspaces_tenant ON workspaces FOR ALL TO {APP} USING (tenant_id = current_tenant_id());
+CREATE POLICY open_read ON workspace_members FOR SELECT TO {APP} USING (true);
+CREATE POLICY open_update ON workspace_projects FOR UPDATE TO {APP} USING (1 = 1)
+    WITH CHECK (tenant_id = current_tenant_id());
+DROP POLICY p_delete ON workspace_projects;
+CREATE POLICY p_delete ON workspace_projects FOR DELETE TO {APP}
+    USING (tenant_id = NULLIF(current_setting('app.wrong_tenant', true), '')::uuid);
+DROP POLICY rbac_roles_insert ON rbac_roles;
+CREATE POLICY rbac_roles_insert ON rbac_roles FOR INSERT TO {APP};
+DROP POLICY rbac_roles_delete ON rbac_roles;
+"""
+WITH_CHECK, ALWAYS_TRUE, NO_TENANT = (f.wanted("tenant_id") for f in g5.Flaw)
+
+
+Verdicts = tuple[set[tuple[str, str, str]], set[tuple[str, str | None]]]
+
+
+def _g5_verdicts(findings: list[Finding], rules: set[str]) -> Verdicts:
+    """(table, policy, flaw) and (table, commands granted) of the findings under ``rules``, whatever their wording."""
+    policies = {(f.table, f.constraint, f.expected) for f in findings
+                if f.rule in rules and f.constraint and f.expected and f.expected in (WITH_CHECK, ALWAYS_TRUE, NO_TENANT)}
+    coverage = {(f.table, f.actual) for f in findings if f.rule in rules and f.expected == ", ".join(g5.COMMANDS)}
+    return policies, coverage
+
+
+def test_contract_and_rls_judge_the_same_policies_alike(server: Server) -> None:
+    """`synap-verify contract` (G5) and `synap-verify rls` (RLS004-RLS006) on one database: one verdict."""
+    db = make_db(server, CORRECT, G5_SEEDS)
+    config = RlsConfig()
+    tables = {"workspaces": "required", "workspace_projects": "required", "workspace_members": "required",
+              "rbac_roles": "nullable"}
+    contract = Contract(Path("g5.yaml"), config.schemas, Rules(
+        tenant_column=config.tenant_column, tenant_settings=config.context.settings,
+        tenant_functions=config.context.functions, app_role=config.app_role, enabled=frozenset({"G5"})),
+        {name: TableSpec(name, "core", tenant=tenant) for name, tenant in tables.items()}, ("core",))
+    by_contract = _g5_verdicts(check_contract(db.catalog(config.schemas), contract), {"G5"})
+    result = check(db, config)
+    by_rls = _g5_verdicts(result.findings, {"RLS004", "RLS005", "RLS006"})
+    assert by_contract == by_rls
+    assert by_rls == ({("workspaces", "workspaces_tenant", WITH_CHECK),
+                       ("workspace_members", "open_read", ALWAYS_TRUE),
+                       ("workspace_projects", "open_update", ALWAYS_TRUE),
+                       ("workspace_projects", "p_delete", NO_TENANT),
+                       ("rbac_roles", "rbac_roles_insert", WITH_CHECK)},
+                      {("rbac_roles", "SELECT, UPDATE")})
+    # PostgreSQL's side of it: the ALL policy without WITH CHECK grants every command and keeps writes in
+    # the tenant, as its USING decides; the probes show it on the server
+    assert {p: result.probes.matrix["workspaces"][p] for p in ("SELECT", "INSERT", "UPDATE", "DELETE", "MOVE")} == \
+        dict.fromkeys(("SELECT", "INSERT", "UPDATE", "DELETE", "MOVE"), PASS)
+    assert result.probes.matrix["workspace_members"]["SELECT"] == LEAK
+    assert result.probes.matrix["rbac_roles"]["INSERT"] == NOT_COVERED
+
+
+@pytest.mark.parametrize(("expression", "verdict"), [
+    ("true", True), ("(true)", True), ("(1 = 1)", True), ("((1 = 1))", True), ("('a'::text = 'a'::text)", True),
+    ("(tenant_id = tenant_id)", True), ("(NOT false)", True), ("(tenant_id = current_tenant_id())", False),
+    ("((1 = 1) AND (tenant_id = current_tenant_id()))", False), ("((a = 1) OR (b = 1))", False), ("(1 = 2)", False),
+])
+def test_always_true(expression: str, verdict: bool) -> None:
+    assert g5.always_true(expression) is verdict

@@ -11,11 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
+from synap_verify import g5
 from synap_verify.catalog import Catalog, ForeignKey, Table
 from synap_verify.contract.model import Contract, Rules, TableSpec
 from synap_verify.findings import Finding
 
-COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
 Add = Callable[..., None]  # records one finding for the table being checked
 
 
@@ -178,7 +178,8 @@ def _foreign_keys(catalog: Catalog, contract: Contract, table: Table, spec: Tabl
 
 def _tenant(catalog: Catalog, table: Table, spec: TableSpec, rules: Rules, add: Add) -> None:
     """G5 as the specification words it: keep tenant_id, RLS enabled and forced, four commands covered,
-    every policy compares tenant_id with the tenant context, nothing always-true, a constrained app role."""
+    every policy compares tenant_id with the tenant context, nothing always-true, a constrained app role.
+    The policies are judged by :mod:`synap_verify.g5`, as ``synap-verify rls`` judges them."""
     tc = rules.tenant_column
     col = table.column(tc)
     if col is None:
@@ -192,33 +193,16 @@ def _tenant(catalog: Catalog, table: Table, spec: TableSpec, rules: Rules, add: 
     elif not table.rls_forced:
         add("G5", f"{table.name} has row-level security enabled but not forced (the owner bypasses it)",
             expected="enabled, forced", actual="not forced")
-    covered: set[str] = set()
-    for policy in table.policies:
-        if not policy.permissive:
-            continue
-        if policy.command == "ALL":
-            if policy.with_check:
-                covered.update(COMMANDS)
-        elif policy.command == "INSERT":
-            if policy.with_check:
-                covered.add("INSERT")
-        elif policy.using:
-            covered.add(policy.command)
-    missing = [c for c in COMMANDS if c not in covered]
+    app = [p for p in table.policies if rules.app_role is None or g5.applies_to(p, (rules.app_role,))]
+    missing = g5.uncovered(app)
     if missing:
-        add("G5", f"{table.name} has no policy covering {', '.join(missing)}"
-            + (" (an ALL policy counts only with a WITH CHECK)" if any(p.command == "ALL" for p in table.policies) else ""),
-            expected=", ".join(COMMANDS), actual=", ".join(c for c in COMMANDS if c in covered) or "none")
-    context = [rf"\b{re.escape(f)}\s*\(" for f in rules.tenant_functions] + [re.escape(f"'{s}'") for s in rules.tenant_settings]
+        add("G5", f"{table.name} has no policy granting {', '.join(missing)}",
+            expected=", ".join(g5.COMMANDS), actual=", ".join(c for c in g5.COMMANDS if c not in missing) or "none")
     for policy in table.policies:
-        exprs = [e for e in (policy.using, policy.with_check) if e]
-        if policy.permissive and any(_always_true(e) for e in exprs):
-            add("G5", f"{table.name} policy {policy.name} is permissive and always true", constraint=policy.name,
-                expected="a tenant comparison", actual="true")
-        elif not exprs or not all(re.search(rf"\b{re.escape(tc)}\b", e) and any(re.search(p, e) for p in context)
-                                  for e in exprs):
-            add("G5", f"{table.name} policy {policy.name} does not compare {tc} with the tenant context",
-                constraint=policy.name, expected=f"{tc} = tenant context", actual=" / ".join(exprs) or "no expression")
+        for flaw in g5.flaws(policy, tc, rules.tenant_settings, rules.tenant_functions):
+            exprs = " / ".join(e for e in (policy.using, policy.with_check) if e) or "no expression"
+            add("G5", f"{table.name} {policy.command} policy {policy.name} {_FLAWS[flaw].format(tc=tc)}",
+                constraint=policy.name, expected=flaw.wanted(tc), actual=exprs)
     role = catalog.roles.get(rules.app_role) if rules.app_role else None
     if role is not None:
         powers = [p for p, on in (("SUPERUSER", role.superuser), ("BYPASSRLS", role.bypassrls)) if on]
@@ -229,8 +213,11 @@ def _tenant(catalog: Catalog, table: Table, spec: TableSpec, rules: Rules, add: 
                 expected="no superuser, no BYPASSRLS, not owner", actual=", ".join(powers))
 
 
-def _always_true(expression: str) -> bool:
-    return re.fullmatch(r"\(*\s*(true|1\s*=\s*1)\s*\)*", expression.strip(), re.IGNORECASE) is not None
+_FLAWS = {
+    g5.Flaw.NO_WITH_CHECK: "has no WITH CHECK (PostgreSQL checks new rows with its USING; G5 wants an explicit one)",
+    g5.Flaw.ALWAYS_TRUE: "is permissive and always true",
+    g5.Flaw.NO_TENANT: "does not compare {tc} with the tenant context",
+}
 
 
 def _parents(catalog: Catalog, contract: Contract, table: Table, spec: TableSpec, add: Add) -> None:

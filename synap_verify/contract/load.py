@@ -30,6 +30,7 @@ from synap_verify.contract.model import (
 )
 from synap_verify.errors import SynapError
 from synap_verify.groups import GROUPS, SCHEMA
+from synap_verify.rules import rule
 
 Path_ = tuple[str, ...]
 Lines = dict[Path_, tuple[Path, int]]
@@ -37,12 +38,6 @@ Lines = dict[Path_, tuple[Path, int]]
 TYPE_ALIASES = {
     "timestamptz": "timestamp with time zone", "timestamp": "timestamp without time zone", "int": "integer",
     "int4": "integer", "int8": "bigint", "bool": "boolean", "varchar": "character varying",
-}
-RULE_KEYS: dict[str, set[str]] = {
-    "G1": {"forbidden_types", "expected_type"}, "G2": {"forbidden_types", "expected_type"},
-    "G3": {"renamed_columns"}, "G4": {"allowed_actions", "classes", "targets"},
-    "G5": {"tenant_column", "tenant_settings", "tenant_functions", "app_role"}, "G6": {"method"},
-    "G7": {"trigger_pattern", "drift_visible_to_child"}, "G8": {"trigger_pattern"}, "G9": {"table_pattern", "group"},
 }
 TABLE_KEYS = {"legacy_name", "tenant", "jsonb", "timestamptz", "columns", "renamed", "dropped", "foreign_keys",
               "on_delete", "gin", "checks", "counters", "tenant_parents"}
@@ -224,7 +219,7 @@ class _Validator:
             if body is False:
                 enabled.discard(rule_id)
                 continue
-            values = self.mapping(body, at, RULE_KEYS[rule_id] | {"enabled"}, f"parameter of {rule_id}")
+            values = self.mapping(body, at, {*rule(rule_id).params, "enabled"}, f"parameter of {rule_id}")
             if "enabled" in values and not self.boolean(values.pop("enabled"), (*at, "enabled")):
                 enabled.discard(rule_id)
             params.update(self.rule_params(rule_id, values, at))

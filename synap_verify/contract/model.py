@@ -10,7 +10,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-RULE_IDS: tuple[str, ...] = ("G1", "G2", "G3", "G4", "G5", "G6", "G7", "G8", "G9")
+from synap_verify.rules import family
+
+# the rules a contract file configures (``rules: {G5: {...}}``): the contract rules that take parameters
+RULE_IDS: tuple[str, ...] = tuple(r.id for r in family("contract") if r.params)
 ON_DELETE_ACTIONS: tuple[str, ...] = ("CASCADE", "SET NULL", "RESTRICT", "NO ACTION", "SET DEFAULT")
 TENANT_MODES: tuple[str, ...] = ("required", "nullable", "none")
 

@@ -330,9 +330,7 @@ def _judge(result: MigrationRun, requests: list[timeline.Request], limits: confi
     warmup = min(3.0, args.before / 3)
     w = verdict.windows(requests, start, end, warmup)
     rows = verdict.step_rows(steps, result.waits, requests)
-    findings = verdict.migration_findings(w, rows, requests, limits)
-    if result.sampler_error:
-        findings.append(Finding("LOAD-SAMPLER", "load", "-", f"the lock-wait sampler failed: {result.sampler_error}"))
+    findings = verdict.migration_findings(w, rows, requests, limits, result.sampler_error)
     table = verdict.blocking_table(rows)
     (out / "blocking.md").write_text(table + "\n")
     _write_waits(out / "waits.csv", result.waits)

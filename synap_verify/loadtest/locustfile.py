@@ -47,6 +47,7 @@ from locust.env import Environment
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
+from synap_verify.groups import SCHEMA
 from synap_verify.loadtest import workload
 from synap_verify.resources import LOAD_CONFIG
 
@@ -328,49 +329,49 @@ class SqlTenantUser(_SqlUser):
     @task(int(CONFIG["sql"]["weights"]["browse_dashboards"]))
     def browse_dashboards(self) -> None:
         rows = self._sql("dashboards list", "SELECT id, name, layout::text, widgets::text "
-                         "FROM synapscale_db.analytics_dashboards WHERE tenant_id = %s ORDER BY created_at, id LIMIT 20",
+                         f"FROM {SCHEMA}.analytics_dashboards WHERE tenant_id = %s ORDER BY created_at, id LIMIT 20",
                          (self.t["tenant"],))
         if rows:
-            self._sql("dashboard get", "SELECT * FROM synapscale_db.analytics_dashboards WHERE id = %s AND tenant_id = %s",
+            self._sql("dashboard get", f"SELECT * FROM {SCHEMA}.analytics_dashboards WHERE id = %s AND tenant_id = %s",
                       (random.choice(rows)[0], self.t["tenant"]))
 
     @task(int(CONFIG["sql"]["weights"]["run_workflow"]))
     def run_workflow(self) -> None:
         wf = random.choice(self.t["workflows"])
         self._sql("execution insert",
-                  "INSERT INTO synapscale_db.workflow_executions (execution_id, workflow_id, user_id, tenant_id, status, "
+                  f"INSERT INTO {SCHEMA}.workflow_executions (execution_id, workflow_id, user_id, tenant_id, status, "
                   "input_data) VALUES (%s, %s, %s, %s, 'pending', %s)",
                   (f"load-{uuid.uuid4().hex}", wf, self.t["user"], self.t["tenant"],
                    json.dumps({"source": "load", "n": random.randint(1, 1000)})))
-        self._sql("executions list", "SELECT id, status, left(input_data::text, 200) FROM synapscale_db.workflow_executions "
+        self._sql("executions list", f"SELECT id, status, left(input_data::text, 200) FROM {SCHEMA}.workflow_executions "
                   "WHERE workflow_id = %s AND tenant_id = %s ORDER BY created_at DESC LIMIT 10", (wf, self.t["tenant"]))
 
     @task(int(CONFIG["sql"]["weights"]["chat"]))
     def chat(self) -> None:
         conv = random.choice(self.t["conversations"])
-        self._sql("conversations list", "SELECT id, title, settings::text FROM synapscale_db.llms_conversations "
+        self._sql("conversations list", f"SELECT id, title, settings::text FROM {SCHEMA}.llms_conversations "
                   "WHERE tenant_id = %s ORDER BY created_at DESC LIMIT 20", (self.t["tenant"],))
-        self._sql("conversation touch", "UPDATE synapscale_db.llms_conversations SET last_message_at = now() "
+        self._sql("conversation touch", f"UPDATE {SCHEMA}.llms_conversations SET last_message_at = now() "
                   "WHERE id = %s AND tenant_id = %s", (conv, self.t["tenant"]))
 
     @task(int(CONFIG["sql"]["weights"]["search_marketplace"]))
     def search_marketplace(self) -> None:
-        self._sql("components search", "SELECT id, name, category, downloads_count FROM synapscale_db.marketplace_components "
+        self._sql("components search", f"SELECT id, name, category, downloads_count FROM {SCHEMA}.marketplace_components "
                   "WHERE name ILIKE %s ORDER BY downloads_count DESC, id LIMIT 20", (f"%{random.choice(SEARCH_TERMS)}%",))
 
     @task(int(CONFIG["sql"]["weights"]["write_activity"]))
     def write_activity(self) -> None:
         ws = random.choice(self.t["workspaces"])
-        self._sql("activity insert", "INSERT INTO synapscale_db.workspace_activities (workspace_id, user_id, tenant_id, "
+        self._sql("activity insert", f"INSERT INTO {SCHEMA}.workspace_activities (workspace_id, user_id, tenant_id, "
                   "action, resource_type, description) VALUES (%s, %s, %s, 'viewed', 'dashboard', 'load')",
                   (ws, self.t["user"], self.t["tenant"]))
-        self._sql("event insert", "INSERT INTO synapscale_db.analytics_events (event_type, category, user_id, tenant_id, "
+        self._sql("event insert", f"INSERT INTO {SCHEMA}.analytics_events (event_type, category, user_id, tenant_id, "
                   "workspace_id, properties) VALUES ('page_view', 'load', %s, %s, %s, %s)",
                   (self.t["user"], self.t["tenant"], ws, json.dumps({"page": "home", "ms": random.randint(1, 900)})))
 
     @task(int(CONFIG["sql"]["weights"]["read_events"]))
     def read_events(self) -> None:
-        self._sql("events list", "SELECT id, event_type, left(properties::text, 200) FROM synapscale_db.analytics_events "
+        self._sql("events list", f"SELECT id, event_type, left(properties::text, 200) FROM {SCHEMA}.analytics_events "
                   "WHERE workspace_id = %s AND tenant_id = %s ORDER BY occurred_at DESC LIMIT 20",
                   (random.choice(self.t["workspaces"]), self.t["tenant"]))
 

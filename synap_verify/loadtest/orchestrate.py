@@ -26,13 +26,13 @@ import psycopg
 
 from synap_verify import migrate
 from synap_verify.errors import SynapError
+from synap_verify.groups import SCHEMA as S
 from synap_verify.loadtest import blocking, config
 from synap_verify.loadtest.blocking import StepWindow, Wait
 from synap_verify.loadtest.config import LOCUSTFILE
 from synap_verify.server import sqlalchemy_url
 
 Say = Callable[[str], None]
-S = "synapscale_db"
 MASTER_PORT = 5557  # Locust's own default, for a master and workers on different machines
 
 POOL_SQL = f"""

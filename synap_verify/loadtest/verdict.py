@@ -95,8 +95,11 @@ def windows(requests: Sequence[Request], start: float, end: float, warmup: float
 
 
 def migration_findings(w: Windows, rows: Sequence[StepRow], requests: Sequence[Request],
-                       limits: config.Migration) -> list[Finding]:
+                       limits: config.Migration, sampler_error: str | None = None) -> list[Finding]:
+    """The zero-downtime verdict; a failed lock sampler is a finding too, since blocking went unmeasured."""
     found: list[Finding] = []
+    if sampler_error:
+        found.append(Finding("LOAD-SAMPLER", "load", "-", f"the lock-wait sampler failed: {sampler_error}"))
     failed = [r for r in requests if not r.ok]
     if len(failed) > limits.max_failures:
         kinds = sorted({f"{r.name}: {r.error}" for r in failed})[:3]

@@ -24,9 +24,9 @@ import yaml
 from psycopg import sql
 
 from synap_verify.errors import SynapError
+from synap_verify.groups import SCHEMA as S
 from synap_verify.server import redact
 
-S = "synapscale_db"
 LIMIT, OFFSET = 20, 0  # the values a LIMIT / OFFSET parameter runs with (stated in the file, not guessed)
 SAMPLES = 20  # distinct values kept per column and tenant
 DML = re.compile(r"^\s*(select|insert|update|delete|with)\b", re.I)

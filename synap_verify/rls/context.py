@@ -57,13 +57,6 @@ class TenantContext:
         named = re.findall(r"'([A-Za-z_][A-Za-z0-9_]*\.[A-Za-z0-9_.]+)'", self.template or "")
         return tuple(dict.fromkeys((*self.settings, *named)))
 
-    def recognises(self, expression: str, extra_functions: tuple[str, ...] = ()) -> bool:
-        """Whether a policy expression reads this context (a known setting or helper function)."""
-        text = expression.lower()
-        if any(f"'{name.lower()}'" in text for name in self.setting_names):
-            return True
-        return any(re.search(rf"\b{re.escape(fn.lower())}\s*\(", text) for fn in (*self.functions, *extra_functions))
-
 
 @dataclass(frozen=True)
 class RlsConfig:

@@ -12,15 +12,14 @@ from dataclasses import dataclass
 
 import psycopg
 
+from synap_verify import g5
 from synap_verify.catalog import Catalog, Policy, Table, View
 from synap_verify.findings import Finding
 from synap_verify.rls.context import RlsConfig
 
-COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
 ROLE_GROUP = "core"  # findings about the application role belong to no table: they go with tenancy, in core
 _NO_MISSING_OK = re.compile(r"current_setting\(\s*'[^']*'(?:::text)?\s*\)", re.IGNORECASE)
 _FROM_TABLE = re.compile(r"\b(?:from|join)\s+(?:\"?\w+\"?\.)?\"?(\w+)\"?", re.IGNORECASE)
-_ALWAYS_TRUE = {"true", "(true)", "1 = 1", "(1 = 1)"}
 
 
 @dataclass(frozen=True)
@@ -73,15 +72,7 @@ def tenant_tables(catalog: Catalog, config: RlsConfig) -> list[Table]:
 
 
 def applies_to_app(policy: Policy, config: RlsConfig, facts: RoleFacts | None) -> bool:
-    roles = facts.member_of if facts and facts.role_exists else frozenset({config.app_role})
-    return "public" in policy.roles or bool(roles & set(policy.roles))
-
-
-def covers(policy: Policy, command: str) -> bool:
-    """Whether a policy grants ``command``; an ALL policy grants writes only with a WITH CHECK (G5)."""
-    if policy.command == command:
-        return True
-    return policy.command == "ALL" and (command in ("SELECT", "DELETE") or policy.with_check is not None)
+    return g5.applies_to(policy, facts.member_of if facts and facts.role_exists else (config.app_role,))
 
 
 def lint(catalog: Catalog, config: RlsConfig, facts: RoleFacts | None = None,
@@ -134,14 +125,14 @@ def _table_findings(table: Table, catalog: Catalog, config: RlsConfig, facts: Ro
                       "and cannot write", expected="policies for SELECT, INSERT, UPDATE, DELETE", actual="none")
         return
     app_policies = [p for p in table.policies if p.permissive and applies_to_app(p, config, facts)]
-    missing = [c for c in COMMANDS if not any(covers(p, c) for p in app_policies)]
+    missing = g5.uncovered(app_policies)
     if missing:
-        yield Finding("RLS004", group, name, f"no permissive policy for the application covers {', '.join(missing)}",
-                      expected=", ".join(COMMANDS), actual=", ".join(c for c in COMMANDS if c not in missing) or "none")
+        yield Finding("RLS004", group, name, f"no permissive policy for the application grants {', '.join(missing)}",
+                      expected=", ".join(g5.COMMANDS), actual=", ".join(c for c in g5.COMMANDS if c not in missing) or "none")
     helpers = tuple(facts.context_functions or {}) if facts else ()
     for policy in table.policies:
         yield from _policy_findings(policy, table, config, helpers, group)
-    for command in COMMANDS:
+    for command in g5.COMMANDS:
         overlapping = sorted(p.name for p in app_policies if policy_applies(p, command))
         if len(overlapping) > 1:
             yield Finding("RLS007", group, name, f"permissive policies {', '.join(overlapping)} overlap for {command}: "
@@ -155,11 +146,6 @@ def policy_applies(policy: Policy, command: str) -> bool:
 def _policy_findings(policy: Policy, table: Table, config: RlsConfig, helpers: tuple[str, ...],
                      group: str) -> Iterator[Finding]:
     name = table.name
-    if policy.command in ("ALL", "UPDATE", "INSERT") and policy.with_check is None:
-        effect = ("it admits no row, so the application cannot insert" if policy.command == "INSERT" else
-                  "new rows are checked only through USING, and it does not count as covering writes (G5)")
-        yield Finding("RLS005", group, name, f"{policy.command} policy {policy.name} has no WITH CHECK: {effect}",
-                      constraint=policy.name, expected="WITH CHECK (tenant_id = <context>)")
     expressions = [e for e in (policy.using, policy.with_check) if e is not None]
     for expr in expressions:
         if _NO_MISSING_OK.search(expr):
@@ -167,19 +153,20 @@ def _policy_findings(policy: Policy, table: Table, config: RlsConfig, helpers: t
                           "no tenant context raises an error instead of returning no row", constraint=policy.name,
                           actual=expr)
             break
-    if not policy.permissive:
-        return
-    for expr in expressions:
-        if expr.strip().lower() in _ALWAYS_TRUE:
+    context = config.context
+    for flaw in g5.flaws(policy, config.tenant_column, context.setting_names, (*context.functions, *helpers)):
+        if flaw is g5.Flaw.NO_WITH_CHECK:
+            effect = ("it admits no row, so the application cannot insert" if policy.command == "INSERT" else
+                      "PostgreSQL checks new rows with its USING; G5 wants an explicit WITH CHECK")
+            yield Finding("RLS005", group, name, f"{policy.command} policy {policy.name} has no WITH CHECK: {effect}",
+                          constraint=policy.name, expected=flaw.wanted(config.tenant_column))
+        elif flaw is g5.Flaw.ALWAYS_TRUE:
             yield Finding("RLS006", group, name, f"permissive policy {policy.name} is always true: every tenant's rows pass",
-                          constraint=policy.name, actual=expr)
-            return
-        reads_column = re.search(rf"\b{re.escape(config.tenant_column)}\b", expr) is not None
-        if not (reads_column and config.context.recognises(expr, helpers)):
+                          constraint=policy.name, expected=flaw.wanted(config.tenant_column), actual=" / ".join(expressions))
+        else:
             yield Finding("RLS006", group, name, f"policy {policy.name} does not compare {config.tenant_column} with the "
-                          f"tenant context ({', '.join(config.context.setting_names + config.context.functions)})",
-                          constraint=policy.name, actual=expr)
-            return
+                          f"tenant context ({', '.join(context.setting_names + context.functions)})",
+                          constraint=policy.name, expected=flaw.wanted(config.tenant_column), actual=" / ".join(expressions))
 
 
 def _view_findings(catalog: Catalog, config: RlsConfig, facts: RoleFacts | None,

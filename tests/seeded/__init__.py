@@ -4,7 +4,7 @@ Each defect is a small patch of one revision file (text in, text out). A patch a
 it rewrites is there, so a change to the reference revision makes the seeding fail loudly instead of
 silently seeding nothing. ``env`` is what the migration runs under (a session TimeZone that is not
 UTC, a row threshold that forces expand/contract); ``expect`` is a regex the suite's failure output
-must match: the message has to point at the bug, not merely fail.
+must match on a line reporting ``rule``: the message has to point at the bug, not merely fail.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ class Defect:
     revision: str  # file under versions/
     patch: Callable[[str], str]
     group: str
+    rule: str  # the finding the suite must report it under
     expect: str
     env: dict[str, str] = field(default_factory=dict)
 
@@ -106,19 +107,19 @@ def downgrade_forgets_column(text: str) -> str:
 
 NEW_YORK = {"PGTZ": "America/New_York"}
 DEFECTS = (
-    Defect("timestamps-in-session-timezone", "0900_workspaces.py", session_timezone, "workspaces",
+    Defect("timestamps-in-session-timezone", "0900_workspaces.py", session_timezone, "workspaces", "EQ-VALUE",
            r"workspace_projects\.created_at: \d+ instants moved \(shifted by [+-]\d", NEW_YORK),
-    Defect("rename-as-drop-add", "0300_workflows.py", rename_as_drop_add, "workflows",
+    Defect("rename-as-drop-add", "0300_workflows.py", rename_as_drop_add, "workflows", "EQ-VALUE",
            r"workflow_executions\.metadata: \d+ json documents changed meaning"),
-    Defect("feedback-not-carried", "0400_llm.py", feedback_not_carried, "llm",
+    Defect("feedback-not-carried", "0400_llm.py", feedback_not_carried, "llm", "EQ-MOVED",
            r"llms_messages\.rating values are neither in message_feedbacks"),
-    Defect("permissions-dropped-first", "0200_rbac.py", permissions_dropped_first, "rbac",
+    Defect("permissions-dropped-first", "0200_rbac.py", permissions_dropped_first, "rbac", "EQ-MOVED",
            r"rbac_roles\.permissions values are neither in rbac_role_permissions"),
-    Defect("backfill-skips-last-batch", "1300_other.py", backfill_skips_last_batch, "other",
+    Defect("backfill-skips-last-batch", "1300_other.py", backfill_skips_last_batch, "other", "EQ-VALUE",
            r"(tags\.tag_metadata|files\.tags): \d+ json documents changed meaning",
            {"SYNAPSCALE_EXPAND_CONTRACT_ROWS": "1"}),
-    Defect("nul-rows-deleted", "0600_analytics.py", nul_rows_deleted, "analytics",
+    Defect("nul-rows-deleted", "0600_analytics.py", nul_rows_deleted, "analytics", "EQ-ROWS",
            r"rows of analytics_events are missing after the migration .*held json text jsonb may reject"),
-    Defect("downgrade-forgets-column", "0500_marketplace.py", downgrade_forgets_column, "marketplace",
+    Defect("downgrade-forgets-column", "0500_marketplace.py", downgrade_forgets_column, "marketplace", "EQ-COLUMN",
            r"marketplace_components\.author_name has no column in marketplace_components and the downgrade did not"),
 )
