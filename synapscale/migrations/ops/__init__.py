@@ -7,6 +7,7 @@ See docs/decisions.md for the why of each rule.
 """
 
 from synapscale.migrations.ops.archive import *  # noqa: F403
+from synapscale.migrations.ops.compat import *  # noqa: F403
 from synapscale.migrations.ops.counters import *  # noqa: F403
 from synapscale.migrations.ops.declarations import *  # noqa: F403
 from synapscale.migrations.ops.fks import *  # noqa: F403
@@ -17,3 +18,4 @@ from synapscale.migrations.ops.jsonb import *  # noqa: F403
 from synapscale.migrations.ops.moves import *  # noqa: F403
 from synapscale.migrations.ops.plumbing import *  # noqa: F403
 from synapscale.migrations.ops.rls import *  # noqa: F403
+from synapscale.migrations.ops.views import *  # noqa: F403

@@ -62,6 +62,9 @@ class Table:
     # wider indexes the application reads through, each in place of the plain indexes whose columns lead
     # it, e.g. "tenant_id, conversation_id" or "tenant_id, created_at INCLUDE model" (see apply_indexes)
     indexes: tuple[str, ...] = ()
+    # columns the expand drops that the old application reads through the compatibility view under
+    # ``legacy_name``: (column, read-only SQL expression over the new table aliased ``x``)
+    legacy_columns: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

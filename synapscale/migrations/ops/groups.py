@@ -5,22 +5,28 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import partial
 
+from synapscale.migrations.ops.compat import drop_compat_views, expand_columns, expand_tables, revert_columns
 from synapscale.migrations.ops.counters import apply_counters, revert_counters
 from synapscale.migrations.ops.declarations import Group, Table
 from synapscale.migrations.ops.fks import apply_fks, revert_fks
 from synapscale.migrations.ops.gin import apply_gin, revert_gin
 from synapscale.migrations.ops.guards import apply_guards, apply_tenant_keys, revert_guards, revert_tenant_keys
 from synapscale.migrations.ops.jsonb import apply_json_and_time, revert_json_and_time
-from synapscale.migrations.ops.plumbing import autocommit, exists_table, grant_app, q, run, step
+from synapscale.migrations.ops.plumbing import autocommit, exists_table, grant_app, q, run, run_all, step
+from synapscale.migrations.ops.views import is_view
 from synapscale.migrations.ops.rls import apply_indexes, apply_tenant, revert_indexes, revert_tenant
 
 
 def rename_tables(tables: Iterable[Table], back: bool = False) -> None:
+    """Forward: each to its new name with a compatibility view under the old one (the expand). Back: the
+    views go (they are dropped first by :func:`downgrade_group`) and the tables take their old names again."""
+    if not back:
+        expand_tables(tables)
+        return
     for t in tables:
-        if t.legacy_name:
-            old, new = (t.name, t.legacy_name) if back else (t.legacy_name, t.name)
-            if exists_table(old):
-                step(partial(run, f'ALTER TABLE {q(old)} RENAME TO "{new}"'), old)
+        if t.legacy_name and exists_table(t.name):
+            step(partial(run_all, *([f"DROP VIEW {q(t.legacy_name)}"] if is_view(t.legacy_name) else []),
+                         f'ALTER TABLE {q(t.name)} RENAME TO "{t.legacy_name}"'), t.name)
 
 
 def upgrade_group(g: Group) -> None:
@@ -32,6 +38,7 @@ def upgrade_group(g: Group) -> None:
     with autocommit():
         for t in g.tables:
             apply_json_and_time(t)
+            expand_columns(t)
         for t in g.tables:
             apply_fks(t)
         for t in g.tables:
@@ -46,6 +53,10 @@ def upgrade_group(g: Group) -> None:
 
 
 def downgrade_group(g: Group) -> None:
+    """Back to the legacy shape, from the expand state (compatibility objects first) or from the group's own."""
+    drop_compat_views(g.tables)
+    for t in g.tables:
+        revert_columns(t)
     revert_gin(g.gin)
     revert_counters(g.counters)
     for t in g.tables:

@@ -25,6 +25,13 @@ from synapscale.migrations.ops.plumbing import (
     scalar,
     step,
 )
+from synapscale.migrations.ops.views import lifted, with_views
+
+
+def converted(t: Table) -> list[str]:
+    """json columns converted in place: a renamed one gets its jsonb column under the new name instead (ops.compat)."""
+    renamed = {old for old, _ in t.renames}
+    return [c for c in t.json if c not in renamed]
 
 
 def expand_contract_rows() -> int:
@@ -62,14 +69,16 @@ def expand_large(tables: Iterable[Table], batch: int = 5000) -> None:
     :func:`apply_json_and_time`, in one short transaction. Idempotent: a rerun resumes.
     """
     threshold = expand_contract_rows()
-    large = [t for t in tables if t.json and exists_table(t.name) and columns_of(t.name, "json")
+    large = [t for t in tables if converted(t) and exists_table(t.name) and columns_of(t.name, "json")
              and row_estimate(t.name, threshold) > threshold]
     if not large:
         return
     with autocommit():
         lock_settings()
         for t in large:
-            cols = [c for c in t.json if c in columns_of(t.name, "json")]
+            cols = [c for c in converted(t) if c in columns_of(t.name, "json")]
+            if not cols:
+                continue
             fn = f"{SCHEMA}.{t.name}{SHADOW}_sync"
             body = "".join(f"IF NEW.{c} IS NOT NULL AND NEW.{c}::text ~ {lit(JSONB_SUSPECT)} "
                            f"AND NOT {SCHEMA}.jsonb_accepts(NEW.{c}::text) THEN INSERT INTO {q('migration_quarantine')} "
@@ -90,15 +99,7 @@ def expand_large(tables: Iterable[Table], batch: int = 5000) -> None:
             step(shadow, t.name)
             for c in cols:  # a scan, without any lock beyond reading
                 step(partial(quarantine_json, t.name, c))
-            sets = ", ".join(f"{c}{SHADOW} = {SCHEMA}.json_to_jsonb(t.{c})" for c in cols)
-            last = "00000000-0000-0000-0000-000000000000"
-            while True:
-                rows = step(partial(
-                    run, f"WITH b AS (SELECT id FROM {q(t.name)} WHERE id > %(last)s ORDER BY id LIMIT {batch}) "
-                    f"UPDATE {q(t.name)} t SET {sets} FROM b WHERE t.id = b.id RETURNING t.id", {"last": last}))
-                if not rows:
-                    break
-                last = str(max(r[0] for r in rows))
+            backfill(t.name, ", ".join(f"{c}{SHADOW} = {SCHEMA}.json_to_jsonb(t.{c})" for c in cols), batch=batch)
             for c in cols:  # NOT NULL on the shadow without a long scan under an exclusive lock
                 if is_not_null(t.name, c):
                     ck = f"{t.name}_{c}{SHADOW}_nn"[:63]
@@ -106,6 +107,22 @@ def expand_large(tables: Iterable[Table], batch: int = 5000) -> None:
                                  f"ALTER TABLE {q(t.name)} ADD CONSTRAINT {ck} CHECK ({c}{SHADOW} IS NOT NULL) NOT VALID"),
                          t.name)
                     step(partial(run, f"ALTER TABLE {q(t.name)} VALIDATE CONSTRAINT {ck}"))
+
+
+def backfill(table: str, sets: str, where: str = "true", batch: int = 5000) -> None:
+    """``UPDATE table t SET sets`` over the rows matching ``where``, in keyset batches by id, each its own short step.
+
+    Every batch commits on its own, so no row lock is held longer than one batch; a rerun resumes.
+    """
+    last = "00000000-0000-0000-0000-000000000000"
+    while True:
+        upto = step(partial(
+            scalar, f"WITH b AS (SELECT id FROM {q(table)} WHERE id > %(last)s ORDER BY id LIMIT {batch}), "
+            f"u AS (UPDATE {q(table)} t SET {sets} FROM b WHERE t.id = b.id AND ({where}) RETURNING 1) "
+            "SELECT (SELECT id FROM b ORDER BY id DESC LIMIT 1) FROM (SELECT count(*) FROM u) n", {"last": last}))
+        if upto is None:
+            return
+        last = str(upto)
 
 
 def _contract(t: Table, cols: list[str]) -> None:
@@ -123,29 +140,28 @@ def _contract(t: Table, cols: list[str]) -> None:
 
 
 def apply_json_and_time(t: Table) -> None:
-    """G1 + G2 + G3 for one table, each change in a short transaction holding ACCESS EXCLUSIVE on it.
+    """G1 + G2 for one table, each change in a short transaction holding ACCESS EXCLUSIVE on it (and on its
+    compatibility views first, which are lifted around the change: ops.views).
 
     json columns, together: quarantine + sanitise the rejected values, then ``TYPE jsonb`` (a rewrite,
     only on tables under the expand/contract threshold) or the contract of an expand/contract.
     Naive timestamps, one column per transaction (no table rewrite under TimeZone UTC, but the
     column's indexes are rebuilt: about 0.2 s per index at 1.2 M rows here): ``TYPE timestamptz``
-    with no USING, and the legacy ``now() AT TIME ZONE 'utc'`` default becomes ``now()``. Renames
-    last. Idempotent: each step reads the catalog, so a rerun does what is left.
+    with no USING, and the legacy ``now() AT TIME ZONE 'utc'`` default becomes ``now()``. G3 (the
+    renamed columns) is ops.compat's expand. Idempotent: each step reads the catalog, so a rerun does what is left.
     """
-    step(partial(_json, t), t.name)
+    step(partial(_json, t), *with_views(t.name))
     naive = columns_of(t.name, "timestamp without time zone")
     large = bool(naive) and row_estimate(t.name, expand_contract_rows()) > expand_contract_rows()
     for c in naive:
         rebuilt = _drop_plain_indexes(t.name, c) if large else []
-        step(partial(_timestamptz, t.name, c), t.name)
+        step(partial(_timestamptz, t.name, c), *with_views(t.name))
         if rebuilt:
             _recreate_indexes(t.name, c, rebuilt)
     left = run(f"SELECT column_name, array_agg(old_value) FROM {q('migration_undo')} WHERE table_name = %(t)s "
                "AND kind = 'index_rebuild' GROUP BY 1", {"t": t.name})  # a run that failed in between
     for c, definitions in left:
         _recreate_indexes(t.name, c, list(definitions))
-    if any(has_column(t.name, old) for old, _ in t.renames):
-        step(partial(_renames, t), t.name)
 
 
 def _recreate_indexes(table: str, column: str, definitions: list[str]) -> None:
@@ -194,17 +210,19 @@ def _drop_plain_indexes(table: str, column: str) -> list[str]:
 
 def _json(t: Table) -> None:
     json_now = columns_of(t.name, "json")
-    shadowed = [c for c in t.json if c in json_now and has_column(t.name, c + SHADOW)]
+    shadowed = [c for c in converted(t) if c in json_now and has_column(t.name, c + SHADOW)]
     if shadowed:
-        _contract(t, shadowed)
+        with lifted(t.name):
+            _contract(t, shadowed)
     parts: list[str] = []
-    for c in t.json:
+    for c in converted(t):
         if c in json_now and c not in shadowed:
             quarantine_json(t.name, c)
             sanitise_json(t.name, c)
             parts.append(f"ALTER COLUMN {c} TYPE jsonb USING {c}::jsonb")
     if parts:
-        run(f"ALTER TABLE {q(t.name)} " + ", ".join(parts))
+        with lifted(t.name):
+            run(f"ALTER TABLE {q(t.name)} " + ", ".join(parts))
 
 
 def _timestamptz(table: str, c: str) -> None:
@@ -213,20 +231,12 @@ def _timestamptz(table: str, c: str) -> None:
     parts = [f'ALTER COLUMN "{c}" TYPE timestamptz']
     if _has_now_default(table, c):
         parts.append(f'ALTER COLUMN "{c}" SET DEFAULT now()')
-    run(f"ALTER TABLE {q(table)} " + ", ".join(parts))
-
-
-def _renames(t: Table) -> None:
-    for old, new in t.renames:
-        if has_column(t.name, old):
-            run(f"ALTER TABLE {q(t.name)} RENAME COLUMN {old} TO {new}")
+    with lifted(table):
+        run(f"ALTER TABLE {q(table)} " + ", ".join(parts))
 
 
 def revert_json_and_time(t: Table) -> None:
     """Back to json (values normalised by jsonb; quarantined originals put back verbatim) and naive UTC."""
-    for old, new in t.renames:
-        if has_column(t.name, new):
-            run(f"ALTER TABLE {q(t.name)} RENAME COLUMN {new} TO {old}")
     parts: list[str] = []
     jsonb_now = columns_of(t.name, "jsonb")
     for c in t.json:

@@ -20,6 +20,8 @@ down_revision = "foundation"
 branch_labels = ("llm",)
 depends_on = None
 
+INLINE = "legacy_inline"  # feedback_type of the rows carried over from messages.rating/feedback
+
 TABLES = (
     Table(
         "agent_acl",
@@ -194,6 +196,12 @@ TABLES = (
         json=("attachments",),
         tenant=REQUIRED,
         indexes=("tenant_id, conversation_id",),  # a conversation's messages, the chat's main read
+        # read by the old application through llms_messages during the expand (written: message_feedbacks)
+        legacy_columns=tuple(
+            (col, f"SELECT f.{src} FROM {ops.q('message_feedbacks')} f WHERE f.message_id = x.id "
+                  f"AND f.feedback_type = '{INLINE}' ORDER BY f.created_at DESC LIMIT 1")
+            for col, src in (("rating", "rating"), ("feedback", "feedback_text"))
+        ),
         parents=(
             ("conversation_id", "llms_conversations"),
             ("turn_id", "conversation_turns"),
@@ -233,7 +241,7 @@ GROUP = ops.Group(TABLES, COUNTERS, GIN)
 
 
 A, M, F = ops.q("agents"), ops.q("messages"), ops.q("message_feedbacks")
-INLINE = "legacy_inline"  # feedback_type of the rows carried over from messages.rating/feedback
+MESSAGES = next(t for t in TABLES if t.name == "messages")
 
 
 def upgrade() -> None:
@@ -243,7 +251,7 @@ def upgrade() -> None:
         ops.rename_tables(GROUP.tables)
     ops.expand_large(GROUP.tables)
     with ops.autocommit():
-        ops.step(carry_feedback, "messages")
+        ops.step(carry_feedback, *ops.with_views("messages"))
         ops.step(carry_provider, "agents")
         ops.rehome_to_default_workspace("agents")
     ops.upgrade_group(GROUP)
@@ -262,7 +270,9 @@ def carry_feedback() -> None:
             f"FROM {M} m JOIN {ops.q('llms_conversations')} c ON c.id = m.conversation_id "
             f"WHERE m.rating IS NOT NULL OR m.feedback IS NOT NULL RETURNING id, message_id",
         )
+        ops.drop_compat_views([MESSAGES])
         ops.run(f"ALTER TABLE {M} DROP COLUMN rating, DROP COLUMN feedback")
+        ops.create_compat_view(MESSAGES)  # rating/feedback now read from message_feedbacks
 
 
 def carry_provider() -> None:

@@ -1,0 +1,43 @@
+"""contract: the old names of renamed tables and columns go, once no session uses them (the end state, the one head).
+
+Run after the switch (the new application deployed on ``expanded``, the old one stopped). Refused
+while a session still names an old table or column (``ops.ensure_unused``); then each compatibility
+view, sync trigger and old column goes in a short transaction of its own. The downgrade expands again:
+views back, old columns re-added and backfilled, kept in sync.
+
+Revision ID: restructured
+Revises: expanded
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+from synapscale.migrations import ops
+
+revision = "restructured"
+down_revision = "expanded"
+branch_labels = None
+depends_on = None
+
+EXPANDS = ("workflows_1", "llm_1", "workspaces_1", "nodes_1")  # the group revisions with renamed tables or columns
+
+
+def tables() -> list[ops.Table]:
+    """The renamed tables and tables with renamed columns, as their group revisions declare them."""
+    scripts = op.get_context().script
+    assert scripts is not None
+    found = [t for rev in EXPANDS for t in scripts.get_revision(rev).module.GROUP.tables]  # type: ignore[union-attr]
+    return [t for t in found if t.legacy_name or t.renames]
+
+
+def upgrade() -> None:
+    ops.begin()
+    with ops.autocommit():
+        ops.contract(tables())
+
+
+def downgrade() -> None:
+    ops.begin()
+    with ops.autocommit():
+        ops.re_expand(tables())
