@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from synap_verify import migrate
 from synap_verify.errors import SynapError
 from synap_verify.findings import Finding, render_text
 from synap_verify.loadtest import config, orchestrate, plot, timeline, verdict, workload
@@ -34,7 +35,9 @@ from synap_verify.settings import Settings
 MAX_USERS = 100  # a bound, not a target: this harness measures ratios on small machines
 MAX_CONFIRMED_USERS = 10000  # a staging URL with --confirm-target
 MAX_SECONDS = 1800
-USER_CLASSES = {"api": "ApiTenantUser", "sql": "SqlTenantUser", "statements": "StatementUser"}
+USER_CLASSES = {"api": "ApiTenantUser", "sql": "SqlTenantUser", "statements": "StatementUser",
+                "legacy": "LegacyAppUser", "new": "NewAppUser"}
+PHASED = "phased"  # --migrate of the whole reference: LegacyAppUser through the expand, NewAppUser from the switch
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,9 +45,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--unsafe", action="store_true",
                         help="with --migrate: run the seeded unsafe step (plain ALTER ... TYPE jsonb on analytics_events) "
                              "instead of the reference migration")
-    parser.add_argument("--workload", choices=tuple(USER_CLASSES), default=None,
-                        help="load users: the reference API, SQL valid on both schemas, or statements of --workload-from "
-                             "(default: api, sql with --migrate, statements with --workload-from)")
+    parser.add_argument("--workload", choices=(*USER_CLASSES, PHASED), default=None,
+                        help="load users: the reference API, SQL valid on both schemas, statements of --workload-from, "
+                             "the old (legacy) or new application's SQL over the renamed tables and columns, or phased: "
+                             "legacy through the expand and new from the switch (default: api; with --migrate phased, "
+                             "sql with --group or --unsafe; statements with --workload-from)")
+    parser.add_argument("--phases", default=",".join(orchestrate.PHASES),
+                        help="--migrate, phased: the phases run under load, expand,contract (default), expand or contract")
+    parser.add_argument("--switch", type=float, default=5.0,
+                        help="--migrate, phased: seconds the old and the new application run side by side at the switch")
+    parser.add_argument("--seeded-defect", choices=tuple(orchestrate.SEEDED_DEFECTS),
+                        help="--migrate, phased: a seeded defect the run must fail on (a compatibility view left out, "
+                             "a renamed column not kept in sync, the old application left running at the contract)")
     parser.add_argument("--dsn", help="database the API serves (written to: must be disposable)")
     parser.add_argument("--disposable", action="store_true", help="--dsn may be written to")
     parser.add_argument("--url", help="a staging API to load instead of starting one (tenant ids from --dsn, read-only)")
@@ -176,9 +188,10 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _locust(args: argparse.Namespace, out: Path, users: int, spawn: float, duration: str, host: str | None,
-            env: dict[str, str]) -> LocustRun:
+            env: dict[str, str], user_class: str | None = None) -> LocustRun:
     workers = (os.cpu_count() or 1) if args.workers is None else args.workers
-    return LocustRun(out, USER_CLASSES[args.workload], users, spawn, duration, host=host, env=env, workers=workers,
+    return LocustRun(out, user_class or USER_CLASSES[args.workload], users, spawn, duration, host=host, env=env,
+                     workers=workers,
                      remote=args.master, bind_host=args.master_bind_host if args.master else "127.0.0.1",
                      port=args.master_port or (orchestrate.MASTER_PORT if args.master else None), rate=args.rate)
 
@@ -291,12 +304,16 @@ def _migration(args: argparse.Namespace, limits: config.Migration, out: Path, us
         raise SynapError("--migrate runs on a fresh embedded legacy database only (it migrates it)")
     if args.save_workload and not args.workload_from:
         raise SynapError("--save-workload of a run's own statements is for a load run without --migrate")
-    args.workload = args.workload or "sql"
+    args.workload = args.workload or ("sql" if args.group or args.unsafe else PHASED)
     prepare = _prepare(args, defaults)
-    bound = args.before + args.after + args.max_migration
+    bound = args.before + args.after + args.max_migration + (args.switch if args.workload == PHASED else 0)
     if bound > MAX_SECONDS:
         raise SynapError(f"--before + --after + --max-migration is bounded to {MAX_SECONDS}s")
     plan = MigrationPlan(Settings.resolve({}).alembic, args.unsafe, args.expand_contract_rows, args.group)
+    if args.workload == PHASED:
+        return _phased(args, plan, limits, out, users, spawn, prepare, bound, defaults.tenants)
+    if args.seeded_defect:
+        raise SynapError("--seeded-defect seeds a phased run: --migrate of the whole reference, without --workload/--group")
     wl: workload.Workload | None = None
     with ExitStack() as stack:
         dsn = stack.enter_context(_embedded("legacy", args.scale, args.seed))
@@ -321,6 +338,51 @@ def _migration(args: argparse.Namespace, limits: config.Migration, out: Path, us
     return summary, findings
 
 
+def _phases(text: str) -> tuple[str, ...]:
+    wanted = tuple(p.strip() for p in text.split(",") if p.strip())
+    if not wanted or any(p not in orchestrate.PHASES for p in wanted):
+        raise SynapError(f"--phases {text!r}: a comma-separated choice of {', '.join(orchestrate.PHASES)}, e.g. expand,contract")
+    return tuple(p for p in orchestrate.PHASES if p in wanted)
+
+
+def _phased(args: argparse.Namespace, plan: MigrationPlan, limits: config.Migration, out: Path, users: int,
+            spawn: float, prepare: int | None, bound: float, tenants: int) -> tuple[dict[str, Any], list[Finding]]:
+    """The deployment under load: the old application through the expand, the new one from the switch on."""
+    if args.group or args.unsafe:
+        raise SynapError("--workload phased runs the whole reference migration: drop --group/--unsafe")
+    if args.workload_from:
+        raise SynapError("--workload phased runs the old and new application's SQL users, not --workload-from statements")
+    plan.phases, plan.seeded = _phases(args.phases), args.seeded_defect
+    if plan.seeded and ("contract" if plan.seeded == "old-app-at-contract" else "expand") not in plan.phases:
+        raise SynapError(f"--seeded-defect {plan.seeded} needs its phase in --phases")
+    scripts = migrate.script_directory(plan.location)
+    if orchestrate.SWITCH_REVISION not in {r.revision for r in scripts.walk_revisions()}:
+        raise SynapError(f"a phased run needs the expand point, a revision named {orchestrate.SWITCH_REVISION!r}, "
+                         f"in {plan.location}: use --workload sql for a history without one")
+    (out / "old-app").mkdir(parents=True, exist_ok=True)
+    (out / "new-app").mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        dsn = stack.enter_context(_embedded("legacy", args.scale, args.seed))
+        if args.extra_events:
+            _say(f"synap-verify: {orchestrate.grow_events(dsn, args.extra_events):,} analytics_events rows added")
+        pool = orchestrate.tenant_pool(dsn, tenants)
+        orchestrate.write_json(out / "pool.json", pool)
+        env = {"SYNAP_LOAD_POOL": str(out / "pool.json")} | _sql_env(args, dsn, pool, out, prepare)[0]
+        old = _locust(args, out / "old-app", users, spawn, f"{int(bound)}s", None, env, USER_CLASSES["legacy"])
+        new = _locust(args, out / "new-app", users, spawn, f"{int(bound)}s", None, env, USER_CLASSES["new"])
+        result = orchestrate.phased_under_load(dsn, plan, old, new, args.config, args.before, args.switch, args.after, _say)
+    by_app = {"old": timeline.read(old.timeline), "new": timeline.read(new.timeline)}
+    requests = sorted(by_app["old"] + by_app["new"], key=lambda r: r.start)
+    timeline.write(out / "timeline.csv", requests)
+    summary, findings = _judge(result, requests, limits, out, args, PHASED, users, "off" if prepare is None else prepare)
+    rows = verdict.phase_rows(result.phases, by_app)
+    summary |= {"phases": [r.as_dict() for r in rows], "seeded_defect": plan.seeded, "new_locust_exit": result.new_exit,
+                "by_app_and_name": {app: _by_name(reqs) for app, reqs in by_app.items()}}
+    summary["text"] += "\n\n" + verdict.phase_table(rows)
+    (out / "phases.md").write_text(verdict.phase_table(rows) + "\n")
+    return summary, findings
+
+
 def _judge(result: MigrationRun, requests: list[timeline.Request], limits: config.Migration, out: Path,
            args: argparse.Namespace, workload: str, users: int, prepared: int | str) -> tuple[dict[str, Any], list[Finding]]:
     steps = result.steps
@@ -335,6 +397,8 @@ def _judge(result: MigrationRun, requests: list[timeline.Request], limits: confi
     (out / "blocking.md").write_text(table + "\n")
     _write_waits(out / "waits.csv", result.waits)
     what = "seeded unsafe step" if args.unsafe else "reference migration"
+    if getattr(args, "seeded_defect", None):
+        what += f" with a seeded defect ({args.seeded_defect})"
     plot.write(out / "timeline.svg", requests, steps,
                f"{what} under load: {users} {workload} users, scale {args.scale}", limits.max_blocking_s)
     worst = max(rows, key=lambda r: r.max_wait_s)

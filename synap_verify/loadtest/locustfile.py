@@ -21,7 +21,8 @@ master for it once connected, so a worker on another machine needs nothing but t
 - ``SYNAP_LOAD_STOP_FILE``: when this file appears the run ends early (``-t`` stays the hard bound);
 - ``SYNAP_LOAD_ALLOWED_URL``: a staging URL allowed besides loopback.
 
-Pick the user class on the command line (``locust ... ApiTenantUser``, ``SqlTenantUser`` or ``StatementUser``).
+Pick the user class on the command line (``locust ... ApiTenantUser``, ``SqlTenantUser``, ``LegacyAppUser``,
+``NewAppUser`` or ``StatementUser``).
 """
 
 from __future__ import annotations
@@ -58,7 +59,18 @@ SEARCH_TERMS = ("flow", "agent", "report", "sync", "ai", "data", "bot", "mail")
 APP_NAME = "synap-load"  # how the blocking sampler tells load sessions from the migration's
 # requests each task issues: a target rate in requests/s becomes task runs/s for constant_throughput
 REQUESTS_PER_TASK = {"browse_dashboards": 2, "run_workflow": 2, "chat": 2, "search_marketplace": 1,
-                     "write_activity": 2, "read_events": 1}
+                     "write_activity": 2, "read_events": 1, "chat_history": 2, "conversation_turns": 2,
+                     "message_feedback": 2, "execution_metadata": 4, "activity_metadata": 2, "node_metadata": 3,
+                     "queue_metadata": 3}
+# the old application's names of what the restructure renames (table -> new name, column -> new name), and the
+# dropped columns it still reads; the new application's are the values
+OLD_TABLES = {"messages": "llms_messages", "conversation_turns": "llms_conversations_turns",
+              "message_feedbacks": "llms_message_feedbacks"}
+OLD_COLUMNS = {"metadata": "meta_data"}
+
+
+class StaleRead(Exception):
+    """A read-after-write check failed: a value written under one name of a renamed column is not what either name reads."""
 TIMELINE_HEADER = ["start", "ms", "type", "name", "ok", "error", "worker"]
 RUN_REQUEST, RUN_DATA = "synap_want_run", "synap_run"  # worker -> master, master -> worker
 
@@ -203,9 +215,9 @@ class _Paced:
         return float(self._pace(self))
 
 
-def _requests_per_task(kind: str) -> float:
-    weights = CONFIG[kind]["weights"]
-    return sum(int(w) * REQUESTS_PER_TASK[t] for t, w in weights.items()) / sum(int(w) for w in weights.values())
+def _requests_per_task(*kinds: str) -> float:
+    weights = {t: int(w) for kind in kinds for t, w in CONFIG[kind]["weights"].items()}
+    return sum(w * REQUESTS_PER_TASK[t] for t, w in weights.items()) / sum(weights.values())
 
 
 class ApiTenantUser(_Paced, FastHttpUser):
@@ -293,8 +305,10 @@ class _SqlUser(_Paced, User):
                                         options=f"-c statement_timeout={CONFIG['run']['statement_timeout']}")
         return self.conn
 
-    def _sql(self, name: str, sql: str, params: Any) -> list[tuple[Any, ...]]:
-        """Run one statement, reported to Locust as one request named ``name``."""
+    def _sql(self, name: str, sql: str, params: Any,
+             check: Callable[[list[tuple[Any, ...]]], str | None] | None = None) -> list[tuple[Any, ...]]:
+        """Run one statement, reported to Locust as one request named ``name``; ``check`` returns why the rows
+        are wrong (the request then fails with :class:`StaleRead`), or None."""
         start = time.time()
         began = time.perf_counter()
         rows: list[tuple[Any, ...]] = []
@@ -302,6 +316,9 @@ class _SqlUser(_Paced, User):
         try:
             cur = self._connection().execute(sql, params)  # type: ignore[arg-type]
             rows = cur.fetchall() if cur.description else []
+            wrong = check(rows) if check else None
+            if wrong:
+                error = StaleRead(wrong)
         except psycopg.Error as exc:
             error = exc
             if self.conn is not None and self.conn.broken:
@@ -374,6 +391,144 @@ class SqlTenantUser(_SqlUser):
         self._sql("events list", f"SELECT id, event_type, left(properties::text, 200) FROM {SCHEMA}.analytics_events "
                   "WHERE workspace_id = %s AND tenant_id = %s ORDER BY occurred_at DESC LIMIT 20",
                   (random.choice(self.t["workspaces"]), self.t["tenant"]))
+
+
+class _RenamedUser(SqlTenantUser):
+    """``SqlTenantUser``'s mix plus every renamed table and column, read and written under one application's names.
+
+    Each write of a renamed column is followed by a read-after-write check of the row: the value written
+    must be what this application's name reads and, where the table has the other name too (the expand,
+    ``to_jsonb(row)`` shows it), what the other name reads: the application deployed next reads it there.
+    """
+
+    abstract = True
+    old = False  # the old application's names, else the new one's
+    requests_per_task = _requests_per_task("sql", "renamed")
+
+    def _t(self, table: str) -> str:
+        return f"{SCHEMA}.{OLD_TABLES.get(table, table) if self.old else table}"
+
+    def _c(self, column: str) -> str:
+        return OLD_COLUMNS.get(column, column) if self.old else column
+
+    def _meta_written(self, table: str, row_id: Any, token: str) -> None:
+        """The read-after-write check of a renamed column: both names, where both exist, hold ``token``."""
+        mine, other = self._c("metadata"), "metadata" if self.old else OLD_COLUMNS["metadata"]
+
+        def check(rows: list[tuple[Any, ...]]) -> str | None:
+            if not rows:
+                return f"{table} {row_id}: the row just written is not there"
+            seen, there = rows[0]
+            if token not in (seen or ""):
+                return f"{table}.{mine} reads {str(seen)[:80]!r} after writing {token}"
+            if there is not None and token not in there:
+                return f"{table}.{other} reads {there[:80]!r} after {mine} was written with {token}: not kept in sync"
+            return None
+
+        # the other name as a parameter: the statement text names only this application's columns, so the
+        # contract's check for sessions using an old name does not take the new application for the old one
+        self._sql(f"{table} read-after-write", f"SELECT t.{mine}::text, (to_jsonb(t) -> %s)::text "
+                  f"FROM {SCHEMA}.{table} t WHERE t.id = %s AND t.tenant_id = %s", (other, row_id, self.t["tenant"]), check)
+
+    def _token(self) -> tuple[str, str]:
+        token = uuid.uuid4().hex
+        return token, json.dumps({"load": token})
+
+    @task(int(CONFIG["renamed"]["weights"]["chat_history"]))
+    def chat_history(self) -> None:
+        conv = random.choice(self.t["conversations"])
+        dropped = ", rating, feedback" if self.old else ""  # dropped columns the old application still reads
+        self._sql("messages list", f"SELECT id, role, content, attachments::text{dropped} FROM {self._t('messages')} "
+                  "WHERE conversation_id = %s AND tenant_id = %s ORDER BY created_at DESC LIMIT 20",
+                  (conv, self.t["tenant"]))
+        self._sql("message insert", f"INSERT INTO {self._t('messages')} (conversation_id, tenant_id, role, content, "
+                  "attachments) VALUES (%s, %s, 'user', %s, '[]')", (conv, self.t["tenant"], f"load {uuid.uuid4().hex[:8]}"))
+
+    @task(int(CONFIG["renamed"]["weights"]["conversation_turns"]))
+    def conversation_turns(self) -> None:
+        conv = random.choice(self.t["conversations"])
+        self._sql("turn insert", f"INSERT INTO {self._t('conversation_turns')} (conversation_id, tenant_id, turn_index) "
+                  "VALUES (%s, %s, %s)", (conv, self.t["tenant"], random.randint(10_000, 2_000_000_000)))
+        self._sql("turns list", f"SELECT id, turn_index, status FROM {self._t('conversation_turns')} "
+                  "WHERE conversation_id = %s AND tenant_id = %s ORDER BY turn_index DESC LIMIT 10",
+                  (conv, self.t["tenant"]))
+
+    @task(int(CONFIG["renamed"]["weights"]["message_feedback"]))
+    def message_feedback(self) -> None:
+        conv = random.choice(self.t["conversations"])
+        rows = self._sql("message feedback insert",
+                         f"INSERT INTO {self._t('message_feedbacks')} (message_id, user_id, tenant_id, rating, feedback_text) "
+                         f"SELECT m.id, %s, m.tenant_id, %s, 'load' FROM {self._t('messages')} m WHERE m.conversation_id = %s "
+                         "AND m.tenant_id = %s ORDER BY m.created_at DESC LIMIT 1 RETURNING message_id",
+                         (self.t["user"], random.randint(1, 5), conv, self.t["tenant"]))
+        if rows:
+            self._sql("message feedbacks list", f"SELECT id, rating, feedback_text FROM {self._t('message_feedbacks')} "
+                      "WHERE message_id = %s AND tenant_id = %s LIMIT 20", (rows[0][0], self.t["tenant"]))
+
+    def _execution(self, metadata: str | None = None) -> Any:
+        wf = random.choice(self.t["workflows"])
+        rows = self._sql("execution insert (metadata)",
+                         f"INSERT INTO {SCHEMA}.workflow_executions (execution_id, workflow_id, user_id, tenant_id, status, "
+                         f"{self._c('metadata')}) VALUES (%s, %s, %s, %s, 'pending', %s) RETURNING id",
+                         (f"load-{uuid.uuid4().hex}", wf, self.t["user"], self.t["tenant"], metadata))
+        return rows[0][0] if rows else None
+
+    @task(int(CONFIG["renamed"]["weights"]["execution_metadata"]))
+    def execution_metadata(self) -> None:
+        token, value = self._token()
+        ex = self._execution(value)
+        if ex is None:
+            return
+        self._meta_written("workflow_executions", ex, token)
+        token, value = self._token()
+        self._sql("execution metadata update", f"UPDATE {SCHEMA}.workflow_executions SET {self._c('metadata')} = %s "
+                  "WHERE id = %s AND tenant_id = %s", (value, ex, self.t["tenant"]))
+        self._meta_written("workflow_executions", ex, token)
+
+    @task(int(CONFIG["renamed"]["weights"]["activity_metadata"]))
+    def activity_metadata(self) -> None:
+        token, value = self._token()
+        rows = self._sql("activity insert (metadata)",
+                         f"INSERT INTO {SCHEMA}.workspace_activities (workspace_id, user_id, tenant_id, action, resource_type, "
+                         f"{self._c('metadata')}) VALUES (%s, %s, %s, 'viewed', 'dashboard', %s) RETURNING id",
+                         (random.choice(self.t["workspaces"]), self.t["user"], self.t["tenant"], value))
+        if rows:
+            self._meta_written("workspace_activities", rows[0][0], token)
+
+    @task(int(CONFIG["renamed"]["weights"]["node_metadata"]))
+    def node_metadata(self) -> None:
+        ex = self._execution()
+        token, value = self._token()
+        rows = self._sql("node execution insert (metadata)",
+                         f"INSERT INTO {SCHEMA}.node_executions (workflow_execution_id, tenant_id, node_key, node_type, "
+                         f"{self._c('metadata')}) VALUES (%s, %s, 'load', 'action', %s) RETURNING id",
+                         (ex, self.t["tenant"], value)) if ex else []
+        if rows:
+            self._meta_written("node_executions", rows[0][0], token)
+
+    @task(int(CONFIG["renamed"]["weights"]["queue_metadata"]))
+    def queue_metadata(self) -> None:
+        ex = self._execution()
+        token, value = self._token()
+        rows = self._sql("queue insert (metadata)",
+                         f"INSERT INTO {SCHEMA}.workflow_execution_queue (workflow_execution_id, user_id, tenant_id, "
+                         f"{self._c('metadata')}) VALUES (%s, %s, %s, %s) RETURNING id",
+                         (ex, self.t["user"], self.t["tenant"], value)) if ex else []
+        if rows:
+            self._meta_written("workflow_execution_queue", rows[0][0], token)
+
+
+class LegacyAppUser(_RenamedUser):
+    """The application deployed before the restructure: old table and column names, the dropped columns read.
+
+    Runs on the legacy schema and, through the compatibility views and synced columns, on the expanded one.
+    """
+
+    old = True
+
+
+class NewAppUser(_RenamedUser):
+    """The application deployed at the switch: new names only; runs on the expanded schema and the contracted one."""
 
 
 class StatementUser(_SqlUser):

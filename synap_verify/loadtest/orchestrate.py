@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from alembic.script import Script
 
 from synap_verify import migrate
 from synap_verify.errors import SynapError
@@ -254,6 +255,18 @@ def _spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
         return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
+SWITCH_REVISION = "expanded"  # the reference's expand point: every group expanded, the old names still working
+PHASES = ("expand", "contract")
+# Seeded defects of a phased run, each a step after the expand (or the switch leaving the old application on)
+SEEDED_DEFECTS = {
+    "missing-view": ("seeded: the compatibility view of llms_conversations_turns left out",
+                     f"DROP VIEW {S}.llms_conversations_turns"),
+    "unsynced-column": ("seeded: workflow_executions.meta_data no longer kept in sync",
+                        f"DROP TRIGGER workflow_executions_meta_data_compat_sync ON {S}.workflow_executions"),
+    "old-app-at-contract": ("seeded: the old application still running at the contract", ""),
+}
+
+
 @dataclass
 class MigrationPlan:
     """What runs under load: the reference revisions (optionally another expand/contract threshold), or the unsafe step."""
@@ -262,19 +275,37 @@ class MigrationPlan:
     unsafe: bool = False
     expand_contract_rows: int | None = None
     group: str | None = None  # one group's revisions only (its bare branch label), else up to the head
+    phases: tuple[str, ...] = ()  # a phased run (old application, expand, switch, contract, new application)
+    seeded: str | None = None  # a key of SEEDED_DEFECTS
+
+    def expand_revisions(self) -> list[Script]:
+        return migrate.revisions_between(self.location, SWITCH_REVISION)
+
+    def contract_revisions(self) -> list[Script]:
+        return migrate.revisions_between(self.location, migrate.single_head(self.location), SWITCH_REVISION)
 
 
-def run_steps(dsn: str, plan: MigrationPlan, say: Say) -> list[StepWindow]:
-    """Apply each step in turn, recording when it ran; the first failure ends the migration (and is a step result)."""
-    if plan.unsafe:
-        return [_sql_step(dsn, *UNSAFE_STEP, say=say)]
+@contextmanager
+def _threshold(rows: int | None) -> Iterator[None]:
+    """SYNAPSCALE_EXPAND_CONTRACT_ROWS for the reference migration, restored afterwards."""
     previous = os.environ.get("SYNAPSCALE_EXPAND_CONTRACT_ROWS")
-    if plan.expand_contract_rows is not None:
-        os.environ["SYNAPSCALE_EXPAND_CONTRACT_ROWS"] = str(plan.expand_contract_rows)
-    windows: list[StepWindow] = []
+    if rows is not None:
+        os.environ["SYNAPSCALE_EXPAND_CONTRACT_ROWS"] = str(rows)
     try:
-        target = plan.group or migrate.single_head(plan.location)
-        for rev in migrate.revisions_between(plan.location, target):
+        yield
+    finally:
+        if rows is not None:
+            if previous is None:
+                os.environ.pop("SYNAPSCALE_EXPAND_CONTRACT_ROWS", None)
+            else:
+                os.environ["SYNAPSCALE_EXPAND_CONTRACT_ROWS"] = previous
+
+
+def apply(dsn: str, plan: MigrationPlan, revisions: list[Script], say: Say) -> list[StepWindow]:
+    """Apply each revision in turn, recording when it ran; the first failure ends the run (and is a step result)."""
+    windows: list[StepWindow] = []
+    with _threshold(plan.expand_contract_rows):
+        for rev in revisions:
             start = time.time()
             try:
                 steps = migrate.upgrade(dsn, plan.location, [rev.revision])
@@ -285,13 +316,14 @@ def run_steps(dsn: str, plan: MigrationPlan, say: Say) -> list[StepWindow]:
             done = StepWindow(rev.revision, _doc(rev.doc), start, time.time(), None, _exclusive(steps))
             windows.append(done)
             say(f"synap-verify: {rev.revision} in {done.seconds:.2f}s")
-    finally:
-        if plan.expand_contract_rows is not None:
-            if previous is None:
-                os.environ.pop("SYNAPSCALE_EXPAND_CONTRACT_ROWS", None)
-            else:
-                os.environ["SYNAPSCALE_EXPAND_CONTRACT_ROWS"] = previous
     return windows
+
+
+def run_steps(dsn: str, plan: MigrationPlan, say: Say) -> list[StepWindow]:
+    """The whole migration (or the unsafe step), one revision at a time."""
+    if plan.unsafe:
+        return [_sql_step(dsn, *UNSAFE_STEP, say=say)]
+    return apply(dsn, plan, migrate.revisions_between(plan.location, plan.group or migrate.single_head(plan.location)), say)
 
 
 def _sql_step(dsn: str, name: str, sql: str, say: Say) -> StepWindow:
@@ -361,6 +393,87 @@ def under_load(dsn: str, plan: MigrationPlan, locust: LocustRun, config_file: Pa
         waits = sampler.finish() if sampler.ident is not None else []
     code = locust.wait(config.seconds(locust.duration) + locust.connect_within + 60)
     return MigrationRun(steps, waits, sampler.samples, code, sampler.error)
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One phase of a phased run: before, expand, switch, contract, after (epoch seconds)."""
+
+    name: str
+    start: float
+    end: float
+
+
+@dataclass
+class PhasedRun(MigrationRun):
+    phases: list[Phase] = field(default_factory=list)
+    new_exit: int | None = None
+
+
+def phased_under_load(dsn: str, plan: MigrationPlan, old: LocustRun, new: LocustRun, config_file: Path,
+                      before: float, switch: float, after: float, say: Say) -> PhasedRun:
+    """The zero-downtime deployment under load: old application, expand, switch, contract, new application.
+
+    The old application's users run from the start through the expand; at the switch the new
+    application's users start, both run ``switch`` seconds (a rolling deployment), then the old ones
+    stop, so their sessions are gone when the contract checks that nothing uses the old names. With
+    the seeded ``old-app-at-contract`` they keep running, and the contract must refuse.
+    """
+    if plan.phases == ("contract",):  # the expand done beforehand, without load: the contract alone is measured
+        migrate.upgrade(dsn, plan.location, [SWITCH_REVISION])
+    first = old if "expand" in plan.phases else new
+    sampler = blocking.WaitSampler(dsn, limit=before + switch + after + config.seconds(first.duration))
+    steps: list[StepWindow] = []
+    phases: list[Phase] = []
+    runs = [first]
+    first.start(config_file)
+    try:
+        if not first.first_request_within(first.connect_within + 60):
+            raise SynapError(f"the load never issued a request: see {first.out / 'locust.log'}")
+        say(f"synap-verify: {first.user_class} running ({first.users} users); {before:g}s before the migration")
+        sampler.start()
+        began = time.time()
+        time.sleep(before)
+        phases.append(Phase("before", began, time.time()))
+        if "expand" in plan.phases:
+            steps += _phase(phases, "expand", lambda: apply(dsn, plan, plan.expand_revisions(), say))
+            if plan.seeded in ("missing-view", "unsynced-column") and not any(s.error for s in steps):
+                steps.append(_sql_step(dsn, *SEEDED_DEFECTS[plan.seeded], say=say))
+        if "contract" in plan.phases and not any(s.error for s in steps):
+            start = time.time()
+            if first is old:
+                runs.append(new)
+                new.start(config_file)
+                if not new.first_request_within(new.connect_within + 60):
+                    raise SynapError(f"the new application's load never issued a request: see {new.out / 'locust.log'}")
+                say(f"synap-verify: switch: {new.user_class} running beside {old.user_class} for {switch:g}s")
+                time.sleep(switch)
+                if plan.seeded != "old-app-at-contract":
+                    old.stop_early()
+                    old.wait(config.seconds(old.duration) + old.connect_within + 60)
+            phases.append(Phase("switch", start, time.time()))
+            steps += _phase(phases, "contract", lambda: apply(dsn, plan, plan.contract_revisions(), say))
+        say(f"synap-verify: migration done; {after:g}s of load after it")
+        start = time.time()
+        time.sleep(after)
+        phases.append(Phase("after", start, time.time()))
+    except BaseException:
+        for r in runs:
+            r.terminate()
+        raise
+    finally:
+        for r in runs:
+            r.stop_early()
+        waits = sampler.finish() if sampler.ident is not None else []
+    codes = [r.wait(config.seconds(r.duration) + r.connect_within + 60) for r in runs]
+    return PhasedRun(steps, waits, sampler.samples, codes[0], sampler.error, phases, codes[1] if len(codes) > 1 else None)
+
+
+def _phase(phases: list[Phase], name: str, body: Callable[[], list[StepWindow]]) -> list[StepWindow]:
+    start = time.time()
+    steps = body()
+    phases.append(Phase(name, start, time.time()))
+    return steps
 
 
 def write_json(path: Path, data: Any) -> Path:

@@ -57,6 +57,14 @@ def read(path: Path) -> list[Request]:
                        for r in csv.DictReader(fh)), key=lambda r: r.start)
 
 
+def write(path: Path, requests: Iterable[Request]) -> None:
+    """The timeline of several runs as one file (the columns :func:`read` reads)."""
+    with path.open("w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["start", "ms", "type", "name", "ok", "error", "worker"])
+        out.writerows([f"{r.start:.6f}", f"{r.ms:.3f}", r.type, r.name, str(int(r.ok)), r.error, r.worker] for r in requests)
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile (no interpolation: the value some request really saw)."""
     if not values:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,4 +134,48 @@ def blocking_table(rows: Sequence[StepRow]) -> str:
         name = r.step.name + (" (FAILED)" if r.step.error else "")
         out.append(f"| {name} | {r.step.seconds:.2f} | {r.max_wait_s:.3f} | {r.waits} | {r.relation or '-'} | "
                    f"{r.step.exclusive or '-'} | {r.requests} | {r.max_latency_ms:.1f} | {r.failures} |")
+    return "\n".join(out)
+
+
+@dataclass(frozen=True)
+class PhaseRow:
+    """One phase of a phased run, with the old and the new application's requests that started in it."""
+
+    phase: str
+    seconds: float
+    old: Stats
+    new: Stats
+    failed_statements: dict[str, int]  # "app: request name" -> failed requests
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"phase": self.phase, "seconds": self.seconds, "old": self.old.as_dict(), "new": self.new.as_dict(),
+                "failed_statements": self.failed_statements}
+
+
+def phase_rows(phases: Sequence[Any], by_app: Mapping[str, Sequence[Request]]) -> list[PhaseRow]:
+    """Per phase (by request start; a request started before the first phase counts in the first), each
+    application's numbers and its failed requests by statement."""
+    rows = []
+    for i, p in enumerate(phases):
+        lo = float("-inf") if i == 0 else p.start
+        hi = float("inf") if i == len(phases) - 1 else phases[i + 1].start
+        mine = {app: timeline.started(reqs, lo, hi) for app, reqs in by_app.items()}
+        failed: dict[str, int] = {}
+        for app, reqs in mine.items():
+            for r in reqs:
+                if not r.ok:
+                    failed[f"{app}: {r.name}"] = failed.get(f"{app}: {r.name}", 0) + 1
+        rows.append(PhaseRow(p.name, p.end - p.start, timeline.stats(mine.get("old", []), p.end - p.start),
+                             timeline.stats(mine.get("new", []), p.end - p.start), dict(sorted(failed.items()))))
+    return rows
+
+
+def phase_table(rows: Sequence[PhaseRow]) -> str:
+    """Failed requests and p99 per phase and application, as Markdown; then the failed statements."""
+    out = ["| phase | seconds | old app: requests / failed / p99 ms | new app: requests / failed / p99 ms |",
+           "|---|---:|---|---|"]
+    for r in rows:
+        cells = [f"{s.requests} / {s.failures} / {s.p99_ms:.1f}" if s.requests else "-" for s in (r.old, r.new)]
+        out.append(f"| {r.phase} | {r.seconds:.1f} | {cells[0]} | {cells[1]} |")
+    out += [f"- {r.phase}: {name} failed {n}x" for r in rows for name, n in r.failed_statements.items()]
     return "\n".join(out)

@@ -12,9 +12,9 @@ from synapscale.migrations.ops.fks import apply_fks, revert_fks
 from synapscale.migrations.ops.gin import apply_gin, revert_gin
 from synapscale.migrations.ops.guards import apply_guards, apply_tenant_keys, revert_guards, revert_tenant_keys
 from synapscale.migrations.ops.jsonb import apply_json_and_time, revert_json_and_time
-from synapscale.migrations.ops.plumbing import autocommit, exists_table, grant_app, q, run, run_all, step
-from synapscale.migrations.ops.views import is_view
+from synapscale.migrations.ops.plumbing import autocommit, exists_table, grant_app, q, run_all, step
 from synapscale.migrations.ops.rls import apply_indexes, apply_tenant, revert_indexes, revert_tenant
+from synapscale.migrations.ops.views import is_view
 
 
 def rename_tables(tables: Iterable[Table], back: bool = False) -> None:
