@@ -85,6 +85,9 @@ def test_rate_is_held_and_an_unreachable_one_is_flagged(tmp_path: Path) -> None:
     (["--master"], "--workers must be >= 0"),
     (["--worker"], "--worker needs --master-host"),
     (["--workload", "statements"], "--workload-from"),
+    (["--migrate", "--phases", "switch"], "--phases 'switch': a comma-separated choice of expand, contract"),
+    (["--migrate", "--group", "analytics", "--seeded-defect", "missing-view"], "--seeded-defect seeds a phased run"),
+    (["--migrate", "--phases", "contract", "--seeded-defect", "missing-view"], "needs its phase in --phases"),
 ])
 def test_bad_options_are_one_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["load", *argv]) == 2
@@ -189,3 +192,51 @@ def test_each_migration_verdict_is_its_own_finding() -> None:
     assert _migration_rules(wait_s=1.5) == ["LOAD-STEP-BLOCKING"]
     assert _migration_rules(failed=1) == ["LOAD-FAILED-REQUESTS"]
     assert _migration_rules(sampler_error="connection lost") == ["LOAD-SAMPLER"]
+
+
+PHASED = ("--migrate", "--scale", "tiny", "--before", "2", "--after", "1", "--switch", "2", "--workers", "0")
+# every renamed table and column, read and written under the old names, a read-after-write check after each write
+RENAMED_STATEMENTS = {"messages list", "message insert", "turn insert", "turns list", "message feedback insert",
+                      "execution insert (metadata)", "execution metadata update", "activity insert (metadata)",
+                      "node execution insert (metadata)", "queue insert (metadata)",
+                      "workflow_executions read-after-write", "workspace_activities read-after-write",
+                      "node_executions read-after-write", "workflow_execution_queue read-after-write"}
+
+
+def _phase(summary: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(p for p in summary["phases"] if p["phase"] == name)
+
+
+def test_phased_migration_serves_the_old_and_the_new_application(tmp_path: Path) -> None:
+    """The old application's SQL (old table and column names, dropped columns read) through the expand, the new
+    one's from the switch on, the contract once the old one stopped: no failed request in any phase."""
+    code, summary = _run(tmp_path, *PHASED)
+    assert code == (1 if summary["findings"] else 0)
+    assert not _rules(summary) & {"LOAD-FAILED-REQUESTS", "LOAD-STEP-FAILED", "LOAD-STEP-BLOCKING"}, summary["findings"]
+    assert [p["phase"] for p in summary["phases"]] == ["before", "expand", "switch", "contract", "after"]
+    steps = [s["step"] for s in summary["steps"]]
+    assert steps[-2:] == ["expanded", "restructured"] and len(steps) == 18
+    assert _phase(summary, "expand")["old"]["requests"] > 0 and _phase(summary, "after")["new"]["requests"] > 0
+    assert _phase(summary, "after")["old"]["requests"] == 0  # stopped at the switch, before the contract
+    old = summary["by_app_and_name"]["old"]
+    assert RENAMED_STATEMENTS <= set(old), RENAMED_STATEMENTS - set(old)
+    assert "| contract |" in (tmp_path / "phases.md").read_text()
+
+
+@pytest.mark.parametrize(("defect", "expected"), [
+    ("missing-view", 'relation "synapscale_db.llms_conversations_turns" does not exist'),
+    ("unsynced-column", "not kept in sync"),
+    ("old-app-at-contract", "contract refused"),
+])
+def test_seeded_zero_downtime_defect_fails_the_run(tmp_path: Path, defect: str, expected: str) -> None:
+    """A compatibility view left out (the old application's statements on it fail), a renamed column no longer
+    synced (the read-after-write check fails), the old application still connected at the contract (refused)."""
+    code, summary = _run(tmp_path, *PHASED, "--seeded-defect", defect)
+    assert code == 1 and summary["seeded_defect"] == defect
+    messages = " ".join(f["message"] for f in summary["findings"])
+    assert expected in messages, summary["findings"]
+    if defect == "old-app-at-contract":
+        assert summary["steps"][-1]["step"] == "restructured" and summary["steps"][-1]["error"]
+    else:
+        failed = {name for p in summary["phases"] for name in p["failed_statements"]}
+        assert failed and all(n.startswith(("old: ", "new: ")) for n in failed), failed

@@ -12,9 +12,13 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from synap_verify import migrate
+from synap_verify.rls import RlsConfig, RlsResult, check
+from synap_verify.rls.probes import LEAK, PASS
 from synap_verify.server import Server, embedded
+from synap_verify.server.templates import Database
 from tests.test_migrations_reference import MIGRATIONS, MSG, T1, T2, U1, W1, WF2, catalog, new_db, one
 
 S = "synapscale_db"
@@ -130,3 +134,20 @@ def test_every_phase_goes_down_and_up(expanded: str) -> None:
     assert "llms_messages" in catalog(expanded).tables
     migrate.upgrade(expanded, MIGRATIONS, ["heads"])
     assert migrate.current(expanded, MIGRATIONS) == {"restructured"}
+
+
+def _rls(server: Server, dsn: str) -> RlsResult:
+    return check(Database(server, str(conninfo_to_dict(dsn)["dbname"])), RlsConfig())
+
+
+def test_rls_probe_covers_the_compatibility_views(server: Server, expanded: str) -> None:
+    """The RLS suite on the expanded state: every compatibility view is probed and shows one tenant's rows only;
+    the same view without security_invoker (it then reads as its owner) is a leak the probe and the lint report."""
+    result = _rls(server, expanded)
+    for old in RENAMED_TABLES:
+        assert result.probes.matrix[old]["VIEW"] == PASS, (old, result.probes.matrix[old])
+    assert "RLS010" not in {f.rule for f in result.findings}
+    run(expanded, f"ALTER VIEW {S}.llms_messages SET (security_invoker = false)")
+    seeded = _rls(server, expanded)
+    assert seeded.probes.matrix["llms_messages"]["VIEW"] == LEAK
+    assert ("RLS010", "llms_messages") in {(f.rule, f.table) for f in seeded.findings}
