@@ -198,7 +198,8 @@ PHASED = ("--migrate", "--scale", "tiny", "--before", "2", "--after", "1", "--sw
 # every renamed table and column, read and written under the old names, a read-after-write check after each write
 RENAMED_STATEMENTS = {"messages list", "message insert", "turn insert", "turns list", "message feedback insert",
                       "execution insert (metadata)", "execution metadata update", "activity insert (metadata)",
-                      "node execution insert (metadata)", "queue insert (metadata)",
+                      "node execution insert (metadata)", "queue insert (metadata)", "agent insert (provider)",
+                      "agent read-after-write",
                       "workflow_executions read-after-write", "workspace_activities read-after-write",
                       "node_executions read-after-write", "workflow_execution_queue read-after-write"}
 

@@ -61,12 +61,12 @@ APP_NAME = "synap-load"  # how the blocking sampler tells load sessions from the
 REQUESTS_PER_TASK = {"browse_dashboards": 2, "run_workflow": 2, "chat": 2, "search_marketplace": 1,
                      "write_activity": 2, "read_events": 1, "chat_history": 2, "conversation_turns": 2,
                      "message_feedback": 2, "execution_metadata": 4, "activity_metadata": 2, "node_metadata": 3,
-                     "queue_metadata": 3}
+                     "queue_metadata": 3, "agent_provider": 2}
 # the old application's names of what the restructure renames (table -> new name, column -> new name), and the
 # dropped columns it still reads; the new application's are the values
 OLD_TABLES = {"messages": "llms_messages", "conversation_turns": "llms_conversations_turns",
               "message_feedbacks": "llms_message_feedbacks"}
-OLD_COLUMNS = {"metadata": "meta_data"}
+OLD_COLUMNS = {"metadata": "meta_data", "provider": "model_provider"}
 
 
 class StaleRead(Exception):
@@ -516,6 +516,21 @@ class _RenamedUser(SqlTenantUser):
                          (ex, self.t["user"], self.t["tenant"], value)) if ex else []
         if rows:
             self._meta_written("workflow_execution_queue", rows[0][0], token)
+
+
+    @task(int(CONFIG["renamed"]["weights"]["agent_provider"]))
+    def agent_provider(self) -> None:
+        """An agent created with its provider (the old application's ``model_provider``, a column the
+        restructure drops: kept until the contract), read back."""
+        token = uuid.uuid4().hex
+        column = self._c("provider")
+        rows = self._sql("agent insert (provider)", f"INSERT INTO {SCHEMA}.agents (name, user_id, tenant_id, workspace_id, "
+                         f"{column}) VALUES ('load', %s, %s, %s, %s) RETURNING id",
+                         (self.t["user"], self.t["tenant"], random.choice(self.t["workspaces"]), token))
+        if rows:
+            self._sql("agent read-after-write", f"SELECT {column} FROM {SCHEMA}.agents WHERE id = %s AND tenant_id = %s",
+                      (rows[0][0], self.t["tenant"]),
+                      lambda got: None if got and got[0][0] == token else f"agents.{column} reads {got!r} after writing {token}")
 
 
 class LegacyAppUser(_RenamedUser):

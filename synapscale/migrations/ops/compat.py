@@ -7,6 +7,8 @@
   (``Table.legacy_columns``). The old name never disappears, not even for one statement.
 - A renamed column gets its new column next to the old one (jsonb when the old one is json), a
   trigger that copies whichever side a statement wrote to the other side, and a keyset backfill.
+- A dropped column the old application still uses (``Table.kept``) stays until the contract, kept in sync with
+  the column of the same table its data moved to (the same trigger).
 - Contract: refused while a session still uses an old name; then the views, triggers and old columns go.
 """
 
@@ -19,9 +21,20 @@ from functools import partial
 
 import psycopg
 
-from synapscale.migrations.ops.declarations import JSONB_SUSPECT, SCHEMA, Table
+from synapscale.migrations.ops.declarations import JSONB_SUSPECT, SCHEMA, SHADOW, Table
 from synapscale.migrations.ops.jsonb import backfill, quarantine_json
-from synapscale.migrations.ops.plumbing import exists_table, has_column, is_not_null, lit, q, run, run_all, scalar, step
+from synapscale.migrations.ops.plumbing import (
+    exists_table,
+    has_column,
+    is_not_null,
+    journal,
+    lit,
+    q,
+    run,
+    run_all,
+    scalar,
+    step,
+)
 from synapscale.migrations.ops.rls import set_not_null
 from synapscale.migrations.ops.views import create_view, is_view
 
@@ -29,9 +42,11 @@ DEFAULT_CONTRACT_WATCH_S = 2.0
 
 
 def compat_select(t: Table) -> str:
-    """The old table as the new one shows it: every current column, then the dropped ones read from their destination."""
+    """The old table as the new one shows it: every current column but the G1 expand's shadows (``<col>__jsonb``,
+    renamed over their column by its contract), then the dropped ones read from their destination."""
     cols = [f'x."{c}"' for (c,) in run("SELECT attname::text FROM pg_attribute WHERE attrelid = %(t)s::regclass "
-                                       "AND attnum > 0 AND NOT attisdropped ORDER BY attnum", {"t": q(t.name)})]
+                                       "AND attnum > 0 AND NOT attisdropped AND right(attname, %(n)s) <> %(s)s "
+                                       "ORDER BY attnum", {"t": q(t.name), "n": len(SHADOW), "s": SHADOW})]
     cols += [f'({expr}) AS "{c}"' for c, expr in t.legacy_columns if not has_column(t.name, c)]
     return f"SELECT {', '.join(cols)} FROM {q(t.name)} x"
 
@@ -113,6 +128,11 @@ def sync_function_sql(t: Table, old: str, new: str) -> str:
             f"        {n_old} := {to_old.format(n_new)};\n    END IF;\n    RETURN NEW;\nEND $$")
 
 
+def _synced(table: str, old: str) -> bool:
+    return bool(scalar("SELECT 1 FROM pg_trigger WHERE tgrelid = %(t)s::regclass AND tgname = %(n)s",
+                       {"t": q(table), "n": sync_name(table, old)}))
+
+
 def _add_synced(t: Table, old: str, new: str) -> None:
     old_type, new_type = _types(t, old, new)
     if not has_column(t.name, new):
@@ -141,6 +161,34 @@ def expand_columns(t: Table) -> None:
                  f"(t.{new} IS NULL) <> (t.{old} IS NULL)")
 
 
+def expand_kept(t: Table) -> None:
+    """Each dropped column of ``t.kept`` stays for the old application, kept in sync with its destination.
+
+    Before the group's data move: the move then writes agreeing values, and no write of the old
+    application falls between the move and the trigger. No backfill: the data move is the backfill.
+    """
+    for old, new in t.kept:
+        if has_column(t.name, old) and has_column(t.name, new) and not _synced(t.name, old):
+            step(partial(_add_synced, t, old, new), t.name)
+
+
+def _restore_kept(t: Table, old: str, new: str) -> None:
+    """The downgrade of the contract for a kept column: re-added, its values back from the contract's journal."""
+    run(f"ALTER TABLE {q(t.name)} ADD COLUMN IF NOT EXISTS {old} {_types(t, old, new)[0]}")
+    run(f"UPDATE {q(t.name)} x SET {old} = j.old_value FROM {q('migration_undo')} j WHERE j.table_name = %(t)s "
+        "AND j.column_name = %(c)s AND j.kind = 'kept_dropped' AND x.id::text = j.primary_key", {"t": t.name, "c": old})
+    run(f"DELETE FROM {q('migration_undo')} WHERE table_name = %(t)s AND column_name = %(c)s AND kind = 'kept_dropped'",
+        {"t": t.name, "c": old})
+    _add_synced(t, old, new)
+
+
+def _drop_kept(t: Table, old: str) -> None:
+    """The contract of a kept column: its values journaled (the downgrade puts them back exactly), then dropped."""
+    journal(t.name, old, "kept_dropped", f"SELECT id, {old} FROM {q(t.name)} WHERE {old} IS NOT NULL")
+    _drop_sync(t.name, old)
+    run(f"ALTER TABLE {q(t.name)} DROP COLUMN {old}")
+
+
 def _drop_sync(table: str, old: str) -> None:
     run(f"DROP TRIGGER IF EXISTS {sync_name(table, old)} ON {q(table)}")
     run(f"DROP FUNCTION IF EXISTS {SCHEMA}.{sync_name(table, old)}()")
@@ -157,7 +205,11 @@ def contract_columns(t: Table) -> None:
 
 
 def revert_columns(t: Table) -> None:
-    """Back from the expand: the sync trigger and the new side go (the old side was never changed)."""
+    """Back from the expand: the sync triggers go, and the new side of each renamed column (the old side
+    was never changed); a kept column and its destination are both legacy columns and stay."""
+    for old, _ in t.kept:
+        if exists_table(t.name):
+            _drop_sync(t.name, old)
     for old, new in t.renames:
         if not exists_table(t.name):
             continue
@@ -173,7 +225,7 @@ def revert_columns(t: Table) -> None:
 
 def old_names(tables: Iterable[Table]) -> list[str]:
     ts = list(tables)
-    return sorted({t.legacy_name for t in ts if t.legacy_name} | {old for t in ts for old, _ in t.renames})
+    return sorted({t.legacy_name for t in ts if t.legacy_name} | {old for t in ts for old, _ in (*t.renames, *t.kept)})
 
 
 def _pattern(names: list[str]) -> str:
@@ -242,6 +294,9 @@ def contract(tables: Iterable[Table]) -> None:
             step(partial(drop_compat_views, [t]), t.legacy_name, t.name)
     for t in ts:
         contract_columns(t)
+        for old, _ in t.kept:
+            if has_column(t.name, old):
+                step(partial(_drop_kept, t, old), t.name)
 
 
 def re_expand(tables: Iterable[Table]) -> None:
@@ -249,6 +304,9 @@ def re_expand(tables: Iterable[Table]) -> None:
     ts = list(tables)
     for t in ts:
         expand_columns(t)
+        for old, new in t.kept:
+            if not has_column(t.name, old):
+                step(partial(_restore_kept, t, old, new), t.name)
     for t in ts:
         if t.legacy_name and exists_table(t.name) and not exists_table(t.legacy_name):
             step(partial(create_compat_view, t), t.name)

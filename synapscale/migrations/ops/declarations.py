@@ -65,6 +65,9 @@ class Table:
     # columns the expand drops that the old application reads through the compatibility view under
     # ``legacy_name``: (column, read-only SQL expression over the new table aliased ``x``)
     legacy_columns: tuple[tuple[str, str], ...] = ()
+    # dropped columns the expand keeps for the old application, each kept in sync with the column of this
+    # table its data moved to, e.g. ("model_provider", "provider"); the contract drops them
+    kept: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -134,6 +134,7 @@ TABLES = (
         tenant=REQUIRED,
         parents=(("workspace_id", "workspaces"),),
         legacy_rls="policy",
+        kept=(("model_provider", "provider"),),  # the old application's name of the provider, until the contract
         fks=(
             Fk("tenant_id", "tenants", CASCADE, "agents_tenant_id_fkey:a"),
             Fk("user_id", "users", RESTRICT, "agents_user_id_fkey:a"),
@@ -241,7 +242,7 @@ GROUP = ops.Group(TABLES, COUNTERS, GIN)
 
 
 A, M, F = ops.q("agents"), ops.q("messages"), ops.q("message_feedbacks")
-MESSAGES = next(t for t in TABLES if t.name == "messages")
+MESSAGES, AGENTS = (next(t for t in TABLES if t.name == name) for name in ("messages", "agents"))
 
 
 def upgrade() -> None:
@@ -252,6 +253,7 @@ def upgrade() -> None:
     ops.expand_large(GROUP.tables)
     with ops.autocommit():
         ops.step(carry_feedback, *ops.with_views("messages"))
+        ops.expand_kept(AGENTS)  # model_provider kept for the old application, synced with provider
         ops.step(carry_provider, "agents")
         ops.rehome_to_default_workspace("agents")
     ops.upgrade_group(GROUP)
@@ -276,8 +278,9 @@ def carry_feedback() -> None:
 
 
 def carry_provider() -> None:
-    """model_provider into provider (journaled, disagreements reported) and dropped, in one short transaction."""
-    if ops.has_column("agents", "model_provider"):
+    """model_provider into provider (journaled, disagreements reported), in one short transaction; the contract drops it."""
+    done = ops.scalar(f"SELECT 1 FROM {ops.q('migration_undo')} WHERE table_name = 'agents' AND kind = 'model_provider' LIMIT 1")
+    if ops.has_column("agents", "model_provider") and not done:  # a rerun finds the move journaled
         ops.journal(
             "agents", "model_provider", "model_provider", f"SELECT id, model_provider FROM {A} WHERE model_provider IS NOT NULL"
         )
@@ -294,7 +297,6 @@ def carry_provider() -> None:
             "model_provider_disagrees",
             f"SELECT id, model_provider FROM {A} WHERE model_provider IS DISTINCT FROM provider AND model_provider IS NOT NULL",
         )
-        ops.run(f"ALTER TABLE {A} DROP COLUMN model_provider")
 
 
 def downgrade() -> None:

@@ -20,7 +20,7 @@ down_revision = "expanded"
 branch_labels = None
 depends_on = None
 
-EXPANDS = ("workflows_1", "llm_1", "workspaces_1", "nodes_1")  # the group revisions with renamed tables or columns
+EXPANDS = ("workflows_1", "llm_1", "workspaces_1", "nodes_1")  # the group revisions with renamed or kept names
 
 
 def tables() -> list[ops.Table]:
@@ -28,7 +28,7 @@ def tables() -> list[ops.Table]:
     scripts = op.get_context().script
     assert scripts is not None
     found = [t for rev in EXPANDS for t in scripts.get_revision(rev).module.GROUP.tables]  # type: ignore[union-attr]
-    return [t for t in found if t.legacy_name or t.renames]
+    return [t for t in found if t.legacy_name or t.renames or t.kept]
 
 
 def upgrade() -> None:
