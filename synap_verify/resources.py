@@ -30,6 +30,7 @@ def reference_migrations() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "migrations"
 
 
+REFERENCE_MIGRATIONS = reference_migrations()
 CONTRACT = fixture("contract.yaml")
 LEGACY_SCHEMA = fixture("legacy", "schema.sql")
 EXPECTED_LEGACY = fixture("legacy", "expected_findings.yaml")

@@ -17,7 +17,7 @@ from typing import Any
 
 from synap_verify.errors import SynapError
 from synap_verify.groups import resolve_groups, resolve_names
-from synap_verify.resources import CONTRACT, reference_migrations
+from synap_verify.resources import CONTRACT, REFERENCE_MIGRATIONS
 
 BACKENDS = ("embedded", "system", "docker", "dsn")
 SCALES = ("tiny", "small", "prod")
@@ -45,7 +45,7 @@ class Settings:
     disposable_pattern: str = r"(^|_)(test|tmp|scratch|disposable|ci)(_|$)"
     scale: str = "small"
     seed: int = 20240101
-    alembic: Path = field(default_factory=reference_migrations)
+    alembic: Path = REFERENCE_MIGRATIONS
     contract: Path = CONTRACT
     baseline: Path | str | None = None  # a schema file, or the DSN of a database to take it from
     keep: bool = False

@@ -12,17 +12,18 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from synap_verify.pipeline import Pipeline
     from synap_verify.rls import RlsResult
     from synap_verify.settings import Settings
 
-SETTINGS = pytest.StashKey["Settings"]()
-PIPELINE = pytest.StashKey["Pipeline"]()
+SETTINGS: pytest.StashKey[Settings] = pytest.StashKey()
+PIPELINE: pytest.StashKey[Pipeline] = pytest.StashKey()
 # state ('legacy', 'migrated') -> why the suites on it were skipped, for the terminal summary and the report
 SKIPS = pytest.StashKey[dict[str, str]]()
 # (section, result) in the order suites recorded them; read by the report collector at the session's end
 RECORDS = pytest.StashKey[list[tuple[str, Any]]]()
 # label ('migrated', 'legacy') -> RLS lints and probes, for the terminal matrix and the report
-RLS_REPORTS = pytest.StashKey[dict[str, "RlsResult"]]()
+RLS_REPORTS: pytest.StashKey[dict[str, RlsResult]] = pytest.StashKey()
 
 
 def record(config: pytest.Config, section: str, result: Sequence[Any]) -> None:

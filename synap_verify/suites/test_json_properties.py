@@ -28,11 +28,10 @@ from synap_verify import migrate
 from synap_verify.datagen.values import ALL_JSON_CASES, DST_TIMESTAMPS
 from synap_verify.integrity import jsonsem
 from synap_verify.pipeline import Pipeline
-from synap_verify.resources import reference_migrations
+from synap_verify.resources import REFERENCE_MIGRATIONS
 from synap_verify.server import sqlalchemy_url
 from synapscale.migrations import ops
 
-REFERENCE = reference_migrations()
 SCRATCH = "property_scratch"
 ZONES = ("UTC", "America/New_York", "Europe/Berlin", "America/Sao_Paulo", "Australia/Lord_Howe", "Asia/Kathmandu",
          "Pacific/Chatham", "America/St_Johns", "Etc/GMT+12", "Pacific/Kiritimati")
@@ -93,7 +92,7 @@ def scratch(synap_pipeline: Pipeline) -> Iterator[Connection]:
     if not synap_pipeline.server.disposable:
         pytest.skip("needs a disposable server (pass --synap-dsn-disposable)")
     db = synap_pipeline.clone("schema")
-    migrate.upgrade(db.dsn, REFERENCE, ["foundation"])
+    migrate.upgrade(db.dsn, REFERENCE_MIGRATIONS, ["foundation"])
     with db.connect() as conn:
         conn.execute(f"CREATE TABLE {ops.q(SCRATCH)} (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), doc json, "
                      "at timestamp without time zone)")
