@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 from synap_verify.catalog import read_catalog  # noqa: E402
 from synap_verify.datagen import fill  # noqa: E402
 from synap_verify.datagen.schema import load_schema_file  # noqa: E402
+from synap_verify.resources import LEGACY_SCHEMA  # noqa: E402
 from synap_verify.server import embedded  # noqa: E402
 
 
@@ -33,7 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", default="small", choices=("tiny", "small", "prod"))
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--schema", type=Path, default=ROOT / "fixtures" / "legacy" / "schema.sql")
+    parser.add_argument("--schema", type=Path, default=LEGACY_SCHEMA)
     parser.add_argument("--schemas", default="synapscale_db", help="comma-separated schemas to fill")
     args = parser.parse_args()
     schemas = args.schemas.split(",")

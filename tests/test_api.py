@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -24,13 +23,13 @@ from synap_verify import datagen, migrate
 from synap_verify.catalog import read_catalog
 from synap_verify.datagen.schema import load_schema_file
 from synap_verify.errors import SynapError
+from synap_verify.resources import LEGACY_SCHEMA, REFERENCE_MIGRATIONS
 from synap_verify.server import Server, embedded, sqlalchemy_url
 from synap_verify.settings import Settings
 from synapscale.api import deps
 from synapscale.api.app import create_app
 from synapscale.models import SCHEMA, Base
 
-ROOT = Path(__file__).resolve().parents[1]
 PARTIAL_MODELS = {"tenants", "users", "user_tenant_roles"}  # modelled only as far as tenant resolution needs
 
 
@@ -47,11 +46,11 @@ def migrated(server: Server) -> str:
     with server.connect() as conn:
         conn.execute("CREATE DATABASE api_migrated")
     dsn = server.dsn("api_migrated")
-    load_schema_file(dsn, ROOT / "fixtures" / "legacy" / "schema.sql")
+    load_schema_file(dsn, LEGACY_SCHEMA)
     with psycopg.connect(dsn, autocommit=True) as conn:
         catalog = read_catalog(conn, (SCHEMA,))
     datagen.fill(dsn, catalog, "tiny", 1)
-    migrate.upgrade(dsn, ROOT / "synapscale" / "migrations", ["heads"])
+    migrate.upgrade(dsn, REFERENCE_MIGRATIONS, ["heads"])
     return dsn
 
 

@@ -23,7 +23,7 @@ def test_baseline_from_a_live_dsn_is_dumped_loaded_and_filled(pytester: pytest.P
         conn.execute("CREATE DATABASE staging_copy")
     load_schema_file(pg.dsn("staging_copy"), LEGACY_SCHEMA)
     pytester.makepyfile(test_it=COUNTS_TABLES)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--synap-scale=tiny",
+    result = pytester.runpytest_subprocess("test_it.py", "-p", "no:cacheprovider", "--synap-scale=tiny",
                                            f"--synap-baseline={pg.dsn('staging_copy')}")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*taking the baseline schema from postgres@*/staging_copy (pg_dump --schema-only)*"])
@@ -31,7 +31,7 @@ def test_baseline_from_a_live_dsn_is_dumped_loaded_and_filled(pytester: pytest.P
 
 def test_unreachable_baseline_dsn_is_one_line_without_password(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_it=COUNTS_TABLES)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider",
+    result = pytester.runpytest_subprocess("test_it.py", "-p", "no:cacheprovider",
                                            "--synap-baseline=postgresql://ops:T0pS3cret@127.0.0.1:9/prod")
     out = result.stdout.str() + result.stderr.str()
     assert "cannot dump the baseline schema of ops@127.0.0.1:9/prod" in out

@@ -15,10 +15,10 @@ from synap_verify.datagen.scenarios import UNKNOWN_PERMISSION
 from synap_verify.datagen.schema import load_schema_file
 from synap_verify.datagen.values import ALL_JSON_CASES, DST_TIMESTAMPS
 from synap_verify.errors import SynapError
+from synap_verify.resources import LEGACY_SCHEMA
 from synap_verify.server import Server, embedded
 
-ROOT = Path(__file__).resolve().parents[1]
-LEGACY = ROOT / "fixtures" / "legacy" / "schema.sql"
+LEGACY = LEGACY_SCHEMA
 FOREIGN = Path(__file__).parent / "data" / "foreign_schema.sql"
 
 

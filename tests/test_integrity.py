@@ -15,10 +15,11 @@ from seeded import DEFECTS, Defect
 
 from synap_verify import cli
 from synap_verify.integrity import jsonsem
+from synap_verify.resources import suites_dir
 from synap_verify.server import Server
 
 ROOT = Path(__file__).resolve().parents[1]
-SUITE = ROOT / "suites" / "test_integrity.py"
+SUITE = suites_dir() / "test_integrity.py"
 
 
 @pytest.mark.parametrize(("old", "new"), [

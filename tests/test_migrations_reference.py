@@ -19,12 +19,13 @@ import pytest
 
 from synap_verify import migrate
 from synap_verify.catalog import Catalog, read_catalog
+from synap_verify.resources import LEGACY_SCHEMA
 from synap_verify.server import Server, embedded
 from synapscale.migrations import ops
 
 ROOT = Path(__file__).resolve().parents[1]
 MIGRATIONS = ROOT / "synapscale" / "migrations"
-LEGACY = ROOT / "fixtures" / "legacy" / "schema.sql"
+LEGACY = LEGACY_SCHEMA
 GROUPS = ("backup", "rbac", "workflows", "llm", "marketplace", "analytics", "billing", "users", "workspaces", "nodes",
           "metrics", "templates", "other", "core", "contacts")
 

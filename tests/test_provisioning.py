@@ -29,7 +29,7 @@ def test_legacy(synap_legacy_db):
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     pytester.makepyfile(test_it=USES_SERVER)
-    return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+    return pytester.runpytest_subprocess("test_it.py", "-p", "no:cacheprovider", *args)
 
 
 def test_unknown_group_suggests_the_closest(pytester: pytest.Pytester) -> None:

@@ -20,7 +20,6 @@ from synap_verify.cli import main
 from synap_verify.groups import GROUPS
 from synap_verify.report.collect import summarise_groups, verdict
 from synap_verify.report.html import render
-from synap_verify.resources import suites_dir
 
 SEEDED = '''
 from synap_verify.findings import Finding
@@ -36,14 +35,13 @@ BANNER = {"GO": (0x1A, 0x7F, 0x37), "NO-GO": (0xCF, 0x22, 0x2E), "INCOMPLETE": (
 
 @pytest.fixture(scope="module")
 def report_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], str]:
-    """One pytester-like subprocess run: the real contract and RLS suites on analytics at tiny scale."""
+    """One subprocess run: the built-in contract and RLS suites on analytics at tiny scale, beside a seeded test."""
     folder = tmp_path_factory.mktemp("report_run")
-    for suite in ("test_contract.py", "test_rls.py"):
-        shutil.copy(suites_dir() / suite, folder / suite)
     (folder / "test_seeded.py").write_text(SEEDED)
     out = folder / "out" / "report.html"
     done = subprocess.run(["python", "-m", "pytest", "-p", "no:cacheprovider", "-q", "--synap-scale=tiny",
-                           "--synap-group=analytics", f"--synap-report={out}", "--rootdir", str(folder), str(folder)],
+                           "--synap-group=analytics", "--synap-suites=contract,rls", f"--synap-report={out}",
+                           "--rootdir", str(folder), "test_seeded.py"],
                           cwd=folder, capture_output=True, text=True, timeout=600)
     assert out.exists(), done.stdout[-3000:] + done.stderr[-3000:]
     return out, json.loads(out.with_suffix(".json").read_text()), done.stdout
