@@ -336,37 +336,80 @@ def ids_from_api(schema: OpenApiSchema, headers_b: Mapping[str, str]) -> dict[st
     """Tenant B's ids as B itself lists them: for ``/x/{x_id}``, B's ``GET /x`` gives the first item's id.
 
     A parameter ``y_id`` is also listed by any collection ending in ``/ys`` (``/x/{x_id}/ys``), once its
-    parents' ids are known. Ids never come from the harness's own database, which an API other than
-    the reference has never seen.
+    parents' ids are known. When no listing shows one, B creates one through the collection's POST
+    (a body Schemathesis generates from the document). Ids never come from the harness's own database,
+    which an API other than the reference has never seen.
     """
-    gets = {op.path: op for op in _operations(schema) if op.method.upper() == "GET"}
-    params = dict.fromkeys(p.name for op in gets.values() for p in op.path_parameters)
-    found: dict[str, str] = {}
-    progress = True
-    while progress:
-        progress = False
-        for param in (p for p in params if p not in found):
-            plural = "/" + param.removesuffix("_id") + "s"
-            for path, listing in gets.items():
-                direct = any(other.split("/{" + param + "}")[0] == path for other in gets if "{" + param + "}" in other)
-                needed = [p.name for p in listing.path_parameters]
-                if not (direct or path.endswith(plural)) or not all(n in found for n in needed):
-                    continue
-                response = listing.Case(path_parameters={n: found[n] for n in needed}).call(headers=dict(headers_b))
-                if 200 <= response.status_code < 300 and (value := _first_id(response.json(), param)):
-                    found[param] = value
-                    progress = True
-                    break
-    return found
+    operations = _operations(schema)
+    gets = {op.path: op for op in operations if op.method.upper() == "GET"}
+    posts = {op.path: op for op in operations if op.method.upper() == "POST"}
+    params = dict.fromkeys(p.name for op in operations for p in op.path_parameters)
+    listed: dict[str, list[str]] = {}  # every id of B's a listing showed, by parameter: parents to try in turn
+    for create in (False, True):  # creating writes into the API: only for what no listing shows
+        progress = True
+        while progress:
+            progress = False
+            for param in (p for p in params if p not in listed):
+                for path in _collections(param, gets.keys() | posts.keys()):
+                    needed = [p.name for p in (gets.get(path) or posts[path]).path_parameters]
+                    if not all(n in listed for n in needed):
+                        continue
+                    values = _list_ids(gets[path], needed, listed, param, headers_b) if path in gets else []
+                    if not values and create and path in posts:
+                        values = _create_id(posts[path], {n: listed[n][0] for n in needed}, param, headers_b)
+                    if values:
+                        listed[param] = values
+                        progress = True
+                        break
+    return {param: values[0] for param, values in listed.items()}
 
 
-def _first_id(body: Any, param: str) -> str | None:
-    """The id of a listing's first object (``param`` or ``id``), whether the list is the body or inside it."""
+def _collections(param: str, paths: Iterable[str]) -> list[str]:
+    """The collection paths that hold ``param``'s objects: the path before ``/{param}``, or any ending in its plural."""
+    plural = "/" + param.removesuffix("_id") + "s"
+    marker = "/{" + param + "}"
+    direct = {p.split(marker)[0] for p in paths if marker in p}
+    return sorted(p for p in paths if p in direct or p.endswith(plural))
+
+
+def _create_id(post: Any, path: dict[str, str], param: str, headers: Mapping[str, str], tries: int = 5) -> list[str]:
+    """B creates one object through ``post`` with generated valid bodies; its id, or nothing after ``tries``."""
+    for _ in range(tries):
+        response = _call(post, headers, path)
+        if 200 <= response.status_code < 300:
+            body = response.json()
+            value = body.get("id", body.get(param)) if isinstance(body, dict) else None
+            if value is not None:
+                return [str(value)]
+    return []
+
+
+def _list_ids(listing: Any, needed: list[str], listed: dict[str, list[str]], param: str,
+              headers: Mapping[str, str], tries: int = 10) -> list[str]:
+    """The ids a listing gives, trying up to ``tries`` of B's parents (the first may have no children);
+    the parent that had some moves first, so the ids returned for both stay consistent."""
+    parent = needed[0] if len(needed) == 1 else None
+    for candidate in listed[parent][:tries] if parent else [None]:
+        path = {n: listed[n][0] for n in needed} | ({parent: candidate} if parent and candidate else {})
+        response = listing.Case(path_parameters=path).call(headers=dict(headers))
+        if 200 <= response.status_code < 300 and (values := _ids(response.json(), param)):
+            if parent and candidate:
+                listed[parent].remove(candidate)
+                listed[parent].insert(0, candidate)
+            return values
+    return []
+
+
+def _ids(body: Any, param: str) -> list[str]:
+    """The ids of a listing's objects (``id``, else ``param``), whether the list is the body or inside it.
+
+    ``id`` first: an object's field named like the parameter may be another key (a workflow execution's
+    ``execution_id`` is a business key, not the id its path takes).
+    """
     items = body if isinstance(body, list) else next((v for v in body.values() if isinstance(v, list)), []) \
         if isinstance(body, dict) else []
-    first = next((item for item in items if isinstance(item, dict)), None)
-    value = first.get(param, first.get("id")) if first else None
-    return str(value) if value is not None else None
+    values = [item.get("id", item.get(param)) for item in items if isinstance(item, dict)]
+    return [str(v) for v in values if v is not None]
 
 
 def api_state(schema: OpenApiSchema, headers_b: Mapping[str, str], ids_b: Mapping[str, str]) -> Callable[[], dict[str, str]]:

@@ -28,10 +28,12 @@ from synapscale.api.app import create_app
 A, B = {"X-Tenant": "a"}, {"X-Tenant": "b"}
 
 
-def _app(leak: bool = False, crash: bool = False, empty_for_others: bool = False) -> FastAPI:
-    """Items per tenant: list, read, rename. ``leak``: read ignores the tenant; ``crash``: an unknown id is a 500;
-    ``empty_for_others``: the list of an item's notes answers 200 [] to another tenant instead of 404."""
-    items = {"a": {"a1": {"id": "a1", "name": "mine"}}, "b": {"b1": {"id": "b1", "name": "theirs"}}}
+def _app(leak: bool = False, crash: bool = False, empty_for_others: bool = False, b_has_none: bool = False) -> FastAPI:
+    """Items per tenant: list, create, read, rename. ``leak``: read ignores the tenant; ``crash``: an unknown id is
+    a 500; ``empty_for_others``: the list of an item's notes answers 200 [] to another tenant instead of 404;
+    ``b_has_none``: tenant B starts with no item."""
+    items: dict[str, dict[str, dict[str, str]]] = {"a": {"a1": {"id": "a1", "name": "mine"}},
+                                                   "b": {} if b_has_none else {"b1": {"id": "b1", "name": "theirs"}}}
     app = FastAPI()
 
     @app.exception_handler(RuntimeError)
@@ -50,6 +52,12 @@ def _app(leak: bool = False, crash: bool = False, empty_for_others: bool = False
     @app.get("/items")
     def list_items(x_tenant: str = Header()) -> list[dict[str, str]]:
         return list(items[x_tenant].values())
+
+    @app.post("/items", status_code=201)
+    def create(x_tenant: str = Header()) -> dict[str, str]:
+        item = {"id": f"{x_tenant}{len(items[x_tenant]) + 1}", "name": "new"}
+        items[x_tenant][item["id"]] = item
+        return item
 
     @app.get("/items/{item_id}")
     def read(item_id: str, x_tenant: str = Header()) -> dict[str, str]:
@@ -102,6 +110,16 @@ def test_a_500_on_an_unknown_id_is_a_server_error_not_a_leak() -> None:
 def test_a_list_answering_an_empty_list_to_another_tenant_passes() -> None:
     notes = _probe(_app(empty_for_others=True))["GET /items/{item_id}/notes"]
     assert (notes.status, notes.verdict) == (200, synap_api.PASS)
+
+
+def test_tenant_b_creates_an_object_when_it_lists_none() -> None:
+    """No listing shows an id of B's: B creates one through the collection's POST, and the probe uses it."""
+    app = _app(leak=True, b_has_none=True)
+    schema = synap_api.load_schema(synap_api.ApiTarget(app="seeded:app", headers=A), app)
+    ids = synap_api.ids_from_api(schema, B)
+    assert ids == {"item_id": "b1"}, ids
+    probes = synap_api.probe_cross_tenant(schema, A, ids, synap_api.api_state(schema, B, ids))
+    assert {p.operation: p.verdict for p in probes}["GET /items/{item_id}"] == synap_api.LEAK
 
 
 def test_a_422_is_inconclusive_with_its_reason() -> None:

@@ -131,3 +131,45 @@ def check(conn: psycopg.Connection, catalog: Catalog, contract: Contract, groups
     drifts = [measure(conn, c) for c in resolved]
     findings += [f for d in drifts if (f := finding(d)) is not None]
     return findings, drifts
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m synap_verify.integrity.counters --dsn DSN``: the check with each counter's time (a benchmark
+    command; the check itself runs in ``synap-verify equivalence`` and the integrity suite)."""
+    import argparse
+    import time
+
+    from synap_verify.catalog import read_catalog
+    from synap_verify.contract import load_contract
+    from synap_verify.errors import SynapError
+    from synap_verify.findings import render_text
+    from synap_verify.integrity.equivalence import connect
+    from synap_verify.settings import Settings
+
+    parser = argparse.ArgumentParser(prog="python -m synap_verify.integrity.counters", description=main.__doc__)
+    parser.add_argument("--dsn", required=True, help="the migrated database (read only)")
+    parser.add_argument("--contract", default=Settings.contract)
+    args = parser.parse_args(argv)
+    try:
+        with connect(args.dsn) as conn:
+            catalog = read_catalog(conn)
+            resolved, findings = plan(catalog, load_contract(args.contract))
+            began = time.perf_counter()
+            for counted in resolved:
+                start = time.perf_counter()
+                drift = measure(conn, counted)
+                rows = conn.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
+                                    (f"{counted.schema}.{counted.source}",)).fetchone()
+                print(f"{counted.table}.{counted.column:<18} over {counted.source:<22} ~{rows[0] if rows else 0:>10,} "
+                      f"rows  {time.perf_counter() - start:7.3f}s  {len(drift.off)} off")
+                findings += [f for f in (finding(drift),) if f is not None]
+    except SynapError as exc:
+        print(f"synap-verify: {exc}")
+        return 2
+    print(render_text(findings) or "no finding")
+    print(f"{len(resolved)} counters checked in {time.perf_counter() - began:.2f}s")
+    return 1 if findings else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
