@@ -20,6 +20,7 @@ from fastapi import FastAPI, Header, HTTPException, Request
 from starlette.responses import JSONResponse
 
 from synap_verify import api as synap_api
+from synap_verify.errors import SynapError
 from synap_verify.pipeline import Pipeline
 from synap_verify.server import Server, sqlalchemy_url
 from synap_verify.settings import Settings
@@ -201,3 +202,26 @@ def test_reference_api_in_process_and_as_a_server_agree(reference: tuple[str, st
         assert [p for p in probes if p.verdict is not None], "nothing was probed"
         assert not [p for p in probes if p.verdict in (synap_api.LEAK, synap_api.SERVER_ERROR)], \
             [(p.operation, p.reason) for p in probes if p.reason]
+
+
+def test_tenants_and_public_operations_from_every_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Command line, pyproject (lists) and SYNAP_* (one per line) all reach the target; bad input is one line."""
+    target = synap_api.api_target(Settings.resolve(
+        {"api_url": "http://127.0.0.1:9", "api_tenant": ["a=Authorization: Bearer ta", "b=Authorization: Bearer tb",
+                                                         "b=X-Tenant-ID: 2"]},
+        {"api_public": ["GET /health", "/docs"]}))
+    assert [(t.name, t.headers) for t in target.tenants] == [
+        ("a", {"Authorization": "Bearer ta"}), ("b", {"Authorization": "Bearer tb", "X-Tenant-ID": "2"})]
+    assert target.headers == {"Authorization": "Bearer ta"}  # tenant A is who the suite acts as
+    assert target.is_public("get", "/health") and target.is_public("DELETE", "/docs")
+    assert not target.is_public("POST", "/health")
+    monkeypatch.setenv("SYNAP_API_TENANT", "a=X-Tenant-ID: 1\nb=X-Tenant-ID: 2")
+    monkeypatch.setenv("SYNAP_API_PUBLIC", "GET /")
+    target = synap_api.api_target(Settings.resolve())
+    assert [t.name for t in target.tenants] == ["a", "b"] and target.public == ("GET /",)
+    with pytest.raises(SynapError, match="names one tenant"):
+        Settings.resolve({"api_tenant": ["a=X: 1"]})
+    with pytest.raises(SynapError, match="names 3 tenants"):
+        synap_api.api_target(Settings.resolve({"api_tenant": ["a=X: 1", "b=X: 2", "c=X: 3"]}))
+    with pytest.raises(SynapError, match="expects NAME=Header: value"):
+        synap_api.api_target(Settings.resolve({"api_tenant": ["a: Bearer x", "b=X: 2"]}))
