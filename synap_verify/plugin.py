@@ -38,6 +38,10 @@ OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "api": ("ASGI app under test, module:app (or module:factory taking the migrated database's SQLAlchemy URL)", {}),
     "api-url": ("base URL (or OpenAPI document URL) of a running API to test instead", {}),
     "api-header": ("'Name: value' header sent with every API request (repeatable)", {"action": "append"}),
+    "api-tenant": ("NAME=Header: value, a tenant of the API under test (twice: the first acts, the second owns the "
+                   "probed objects)", {"action": "append"}),
+    "api-public": ("an operation ('GET /health') or path ('/docs') the API serves without credentials (repeatable)",
+                   {"action": "append"}),
     "bench-round-trip-ms": ("benchmark gate: the application's least statement round trip; a slowdown must exceed "
                             "5%% of it (default 0.1 ms; 0 = strict ratio only)", {}),
     "bench-unprepared": ("benchmark gate: time unprepared statements (planning in every sample)", {"action": "store_true"}),

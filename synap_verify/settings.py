@@ -57,6 +57,8 @@ class Settings:
     api: str | None = None  # module:attr of the ASGI app under test (default: the reference app)
     api_url: str | None = None  # a running API to test instead
     api_header: tuple[str, ...] = ()  # 'Name: value' sent with every API request
+    api_tenant: tuple[str, ...] = ()  # 'NAME=Header: value' per tenant: the first acts, the second owns
+    api_public: tuple[str, ...] = ()  # operations ('GET /health') or paths ('/docs') served without credentials
     bench_round_trip_ms: float | None = None  # a slowdown must exceed 5% of this round trip (None: the gate's G6)
     bench_unprepared: bool = False  # time unprepared statements (planning in every sample)
     bench_rounds: int | None = None  # interleaved rounds per benchmark query (None: the gate's G6)
@@ -117,8 +119,12 @@ class Settings:
             out["server_preload"] = tuple(lib for lib in _as_list(out["server_preload"]) if lib)
             if not all(re.fullmatch(r"\w+", lib) for lib in out["server_preload"]):
                 raise SynapError("server_preload: library names only, e.g. pg_stat_statements")
-        if "api_header" in out:
-            out["api_header"] = tuple(h for h in _as_list(out["api_header"], sep="\n") if h.strip())
+        for key in ("api_header", "api_tenant", "api_public"):
+            if key in out:
+                out[key] = tuple(h.strip() for h in _as_list(out[key], sep="\n") if h.strip())
+        if len(out.get("api_tenant", ())) == 1:
+            raise SynapError("--synap-api-tenant names one tenant: give two, NAME=HEADER each (the first acts, "
+                             "the second owns the objects)")
         if out.get("api") and out.get("api_url"):
             raise SynapError("--synap-api and --synap-api-url name two different APIs: give one")
         if out.get("api") and ":" not in out["api"]:

@@ -72,7 +72,8 @@ def _headers(tenant: str) -> dict[str, str]:
 def _probe(app: FastAPI, migrated: str, ids: dict[str, dict[str, str]], tenants: tuple[str, str]) -> list[synap_api.Probe]:
     schema = synap_api.load_schema(synap_api.ApiTarget(), app)
     with psycopg.connect(migrated, autocommit=True) as conn:
-        return synap_api.probe_cross_tenant(schema, conn, _headers(tenants[0]), ids[tenants[1]], tenants[1])
+        return synap_api.probe_cross_tenant(schema, _headers(tenants[0]), synap_api.param_ids(ids[tenants[1]]),
+                                            synap_api.database_state(conn, tenants[1]))
 
 
 def test_models_agree_with_the_migrated_schema(migrated: str) -> None:

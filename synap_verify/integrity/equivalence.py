@@ -29,7 +29,7 @@ from synap_verify.contract import Contract
 from synap_verify.errors import SynapError
 from synap_verify.findings import Finding
 from synap_verify.groups import SCHEMA
-from synap_verify.integrity import jsonsem
+from synap_verify.integrity import counters, jsonsem
 from synap_verify.integrity.moves import destinations
 
 BUCKETS = 4096
@@ -77,6 +77,8 @@ class Expectations:
     quarantined: dict[tuple[str, str, str], set[str | None]] = field(default_factory=dict)
     reasons: dict[tuple[str, str, str], set[str]] = field(default_factory=dict)
     journaled: set[tuple[str, str, str]] = field(default_factory=set)
+    # (table, counter column) -> keys whose value differs from its aggregate; only measured counters are excused
+    counters_off: dict[tuple[str, str], set[str]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, conn: psycopg.Connection) -> Expectations:
@@ -100,7 +102,17 @@ class Expectations:
         original = before[len(RAW):] if before is not None and before.startswith(RAW) else before
         if original in self.quarantined.get(where, set()):
             return True
-        return "counter_drift" in self.reasons.get(where, set()) or where in self.journaled
+        return "counter_drift" in self.reasons.get(where, set()) and self.recount_holds(table, key, column) \
+            or where in self.journaled
+
+    def recount(self, drifts: Iterable[counters.Drift]) -> None:
+        """Record the counters measured after the migration: a recount is an excuse only where it holds."""
+        self.counters_off.update({(d.counted.table, d.counted.column): set(d.off) for d in drifts})
+
+    def recount_holds(self, table: str, key: str, column: str) -> bool:
+        """The changed counter's new value equals its aggregate over the counted rows (measured, not assumed)."""
+        off = self.counters_off.get((table, column))
+        return off is not None and key not in off
 
     def inserted(self, table: str, key: str) -> bool:
         """A row the migration added and journaled (carried-over feedback, role pairs, default workspaces)."""
@@ -407,8 +419,12 @@ def run(before_dsn: str, after_dsn: str, contract: Contract, groups: Iterable[st
 
     began = time.perf_counter()
     with connect(before_dsn) as b, connect(after_dsn) as a:
-        relations, findings = plan(read_catalog(b), read_catalog(a), contract, groups, rollback)
+        after = read_catalog(a)
+        relations, findings = plan(read_catalog(b), after, contract, groups, rollback)
         known = expected if expected is not None else Expectations.load(a)
+        counted, drifts = counters.check(a, after, contract, groups, legacy=rollback)
+        known.recount(drifts)
+        findings += counted
         outcomes = [compare(b, a, r, known) for r in relations]
     findings += [f for o in outcomes for f in o.findings]
     return Report(outcomes, findings, time.perf_counter() - began)
