@@ -12,15 +12,15 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
 import psycopg
 
 from synap_verify import datagen, migrate
-from synap_verify.catalog import read_catalog
-from synap_verify.datagen.schema import dump_schema, load_schema_file
+from synap_verify.catalog import read_catalog, user_schemas
+from synap_verify.datagen.schema import LeftOut, dump_schema, load_schema_file
 from synap_verify.groups import GROUPS
 from synap_verify.resources import LEGACY_SCHEMA
 from synap_verify.server import Server, redact
@@ -29,7 +29,6 @@ from synap_verify.server.provision import provision
 from synap_verify.server.templates import Database, build_template, clone, database_exists
 from synap_verify.settings import Settings
 
-SCHEMAS = ("synapscale_db",)
 Progress = Callable[[str], None]
 
 
@@ -60,7 +59,7 @@ class Pipeline:
         """The baseline schema with no rows: for structural checks that rerun migrations many times."""
         name = "synap_schema_only"
         if not database_exists(self.server, name):
-            build_template(self.server, name, lambda dsn: load_schema_file(dsn, self.baseline))
+            build_template(self.server, name, self._load_baseline)
         return name
 
     @cached_property
@@ -70,7 +69,7 @@ class Pipeline:
         if isinstance(source, str):
             folder = Path(tempfile.mkdtemp(prefix="synap-baseline-"))
             self.say(f"synap-verify: taking the baseline schema from {redact(source)} (pg_dump --schema-only)")
-            return dump_schema(source, folder / "baseline.sql", SCHEMAS)
+            return dump_schema(source, folder / "baseline.sql")
         return source or LEGACY_SCHEMA
 
     def legacy_template(self) -> str:
@@ -102,14 +101,23 @@ class Pipeline:
 
     def _load(self, dsn: str) -> None:
         began = time.perf_counter()
-        load_schema_file(dsn, self.baseline)
+        left_out = self._load_baseline(dsn)
         with psycopg.connect(dsn, autocommit=True) as conn:
-            catalog = read_catalog(conn, SCHEMAS)
+            catalog = read_catalog(conn, user_schemas(conn))
         self.say(f"synap-verify: loading {len(catalog.tables)} tables at scale '{self.settings.scale}' "
                  f"(seed {self.settings.seed})")
-        self.load_report = datagen.fill(dsn, catalog, self.settings.scale, self.settings.seed, self._progress())
+        report = datagen.fill(dsn, catalog, self.settings.scale, self.settings.seed, self._progress())
+        self.load_report = replace(report, notes=tuple(f"left out of the baseline: {x}" for x in left_out) + report.notes)
         self.timings["load"] = time.perf_counter() - began
         self.say(f"synap-verify: loaded {sum(self.load_report.rows.values()):,} rows in {self.timings['load']:.1f}s")
+
+    def _load_baseline(self, dsn: str) -> list[LeftOut]:
+        """The baseline schema (after its prelude); every statement left out is said, never skipped silently."""
+        left_out = load_schema_file(dsn, self.baseline, self.settings.baseline_prelude,
+                                    self.settings.baseline_skip_missing)
+        for item in left_out:
+            self.say(f"synap-verify: left out of the baseline: {item}")
+        return left_out
 
     def _migrate(self, dsn: str) -> None:
         began = time.perf_counter()
