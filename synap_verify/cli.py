@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "er": ("synap_verify.report.er", "regenerate the ER diagrams (Mermaid) of the legacy and migrated schema"),
     "archive-backups": ("synap_verify.archive", "pg_dump, checksum, audit and drop the backup_* tables (the backup group)"),
     "bench-migrate": ("synap_verify.bench.migrations", "time each revision and its longest ACCESS EXCLUSIVE lock"),
+    "generate": ("synap_verify.datagen.command", "build a scratch database from any schema dump and fill it with "
+                 "production-shaped data that meets every constraint"),
     "load": ("synap_verify.load.command", "Locust load on the API, or the migration run under load (zero downtime)"),
 }
 

@@ -7,6 +7,7 @@ ask for clones of those states by name and never build a state themselves.
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 import time
@@ -98,6 +99,8 @@ class Pipeline:
     def stop(self) -> None:
         if not self.settings.keep:
             self.server.stop()
+        if isinstance(self.settings.baseline, str) and "baseline" in self.__dict__:  # a dump taken from a DSN
+            shutil.rmtree(self.baseline.parent, ignore_errors=True)
 
     def _load(self, dsn: str) -> None:
         began = time.perf_counter()

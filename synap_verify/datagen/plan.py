@@ -472,7 +472,10 @@ class Planner:
         for ix in table.indexes:
             if ix.unique and not ix.primary:
                 sets.append(tuple(w for c in ix.columns for w in re.findall(r"\w+", c) if w in names))
-        keyed: set[str] = set()
+        # columns a child's FK points at must be computable from j, like keys
+        keyed: set[str] = {c for t in self.catalog.tables.values() for fk in t.foreign_keys
+                           if fk.target_table == table.name and fk.target_schema == table.schema
+                           for c in fk.target_columns if c not in fk_cols}
         for cols in sets:
             free = [c for c in cols if c not in fk_cols]
             if cols and free and not keyed.intersection(free):
@@ -656,6 +659,9 @@ class Planner:
             return lambda j: [labels[k] for k in j.tolist()]
         if typ == "date":
             return lambda j: [str(np.datetime64("2020-01-01") + k) for k in j.tolist()]
+        if typ in ("inet", "cidr"):
+            return lambda j: [f"10.{k >> 16 & 255}.{k >> 8 & 255}.{k & 255}" if k < 2**24 else f"fd00::{k:x}"
+                              for k in j.tolist()]
         if "timestamp" in typ:
             tz = "+00" if "with time zone" in typ else ""
             return lambda j: [f"{np.datetime64('2023-01-01T00:00:00') + np.timedelta64(k, 's')}{tz}".replace("T", " ")

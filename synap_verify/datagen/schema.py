@@ -109,7 +109,7 @@ def _describe(error: dict[str, str]) -> str:
     message = " ".join(error["message"].split())
     found = _EXTENSION.search(message)
     if found:
-        return f"{message} on this server: use --synap-backend=system|docker|dsn with a server that has it"
+        return f"{message} on this server: use one that has it, --synap-backend=system|docker|dsn (generate: --backend)"
     return message
 
 
