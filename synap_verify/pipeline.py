@@ -43,6 +43,7 @@ class Pipeline:
     load_report: datagen.LoadReport | None = None
     steps: list[migrate.Step] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    left_out: list[LeftOut] = field(default_factory=list)  # statements of the baseline not loaded, and why
 
     @classmethod
     def start(cls, settings: Settings, say: Progress = print) -> Pipeline:
@@ -70,7 +71,11 @@ class Pipeline:
         if isinstance(source, str):
             folder = Path(tempfile.mkdtemp(prefix="synap-baseline-"))
             self.say(f"synap-verify: taking the baseline schema from {redact(source)} (pg_dump --schema-only)")
-            return dump_schema(source, folder / "baseline.sql")
+            try:
+                return dump_schema(source, folder / "baseline.sql")
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
         return source or LEGACY_SCHEMA
 
     def legacy_template(self) -> str:
@@ -104,23 +109,23 @@ class Pipeline:
 
     def _load(self, dsn: str) -> None:
         began = time.perf_counter()
-        left_out = self._load_baseline(dsn)
+        self._load_baseline(dsn)
         with psycopg.connect(dsn, autocommit=True) as conn:
             catalog = read_catalog(conn, user_schemas(conn))
         self.say(f"synap-verify: loading {len(catalog.tables)} tables at scale '{self.settings.scale}' "
                  f"(seed {self.settings.seed})")
         report = datagen.fill(dsn, catalog, self.settings.scale, self.settings.seed, self._progress())
-        self.load_report = replace(report, notes=tuple(f"left out of the baseline: {x}" for x in left_out) + report.notes)
+        self.load_report = replace(report, notes=tuple(f"left out of the baseline: {x}" for x in self.left_out)
+                                   + report.notes)
         self.timings["load"] = time.perf_counter() - began
         self.say(f"synap-verify: loaded {sum(self.load_report.rows.values()):,} rows in {self.timings['load']:.1f}s")
 
-    def _load_baseline(self, dsn: str) -> list[LeftOut]:
+    def _load_baseline(self, dsn: str) -> None:
         """The baseline schema (after its prelude); every statement left out is said, never skipped silently."""
-        left_out = load_schema_file(dsn, self.baseline, self.settings.baseline_prelude,
-                                    self.settings.baseline_skip_missing)
-        for item in left_out:
+        self.left_out = load_schema_file(dsn, self.baseline, self.settings.baseline_prelude,
+                                         self.settings.baseline_skip_missing)
+        for item in self.left_out:
             self.say(f"synap-verify: left out of the baseline: {item}")
-        return left_out
 
     def _migrate(self, dsn: str) -> None:
         began = time.perf_counter()

@@ -23,7 +23,6 @@ from synap_verify.datagen import scenarios
 from synap_verify.datagen.fallback import TableOutcome, fill_validated, remove_orphans
 from synap_verify.datagen.plan import INT_CAPACITY, Chunk, Planner, TablePlan, TypeInfo, copy_text, read_type_info
 from synap_verify.datagen.profiles import load_profile
-from synap_verify.errors import SynapError
 
 __all__ = ["LoadReport", "TableOutcome", "fill", "fk_violations"]
 

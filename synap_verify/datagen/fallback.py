@@ -31,7 +31,7 @@ class TableOutcome:
     wanted: int
     made: int = 0
     refused: dict[str, int] = field(default_factory=dict)  # constraint -> candidate rows it refused
-    conflicts: int = 0  # rows lost to unique or exclusion constraints
+    conflicts: int = 0  # rows lost to unique or exclusion constraints (without a primary key to redraw them by)
     orphans: int = 0  # rows removed afterwards because a parent row could not be made
     error: str | None = None  # the server refused even the validated rows: this is why
     validated: bool = True  # False: made by the fast path, only touched by the orphan clean-up
@@ -101,6 +101,9 @@ def fill_validated(conn: psycopg.Connection, tp: TablePlan, catalog: Catalog, ty
     conn.execute(sql.SQL("DROP TABLE IF EXISTS pg_temp.{s}").format(s=sql.Identifier(STAGE)))
     conn.execute(sql.SQL("CREATE TEMP TABLE {s} (synap_j bigint, {cols})").format(s=sql.Identifier(STAGE), cols=typed))
     stage = sql.Identifier(STAGE)
+    pk = tp.table.primary_key
+    key = sql.SQL(" AND ").join(sql.SQL("s.{c} = t.{c}").format(c=sql.Identifier(c)) for c in pk) \
+        if pk and set(pk) <= set(tp.det) else None
     pending = np.arange(tp.count, dtype=np.int64)
     try:
         for attempt in range(ATTEMPTS):
@@ -108,7 +111,7 @@ def fill_validated(conn: psycopg.Connection, tp: TablePlan, catalog: Catalog, ty
                 break
             for lo in range(0, len(pending), 20_000):
                 chunk = Chunk(pending[lo:lo + 20_000], np.random.default_rng([seed, tp.tid, 1_000_000 + attempt, lo]),
-                              null_rate=None if attempt == 0 else 0.5)
+                              redraw=attempt > 0)
                 with conn.cursor() as cur, cur.copy(sql.SQL("COPY {} (synap_j, {}) FROM STDIN").format(stage, col_list)) as cp:
                     cp.write(copy_text(tp, chunk, with_index=True))
             if attempt == 0:
@@ -116,9 +119,12 @@ def fill_validated(conn: psycopg.Connection, tp: TablePlan, catalog: Catalog, ty
             inserted = conn.execute(sql.SQL("INSERT INTO {t} ({c}) OVERRIDING SYSTEM VALUE SELECT {c} FROM {s} "
                                             "WHERE {ok} ON CONFLICT DO NOTHING").format(
                 t=target, c=col_list, s=stage, ok=ok)).rowcount
-            passed = conn.execute(sql.SQL("DELETE FROM {s} WHERE {ok}").format(s=stage, ok=ok)).rowcount
             outcome.made += inserted
-            outcome.conflicts += passed - inserted
+            if key:  # the rows that went in are known by their key: a row lost to a conflict is drawn again
+                conn.execute(sql.SQL("DELETE FROM {s} s USING {t} t WHERE {m}").format(s=stage, t=target, m=key))
+            else:
+                passed = conn.execute(sql.SQL("DELETE FROM {s} WHERE {ok}").format(s=stage, ok=ok)).rowcount
+                outcome.conflicts += passed - inserted
             pending = np.array([r[0] for r in conn.execute(
                 sql.SQL("DELETE FROM {s} RETURNING synap_j").format(s=stage))], dtype=np.int64)
     except psycopg.Error as exc:

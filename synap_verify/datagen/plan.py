@@ -32,6 +32,7 @@ MASK48 = (1 << 48) - 1
 TENANT_SKEW = 1.1  # Zipf exponent of tenant sizes: the biggest tenant holds ~25% of 50 tenants' rows
 TS_SPREAD = 512  # updated_at & co. lie up to this many pool steps after created_at
 INT_CAPACITY = {"smallint": 2**15 - 1, "integer": 2**31 - 1, "bigint": 2**63 - 1}
+RANGE_BOUNDS = ("int4", "int8", "num", "ts", "tstz", "date")  # <kind>range types the generator makes
 RARELY_SET = ("deleted_at", "archived_at", "left_at", "revoked_at", "resolved_at", "cancelled_at", "read_at",
               "acted_at", "responded_at", "error_message", "rating", "feedback", "parent_")
 
@@ -42,7 +43,7 @@ class Chunk:
 
     j: np.ndarray
     rng: np.random.Generator
-    null_rate: float | None = None  # a redraw of refused rows: NULL or not with even odds in nullable columns
+    redraw: bool = False  # rows a constraint refused: NULL with even odds in nullable columns, no fixed edge cases
     _tidx: np.ndarray | None = None
 
     @property
@@ -99,7 +100,7 @@ def _pick(pool: np.ndarray, chunk: Chunk, null_rate: float) -> list[str]:
     """Values drawn from ``pool`` (whose last slot is NULL) with a share of NULLs."""
     idx = chunk.rng.integers(0, len(pool) - 1, chunk.n)
     if null_rate:
-        rate = null_rate if chunk.null_rate is None else chunk.null_rate
+        rate = 0.5 if chunk.redraw else null_rate
         idx[chunk.rng.random(chunk.n) < rate] = len(pool) - 1
     return pool[idx].tolist()
 
@@ -151,11 +152,14 @@ class Checks:
         return {c for _, cols in self.groups for c in cols}
 
 
-def parse_checks(table: Table) -> Checks:
-    """Read the usual CHECK shapes; what remains of a check is 'unknown' (left to the validated fallback)."""
+def parse_checks(table: Table, domain_checks: dict[str, list[tuple[str, str]]] | None = None) -> Checks:
+    """Read the usual CHECK shapes, the table's and its columns' domains' (``VALUE`` read as the column);
+    what remains of a check is 'unknown' (left to the validated fallback)."""
     out = Checks()
     names = set(table.column_names)
-    for name, definition in table.checks:
+    domain = [(name, re.sub(r"\bVALUE\b", col.name, definition)) for col in table.columns
+              for name, definition in (domain_checks or {}).get(col.type, ())]
+    for name, definition in (*table.checks, *domain):
         rest = definition
         for m in _IN_LIST.finditer(definition):
             out.allowed[m.group(1)] = [v.replace("''", "'") for v in _LITERAL.findall(m.group(2))]
@@ -256,7 +260,7 @@ def read_type_info(conn: psycopg.Connection, schemas: Sequence[str]) -> TypeInfo
 class FkPlan:
     fk: ForeignKey
     parent: TablePlan | None  # None: the FK is left NULL (cycle broken, or target not filled)
-    mode: str  # 'tenant' | 'self' | 'radix' | 'pick' | 'null'
+    mode: str  # 'tenant' | 'self' | 'radix' | 'pick' | 'late' (a cycle's FK, parent planned later) | 'null'
     nullable: bool
     null_rate: float = 0.0
     digit: int = 0  # radix mode: position among the table's radix FKs
@@ -382,8 +386,8 @@ class Planner:
                 n, fk_name = candidates[0]
                 deferred.add((n, fk_name))
                 deps[n] = {d for d in deps[n] if d[0] != fk_name}
-                self.notes.append(f"FK cycle broken: {n}.{fk_name} left NULL"
-                                  + ("" if self._fk_nullable(tables[n], fk_name) else " (NOT NULL: load will fail)"))
+                self.notes.append(f"FK cycle broken at {n}.{fk_name}: its values are taken from the target's plan "
+                                  "once every plan is made (the FK is proven after the load)")
                 continue
             for n in ready:
                 done.append(tables[n])
@@ -415,7 +419,9 @@ class Planner:
             seen.add(same)
             parent = self.plans.get(fk.target_table) if self._target(fk) else None
             nullable = all(c.nullable for c in table.columns if c.name in fk.columns)
-            if (table.name, fk.name) in self.deferred or (parent is None and fk.target_table != table.name):
+            if (table.name, fk.name) in self.deferred:
+                mode = "late"
+            elif parent is None and fk.target_table != table.name:
                 mode = "null"
             elif fk.target_table == table.name:
                 mode = "self"
@@ -424,13 +430,13 @@ class Planner:
             else:
                 mode = "pick"
             rate = 0.0
-            if nullable and mode == "pick":
+            if nullable and mode in ("pick", "late"):
                 rate = 0.4 if any(h in c for c in fk.columns for h in RARELY_SET) else 0.05
             tp.fks.append(FkPlan(fk, parent, mode, nullable, rate))
         tp.scoped = bool(tenant_cols) or any(f.mode == "pick" and f.parent is not None and f.parent.scoped
                                              for f in tp.fks)
         fk_cols = {c for f in tp.fks for c in f.fk.columns}
-        checks = parse_checks(table)
+        checks = parse_checks(table, self.types.domain_checks)
         for f in tp.fks:
             if set(f.fk.columns) & checks.forced:
                 f.null_rate = 0.0
@@ -630,6 +636,8 @@ class Planner:
         target = f.fk.target_columns[f.fk.columns.index(column)]
 
         def values(j: np.ndarray) -> list[str]:
+            if f.mode == "late" and f.parent is None:  # a cycle's FK: every plan exists by the time rows are made
+                f.parent = self.plans[f.fk.target_table]
             parent = tp if f.mode == "self" else f.parent
             assert parent is not None
             pj, null = self._parent_rows(tp, f, j)
@@ -708,6 +716,8 @@ class Planner:
             return self._time_fn(name, pool, null_rate)
         if typ in ("json", "jsonb"):
             return self._json_fn(tp, col, null_rate, checks)
+        if typ.endswith("range") and typ[:-5] in RANGE_BOUNDS:
+            return _pool_fn(self._pool(("range", typ), lambda r: self._ranges(typ[:-5], r)), null_rate)
         if typ.endswith("[]"):
             return _pool_fn(self._pool(("array", typ), lambda r: self._arrays(typ, r)), null_rate)
         if typ.startswith(("text", "character", "citext", "name", "tsvector")):
@@ -765,6 +775,20 @@ class Planner:
         step = 10.0**-scale
         return [f"{min(hi, max(lo, math.floor(rnd.uniform(lo, hi) / step) * step)):.{scale}f}" for _ in range(512)]
 
+    def _ranges(self, kind: str, rnd: random.Random) -> list[str]:
+        """Half-open ranges whose bounds come from the type's own value pools (plus an empty one)."""
+        out = ["empty"]
+        for _ in range(63):
+            if kind in ("int4", "int8", "num"):
+                lo = rnd.randint(0, 10_000)
+                out.append(f"[{lo},{lo + rnd.randint(1, 500)})")
+            else:
+                k = rnd.randrange(len(self.ts_naive) - TS_SPREAD)
+                a, b = self.ts_naive[k], self.ts_naive[k + rnd.randint(1, TS_SPREAD - 1)]
+                a, b = (a[:10], b[:10]) if kind == "date" else (a, b) if kind == "ts" else (a + "+00", b + "+00")
+                out.append(f'["{a}","{b}")' if a < b else f'["{a}",)')
+        return out
+
     def _arrays(self, typ: str, rnd: random.Random) -> list[str]:
         elem = typ[:-2]
         if elem in INT_CAPACITY:
@@ -788,9 +812,9 @@ class Planner:
             if not base:
                 idx = idx + ch.rng.integers(0, TS_SPREAD, ch.n)
             if null_rate:
-                idx = np.where(ch.rng.random(ch.n) < (null_rate if ch.null_rate is None else ch.null_rate), size, idx)
+                idx = np.where(ch.rng.random(ch.n) < (0.5 if ch.redraw else null_rate), size, idx)
             out = pool[idx].tolist()
-            for k in np.flatnonzero(ch.j % every == 1).tolist():  # every DST edge, deterministically
+            for k in np.flatnonzero(ch.j % every == 1).tolist() if not ch.redraw else ():  # every DST edge
                 out[k] = pool[dst[(int(ch.j[k]) // every) % len(dst)]]
             return out
 
@@ -816,7 +840,7 @@ class Planner:
         def values(ch: Chunk) -> list[str]:
             out = _pick(base, ch, null_rate)
             j = ch.j
-            for k in np.flatnonzero(j % every == 0).tolist():
+            for k in np.flatnonzero(j % every == 0).tolist() if not ch.redraw else ():
                 out[k] = edges[(int(j[k]) // every + salt) % len(edges)]
             if with_nul:
                 for k in np.flatnonzero(j % nul_every == 7).tolist():
@@ -863,8 +887,8 @@ def _null_rule(kind: str, present: list[str], settable: list[str]) -> Rule:
 
 def _order_rule(a: str, op: str, b: str, numeric: bool, b_nullable: bool) -> Rule:
     """``a < b`` / ``a <= b`` when both are set: swap a pair in the wrong order (equal and strict: b NULL)."""
-    def key(v: str) -> float | str:
-        return float(v) if numeric else v
+    def wrong_way(x: str, y: str) -> bool:
+        return float(x) > float(y) if numeric else x > y
 
     def apply(ch: Chunk, cols: dict[str, list[str]]) -> None:
         xs, ys = cols[a], cols[b]
@@ -872,7 +896,7 @@ def _order_rule(a: str, op: str, b: str, numeric: bool, b_nullable: bool) -> Rul
             x, y = xs[k], ys[k]
             if x == V.NULL or y == V.NULL:
                 continue
-            if key(x) > key(y):
+            if wrong_way(x, y):
                 xs[k], ys[k] = y, x
             elif op == "<" and x == y and b_nullable:
                 ys[k] = V.NULL

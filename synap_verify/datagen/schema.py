@@ -93,7 +93,7 @@ def _psql(dsn: str, path: Path, stop: bool) -> list[dict[str, str]]:
     env = {**os.environ, "PGOPTIONS": "-c client_min_messages=warning"}
     argv = [str(psql), "-X", "-q", "-v", "VERBOSITY=verbose", "-d", dsn, "-f", str(path)]
     if stop:
-        argv[4:4] = ["-v", "ON_ERROR_STOP=1"]
+        argv[3:3] = ["-v", "ON_ERROR_STOP=1"]
     done = subprocess.run(argv, capture_output=True, text=True, env=env)
     errors = [m.groupdict() for m in _PSQL_ERROR.finditer(done.stderr)]
     if done.returncode != 0 and not errors:

@@ -171,18 +171,28 @@ def json_pool(column: str, rng: random.Random, size: int = 64, shape: JsonShape 
     docs = [build(rng) for _ in range(size)]
     kind, keys = shape
     if kind is not None or keys:
-        docs = [_shaped(doc, kind, keys) for doc in docs]
+        docs = [_shaped(doc, kind, keys, rng) for doc in docs]
     return [copy_escape(json.dumps(doc, ensure_ascii=False, separators=(",", ":"))) for doc in docs]
 
 
-def _shaped(doc: object, kind: str | None, keys: dict[str, str]) -> object:
+def _shaped(doc: object, kind: str | None, keys: dict[str, str], rng: random.Random) -> object:
     if keys or kind == "object":
         doc = doc if isinstance(doc, dict) else {"items": doc}
         for key, typ in keys.items():
-            if not _has_type(doc.get(key), typ) or key not in doc:
-                doc[key] = _JSON_SAMPLES[typ]
+            if key not in doc or not _has_type(doc[key], typ):
+                doc[key] = _json_value(typ, rng)
         return doc
-    return doc if kind is None or _has_type(doc, kind) else _JSON_SAMPLES[kind]
+    return doc if kind is None or _has_type(doc, kind) else _json_value(kind, rng)
+
+
+def _json_value(typ: str, rng: random.Random) -> object:
+    """A varied value of a jsonb type (an array of documents, an object of words, ...)."""
+    if typ == "array":
+        return [_generic_doc(rng) for _ in range(rng.randint(0, 4))]
+    if typ == "object":
+        return _generic_doc(rng)
+    return rng.choice(WORDS) if typ in ("string", "") else rng.randint(0, 999) if typ == "number" \
+        else _JSON_SAMPLES[typ]
 
 
 def _has_type(value: object, typ: str) -> bool:
