@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "archive-backups": ("synap_verify.commands.archive_backups",
                         "pg_dump, checksum, audit and drop the backup_* tables (the backup group)"),
     "bench-migrate": ("synap_verify.commands.bench_migrate", "time each revision and its longest ACCESS EXCLUSIVE lock"),
+    "generate": ("synap_verify.commands.generate", "build a scratch database from any schema dump and fill it with "
+                 "production-shaped data that meets every constraint"),
     "load": ("synap_verify.loadtest.command", "Locust load on the API, or the migration run under load (zero downtime)"),
 }
 

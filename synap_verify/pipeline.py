@@ -7,21 +7,22 @@ ask for clones of those states by name and never build a state themselves.
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
 import psycopg
 
 from synap_verify import datagen, migrate
-from synap_verify.catalog import read_catalog
-from synap_verify.datagen.schema import dump_schema, load_schema_file
-from synap_verify.groups import GROUPS, SCHEMA
+from synap_verify.catalog import read_catalog, user_schemas
+from synap_verify.datagen.schema import LeftOut, dump_schema, load_schema_file
+from synap_verify.groups import GROUPS
 from synap_verify.resources import LEGACY_SCHEMA
 from synap_verify.server import Server, redact
 from synap_verify.server.dsn import attach
@@ -29,7 +30,6 @@ from synap_verify.server.provision import provision
 from synap_verify.server.templates import Database, build_template, clone, database_exists
 from synap_verify.settings import Settings
 
-SCHEMAS = (SCHEMA,)
 Progress = Callable[[str], None]
 
 
@@ -43,6 +43,7 @@ class Pipeline:
     load_report: datagen.LoadReport | None = None
     steps: list[migrate.Step] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    left_out: list[LeftOut] = field(default_factory=list)  # statements of the baseline not loaded, and why
 
     @classmethod
     def start(cls, settings: Settings, say: Progress = print) -> Pipeline:
@@ -60,7 +61,7 @@ class Pipeline:
         """The baseline schema with no rows: for structural checks that rerun migrations many times."""
         name = "synap_schema_only"
         if not database_exists(self.server, name):
-            build_template(self.server, name, lambda dsn: load_schema_file(dsn, self.baseline))
+            build_template(self.server, name, self._load_baseline)
         return name
 
     @cached_property
@@ -70,7 +71,11 @@ class Pipeline:
         if isinstance(source, str):
             folder = Path(tempfile.mkdtemp(prefix="synap-baseline-"))
             self.say(f"synap-verify: taking the baseline schema from {redact(source)} (pg_dump --schema-only)")
-            return dump_schema(source, folder / "baseline.sql", SCHEMAS)
+            try:
+                return dump_schema(source, folder / "baseline.sql")
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
         return source or LEGACY_SCHEMA
 
     def legacy_template(self) -> str:
@@ -99,17 +104,28 @@ class Pipeline:
     def stop(self) -> None:
         if not self.settings.keep:
             self.server.stop()
+        if isinstance(self.settings.baseline, str) and "baseline" in self.__dict__:  # a dump taken from a DSN
+            shutil.rmtree(self.baseline.parent, ignore_errors=True)
 
     def _load(self, dsn: str) -> None:
         began = time.perf_counter()
-        load_schema_file(dsn, self.baseline)
+        self._load_baseline(dsn)
         with psycopg.connect(dsn, autocommit=True) as conn:
-            catalog = read_catalog(conn, SCHEMAS)
+            catalog = read_catalog(conn, user_schemas(conn))
         self.say(f"synap-verify: loading {len(catalog.tables)} tables at scale '{self.settings.scale}' "
                  f"(seed {self.settings.seed})")
-        self.load_report = datagen.fill(dsn, catalog, self.settings.scale, self.settings.seed, self._progress())
+        report = datagen.fill(dsn, catalog, self.settings.scale, self.settings.seed, self._progress())
+        self.load_report = replace(report, notes=tuple(f"left out of the baseline: {x}" for x in self.left_out)
+                                   + report.notes)
         self.timings["load"] = time.perf_counter() - began
         self.say(f"synap-verify: loaded {sum(self.load_report.rows.values()):,} rows in {self.timings['load']:.1f}s")
+
+    def _load_baseline(self, dsn: str) -> None:
+        """The baseline schema (after its prelude); every statement left out is said, never skipped silently."""
+        self.left_out = load_schema_file(dsn, self.baseline, self.settings.baseline_prelude,
+                                         self.settings.baseline_skip_missing)
+        for item in self.left_out:
+            self.say(f"synap-verify: left out of the baseline: {item}")
 
     def _migrate(self, dsn: str) -> None:
         began = time.perf_counter()

@@ -33,6 +33,10 @@ OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "contract": ("restructure contract file (default: the packaged fixtures/contract.yaml)", {}),
     "baseline": ("legacy schema SQL to load instead of the packaged legacy schema (e.g. pg_dump --schema-only), "
                  "or the DSN of a database to take it from", {}),
+    "baseline-prelude": ("SQL file run before the baseline: the functions, roles or schemas the dump uses but "
+                         "does not define", {}),
+    "baseline-skip-missing": ("load what the server can and leave out (and list) every statement that needs an "
+                              "object the dump does not define or an extension the server lacks", {"action": "store_true"}),
     "keep": ("leave the server and databases up at the end and print how to connect", {"action": "store_true"}),
     "report": ("write the verification report to this HTML file (self-contained) and a .json twin beside it", {}),
     "api": ("ASGI app under test, module:app (or module:factory taking the migrated database's SQLAlchemy URL)", {}),

@@ -49,6 +49,8 @@ class Settings:
     alembic: Path = REFERENCE_MIGRATIONS
     contract: Path = CONTRACT
     baseline: Path | str | None = None  # a schema file, or the DSN of a database to take it from
+    baseline_prelude: Path | None = None  # SQL run before the baseline (objects the dump uses but does not define)
+    baseline_skip_missing: bool = False  # load what the server can, leave out (and list) what needs a missing object
     keep: bool = False
     docker_image: str = "postgres:16"
     tenant_settings: tuple[str, ...] = field(default=("app.current_tenant_id",))
@@ -104,7 +106,7 @@ class Settings:
         scale = out.get("scale", cls.scale)
         if scale not in SCALES:
             raise SynapError(f"unknown scale '{scale}': use one of {', '.join(SCALES)} (--synap-scale)")
-        for key in ("dsn_disposable", "keep", "bench_unprepared"):
+        for key in ("dsn_disposable", "keep", "bench_unprepared", "baseline_skip_missing"):
             if key in out:
                 out[key] = _as_bool(out[key], key)
         for key, kind in (("seed", int), ("bench_rounds", int), ("bench_round_trip_ms", float)):
@@ -131,13 +133,13 @@ class Settings:
             raise SynapError(f"--synap-api expects module:attr, got {out['api']!r}")
         if out.get("report"):
             out["report"] = Path(out["report"]).expanduser().resolve()
-        for key in ("alembic", "contract", "baseline"):
+        for key in ("alembic", "contract", "baseline", "baseline_prelude"):
             if key == "baseline" and isinstance(out.get(key), str) and is_dsn(out[key]):
                 continue
             if out.get(key) is not None:
                 path = Path(out[key]).expanduser()
                 if not path.exists():
-                    raise SynapError(f"--synap-{key}: {path} does not exist")
+                    raise SynapError(f"--synap-{key.replace('_', '-')}: {path} does not exist")
                 out[key] = path.resolve()
         if isinstance(out.get("tenant_settings"), str):
             out["tenant_settings"] = tuple(s.strip() for s in out["tenant_settings"].split(",") if s.strip())
