@@ -2,18 +2,20 @@
 
 A :class:`Pipeline` owns the session's server and builds each database state once, as a template:
 ``legacy`` (the baseline schema, filled) and ``migrated`` (legacy + the selected migrations). Suites
-ask for clones of those states by name and never build a state themselves.
+ask for clones of those states by name and never build a state themselves. On a local backend the
+states outlive the session in the state cache (:mod:`synap_verify.server.cache`), keyed by the content
+of everything they are made of, so the next session with the same inputs starts with them built.
 """
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 
 import psycopg
@@ -21,16 +23,34 @@ import psycopg
 from synap_verify import datagen, migrate
 from synap_verify.catalog import read_catalog
 from synap_verify.datagen.schema import dump_schema, load_schema_file
+from synap_verify.errors import SynapError
 from synap_verify.groups import GROUPS
-from synap_verify.resources import LEGACY_SCHEMA
+from synap_verify.resources import LEGACY_SCHEMA, PROFILES
 from synap_verify.server import Server, redact
+from synap_verify.server.cache import StateCache, fingerprint
 from synap_verify.server.dsn import attach
-from synap_verify.server.provision import provision
-from synap_verify.server.templates import Database, build_template, clone, database_exists
+from synap_verify.server.executor import binary_version
+from synap_verify.server.provision import LOCAL_BACKENDS, local_bindir, provision
+from synap_verify.server.templates import Database, build_template, clone, database_exists, drop_database
 from synap_verify.settings import Settings
 
 SCHEMAS = ("synapscale_db",)
 Progress = Callable[[str], None]
+# Settings fields a built state is made of (paths by content, other values as they are): a new input
+# of the baseline, the generator or the migrations is one more name here
+STATE_INPUTS = ("baseline", "alembic", "contract", "scale", "seed")
+GENERATOR = (Path(datagen.__file__).parent, PROFILES)  # the data generator's sources and profiles
+
+
+@dataclass
+class CacheUse:
+    """This session's entry in the state cache: its key, what it reused, what it built."""
+
+    cache: StateCache
+    key: str
+    inputs: dict[str, str]
+    reused: tuple[str, ...] = ()
+    built: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -43,14 +63,40 @@ class Pipeline:
     load_report: datagen.LoadReport | None = None
     steps: list[migrate.Step] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    cached: CacheUse | None = None
+    _baseline: Path | None = None
 
     @classmethod
     def start(cls, settings: Settings, say: Progress = print) -> Pipeline:
-        """Stage 1, provision: a server from the configured backend."""
-        server = provision(settings)
+        """Stage 1, provision: a server from the configured backend (on a local one, from the state cache)."""
+        if settings.cache is None or settings.backend not in LOCAL_BACKENDS:
+            server = provision(settings)
+            pipeline = cls(settings, server, say)
+        else:
+            pipeline = cls._from_cache(settings, StateCache(settings.cache), say)
+            server = pipeline.server
         say(f"synap-verify: {server.backend} PostgreSQL {server.version()} at {server.describe()} "
             f"(ready in {server.started_in:.2f}s)")
-        return cls(settings, server, say, timings={"provision": server.started_in})
+        pipeline.timings["provision"] = server.started_in
+        return pipeline
+
+    @classmethod
+    def _from_cache(cls, settings: Settings, cache: StateCache, say: Progress) -> Pipeline:
+        baseline = resolve_baseline(settings, say)
+        inputs = state_inputs(settings, baseline)
+        key = cache.key(inputs)
+        with cache.reading(key) as entry:
+            server = provision(settings, entry.pgdata if entry else None)
+        if entry:
+            say(f"synap-verify: state cache: reusing {', '.join(entry.states) or 'no state'} (key {key} in {cache.root})")
+        else:
+            nearest = cache.nearest(inputs)
+            changed = [name for name, value in inputs.items() if nearest and nearest.inputs.get(name) != value]
+            why = f" (changed since the last entry: {', '.join(changed)})" if changed else ""
+            say(f"synap-verify: state cache: no entry for key {key}{why}; the states this session builds are stored "
+                f"at its end in {cache.root}")
+        use = CacheUse(cache, key, inputs, entry.states if entry else ())
+        return cls(settings, server, say, cached=use, _baseline=baseline)
 
     @property
     def tag(self) -> str:
@@ -60,24 +106,21 @@ class Pipeline:
         """The baseline schema with no rows: for structural checks that rerun migrations many times."""
         name = "synap_schema_only"
         if not database_exists(self.server, name):
-            build_template(self.server, name, lambda dsn: load_schema_file(dsn, self.baseline))
+            self._build(name, lambda dsn: load_schema_file(dsn, self.baseline))
         return name
 
-    @cached_property
+    @property
     def baseline(self) -> Path:
-        """The legacy schema file: ours, a user's dump, or a schema-only dump taken from a live DSN once."""
-        source = self.settings.baseline
-        if isinstance(source, str):
-            folder = Path(tempfile.mkdtemp(prefix="synap-baseline-"))
-            self.say(f"synap-verify: taking the baseline schema from {redact(source)} (pg_dump --schema-only)")
-            return dump_schema(source, folder / "baseline.sql", SCHEMAS)
-        return source or LEGACY_SCHEMA
+        """The legacy schema file (taken once per session when it comes from a DSN)."""
+        if self._baseline is None:
+            self._baseline = resolve_baseline(self.settings, self.say)
+        return self._baseline
 
     def legacy_template(self) -> str:
         """Stage 2, load: the baseline schema filled with prod-shaped data, once per session."""
         name = f"synap_legacy_{self.tag}"
         if not database_exists(self.server, name):
-            build_template(self.server, name, self._load)
+            self._build(name, self._load)
         return name
 
     def migrated_template(self) -> str:
@@ -87,8 +130,15 @@ class Pipeline:
         name = f"synap_migrated_{self.tag}_{suffix}"[:63]
         if not database_exists(self.server, name):
             legacy = self.legacy_template()
-            build_template(self.server, name, self._migrate, source=legacy)
+            self._build(name, self._migrate, source=legacy)
         return name
+
+    def _build(self, name: str, build: Callable[[str], None], source: str | None = None) -> None:
+        if self.cached:
+            self.say(f"synap-verify: state cache: building {name} (not in entry {self.cached.key})")
+        build_template(self.server, name, build, source=source)
+        if self.cached:
+            self.cached.built.append(name)
 
     def clone(self, state: str) -> Database:
         """A fresh database in ``state`` ('schema', 'legacy' or 'migrated') for one suite to use and drop."""
@@ -97,8 +147,31 @@ class Pipeline:
         return clone(self.server, template, prefix=f"synap_{state}")
 
     def stop(self) -> None:
-        if not self.settings.keep:
-            self.server.stop()
+        """Stop the server; first store its states when this session built any (never with ``keep``)."""
+        if self.settings.keep:
+            return
+        if self.cached and self.cached.built:
+            self._store(self.cached)
+        self.server.stop()
+
+    def _store(self, use: CacheUse) -> None:
+        """Only template states go in: the session's clones are dropped, then the cluster is stopped cleanly."""
+        began = time.perf_counter()
+        cluster = self.server.cluster
+        assert cluster is not None  # a local backend (Pipeline.start)
+        try:
+            with self.server.connect() as conn:
+                rows = conn.execute("SELECT datname, datistemplate FROM pg_database "
+                                    "WHERE datname NOT IN ('postgres', 'template0', 'template1')").fetchall()
+            for name, _ in (r for r in rows if not r[1]):
+                drop_database(self.server, name)
+            states = tuple(sorted(name for name, template in rows if template))
+            cluster.halt()
+            where = use.cache.store(use.key, cluster.pgdata, states, use.inputs)
+        except (SynapError, OSError, psycopg.Error, subprocess.CalledProcessError) as exc:
+            self.say(f"synap-verify: state cache: nothing stored ({str(exc).strip()}); the next session builds again")
+            return
+        self.say(f"synap-verify: state cache: stored {', '.join(states)} in {time.perf_counter() - began:.1f}s ({where})")
 
     def _load(self, dsn: str) -> None:
         began = time.perf_counter()
@@ -133,15 +206,36 @@ class Pipeline:
         return report
 
 
+def resolve_baseline(settings: Settings, say: Progress) -> Path:
+    """The legacy schema file: ours, a user's dump, or a schema-only dump taken from a live DSN."""
+    source = settings.baseline
+    if isinstance(source, str):
+        folder = Path(tempfile.mkdtemp(prefix="synap-baseline-"))
+        say(f"synap-verify: taking the baseline schema from {redact(source)} (pg_dump --schema-only)")
+        return dump_schema(source, folder / "baseline.sql", SCHEMAS)
+    return source or LEGACY_SCHEMA
+
+
+def state_inputs(settings: Settings, baseline: Path) -> dict[str, str]:
+    """What the states are made of, each by content: the state cache's key is their hash."""
+    paths = {"baseline": baseline, "alembic": migrate.script_folder(settings.alembic)}
+    inputs = {"postgres": f"{settings.backend}: {binary_version(local_bindir(settings.backend))}",
+              "generator": fingerprint(*GENERATOR)}
+    for name in STATE_INPUTS:
+        value = paths.get(name, getattr(settings, name))
+        inputs[name] = fingerprint(value) if isinstance(value, Path) else str(value)
+    return inputs
+
+
 @contextmanager
 def target_database(dsn: str | None, groups: list[str], scale: str = "tiny", seed: int | None = None,
-                    state: str = "migrated") -> Iterator[Database]:
+                    state: str = "migrated", cache: str | None = None) -> Iterator[Database]:
     """The database a CLI command checks: the given DSN (read-only), or a fresh embedded one in ``state``."""
     if dsn:
         server = attach(dsn, declared_disposable=False, pattern=Settings.disposable_pattern)
         yield Database(server, server.dbname)
         return
-    settings = Settings.resolve({"groups": groups, "scale": scale, "seed": seed})
+    settings = Settings.resolve({"groups": groups, "scale": scale, "seed": seed, "cache": cache})
     pipeline = Pipeline.start(settings, say=lambda line: print(line, file=sys.stderr))
     try:
         yield pipeline.clone(state)
