@@ -20,13 +20,13 @@ from synap_verify.server.cache import MANIFEST, TEMP, StateCache
 from synap_verify.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-# a session in another process: start from the cache, build the legacy state, end normally (storing it)
+# a session in another process: start from the cache, build the schema state, end normally (storing it)
 SESSION = """
 import sys, time
 from synap_verify.pipeline import Pipeline
 from synap_verify.settings import Settings
 pipeline = Pipeline.start(Settings.resolve({{"scale": "tiny", "cache": {cache!r}}}), say=lambda line: print(line, flush=True))
-pipeline.legacy_template()
+pipeline.{state}_template()
 print("built", flush=True)
 {after}
 """
@@ -36,13 +36,14 @@ def start(cache: Path | str, said: list[str], **settings: object) -> Pipeline:
     return Pipeline.start(Settings.resolve({"scale": "tiny", "cache": str(cache), **settings}), say=said.append)
 
 
-def legacy_rows(pipeline: Pipeline) -> tuple[int, str]:
-    """Row count and a content hash of the legacy state: the same state built twice has the same ones."""
-    db = pipeline.clone("legacy")
+def schema_shape(pipeline: Pipeline) -> tuple[int, str]:
+    """Relation count and a hash of their names and columns: the same state has the same ones."""
+    db = pipeline.clone("schema")
     try:
         with db.connect() as conn:
-            row = conn.execute("SELECT count(*), md5(string_agg(t::text, ',' ORDER BY t::text)) "
-                               "FROM synapscale_db.users t").fetchone()
+            row = conn.execute("SELECT count(DISTINCT table_name), md5(string_agg(table_name || '.' || column_name, ',' "
+                               "ORDER BY table_name, column_name)) FROM information_schema.columns "
+                               "WHERE table_schema = 'synapscale_db'").fetchone()
         assert row is not None
         return int(row[0]), str(row[1])
     finally:
@@ -51,14 +52,14 @@ def legacy_rows(pipeline: Pipeline) -> tuple[int, str]:
 
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, tuple[int, str]]]:
-    """A cache holding the tiny legacy state, built once for the module."""
+    """A cache holding the schema state, built once for the module (every state is stored the same way)."""
     cache = tmp_path_factory.mktemp("cache")
     said: list[str] = []
     pipeline = start(cache, said)
-    pipeline.legacy_template()
-    built = legacy_rows(pipeline)
+    pipeline.schema_template()
+    built = schema_shape(pipeline)
     pipeline.stop()
-    assert any("state cache: stored synap_legacy_tiny_" in line for line in said), said
+    assert any("state cache: stored synap_schema_only" in line for line in said), said
     yield cache, built
 
 
@@ -67,10 +68,10 @@ def test_a_second_session_starts_from_the_stored_state(stored: tuple[Path, tuple
     said: list[str] = []
     pipeline = start(cache, said)
     try:
-        name = pipeline.legacy_template()
+        name = pipeline.schema_template()
         assert pipeline.cached is not None and name in pipeline.cached.reused
         assert not pipeline.cached.built and not any("building" in line for line in said), said
-        assert legacy_rows(pipeline) == built
+        assert schema_shape(pipeline) == built and built[0] > 20
     finally:
         pipeline.stop()
     assert not any("stored" in line for line in said), "a session that built nothing stores nothing"
@@ -111,8 +112,8 @@ def test_any_changed_input_rebuilds(stored: tuple[Path, tuple[int, str]], tmp_pa
 
 
 def test_a_killed_build_is_not_reused(tmp_path: Path) -> None:
-    """Killed while loading: nothing in the cache looks like an entry, and the next session builds."""
-    proc = _session(tmp_path, after="")
+    """Killed while loading: nothing in the cache looks like an entry, and the next session reuses nothing."""
+    proc = _session(tmp_path, state="legacy", after="")
     assert proc.stdout is not None
     for line in proc.stdout:
         if "loading" in line:
@@ -124,11 +125,9 @@ def test_a_killed_build_is_not_reused(tmp_path: Path) -> None:
     pipeline = start(tmp_path, said)
     try:
         assert pipeline.cached is not None and pipeline.cached.reused == ()
-        pipeline.legacy_template()
-        assert any("building synap_legacy_tiny_" in line for line in said), said
+        assert any("no entry for key" in line for line in said), said
     finally:
         pipeline.stop()
-    assert list(tmp_path.glob(f"*/{MANIFEST}")), "the completed build is stored"
 
 
 def test_a_killed_store_leaves_only_a_temporary_folder_that_is_ignored_and_removed(tmp_path: Path) -> None:
@@ -152,18 +151,17 @@ def test_a_killed_store_leaves_only_a_temporary_folder_that_is_ignored_and_remov
 
 def test_two_sessions_at_once_leave_one_valid_entry(tmp_path: Path) -> None:
     """Both build and store concurrently; the entry that remains starts a session with the right rows."""
-    sessions = [_session(tmp_path, after="pipeline.stop()") for _ in range(2)]
+    sessions = [_session(tmp_path, state="schema", after="pipeline.stop()") for _ in range(2)]
     outputs = [p.communicate(timeout=300)[0] for p in sessions]
     assert [p.returncode for p in sessions] == [0, 0], outputs
-    assert all("state cache: stored synap_legacy_tiny_" in out for out in outputs), outputs
+    assert all("state cache: stored synap_schema_only" in out for out in outputs), outputs
     assert len(list(tmp_path.glob(f"*/{MANIFEST}"))) == 1
     assert not list(tmp_path.glob(f"{TEMP}*"))
     said: list[str] = []
     pipeline = start(tmp_path, said)
     try:
-        assert pipeline.cached is not None and pipeline.cached.reused
-        count, _ = legacy_rows(pipeline)
-        assert count > 0
+        assert pipeline.cached is not None and pipeline.cached.reused == ("synap_schema_only",)
+        assert schema_shape(pipeline)[0] > 20
     finally:
         pipeline.stop()
 
@@ -176,7 +174,7 @@ def test_cache_off_builds_as_before_and_writes_nothing(tmp_path: Path, monkeypat
     said: list[str] = []
     pipeline = Pipeline.start(settings, say=said.append)
     try:
-        pipeline.legacy_template()
+        pipeline.schema_template()
     finally:
         pipeline.stop()
     assert pipeline.cached is None and not any("state cache" in line for line in said), said
@@ -191,8 +189,8 @@ def test_a_dsn_is_never_cached(pg: Server, tmp_path: Path) -> None:
     assert pipeline.cached is None and not (tmp_path / "cache").exists()
 
 
-def _session(cache: Path, after: str) -> subprocess.Popen[str]:
+def _session(cache: Path, state: str, after: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    code = SESSION.format(cache=str(cache), after=after or "time.sleep(600)")
+    code = SESSION.format(cache=str(cache), state=state, after=after or "time.sleep(600)")
     return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env=env, cwd=ROOT)
