@@ -39,6 +39,8 @@ class Equivalence:
         parser.add_argument("--rollback", action="store_true",
                             help="the after database was downgraded: compare under legacy names")
         parser.add_argument("--format", choices=tuple(RENDERERS), default="text")
+        parser.add_argument("--jobs", type=int, default=None,
+                            help="connections per database that scan in parallel (default: this machine's cores)")
         _common(parser)
 
     @staticmethod
@@ -47,11 +49,10 @@ class Equivalence:
 
         contract = load_contract(args.contract)
         groups = resolve_groups(args.group)
-        report = equivalence.run(args.before, args.after, contract, groups, rollback=args.rollback)
-        rate = report.rows / report.seconds if report.seconds else 0.0
+        report = equivalence.run(args.before, args.after, contract, groups, rollback=args.rollback, jobs=args.jobs)
         return _report(report.findings, args.format,
                        f"{len(report.findings)} finding(s); {len(report.outcomes)} relations, {report.rows:,} rows "
-                       f"compared in {report.seconds:.1f}s ({rate:,.0f} rows/s)")
+                       f"compared in {report.seconds:.1f}s ({report.rate:,.0f} rows/s, {report.jobs} connections per side)")
 
 
 class Preflight:

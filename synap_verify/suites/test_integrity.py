@@ -47,15 +47,16 @@ class Comparison:
     relations: list[equivalence.Relation]
     plan_findings: list[Finding]
     expected: equivalence.Expectations
+    scanned: list[equivalence.Scan]  # every relation's bucket sums, taken in parallel up front
 
     def check(self, table: str, backup_group: str) -> list[Finding]:
         def mine(name: str, group: str) -> bool:
             return name == table or table == BACKUP_TABLES and group == backup_group
 
         found = [f for f in self.plan_findings if mine(f.table, f.group)]
-        for relation in self.relations:
+        for relation, sides in zip(self.relations, self.scanned, strict=True):
             if mine(relation.table, relation.group):
-                found += equivalence.compare(self.before, self.after, relation, self.expected).findings
+                found += equivalence.compare(self.before, self.after, relation, self.expected, scanned=sides).findings
         return found
 
 
@@ -70,7 +71,8 @@ def comparison(synap_legacy_db: Database, synap_migrated_db: Database, contract:
     with equivalence.connect(synap_legacy_db.dsn) as before, equivalence.connect(synap_migrated_db.dsn) as after:
         relations, findings = equivalence.plan(synap_legacy_db.catalog(), synap_migrated_db.catalog(), contract,
                                                synap_settings.groups)
-        yield Comparison(before, after, relations, findings, equivalence.Expectations.load(after))
+        scanned = equivalence.scan(synap_legacy_db.dsn, synap_migrated_db.dsn, relations)
+        yield Comparison(before, after, relations, findings, equivalence.Expectations.load(after), scanned)
 
 
 def test_nothing_lost(comparison: Comparison, contract: Contract, group: str, table: str) -> None:
