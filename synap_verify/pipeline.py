@@ -9,6 +9,8 @@ of everything they are made of, so the next session with the same inputs starts 
 
 from __future__ import annotations
 
+import hashlib
+import os
 import subprocess
 import sys
 import tempfile
@@ -36,10 +38,14 @@ from synap_verify.settings import Settings
 
 SCHEMAS = ("synapscale_db",)
 Progress = Callable[[str], None]
-# Settings fields a built state is made of (paths by content, other values as they are): a new input
-# of the baseline, the generator or the migrations is one more name here
-STATE_INPUTS = ("baseline", "alembic", "contract", "scale", "seed")
+# Settings fields the states are made of (paths by content, other values as they are). A new input is one
+# more name in the tuple of the first state it changes: the loaded states' inputs key a cache entry, the
+# migrated state's inputs are hashed into its name, so an entry holds migrated states of several histories.
+LOADED_INPUTS = ("baseline", "scale", "seed")
+MIGRATED_INPUTS = ("alembic", "contract", "groups")
 GENERATOR = (Path(datagen.__file__).parent, PROFILES)  # the data generator's sources and profiles
+ENVIRONMENT = ("SYNAPSCALE_", "PG")  # variables a migration or a load may read (hashed: they may hold secrets)
+MIGRATED_KEPT = 3  # migrated states an entry keeps besides the ones its last session used
 
 
 @dataclass
@@ -49,8 +55,13 @@ class CacheUse:
     cache: StateCache
     key: str
     inputs: dict[str, str]
-    reused: tuple[str, ...] = ()
+    stored: dict[str, float] = field(default_factory=dict)  # states in the entry -> when last used
+    used: set[str] = field(default_factory=set)
     built: list[str] = field(default_factory=list)
+
+    @property
+    def reused(self) -> tuple[str, ...]:
+        return tuple(self.stored)
 
 
 @dataclass
@@ -83,19 +94,19 @@ class Pipeline:
     @classmethod
     def _from_cache(cls, settings: Settings, cache: StateCache, say: Progress) -> Pipeline:
         baseline = resolve_baseline(settings, say)
-        inputs = state_inputs(settings, baseline)
+        inputs = loaded_inputs(settings, baseline)
         key = cache.key(inputs)
         with cache.reading(key) as entry:
             server = provision(settings, entry.pgdata if entry else None)
         if entry:
-            say(f"synap-verify: state cache: reusing {', '.join(entry.states) or 'no state'} (key {key} in {cache.root})")
+            say(f"synap-verify: state cache: entry {key} holds {', '.join(entry.states) or 'no state'} ({cache.root})")
         else:
             nearest = cache.nearest(inputs)
             changed = [name for name, value in inputs.items() if nearest and nearest.inputs.get(name) != value]
             why = f" (changed since the last entry: {', '.join(changed)})" if changed else ""
             say(f"synap-verify: state cache: no entry for key {key}{why}; the states this session builds are stored "
                 f"at its end in {cache.root}")
-        use = CacheUse(cache, key, inputs, entry.states if entry else ())
+        use = CacheUse(cache, key, inputs, dict(entry.states) if entry else {})
         return cls(settings, server, say, cached=use, _baseline=baseline)
 
     @property
@@ -105,8 +116,7 @@ class Pipeline:
     def schema_template(self) -> str:
         """The baseline schema with no rows: for structural checks that rerun migrations many times."""
         name = "synap_schema_only"
-        if not database_exists(self.server, name):
-            self._build(name, lambda dsn: load_schema_file(dsn, self.baseline))
+        self._ensure(name, lambda dsn: load_schema_file(dsn, self.baseline))
         return name
 
     @property
@@ -119,26 +129,38 @@ class Pipeline:
     def legacy_template(self) -> str:
         """Stage 2, load: the baseline schema filled with prod-shaped data, once per session."""
         name = f"synap_legacy_{self.tag}"
-        if not database_exists(self.server, name):
-            self._build(name, self._load)
+        self._ensure(name, self._load)
         return name
 
     def migrated_template(self) -> str:
         """Stage 3, migrate: the legacy state with the selected groups' migrations applied, once."""
-        groups = self.settings.groups
-        suffix = "all" if groups == GROUPS else "_".join(groups)
-        name = f"synap_migrated_{self.tag}_{suffix}"[:63]
+        name = self.migrated_name()
         if not database_exists(self.server, name):
             legacy = self.legacy_template()
-            self._build(name, self._migrate, source=legacy)
+            self._ensure(name, self._migrate, source=legacy)
+        elif self.cached:
+            self.cached.used.add(name)
         return name
 
-    def _build(self, name: str, build: Callable[[str], None], source: str | None = None) -> None:
+    def migrated_name(self) -> str:
+        """``synap_migrated_<scale>_<seed>_<groups>_<hash of the migrations, contract, groups>``."""
+        groups = self.settings.groups
+        suffix = "all" if groups == GROUPS else "_".join(groups)
+        digest = StateCache.key(migrated_inputs(self.settings))[:10]
+        return f"synap_migrated_{self.tag}_{suffix}"[:52] + f"_{digest}"
+
+    def _ensure(self, name: str, build: Callable[[str], None], source: str | None = None) -> None:
+        """Build ``name`` unless the server has it (from the cache, or built earlier in this session)."""
+        if database_exists(self.server, name):
+            if self.cached:
+                self.cached.used.add(name)
+            return
         if self.cached:
             self.say(f"synap-verify: state cache: building {name} (not in entry {self.cached.key})")
         build_template(self.server, name, build, source=source)
         if self.cached:
             self.cached.built.append(name)
+            self.cached.used.add(name)
 
     def clone(self, state: str) -> Database:
         """A fresh database in ``state`` ('schema', 'legacy' or 'migrated') for one suite to use and drop."""
@@ -155,7 +177,8 @@ class Pipeline:
         self.server.stop()
 
     def _store(self, use: CacheUse) -> None:
-        """Only template states go in: the session's clones are dropped, then the cluster is stopped cleanly."""
+        """Only template states go in: the session's clones are dropped, and the migrated states of other
+        histories beyond the MIGRATED_KEPT last used; then the cluster is stopped cleanly and copied."""
         began = time.perf_counter()
         cluster = self.server.cluster
         assert cluster is not None  # a local backend (Pipeline.start)
@@ -163,9 +186,13 @@ class Pipeline:
             with self.server.connect() as conn:
                 rows = conn.execute("SELECT datname, datistemplate FROM pg_database "
                                     "WHERE datname NOT IN ('postgres', 'template0', 'template1')").fetchall()
-            for name, _ in (r for r in rows if not r[1]):
+            now = time.time()
+            states = {name: now if name in use.used else use.stored.get(name, 0.0) for name, template in rows if template}
+            others = sorted((n for n in states if n.startswith("synap_migrated_") and n not in use.used),
+                            key=lambda n: -states[n])
+            for name in [n for n, template in rows if not template] + others[MIGRATED_KEPT:]:
                 drop_database(self.server, name)
-            states = tuple(sorted(name for name, template in rows if template))
+                states.pop(name, None)
             cluster.halt()
             where = use.cache.store(use.key, cluster.pgdata, states, use.inputs)
         except (SynapError, OSError, psycopg.Error, subprocess.CalledProcessError) as exc:
@@ -216,15 +243,23 @@ def resolve_baseline(settings: Settings, say: Progress) -> Path:
     return source or LEGACY_SCHEMA
 
 
-def state_inputs(settings: Settings, baseline: Path) -> dict[str, str]:
-    """What the states are made of, each by content: the state cache's key is their hash."""
-    paths = {"baseline": baseline, "alembic": migrate.script_folder(settings.alembic)}
+def loaded_inputs(settings: Settings, baseline: Path) -> dict[str, str]:
+    """What the schema and legacy states are made of, each by content: a cache entry's key is their hash."""
     inputs = {"postgres": f"{settings.backend}: {binary_version(local_bindir(settings.backend))}",
               "generator": fingerprint(*GENERATOR)}
-    for name in STATE_INPUTS:
-        value = paths.get(name, getattr(settings, name))
-        inputs[name] = fingerprint(value) if isinstance(value, Path) else str(value)
-    return inputs
+    return inputs | _values(settings, LOADED_INPUTS, {"baseline": baseline})
+
+
+def migrated_inputs(settings: Settings) -> dict[str, str]:
+    """What a migrated state is made of besides the legacy state: hashed into its name."""
+    variables = sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith(ENVIRONMENT))
+    inputs = {"environment": hashlib.sha256("\0".join(variables).encode()).hexdigest()}
+    return inputs | _values(settings, MIGRATED_INPUTS, {"alembic": migrate.script_folder(settings.alembic)})
+
+
+def _values(settings: Settings, names: tuple[str, ...], paths: dict[str, Path]) -> dict[str, str]:
+    values = {name: paths.get(name, getattr(settings, name)) for name in names}
+    return {name: fingerprint(v) if isinstance(v, Path) else str(v) for name, v in values.items()}
 
 
 @contextmanager

@@ -52,14 +52,16 @@ def schema_shape(pipeline: Pipeline) -> tuple[int, str]:
 
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, tuple[int, str]]]:
-    """A cache holding the schema state, built once for the module (every state is stored the same way)."""
+    """A cache holding the schema, legacy and migrated states at tiny scale, built once for the module."""
     cache = tmp_path_factory.mktemp("cache")
     said: list[str] = []
     pipeline = start(cache, said)
     pipeline.schema_template()
+    pipeline.migrated_template()
     built = schema_shape(pipeline)
     pipeline.stop()
-    assert any("state cache: stored synap_schema_only" in line for line in said), said
+    assert any("state cache: stored " in line and "synap_legacy_tiny_" in line and "synap_migrated_tiny_" in line
+               and "synap_schema_only" in line for line in said), said
     yield cache, built
 
 
@@ -68,8 +70,8 @@ def test_a_second_session_starts_from_the_stored_state(stored: tuple[Path, tuple
     said: list[str] = []
     pipeline = start(cache, said)
     try:
-        name = pipeline.schema_template()
-        assert pipeline.cached is not None and name in pipeline.cached.reused
+        names = pipeline.schema_template(), pipeline.migrated_template()
+        assert pipeline.cached is not None and set(names) <= set(pipeline.cached.reused)
         assert not pipeline.cached.built and not any("building" in line for line in said), said
         assert schema_shape(pipeline) == built and built[0] > 20
     finally:
@@ -93,20 +95,28 @@ def _changed_contract(tmp: Path) -> dict[str, object]:
 
 @pytest.mark.parametrize(("changed", "variant"), [
     ("alembic", _changed_migration),
-    ("seed", lambda _tmp: {"seed": 7}),
     ("contract", _changed_contract),
+    ("seed", lambda _tmp: {"seed": 7}),
     ("scale", lambda _tmp: {"scale": "small"}),
 ])
 def test_any_changed_input_rebuilds(stored: tuple[Path, tuple[int, str]], tmp_path: Path, changed: str,
                                     variant: object) -> None:
-    """Seeded defect: an input missing from the key would let this session reuse the stored state."""
+    """A changed migration file or contract misses the stored migrated state (the loaded ones still serve);
+    a changed seed or scale misses the whole entry.
+
+    Seeded defect: an input missing from the key or the state's name would let this session reuse a stale state."""
     cache, _ = stored
     said: list[str] = []
     pipeline = start(cache, said, **variant(tmp_path))  # type: ignore[operator]
     try:
-        assert pipeline.cached is not None and pipeline.cached.reused == ()
-        assert any(f"no entry for key {pipeline.cached.key} (changed since the last entry: {changed})" in line
-                   for line in said), said
+        assert pipeline.cached is not None and pipeline.migrated_name() not in pipeline.cached.reused
+        if changed in ("alembic", "contract"):
+            assert "synap_schema_only" in pipeline.cached.reused
+            assert sum(name.startswith("synap_migrated_") for name in pipeline.cached.reused) == 1
+        else:
+            assert pipeline.cached.reused == ()
+            assert any(f"no entry for key {pipeline.cached.key} (changed since the last entry: {changed})" in line
+                       for line in said), said
     finally:
         pipeline.stop()
 
@@ -143,10 +153,10 @@ def test_a_killed_store_leaves_only_a_temporary_folder_that_is_ignored_and_remov
         assert entry is None
     source = tmp_path / "source"
     source.mkdir()
-    cache.store(key, source, ("synap_legacy_x",), inputs)
+    cache.store(key, source, {"synap_legacy_x": 1.0}, inputs)
     assert not leftover.exists()
     with cache.reading(key) as entry:
-        assert entry is not None and entry.states == ("synap_legacy_x",)
+        assert entry is not None and list(entry.states) == ["synap_legacy_x"]
 
 
 def test_two_sessions_at_once_leave_one_valid_entry(tmp_path: Path) -> None:
@@ -161,6 +171,7 @@ def test_two_sessions_at_once_leave_one_valid_entry(tmp_path: Path) -> None:
     pipeline = start(tmp_path, said)
     try:
         assert pipeline.cached is not None and pipeline.cached.reused == ("synap_schema_only",)
+        assert pipeline.schema_template() and not pipeline.cached.built
         assert schema_shape(pipeline)[0] > 20
     finally:
         pipeline.stop()

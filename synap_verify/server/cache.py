@@ -57,7 +57,7 @@ class Entry:
 
     key: str
     pgdata: Path
-    states: tuple[str, ...]
+    states: dict[str, float]  # template database -> when a session last used it (epoch seconds)
     inputs: dict[str, str]
 
 
@@ -101,13 +101,13 @@ class StateCache:
                       if e is not None and e.inputs.get("postgres") == inputs.get("postgres")]
         return max(candidates, key=lambda e: (e.pgdata.parent / MANIFEST).stat().st_mtime, default=None)
 
-    def store(self, key: str, pgdata: Path, states: tuple[str, ...], inputs: Mapping[str, str]) -> Path:
+    def store(self, key: str, pgdata: Path, states: Mapping[str, float], inputs: Mapping[str, str]) -> Path:
         """Copy a stopped cluster's data directory in under a temporary name, then swap it in."""
         staging = self.root / f"{TEMP}{key}-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
         copy_tree(pgdata, staging / "data")
-        manifest = {"key": key, "states": list(states), "inputs": dict(inputs), "stored": time.time()}
+        manifest = {"key": key, "states": dict(states), "inputs": dict(inputs), "stored": time.time()}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=1))
         final = self.root / key
         with self._locked(exclusive=True):
@@ -126,7 +126,7 @@ class StateCache:
             manifest = json.loads((folder / MANIFEST).read_text())
         except (OSError, ValueError):
             return None
-        return Entry(folder.name, folder / "data", tuple(manifest["states"]), manifest["inputs"])
+        return Entry(folder.name, folder / "data", dict(manifest["states"]), manifest["inputs"])
 
     def _prune(self) -> None:
         """Keep the KEEP most recently used entries; remove what killed writers left (their pid is gone)."""
