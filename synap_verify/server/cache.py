@@ -124,9 +124,9 @@ class StateCache:
             return None
         try:
             manifest = json.loads((folder / MANIFEST).read_text())
-        except (OSError, ValueError):
+            return Entry(folder.name, folder / "data", dict(manifest["states"]), dict(manifest["inputs"]))
+        except (OSError, ValueError, KeyError, TypeError):  # unreadable or another version's: not an entry
             return None
-        return Entry(folder.name, folder / "data", dict(manifest["states"]), manifest["inputs"])
 
     def _prune(self) -> None:
         """Keep the KEEP most recently used entries; remove what killed writers left (their pid is gone)."""
