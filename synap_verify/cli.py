@@ -53,6 +53,8 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("text", "json", "markdown"), default="text")
     parser.add_argument("--scale", default="tiny", help="data profile of the embedded database (default: tiny)")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--cache", default=None, help="state cache folder for the embedded database, or off "
+                        "(default: the user cache folder; SYNAP_CACHE)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -38,6 +38,8 @@ OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "baseline-skip-missing": ("load what the server can and leave out (and list) every statement that needs an "
                               "object the dump does not define or an extension the server lacks", {"action": "store_true"}),
     "keep": ("leave the server and databases up at the end and print how to connect", {"action": "store_true"}),
+    "cache": ("folder of the persistent database states (default: the user cache folder), or off to build "
+              "every state afresh; used by the embedded and system backends", {}),
     "report": ("write the verification report to this HTML file (self-contained) and a .json twin beside it", {}),
     "api": ("ASGI app under test, module:app (or module:factory taking the migrated database's SQLAlchemy URL)", {}),
     "api-url": ("base URL (or OpenAPI document URL) of a running API to test instead", {}),

@@ -18,6 +18,7 @@ from typing import Any
 from synap_verify.errors import SynapError
 from synap_verify.groups import resolve_groups, resolve_names
 from synap_verify.resources import CONTRACT, REFERENCE_MIGRATIONS
+from synap_verify.server.cache import default_root
 
 BACKENDS = ("embedded", "system", "docker", "dsn")
 SCALES = ("tiny", "small", "prod")
@@ -52,6 +53,7 @@ class Settings:
     baseline_prelude: Path | None = None  # SQL run before the baseline (objects the dump uses but does not define)
     baseline_skip_missing: bool = False  # load what the server can, leave out (and list) what needs a missing object
     keep: bool = False
+    cache: Path | None = field(default_factory=default_root)  # the state cache's folder; None: off
     docker_image: str = "postgres:16"
     tenant_settings: tuple[str, ...] = field(default=("app.current_tenant_id",))
     suites: tuple[str, ...] = DEFAULT_SUITES
@@ -131,6 +133,9 @@ class Settings:
             raise SynapError("--synap-api and --synap-api-url name two different APIs: give one")
         if out.get("api") and ":" not in out["api"]:
             raise SynapError(f"--synap-api expects module:attr, got {out['api']!r}")
+        if "cache" in out:
+            off = str(out["cache"]).strip().lower() in ("off", "no", "false", "0")
+            out["cache"] = None if off else Path(out["cache"]).expanduser().resolve()
         if out.get("report"):
             out["report"] = Path(out["report"]).expanduser().resolve()
         for key in ("alembic", "contract", "baseline", "baseline_prelude"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -24,7 +24,7 @@ from synap_verify.catalog import read_catalog
 from synap_verify.datagen.schema import load_schema_file
 from synap_verify.errors import SynapError
 from synap_verify.resources import LEGACY_SCHEMA, REFERENCE_MIGRATIONS
-from synap_verify.server import Server, embedded, sqlalchemy_url
+from synap_verify.server import Server, sqlalchemy_url
 from synap_verify.settings import Settings
 from synapscale.api import deps
 from synapscale.api.app import create_app
@@ -34,10 +34,8 @@ PARTIAL_MODELS = {"tenants", "users", "user_tenant_roles"}  # modelled only as f
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
-    srv = embedded.start()
-    yield srv
-    srv.stop()
+def server(pg_factory: Callable[[], Server]) -> Server:
+    return pg_factory()
 
 
 @pytest.fixture(scope="module")

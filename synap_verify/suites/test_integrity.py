@@ -54,15 +54,16 @@ class Comparison:
     plan_findings: list[Finding]
     expected: equivalence.Expectations
     counters: list[Finding]  # the G8 data check on the migrated database
+    scanned: list[equivalence.Scan]  # every relation's bucket sums, taken in parallel up front
 
     def check(self, table: str, backup_group: str) -> list[Finding]:
         def mine(name: str, group: str) -> bool:
             return name == table or table == BACKUP_TABLES and group == backup_group
 
         found = [f for f in self.plan_findings if mine(f.table, f.group)]
-        for relation in self.relations:
+        for relation, sides in zip(self.relations, self.scanned, strict=True):
             if mine(relation.table, relation.group):
-                found += equivalence.compare(self.before, self.after, relation, self.expected).findings
+                found += equivalence.compare(self.before, self.after, relation, self.expected, scanned=sides).findings
         return found
 
 
@@ -80,7 +81,8 @@ def comparison(synap_legacy_db: Database, synap_migrated_db: Database, contract:
         expected = equivalence.Expectations.load(after)
         counted, drifts = counters.check(after, migrated, contract, synap_settings.groups)
         expected.recount(drifts)
-        yield Comparison(before, after, relations, findings, expected, counted)
+        scanned = equivalence.scan(synap_legacy_db.dsn, synap_migrated_db.dsn, relations)
+        yield Comparison(before, after, relations, findings, expected, counted, scanned)
 
 
 def test_nothing_lost(comparison: Comparison, contract: Contract, group: str, table: str) -> None:
