@@ -13,6 +13,7 @@ import ast
 import dataclasses
 import json
 import math
+import os
 import random
 import re
 import subprocess
@@ -320,7 +321,9 @@ def test_bench_suite_stores_the_gates_samples_and_says_it_does_not_judge(tmp_pat
     done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", "--synap-suites=bench",
                            "--synap-scale=tiny", "--synap-group=analytics", "--synap-bench-rounds=3",
                            f"--benchmark-json={out}", "--rootdir", str(tmp_path), str(tmp_path)],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                          # a child of an xdist worker is no worker: pytest-benchmark would disable itself
+                          env={k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")})
     assert out.exists(), done.stdout[-3000:] + done.stderr[-3000:]
     stored = json.loads(out.read_text())["benchmarks"]
     assert stored and {b["name"].split("[")[0] for b in stored} == {"test_samples"}

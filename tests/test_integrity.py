@@ -8,6 +8,7 @@ a message that points at the bug.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import shutil
 from collections.abc import Iterator
@@ -126,12 +127,14 @@ def test_seeded_defect_fails_the_suite(defect: Defect, pytester: pytest.Pytester
     monkeypatch.setenv("SYNAPSCALE_ARCHIVE_DIR", str(tmp_path / "archive"))
     result = pytester.runpytest_subprocess(str(SUITE), "-p", "no:cacheprovider", "-q", f"--rootdir={ROOT}",
                                            f"--synap-alembic={migrations}", f"--synap-group={defect.group}",
-                                           "--synap-scale=tiny")
+                                           "--synap-scale=tiny", f"--synap-report={tmp_path / 'report.html'}")
     output = result.stdout.str()
     assert result.ret == 1, f"{defect.name}: the suite did not fail:\n{output[-3000:]}"
     assert re.search(rf"\[{re.escape(defect.rule)}\] .*{defect.expect}", output), \
         f"{defect.name}: no {defect.rule} failure points at the bug ({defect.expect}):\n" \
         + "\n".join(line for line in output.splitlines() if "EQ-" in line)[:4000]
+    reported = json.loads((tmp_path / "report.json").read_text())["findings"].get("nothing-lost", [])
+    assert defect.rule in {f["rule"] for f in reported}, f"{defect.name}: the report lacks the {defect.rule} finding"
 
 
 def test_json_properties_skip_for_another_system_under_test(pytester: pytest.Pytester, tmp_path: Path) -> None:

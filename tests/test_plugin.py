@@ -84,11 +84,16 @@ CASES: dict[str, tuple[str, Any]] = {
     "alembic": ("migrations", "<tmp>/migrations"),
     "contract": ("contract.yaml", "<tmp>/contract.yaml"),
     "baseline": ("schema.sql", "<tmp>/schema.sql"),
+    "baseline-prelude": ("schema.sql", "<tmp>/schema.sql"),
+    "baseline-skip-missing": ("true", True),
+    "cache": ("off", None),
     "keep": ("true", True),
     "report": ("out/report.html", "<tmp>/out/report.html"),
     "api": ("app.main:app", "app.main:app"),
     "api-url": ("http://127.0.0.1:8000", "http://127.0.0.1:8000"),
     "api-header": ("Authorization: Bearer t", ("Authorization: Bearer t",)),
+    "api-tenant": ("a=X-Tenant: 1\n  b=X-Tenant: 2", ("a=X-Tenant: 1", "b=X-Tenant: 2")),
+    "api-public": ("GET /health", ("GET /health",)),
     "bench-round-trip-ms": ("0.25", 0.25),
     "bench-unprepared": ("true", True),
     "bench-rounds": ("12", 12),
@@ -113,7 +118,7 @@ def test_each_option_reaches_settings_from_each_source(option: str, source: str,
     key = option.replace("-", "_")
     args: list[str] = []
     if source == "cli":
-        args = [f"--synap-{option}"] if option in FLAGS else [f"--synap-{option}={text}"]
+        args = [f"--synap-{option}"] if option in FLAGS else [f"--synap-{option}={v.strip()}" for v in text.split("\n")]
     elif source == "ini":
         pytester.makeini(f"[pytest]\nsynap_{key} = {text}\n")
     elif source == "pyproject":

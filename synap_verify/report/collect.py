@@ -276,7 +276,8 @@ def _migration(pipeline: Any) -> dict[str, Any]:
         return {"steps": [], "timings": {}}
     steps = [{**asdict(step), "group": _group_of(step.revision), "seconds": round(step.seconds, 3)}
              for step in pipeline.steps]
-    return {"steps": steps, "timings": {k: round(v, 2) for k, v in pipeline.timings.items()}}
+    reused = [name for name in pipeline.cached.reused if name in pipeline.cached.used] if pipeline.cached else []
+    return {"steps": steps, "timings": {k: round(v, 2) for k, v in pipeline.timings.items()}, "reused": reused}
 
 
 def _load(pipeline: Any) -> dict[str, Any] | None:

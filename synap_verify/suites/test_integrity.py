@@ -21,7 +21,7 @@ from synap_verify.integrity import counters, equivalence
 from synap_verify.pipeline import Pipeline
 from synap_verify.server.templates import Database
 from synap_verify.settings import Settings
-from synap_verify.stash import SETTINGS
+from synap_verify.stash import SETTINGS, record
 
 BACKUP_TABLES = "backup_*"
 
@@ -85,21 +85,24 @@ def comparison(synap_legacy_db: Database, synap_migrated_db: Database, contract:
         yield Comparison(before, after, relations, findings, expected, counted, scanned)
 
 
-def test_nothing_lost(comparison: Comparison, contract: Contract, group: str, table: str) -> None:
+def test_nothing_lost(comparison: Comparison, contract: Contract, group: str, table: str,
+                      pytestconfig: pytest.Config) -> None:
     """Every legacy row and value of the table is in the migrated database with the same meaning, or accounted for."""
     findings = comparison.check(table, contract.rules.backup_group)
+    record(pytestconfig, "nothing-lost", findings)
     assert not findings, f"{group}/{table}: data lost or altered by the migration:\n" + render_text(findings)
 
 
-def test_counter_equals_its_rows(comparison: Comparison, group: str, counter: str) -> None:
+def test_counter_equals_its_rows(comparison: Comparison, group: str, counter: str, pytestconfig: pytest.Config) -> None:
     """G8 in the data: the migrated counter equals its aggregate over the rows it counts, on every row."""
     table, column = counter.split(".")
     findings = [f for f in comparison.counters if (f.table, f.column) == (table, column)]
+    record(pytestconfig, "nothing-lost", findings)
     assert not findings, f"{group}/{counter}: the counter disagrees with its rows:\n" + render_text(findings)
 
 
 def test_rollback_restores_legacy_data(synap_pipeline: Pipeline, synap_legacy_db: Database, contract: Contract,
-                                       synap_settings: Settings) -> None:
+                                       synap_settings: Settings, pytestconfig: pytest.Config) -> None:
     """Downgrade to base on a migrated database gives back the legacy data: a rollback that loses rows is no plan."""
     if not synap_pipeline.server.disposable:
         pytest.skip("needs a disposable server (pass --synap-dsn-disposable)")
@@ -112,4 +115,5 @@ def test_rollback_restores_legacy_data(synap_pipeline: Pipeline, synap_legacy_db
                                  expected=expected)
     finally:
         db.drop()
+    record(pytestconfig, "nothing-lost", report.findings)
     assert not report.findings, "downgrade to base did not restore the legacy data:\n" + render_text(report.findings)
