@@ -35,7 +35,6 @@ from synap_verify.pipeline import Pipeline
 from synap_verify.resources import WORKLOAD as WORKLOAD_FILE
 from synap_verify.resources import suites_dir
 from synap_verify.server import Server
-from synap_verify.settings import Settings
 
 FAST = Limits(rounds=10, per_round=4)
 ROWS = 20000
@@ -226,9 +225,8 @@ DETERMINISTIC = {"BENCH-PLAN", "BENCH-ROWS", "BENCH-ERROR"}
 
 
 @pytest.fixture(scope="module")
-def real(pg: Server) -> dict[str, Side]:
+def real(pipeline: Pipeline) -> dict[str, Side]:
     """Legacy and migrated clones of the real schema at tiny scale, plus a migrated clone without the GIN index."""
-    pipeline = Pipeline(Settings.resolve({"scale": "tiny"}), pg, say=lambda _line: None)
     legacy, migrated, seeded = pipeline.clone("legacy"), pipeline.clone("migrated"), pipeline.clone("migrated")
     with seeded.connect() as conn:
         row = conn.execute(

@@ -9,11 +9,10 @@ from typing import Any
 import pytest
 
 from synap_verify.plugin import OPTIONS
-from synap_verify.settings import DEFAULT_SUITES, SUITES, Settings
+from synap_verify.settings import Settings
 from synap_verify.stash import SETTINGS
 
 REPO = Path(__file__).resolve().parents[1]
-OWN_TEST = "def test_mine(synap_settings):\n    assert synap_settings.groups\n"
 
 
 def collected(result: pytest.RunResult) -> list[str]:
@@ -44,7 +43,8 @@ def test_an_empty_folder_collects_the_same_items_as_the_repository(pytester: pyt
     assert result.ret == 0, result.stdout.str()[-2000:]
     here = [Path(node.split("::")[0]).name + "::" + node.split("::", 1)[1] for node in collected(result)]
     assert here == repository_items
-    assert modules(here) == {SUITES[f] for f in DEFAULT_SUITES}, "bench is not a default family"
+    assert modules(here) == {"test_migrations.py", "test_contract.py", "test_integrity.py", "test_json_properties.py",
+                             "test_rls.py", "test_api.py"}, "bench (test_regression.py) is not a default family"
 
 
 def test_the_users_own_tests_and_conftest_run_beside_the_suites(pytester: pytest.Pytester) -> None:

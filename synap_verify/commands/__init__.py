@@ -6,21 +6,35 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from synap_verify.findings import RENDERERS, Finding
 from synap_verify.settings import Settings
 
+if TYPE_CHECKING:
+    from synap_verify.server.templates import Database
+
 
 def add_contract_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--contract", type=Path, default=Settings.contract,
-                        help="contract file whose mapping is applied (default: fixtures/contract.yaml)")
+                        help="contract file (default: the packaged fixtures/contract.yaml)")
 
 
-def report_findings(findings: list[Finding], fmt: str, summary: str) -> int:
-    """Print the findings in ``fmt``, the one-line summary on stderr; exit 1 when there are findings."""
+def report_findings(findings: list[Finding], fmt: str, summary: str | None) -> int:
+    """Print the findings in ``fmt``, the one-line summary (if any) on stderr; exit 1 when there are findings."""
     output = RENDERERS[fmt](findings)
     if output:
         print(output)
-    print(f"synap-verify: {summary}", file=sys.stderr)
+    if summary is not None:
+        print(f"synap-verify: {summary}", file=sys.stderr)
     return 1 if findings else 0
+
+
+def target(args: argparse.Namespace, groups: Iterable[str], state: str = "migrated") -> AbstractContextManager[Database]:
+    """The database a command checks, from the target arguments (``cli.add_target_arguments``)."""
+    from synap_verify.pipeline import target_database
+
+    return target_database(args.dsn, list(groups), args.scale, args.seed, state=state, cache=args.cache)

@@ -276,7 +276,7 @@ def _migration(pipeline: Any) -> dict[str, Any]:
         return {"steps": [], "timings": {}}
     steps = [{**asdict(step), "group": _group_of(step.revision), "seconds": round(step.seconds, 3)}
              for step in pipeline.steps]
-    reused = [name for name in pipeline.cached.reused if name in pipeline.cached.used] if pipeline.cached else []
+    reused = [name for name in pipeline.cached.stored if name in pipeline.cached.used] if pipeline.cached else []
     return {"steps": steps, "timings": {k: round(v, 2) for k, v in pipeline.timings.items()}, "reused": reused}
 
 
