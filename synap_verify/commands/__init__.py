@@ -15,12 +15,30 @@ from synap_verify.findings import RENDERERS, Finding
 from synap_verify.settings import Settings
 
 if TYPE_CHECKING:
+    from synap_verify.contract import Contract
     from synap_verify.server.templates import Database
 
 
 def add_contract_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--contract", type=Path, default=Settings.contract,
                         help="contract file (default: the packaged fixtures/contract.yaml)")
+
+
+def add_checking_arguments(parser: argparse.ArgumentParser) -> None:
+    """A command that checks a target database against the contract: the target options and ``--contract``."""
+    from synap_verify.cli import add_target_arguments
+
+    add_target_arguments(parser)
+    add_contract_argument(parser)
+
+
+def contract_and_groups(args: argparse.Namespace) -> tuple[Contract, tuple[str, ...]]:
+    """The contract first (a bad file fails before any server starts), then the selected groups."""
+    from synap_verify.contract import load_contract
+    from synap_verify.groups import resolve_groups
+
+    contract = load_contract(args.contract)
+    return contract, tuple(resolve_groups(args.group))
 
 
 def report_findings(findings: list[Finding], fmt: str, summary: str | None) -> int:

@@ -7,24 +7,15 @@ import argparse
 import psycopg
 
 from synap_verify.catalog import read_catalog
-from synap_verify.commands import add_contract_argument, report_findings, target
+from synap_verify.commands import add_checking_arguments, contract_and_groups, report_findings, target
 from synap_verify.contract.check import check
-from synap_verify.contract.load import load_contract
 from synap_verify.errors import SynapError
-from synap_verify.groups import resolve_groups
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from synap_verify.cli import add_target_arguments
-
-    add_target_arguments(parser)
-    add_contract_argument(parser)
+add_arguments = add_checking_arguments
 
 
 def run(args: argparse.Namespace) -> int:
-    """Load the contract first (a bad file fails before any server starts), then check the target."""
-    contract = load_contract(args.contract)
-    groups = resolve_groups(args.group)
+    contract, groups = contract_and_groups(args)
     with target(args, groups) as db:
         try:
             with db.connect() as conn:
