@@ -55,6 +55,8 @@ SEEDS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(("LOAD-P95", "LOAD-FAILURES", "LOAD-THROUGHPUT"), _BASELINE),
     "LOAD-P99": (*_BASELINE, "test_load.py::test_baseline_fails_a_threshold_on_purpose"),
     **dict.fromkeys(("LOAD-NO-TRAFFIC", "LOAD-P99-DURING", "LOAD-STEP-FAILED", "LOAD-SAMPLER"), _VERDICT),
+    "PLAN-MANUAL": ("test_plan.py::test_legacy_fixture_plans_the_reference_declarations",
+                    "test_plan.py::test_plan_command_dry_run_states_sql_lock_and_rows"),
     "LOAD-RATE": ("test_load.py::test_rate_is_held_and_an_unreachable_one_is_flagged",),
     "LOAD-STEP-BLOCKING": (*_VERDICT, "test_load.py::test_seeded_unsafe_step_is_flagged"),
     "LOAD-FAILED-REQUESTS": (*_VERDICT, "test_load.py::test_prepared_statements_across_a_type_change_are_counted"),

@@ -85,8 +85,8 @@ class TableSpec:
 class FkDefault:
     """How the planner decides an FK the contract does not state (``rules.G4.defaults``, first match wins).
 
-    Each condition is checked only when set: the FK's column, the table it references (target name) and
-    whether the column is nullable. ``action`` is an ON DELETE action, or ``manual`` for "a person decides".
+    Each condition is checked only when set: the FK's column (``$tenant_column``: G5's tenant column), the
+    table it references (target name) and whether the column is nullable. ``action`` is an ON DELETE action, or ``manual`` for "a person decides".
     """
 
     action: str
@@ -94,12 +94,14 @@ class FkDefault:
     references: str | None = None
     nullable: bool | None = None
 
-    def matches(self, column: str, references: str, nullable: bool) -> bool:
-        return ((self.column is None or self.column == column) and (self.references is None or self.references == references)
+    def matches(self, column: str, references: str, nullable: bool, tenant_column: str) -> bool:
+        wanted = tenant_column if self.column == TENANT_COLUMN else self.column
+        return ((wanted is None or wanted == column) and (self.references is None or self.references == references)
                 and (self.nullable is None or self.nullable == nullable))
 
 
 MANUAL = "manual"  # an FkDefault action: the planner reports the FK (PLAN-MANUAL) instead of choosing
+TENANT_COLUMN = "$tenant_column"  # an FkDefault column: whatever G5.tenant_column names
 
 
 @dataclass(frozen=True)

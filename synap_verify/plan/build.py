@@ -218,7 +218,7 @@ def _unstated_action(contract: Contract, column: str, ref: str, nullable: bool, 
         manual(f"{label} has conflicting FK constraints ({listing}) and the contract states no action: state one",
                column=column, constraint=", ".join(fk.name for fk in fks), expected="one action", actual=listing)
         return None
-    default = next((d for d in rules.fk_defaults if d.matches(column, ref, nullable)), None)
+    default = next((d for d in rules.fk_defaults if d.matches(column, ref, nullable, rules.tenant_column)), None)
     if default is None or default.action == MANUAL:
         why = "a G4 default says a person decides" if default else "no G4 default matches it"
         manual(f"{label} → {ref} is ON DELETE {fks[0].on_delete}; the contract states no action and {why}",

@@ -16,11 +16,11 @@ from pathlib import Path
 import psycopg
 
 from synap_verify.plan.build import GroupPlan, Plan
+from synap_verify.resources import REFERENCE_MIGRATIONS
 from synapscale.migrations import ops
 
 FOUNDATION = "foundation"
 HEAD = "restructured"
-REFERENCE = Path(ops.__file__).resolve().parents[1]  # synapscale/migrations: env.py, script.py.mako, foundation
 _CONSTANTS = {ops.CASCADE: "CASCADE", ops.SET_NULL: "SET_NULL", ops.RESTRICT: "RESTRICT", ops.REQUIRED: "REQUIRED",
               ops.GLOBAL: "GLOBAL"}
 
@@ -153,10 +153,10 @@ def write_revisions(plan: Plan, out: Path, origin: str) -> list[Path]:
     versions.mkdir(parents=True, exist_ok=True)
     for name in ("env.py", "script.py.mako"):
         if not (out / name).exists():
-            shutil.copyfile(REFERENCE / name, out / name)
+            shutil.copyfile(REFERENCE_MIGRATIONS / name, out / name)
     foundation = versions / "0000_foundation.py"
     if not foundation.exists():
-        shutil.copyfile(REFERENCE / "versions" / "0000_foundation.py", foundation)
+        shutil.copyfile(REFERENCE_MIGRATIONS / "versions" / "0000_foundation.py", foundation)
     written: list[Path] = []
     planned = [g for g in plan.groups if not g.empty]
     for i, group in enumerate(planned, start=1):
