@@ -163,6 +163,11 @@ def test_generated_revision_file_carries_the_plan(pg: Server, legacy: str, contr
         assert module.TABLES == group.tables and module.GIN == group.gin and module.revision == f"{group.group}_1"
         assert all(f.message in path.read_text() for f in group.manual)  # the manual items are in the docstring
     assert migrate.single_head(tmp_path) == "restructured"
+    # planning again into the same folder replaces the earlier plan's files, and only those
+    (tmp_path / "versions" / "0500_mine.py").write_text('"""a revision of my own"""\n')
+    write_revisions(build_plan(catalog(pg.dsn(legacy)), contract, ["contacts"]), tmp_path, "the test")
+    assert sorted(p.name for p in (tmp_path / "versions").glob("*.py")) == [
+        "0000_foundation.py", "0100_contacts.py", "0500_mine.py", "9900_merge.py"]
 
 
 # --------------------------------------------------------------------------------------------------
