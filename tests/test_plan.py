@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import shutil
+import tempfile
 from pathlib import Path
 from types import ModuleType
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from synap_verify import migrate
 from synap_verify.catalog import Catalog, read_catalog
@@ -160,7 +164,7 @@ def test_generated_revision_file_carries_the_plan(pg: Server, legacy: str, contr
         assert spec and spec.loader
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        assert module.TABLES == group.tables and module.GIN == group.gin and module.revision == f"{group.group}_1"
+        assert (group.tables, group.gin, f"{group.group}_1") == (module.TABLES, module.GIN, module.revision)
         assert all(f.message in path.read_text() for f in group.manual)  # the manual items are in the docstring
     assert migrate.single_head(tmp_path) == "restructured"
     # planning again into the same folder replaces the earlier plan's files, and only those
@@ -197,6 +201,9 @@ DRIFT = (
     # a policy already present (RLS on, not forced, SELECT only)
     f"ALTER TABLE {S}.contact_tags ENABLE ROW LEVEL SECURITY",
     f"CREATE POLICY contact_tags_read ON {S}.contact_tags FOR SELECT USING (tenant_id = {S}.current_tenant_id())",
+    # RLS enabled and forced, no policy at all (the owner sees nothing either)
+    f"ALTER TABLE {S}.contact_events ENABLE ROW LEVEL SECURITY",
+    f"ALTER TABLE {S}.contact_events FORCE ROW LEVEL SECURITY",
 )
 HALF = ["analytics", "templates", "contacts"]
 
@@ -233,6 +240,7 @@ def test_half_migrated_start_plans_only_the_rest(pg: Server, half_migrated: str,
     assert tables["template_collections"].json == ("template_ids",)  # tags is jsonb already
     assert tables["contact_tags"].legacy_rls == "enabled"
     assert [p.name for p in tables["contact_tags"].legacy_policies] == ["contact_tags_read"]
+    assert (tables["contact_events"].legacy_rls, tables["contact_events"].legacy_policies) == ("forced", ())
     assert not plan.findings
 
 
@@ -284,7 +292,8 @@ def test_plan_command_dry_run_states_sql_lock_and_rows(pg: Server, legacy: str, 
     assert "[PLAN-MANUAL] contacts/contact_notes: contact_notes.author_id" not in out
     step = out[out.index("contact_sources: G2 timestamptz"):].splitlines()[:4]
     assert step[1].strip().startswith(f'sql:  ALTER TABLE {S}."contact_sources" ALTER COLUMN "created_at" TYPE timestamptz')
-    assert step[2].strip().startswith("lock: ACCESS EXCLUSIVE") and step[3].strip() == "rows: indexes re-read ~40 rows (reltuples)"
+    assert step[2].strip().startswith("lock: ACCESS EXCLUSIVE")
+    assert step[3].strip() == "rows: indexes re-read ~40 rows (reltuples)"
     fk = out[out.index("\n  contacts: G4 FK tenant_id -> tenants ON DELETE CASCADE") + 1:].splitlines()[:4]
     assert "ACCESS EXCLUSIVE on contacts and tenants" in fk[2]
     assert "0 group(s)" not in err and "PLAN-MANUAL finding(s)" in err
@@ -382,3 +391,39 @@ def test_generic_contract_with_another_tenant_column(pg: Server, tmp_path: Path)
     # the ops engine writes its policies and guards on tenant_id: said, not attempted
     assert sum("the ops engine writes policies and guards on tenant_id, not organization_id" in m for m in manual) == 2
     assert tables["tasks"].tenant is None and not tables["tasks"].parents
+
+
+# --------------------------------------------------------------------------------------------------
+# any half-migrated start: a seeded property
+
+
+SPREAD = ["analytics", "metrics", "templates", "other", "contacts"]  # groups with nothing manual under DECIDED
+DRIFTS = {"fk_cascade_elsewhere": DRIFT[:1], "duplicate_fk": DRIFT[1:2], "already_jsonb": DRIFT[2:3],
+          "policy_present": DRIFT[3:5], "forced_without_policy": DRIFT[5:]}
+
+
+@settings(max_examples=5, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(applied=st.lists(st.sampled_from(SPREAD), unique=True, max_size=3),
+       drift=st.lists(st.sampled_from(sorted(DRIFTS)), unique=True, min_size=1))
+def test_any_half_migrated_start_converges_and_comes_back(pg: Server, legacy: str, decided: Contract,
+                                                          applied: list[str], drift: list[str]) -> None:
+    """Some groups applied by the reference, some drift by hand, no Alembic history: the plan migrates the
+    rest to 0 contract findings, plans nothing afterwards, and the downgrade restores the start exactly."""
+    dsn = pg.dsn(legacy_db(pg, template=legacy))
+    migrate.upgrade(dsn, REFERENCE, ["foundation", *applied])
+    sql(dsn, *(s for name in drift for s in DRIFTS[name]), f"DROP TABLE {S}.alembic_version")
+    start = catalog(dsn)
+    plan = build_plan(start, decided, SPREAD)
+    assert not plan.findings
+    assert all(plan.group(g).empty for g in applied if g not in ("templates", "contacts")), applied  # type: ignore[union-attr]
+    out = Path(tempfile.mkdtemp(prefix="synap-plan-"))
+    try:
+        write_revisions(plan, out, "a seeded half-migrated start")
+        migrate.upgrade(dsn, out, ["heads"])
+        after = catalog(dsn)
+        assert check(after, decided, SPREAD) == []
+        assert build_plan(after, decided, SPREAD).empty
+        migrate.downgrade(dsn, out, "foundation")
+    finally:
+        shutil.rmtree(out)
+    assert structure(catalog(dsn)) == structure(start)

@@ -86,7 +86,8 @@ class FkDefault:
     """How the planner decides an FK the contract does not state (``rules.G4.defaults``, first match wins).
 
     Each condition is checked only when set: the FK's column (``$tenant_column``: G5's tenant column), the
-    table it references (target name) and whether the column is nullable. ``action`` is an ON DELETE action, or ``manual`` for "a person decides".
+    table it references (target name) and whether the column is nullable. ``action`` is an ON DELETE
+    action, or ``manual`` for "a person decides".
     """
 
     action: str
