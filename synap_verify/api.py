@@ -69,9 +69,27 @@ class ApiTarget:
     app: str = REFERENCE_APP
     url: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    tenants: tuple[Tenant, ...] = ()  # (A, B) of the API under test, when the user names them
+    public: tuple[str, ...] = ()  # operations ('GET /health') or paths ('/docs') served without credentials
+
+    @property
+    def reference(self) -> bool:
+        """The harness's own app on its own migrated clone: the only API whose ids the harness may read."""
+        return self.url is None and self.app == REFERENCE_APP
+
+    def is_public(self, method: str, path: str) -> bool:
+        return path in self.public or f"{method.upper()} {path}" in self.public
 
     def describe(self) -> str:
         return self.url or self.app
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """A tenant of the API under test, as its credentials: the headers every request on its behalf carries."""
+
+    name: str
+    headers: dict[str, str]
 
 
 def parse_header(text: str) -> tuple[str, str]:
@@ -82,11 +100,30 @@ def parse_header(text: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
+def parse_tenants(texts: Iterable[str]) -> tuple[Tenant, ...]:
+    """``NAME=Name: value`` entries -> tenants in order of first mention; a name repeated adds a header."""
+    tenants: dict[str, dict[str, str]] = {}
+    for text in texts:
+        name, sep, header = text.partition("=")
+        if not sep or not name.strip() or ":" not in header:
+            raise SynapError(f"--synap-api-tenant expects NAME=Header: value, got {text.split(':')[0]!r}…")
+        key, value = parse_header(header)
+        tenants.setdefault(name.strip(), {})[key] = value
+    if tenants and len(tenants) != 2:
+        raise SynapError(f"--synap-api-tenant names {len(tenants)} tenants ({', '.join(tenants)}): give exactly two, "
+                         "the first acts, the second owns the probed objects")
+    return tuple(Tenant(n, h) for n, h in tenants.items())
+
+
 def api_target(settings: Settings) -> ApiTarget:
     """The API the suite tests, as the settings name it (validated there: one of app or URL)."""
     headers = dict(parse_header(h) for h in settings.api_header)
+    tenants = parse_tenants(settings.api_tenant)
+    if tenants and not headers:
+        headers = dict(tenants[0].headers)  # tenant A is who the suite acts as
     url = settings.api_url
-    return ApiTarget(app=settings.api or REFERENCE_APP, url=url.rstrip("/") if url else None, headers=headers)
+    return ApiTarget(app=settings.api or REFERENCE_APP, url=url.rstrip("/") if url else None, headers=headers,
+                     tenants=tenants, public=settings.api_public)
 
 
 def load_app(spec: str, database_url: str) -> Any:
@@ -204,14 +241,43 @@ def legacy_aliases_returned(ctx: Any, response: Any, case: Case) -> bool | None:
 # --- the cross-tenant probe ----------------------------------------------------------------------
 
 
+PASS, LEAK, SERVER_ERROR, INCONCLUSIVE = "pass", "LEAK", "server error", "inconclusive"
+
+PROBE_LEAK = "API-LEAK"
+"""Tenant A got tenant B's object or id in a 2xx, or changed B's data: the API crosses the tenant boundary; filter by tenant."""
+
+PROBE_SERVER_ERROR = "API-5XX"
+"""Another tenant's id made the API fail (5xx): not a leak, but an unknown id must be a 404; fix the handler."""
+
+
 @dataclass
 class Probe:
-    """One operation called by tenant A with tenant B's ids."""
+    """One operation called by tenant A with tenant B's ids, and its verdict."""
 
     operation: str
     status: int | None = None
-    problem: str | None = None  # None: 404 and nothing of B's changed
+    verdict: str | None = None  # PASS, LEAK, SERVER_ERROR, INCONCLUSIVE; None when skipped
+    reason: str = ""
     skipped: str | None = None
+
+    @property
+    def problem(self) -> str | None:
+        """The leak, if this probe found one (the only verdict that fails the probe as a crossing)."""
+        return self.reason if self.verdict == LEAK else None
+
+
+def judge(status: int, body: str, ids_b: Mapping[str, str]) -> tuple[str, str]:
+    """The verdict on A's answer: 403/404 pass; 2xx holding one of B's ids leaks; 2xx without is B-free (an
+    empty list); 5xx is a server error; 400/422 (and any other refusal) say nothing about tenancy."""
+    if status in (403, 404):
+        return PASS, ""
+    if 200 <= status < 300:
+        held = [f"{name} {value}" for name, value in ids_b.items() if value in body]
+        return (LEAK, f"answered {status} with tenant B's {', '.join(held)}") if held else (PASS, "")
+    first = _first_line(body)[:160]
+    if status >= 500:
+        return SERVER_ERROR, f"answered {status} to another tenant's id: {first}"
+    return INCONCLUSIVE, f"answered {status} before reaching the object, so tenancy was not tested: {first}"
 
 
 def tenant_ids(conn: psycopg.Connection, tables: Iterable[str] = ID_TABLES.values()) -> dict[str, dict[str, str]]:
@@ -245,39 +311,170 @@ def fingerprint(conn: psycopg.Connection, tenant: str, tables: Iterable[str] = I
     return digest
 
 
-def probe_cross_tenant(schema: OpenApiSchema, conn: psycopg.Connection, headers_a: dict[str, str],
-                       ids_b: Mapping[str, str], tenant_b: str) -> list[Probe]:
-    """Call every operation that takes an id as tenant A with tenant B's ids; each must be 404 and leave B as it was."""
+def param_ids(table_ids: Mapping[str, str]) -> dict[str, str]:
+    """Ids by table (from a database) -> ids by the path parameter that takes them."""
+    return {param: table_ids[table] for param, table in ID_TABLES.items() if table in table_ids}
+
+
+def _operations(schema: OpenApiSchema) -> list[Any]:
+    return [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
+
+
+def _call(operation: Any, headers: Mapping[str, str], path: Mapping[str, str]) -> Any:
+    """One request with the given path parameters and a valid generated rest (body, query)."""
     import hypothesis
     from schemathesis import GenerationMode
 
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", hypothesis.errors.NonInteractiveExampleWarning)
+        case = operation.as_strategy(generation_mode=GenerationMode.POSITIVE).example()
+    case.path_parameters = dict(path)
+    # only the caller's credentials: generated security headers (a random X-Tenant-ID beside a real bearer
+    # token) or optional ones (a random X-User-ID) would be refused before the object is reached
+    required = {p.name.lower() for p in operation.headers if p.is_required}
+    case.headers = {k: v for k, v in (case.headers or {}).items() if k.lower() in required}
+    return case.call(headers=dict(headers))
+
+
+def ids_from_api(schema: OpenApiSchema, headers_b: Mapping[str, str]) -> dict[str, str]:
+    """Tenant B's ids as B itself lists them: for ``/x/{x_id}``, B's ``GET /x`` gives the first item's id.
+
+    A parameter ``y_id`` is also listed by any collection ending in ``/ys`` (``/x/{x_id}/ys``), once its
+    parents' ids are known. When no listing shows one, B creates one through the collection's POST
+    (a body Schemathesis generates from the document). Ids never come from the harness's own database,
+    which an API other than the reference has never seen.
+    """
+    operations = _operations(schema)
+    gets = {op.path: op for op in operations if op.method.upper() == "GET"}
+    posts = {op.path: op for op in operations if op.method.upper() == "POST"}
+    params = dict.fromkeys(p.name for op in operations for p in op.path_parameters)
+    listed: dict[str, list[str]] = {}  # every id of B's a listing showed, by parameter: parents to try in turn
+    for create in (False, True):  # creating writes into the API: only for what no listing shows
+        progress = True
+        while progress:
+            progress = False
+            for param in (p for p in params if p not in listed):
+                for path in _collections(param, gets.keys() | posts.keys()):
+                    needed = [p.name for p in (gets.get(path) or posts[path]).path_parameters]
+                    if not all(n in listed for n in needed):
+                        continue
+                    values = _list_ids(gets[path], needed, listed, param, headers_b) if path in gets else []
+                    if not values and create and path in posts:
+                        values = _create_id(posts[path], {n: listed[n][0] for n in needed}, param, headers_b)
+                    if values:
+                        listed[param] = values
+                        progress = True
+                        break
+    return {param: values[0] for param, values in listed.items()}
+
+
+def _collections(param: str, paths: Iterable[str]) -> list[str]:
+    """The collection paths that hold ``param``'s objects: the path before ``/{param}``, or any ending in its plural."""
+    plural = "/" + param.removesuffix("_id") + "s"
+    marker = "/{" + param + "}"
+    direct = {p.split(marker)[0] for p in paths if marker in p}
+    return sorted(p for p in paths if p in direct or p.endswith(plural))
+
+
+def _create_id(post: Any, path: dict[str, str], param: str, headers: Mapping[str, str], tries: int = 5) -> list[str]:
+    """B creates one object through ``post`` with generated valid bodies; its id, or nothing after ``tries``."""
+    for _ in range(tries):
+        response = _call(post, headers, path)
+        if 200 <= response.status_code < 300:
+            body = response.json()
+            value = body.get("id", body.get(param)) if isinstance(body, dict) else None
+            if value is not None:
+                return [str(value)]
+    return []
+
+
+def _list_ids(listing: Any, needed: list[str], listed: dict[str, list[str]], param: str,
+              headers: Mapping[str, str], tries: int = 10) -> list[str]:
+    """The ids a listing gives, trying up to ``tries`` of B's parents (the first may have no children);
+    the parent that had some moves first, so the ids returned for both stay consistent."""
+    parent = needed[0] if len(needed) == 1 else None
+    for candidate in listed[parent][:tries] if parent else [None]:
+        path = {n: listed[n][0] for n in needed} | ({parent: candidate} if parent and candidate else {})
+        response = listing.Case(path_parameters=path).call(headers=dict(headers))
+        if 200 <= response.status_code < 300 and (values := _ids(response.json(), param)):
+            if parent and candidate:
+                listed[parent].remove(candidate)
+                listed[parent].insert(0, candidate)
+            return values
+    return []
+
+
+def _ids(body: Any, param: str) -> list[str]:
+    """The ids of a listing's objects (``id``, else ``param``), whether the list is the body or inside it.
+
+    ``id`` first: an object's field named like the parameter may be another key (a workflow execution's
+    ``execution_id`` is a business key, not the id its path takes).
+    """
+    items = body if isinstance(body, list) else next((v for v in body.values() if isinstance(v, list)), []) \
+        if isinstance(body, dict) else []
+    values = [item.get("id", item.get(param)) for item in items if isinstance(item, dict)]
+    return [str(v) for v in values if v is not None]
+
+
+def api_state(schema: OpenApiSchema, headers_b: Mapping[str, str], ids_b: Mapping[str, str]) -> Callable[[], dict[str, str]]:
+    """B's objects as B reads them: every GET whose ids are B's, status and body. Equal before and after = unchanged."""
+    gets = [op for op in _operations(schema) if op.method.upper() == "GET" and op.path_parameters
+            and all(p.name in ids_b for p in op.path_parameters)]
+
+    def state() -> dict[str, str]:
+        out = {}
+        for op in gets:
+            response = op.Case(path_parameters={p.name: ids_b[p.name] for p in op.path_parameters}).call(
+                headers=dict(headers_b))
+            out[op.label] = f"{response.status_code}:{response.text}"
+        return out
+
+    return state
+
+
+def database_state(conn: psycopg.Connection, tenant: str) -> Callable[[], dict[str, str]]:
+    """B's rows as the database holds them (the reference API on the harness's own clone)."""
+    return lambda: fingerprint(conn, tenant)
+
+
+def probe_cross_tenant(schema: OpenApiSchema, headers_a: dict[str, str], ids_b: Mapping[str, str],
+                       state_b: Callable[[], dict[str, str]]) -> list[Probe]:
+    """Call every operation that takes an id as tenant A with tenant B's ids (by path parameter); judge each
+    answer (:func:`judge`) and, after every write, check through ``state_b`` that B's objects are unchanged."""
     results = []
-    for result in schema.get_all_operations():
-        operation = result.ok()  # type: ignore[union-attr]  # an invalid operation raises here, as it should
+    before = state_b()
+    for operation in _operations(schema):
         probe = Probe(operation.label)
         results.append(probe)
         names = [p.name for p in operation.path_parameters]
         if not names:
             continue
-        unknown = [n for n in names if n not in ID_TABLES]
-        missing = [n for n in names if n in ID_TABLES and ID_TABLES[n] not in ids_b]
-        if unknown or missing:
-            probe.skipped = (f"unknown id parameter {', '.join(unknown)}" if unknown
-                             else f"tenant B has no rows in {', '.join(ID_TABLES[n] for n in missing)}")
+        missing = [n for n in names if n not in ids_b]
+        if missing:
+            probe.skipped = f"no id of tenant B for {', '.join(missing)}"
             continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", hypothesis.errors.NonInteractiveExampleWarning)
-            case = operation.as_strategy(generation_mode=GenerationMode.POSITIVE).example()
-        case.path_parameters = {n: ids_b[ID_TABLES[n]] for n in names}
-        before = fingerprint(conn, tenant_b)
-        response = case.call(headers=dict(headers_a))
+        response = _call(operation, headers_a, {n: ids_b[n] for n in names})
         probe.status = response.status_code
-        changed = [t for t, digest in fingerprint(conn, tenant_b).items() if digest != before[t]]
-        if response.status_code != 404:
-            probe.problem = f"answered {response.status_code} to another tenant's id (expected 404)"
+        probe.verdict, probe.reason = judge(response.status_code, response.text, {n: ids_b[n] for n in names})
+        if operation.method.upper() in ("GET", "HEAD"):
+            continue
+        after = state_b()
+        changed = [t for t, digest in after.items() if digest != before.get(t)]
         if changed:
-            probe.problem = (probe.problem + "; " if probe.problem else "") + f"changed tenant B's {', '.join(changed)}"
+            probe.verdict = LEAK
+            probe.reason = (probe.reason + "; " if probe.reason else "") + f"changed tenant B's {', '.join(changed)}"
+        before = after
     return [p for p in results if p.status is not None or p.skipped]
+
+
+FAILURE_KINDS = {"ServerError": "server error", "UndefinedStatusCode": "undocumented status code",
+                 "JsonSchemaError": "schema violation", "IgnoredAuth": "authentication not enforced"}
+
+
+def failure_kind(failure: Exception) -> str:
+    """A Schemathesis failure as one line of the summary: server errors, undocumented statuses and schema
+    violations are different problems with different owners, never one count."""
+    return FAILURE_KINDS.get(type(failure).__name__, str(getattr(failure, "title", type(failure).__name__)).lower())
 
 
 Check = Callable[[Any, Any, Any], "bool | None"]

@@ -75,6 +75,7 @@ class Table:
     indexes: tuple[Index, ...]
     policies: tuple[Policy, ...]
     triggers: tuple[str, ...]
+    partition_bound: str | None = None  # a partition's own constraint (ancestors' included), as SQL
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -132,9 +133,11 @@ class Catalog:
 _TABLES = """
 SELECT c.oid, n.nspname, c.relname, c.relkind, pg_get_userbyid(c.relowner), c.relrowsecurity,
        c.relforcerowsecurity, (SELECT pc.relname FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent
-                                WHERE i.inhrelid = c.oid AND c.relispartition LIMIT 1)
+                                WHERE i.inhrelid = c.oid AND c.relispartition LIMIT 1),
+       CASE WHEN c.relispartition THEN pg_get_partition_constraintdef(c.oid) END
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = ANY(%(schemas)s) AND c.relkind IN ('r', 'p')
+WHERE n.nspname = ANY(%(schemas)s) AND c.relkind IN ('r', 'p') AND NOT EXISTS (
+      SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
 ORDER BY array_position(%(schemas)s, n.nspname::text), c.relname
 """
 _COLUMNS = """
@@ -194,6 +197,13 @@ SELECT n.nspname, p.proname, pg_get_function_identity_arguments(p.oid), p.prosec
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname = ANY(%(schemas)s) ORDER BY n.nspname, p.proname
 """
+_USER_SCHEMAS = """
+SELECT n.nspname FROM pg_namespace n
+WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' AND EXISTS (
+      SELECT 1 FROM pg_class c WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'p') AND NOT EXISTS (
+          SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'))
+ORDER BY n.nspname = 'public', n.nspname
+"""
 _ROLES = "SELECT rolname, rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname !~ '^pg_'"
 
 
@@ -210,7 +220,7 @@ def read_catalog(conn: psycopg.Connection, schemas: Iterable[str] = (SCHEMA,)) -
             grouped.setdefault(row[0], []).append(row[1:])
         rows_by_rel[kind] = grouped
     tables: dict[str, Table] = {}
-    for oid, schema, name, relkind, owner, rls, forced, parent in cur.execute(_TABLES, args).fetchall():
+    for oid, schema, name, relkind, owner, rls, forced, parent, bound in cur.execute(_TABLES, args).fetchall():
         cons = rows_by_rel["constraints"].get(oid, [])
         table = Table(
             schema=schema, name=name, kind="partitioned" if relkind == "p" else "table", owner=owner,
@@ -228,12 +238,18 @@ def read_catalog(conn: psycopg.Connection, schemas: Iterable[str] = (SCHEMA,)) -
             policies=tuple(Policy(r[0], POLICY_COMMANDS[r[1]], tuple(r[2]), r[3], r[4], r[5])
                            for r in rows_by_rel["policies"].get(oid, [])),
             triggers=tuple(r[0] for r in rows_by_rel["triggers"].get(oid, [])),
+            partition_bound=bound,
         )
         tables.setdefault(name, table)
     views = tuple(View(*r) for r in cur.execute(_VIEWS, args))
     functions = tuple(Function(*r) for r in cur.execute(_FUNCTIONS, args))
     roles = {r[0]: Role(*r) for r in cur.execute(_ROLES)}
     return Catalog(tuple(schemas), version, tables, views, functions, roles)
+
+
+def user_schemas(conn: psycopg.Connection) -> tuple[str, ...]:
+    """The schemas that hold a table a user made (not an extension's): what a foreign baseline defines."""
+    return tuple(r[0] for r in conn.execute(_USER_SCHEMAS))
 
 
 def diff_catalogs(expected: Catalog, actual: Catalog, ignore_tables: Iterable[str] = ("alembic_version",)) -> list[str]:

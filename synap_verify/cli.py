@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "archive-backups": ("synap_verify.commands.archive_backups",
                         "pg_dump, checksum, audit and drop the backup_* tables (the backup group)"),
     "bench-migrate": ("synap_verify.commands.bench_migrate", "time each revision and its longest ACCESS EXCLUSIVE lock"),
+    "generate": ("synap_verify.commands.generate", "build a scratch database from any schema dump and fill it with "
+                 "production-shaped data that meets every constraint"),
     "load": ("synap_verify.loadtest.command", "Locust load on the API, or the migration run under load (zero downtime)"),
 }
 
@@ -52,6 +54,8 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("text", "json", "markdown"), default="text")
     parser.add_argument("--scale", default="tiny", help="data profile of the embedded database (default: tiny)")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--cache", default=None, help="state cache folder for the embedded database, or off "
+                        "(default: the user cache folder; SYNAP_CACHE)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

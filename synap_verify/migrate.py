@@ -79,6 +79,11 @@ def script_directory(location: Path) -> ScriptDirectory:
         raise SynapError(f"cannot read migrations in {location}: {exc}") from None
 
 
+def script_folder(location: Path) -> Path:
+    """The folder holding ``env.py`` and the revisions, for an ``alembic.ini`` or the folder itself."""
+    return Path(script_directory(location).dir)
+
+
 def single_head(location: Path) -> str:
     """The one head revision; two heads is a broken history, named with its fix."""
     heads = script_directory(location).get_heads()

@@ -2,35 +2,66 @@
 
 A :class:`Pipeline` owns the session's server and builds each database state once, as a template:
 ``legacy`` (the baseline schema, filled) and ``migrated`` (legacy + the selected migrations). Suites
-ask for clones of those states by name and never build a state themselves.
+ask for clones of those states by name and never build a state themselves. On a local backend the
+states outlive the session in the state cache (:mod:`synap_verify.server.cache`), keyed by the content
+of everything they are made of, so the next session with the same inputs starts with them built.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import psycopg
 
 from synap_verify import datagen, migrate
-from synap_verify.catalog import read_catalog
-from synap_verify.datagen.schema import dump_schema, load_schema_file
-from synap_verify.groups import GROUPS, SCHEMA
-from synap_verify.resources import LEGACY_SCHEMA
+from synap_verify.catalog import read_catalog, user_schemas
+from synap_verify.datagen.schema import LeftOut, dump_schema, load_schema_file
+from synap_verify.errors import SynapError
+from synap_verify.groups import GROUPS
+from synap_verify.resources import LEGACY_SCHEMA, PROFILES
 from synap_verify.server import Server, redact
+from synap_verify.server.cache import StateCache, fingerprint
 from synap_verify.server.dsn import attach
-from synap_verify.server.provision import provision
-from synap_verify.server.templates import Database, build_template, clone, database_exists
+from synap_verify.server.executor import binary_version
+from synap_verify.server.provision import LOCAL_BACKENDS, local_bindir, provision
+from synap_verify.server.templates import Database, build_template, clone, database_exists, drop_database
 from synap_verify.settings import Settings
 
-SCHEMAS = (SCHEMA,)
 Progress = Callable[[str], None]
+# Settings fields the states are made of (paths by content, other values as they are). A new input is one
+# more name in the tuple of the first state it changes: the loaded states' inputs key a cache entry, the
+# migrated state's inputs are hashed into its name, so an entry holds migrated states of several histories.
+LOADED_INPUTS = ("baseline", "baseline_prelude", "baseline_skip_missing", "scale", "seed")
+MIGRATED_INPUTS = ("alembic", "contract", "groups")
+GENERATOR = (Path(datagen.__file__).parent, PROFILES)  # the data generator's sources and profiles
+ENVIRONMENT = ("SYNAPSCALE_", "PG")  # variables a migration or a load may read (hashed: they may hold secrets)
+MIGRATED_KEPT = 3  # migrated states an entry keeps besides the ones its last session used
+
+
+@dataclass
+class CacheUse:
+    """This session's entry in the state cache: its key, what it reused, what it built."""
+
+    cache: StateCache
+    key: str
+    inputs: dict[str, str]
+    stored: dict[str, float] = field(default_factory=dict)  # states in the entry -> when last used
+    used: set[str] = field(default_factory=set)
+    built: list[str] = field(default_factory=list)
+
+    @property
+    def reused(self) -> tuple[str, ...]:
+        return tuple(self.stored)
 
 
 @dataclass
@@ -43,14 +74,41 @@ class Pipeline:
     load_report: datagen.LoadReport | None = None
     steps: list[migrate.Step] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    left_out: list[LeftOut] = field(default_factory=list)  # statements of the baseline not loaded, and why
+    cached: CacheUse | None = None
+    _baseline: Path | None = None
 
     @classmethod
     def start(cls, settings: Settings, say: Progress = print) -> Pipeline:
-        """Stage 1, provision: a server from the configured backend."""
-        server = provision(settings)
+        """Stage 1, provision: a server from the configured backend (on a local one, from the state cache)."""
+        if settings.cache is None or settings.backend not in LOCAL_BACKENDS:
+            server = provision(settings)
+            pipeline = cls(settings, server, say)
+        else:
+            pipeline = cls._from_cache(settings, StateCache(settings.cache), say)
+            server = pipeline.server
         say(f"synap-verify: {server.backend} PostgreSQL {server.version()} at {server.describe()} "
             f"(ready in {server.started_in:.2f}s)")
-        return cls(settings, server, say, timings={"provision": server.started_in})
+        pipeline.timings["provision"] = server.started_in
+        return pipeline
+
+    @classmethod
+    def _from_cache(cls, settings: Settings, cache: StateCache, say: Progress) -> Pipeline:
+        baseline = resolve_baseline(settings, say)
+        inputs = loaded_inputs(settings, baseline)
+        key = cache.key(inputs)
+        with cache.reading(key) as entry:
+            server = provision(settings, entry.pgdata if entry else None)
+        if entry:
+            say(f"synap-verify: state cache: entry {key} holds {', '.join(entry.states) or 'no state'} ({cache.root})")
+        else:
+            nearest = cache.nearest(inputs)
+            changed = [name for name, value in inputs.items() if nearest and nearest.inputs.get(name) != value]
+            why = f" (changed since the last entry: {', '.join(changed)})" if changed else ""
+            say(f"synap-verify: state cache: no entry for key {key}{why}; the states this session builds are stored "
+                f"at its end in {cache.root}")
+        use = CacheUse(cache, key, inputs, dict(entry.states) if entry else {})
+        return cls(settings, server, say, cached=use, _baseline=baseline)
 
     @property
     def tag(self) -> str:
@@ -59,36 +117,51 @@ class Pipeline:
     def schema_template(self) -> str:
         """The baseline schema with no rows: for structural checks that rerun migrations many times."""
         name = "synap_schema_only"
-        if not database_exists(self.server, name):
-            build_template(self.server, name, lambda dsn: load_schema_file(dsn, self.baseline))
+        self._ensure(name, self._load_baseline)
         return name
 
-    @cached_property
+    @property
     def baseline(self) -> Path:
-        """The legacy schema file: ours, a user's dump, or a schema-only dump taken from a live DSN once."""
-        source = self.settings.baseline
-        if isinstance(source, str):
-            folder = Path(tempfile.mkdtemp(prefix="synap-baseline-"))
-            self.say(f"synap-verify: taking the baseline schema from {redact(source)} (pg_dump --schema-only)")
-            return dump_schema(source, folder / "baseline.sql", SCHEMAS)
-        return source or LEGACY_SCHEMA
+        """The legacy schema file (taken once per session when it comes from a DSN)."""
+        if self._baseline is None:
+            self._baseline = resolve_baseline(self.settings, self.say)
+        return self._baseline
 
     def legacy_template(self) -> str:
         """Stage 2, load: the baseline schema filled with prod-shaped data, once per session."""
         name = f"synap_legacy_{self.tag}"
-        if not database_exists(self.server, name):
-            build_template(self.server, name, self._load)
+        self._ensure(name, self._load)
         return name
 
     def migrated_template(self) -> str:
         """Stage 3, migrate: the legacy state with the selected groups' migrations applied, once."""
-        groups = self.settings.groups
-        suffix = "all" if groups == GROUPS else "_".join(groups)
-        name = f"synap_migrated_{self.tag}_{suffix}"[:63]
+        name = self.migrated_name()
         if not database_exists(self.server, name):
             legacy = self.legacy_template()
-            build_template(self.server, name, self._migrate, source=legacy)
+            self._ensure(name, self._migrate, source=legacy)
+        elif self.cached:
+            self.cached.used.add(name)
         return name
+
+    def migrated_name(self) -> str:
+        """``synap_migrated_<scale>_<seed>_<groups>_<hash of the migrations, contract, groups>``."""
+        groups = self.settings.groups
+        suffix = "all" if groups == GROUPS else "_".join(groups)
+        digest = StateCache.key(migrated_inputs(self.settings))[:10]
+        return f"synap_migrated_{self.tag}_{suffix}"[:52] + f"_{digest}"
+
+    def _ensure(self, name: str, build: Callable[[str], None], source: str | None = None) -> None:
+        """Build ``name`` unless the server has it (from the cache, or built earlier in this session)."""
+        if database_exists(self.server, name):
+            if self.cached:
+                self.cached.used.add(name)
+            return
+        if self.cached:
+            self.say(f"synap-verify: state cache: building {name} (not in entry {self.cached.key})")
+        build_template(self.server, name, build, source=source)
+        if self.cached:
+            self.cached.built.append(name)
+            self.cached.used.add(name)
 
     def clone(self, state: str) -> Database:
         """A fresh database in ``state`` ('schema', 'legacy' or 'migrated') for one suite to use and drop."""
@@ -97,19 +170,58 @@ class Pipeline:
         return clone(self.server, template, prefix=f"synap_{state}")
 
     def stop(self) -> None:
-        if not self.settings.keep:
-            self.server.stop()
+        """Stop the server; first store its states when this session built any (never with ``keep``)."""
+        if isinstance(self.settings.baseline, str) and self._baseline is not None:  # a dump taken from a DSN
+            shutil.rmtree(self._baseline.parent, ignore_errors=True)
+        if self.settings.keep:
+            return
+        if self.cached and self.cached.built:
+            self._store(self.cached)
+        self.server.stop()
+
+    def _store(self, use: CacheUse) -> None:
+        """Only template states go in: the session's clones are dropped, and the migrated states of other
+        histories beyond the MIGRATED_KEPT last used; then the cluster is stopped cleanly and copied."""
+        began = time.perf_counter()
+        cluster = self.server.cluster
+        assert cluster is not None  # a local backend (Pipeline.start)
+        try:
+            with self.server.connect() as conn:
+                rows = conn.execute("SELECT datname, datistemplate FROM pg_database "
+                                    "WHERE datname NOT IN ('postgres', 'template0', 'template1')").fetchall()
+            now = time.time()
+            states = {name: now if name in use.used else use.stored.get(name, 0.0) for name, template in rows if template}
+            others = sorted((n for n in states if n.startswith("synap_migrated_") and n not in use.used),
+                            key=lambda n: -states[n])
+            for name in [n for n, template in rows if not template] + others[MIGRATED_KEPT:]:
+                drop_database(self.server, name)
+                states.pop(name, None)
+            cluster.halt()
+            where = use.cache.store(use.key, cluster.pgdata, states, use.inputs)
+        except (SynapError, OSError, psycopg.Error, subprocess.CalledProcessError) as exc:
+            self.say(f"synap-verify: state cache: nothing stored ({str(exc).strip()}); the next session builds again")
+            return
+        self.say(f"synap-verify: state cache: stored {', '.join(states)} in {time.perf_counter() - began:.1f}s ({where})")
 
     def _load(self, dsn: str) -> None:
         began = time.perf_counter()
-        load_schema_file(dsn, self.baseline)
+        self._load_baseline(dsn)
         with psycopg.connect(dsn, autocommit=True) as conn:
-            catalog = read_catalog(conn, SCHEMAS)
+            catalog = read_catalog(conn, user_schemas(conn))
         self.say(f"synap-verify: loading {len(catalog.tables)} tables at scale '{self.settings.scale}' "
                  f"(seed {self.settings.seed})")
-        self.load_report = datagen.fill(dsn, catalog, self.settings.scale, self.settings.seed, self._progress())
+        report = datagen.fill(dsn, catalog, self.settings.scale, self.settings.seed, self._progress())
+        self.load_report = replace(report, notes=tuple(f"left out of the baseline: {x}" for x in self.left_out)
+                                   + report.notes)
         self.timings["load"] = time.perf_counter() - began
         self.say(f"synap-verify: loaded {sum(self.load_report.rows.values()):,} rows in {self.timings['load']:.1f}s")
+
+    def _load_baseline(self, dsn: str) -> None:
+        """The baseline schema (after its prelude); every statement left out is said, never skipped silently."""
+        self.left_out = load_schema_file(dsn, self.baseline, self.settings.baseline_prelude,
+                                         self.settings.baseline_skip_missing)
+        for item in self.left_out:
+            self.say(f"synap-verify: left out of the baseline: {item}")
 
     def _migrate(self, dsn: str) -> None:
         began = time.perf_counter()
@@ -133,15 +245,48 @@ class Pipeline:
         return report
 
 
+def resolve_baseline(settings: Settings, say: Progress) -> Path:
+    """The legacy schema file: ours, a user's dump, or a schema-only dump taken from a live DSN."""
+    source = settings.baseline
+    if isinstance(source, str):
+        folder = Path(tempfile.mkdtemp(prefix="synap-baseline-"))
+        say(f"synap-verify: taking the baseline schema from {redact(source)} (pg_dump --schema-only)")
+        try:
+            return dump_schema(source, folder / "baseline.sql")
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+    return source or LEGACY_SCHEMA
+
+
+def loaded_inputs(settings: Settings, baseline: Path) -> dict[str, str]:
+    """What the schema and legacy states are made of, each by content: a cache entry's key is their hash."""
+    inputs = {"postgres": f"{settings.backend}: {binary_version(local_bindir(settings.backend))}",
+              "generator": fingerprint(*GENERATOR)}
+    return inputs | _values(settings, LOADED_INPUTS, {"baseline": baseline})
+
+
+def migrated_inputs(settings: Settings) -> dict[str, str]:
+    """What a migrated state is made of besides the legacy state: hashed into its name."""
+    variables = sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith(ENVIRONMENT))
+    inputs = {"environment": hashlib.sha256("\0".join(variables).encode()).hexdigest()}
+    return inputs | _values(settings, MIGRATED_INPUTS, {"alembic": migrate.script_folder(settings.alembic)})
+
+
+def _values(settings: Settings, names: tuple[str, ...], paths: dict[str, Path]) -> dict[str, str]:
+    values = {name: paths.get(name, getattr(settings, name)) for name in names}
+    return {name: fingerprint(v) if isinstance(v, Path) else str(v) for name, v in values.items()}
+
+
 @contextmanager
 def target_database(dsn: str | None, groups: list[str], scale: str = "tiny", seed: int | None = None,
-                    state: str = "migrated") -> Iterator[Database]:
+                    state: str = "migrated", cache: str | None = None) -> Iterator[Database]:
     """The database a CLI command checks: the given DSN (read-only), or a fresh embedded one in ``state``."""
     if dsn:
         server = attach(dsn, declared_disposable=False, pattern=Settings.disposable_pattern)
         yield Database(server, server.dbname)
         return
-    settings = Settings.resolve({"groups": groups, "scale": scale, "seed": seed})
+    settings = Settings.resolve({"groups": groups, "scale": scale, "seed": seed, "cache": cache})
     pipeline = Pipeline.start(settings, say=lambda line: print(line, file=sys.stderr))
     try:
         yield pipeline.clone(state)

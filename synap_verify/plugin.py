@@ -33,11 +33,21 @@ OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "contract": ("restructure contract file (default: the packaged fixtures/contract.yaml)", {}),
     "baseline": ("legacy schema SQL to load instead of the packaged legacy schema (e.g. pg_dump --schema-only), "
                  "or the DSN of a database to take it from", {}),
+    "baseline-prelude": ("SQL file run before the baseline: the functions, roles or schemas the dump uses but "
+                         "does not define", {}),
+    "baseline-skip-missing": ("load what the server can and leave out (and list) every statement that needs an "
+                              "object the dump does not define or an extension the server lacks", {"action": "store_true"}),
     "keep": ("leave the server and databases up at the end and print how to connect", {"action": "store_true"}),
+    "cache": ("folder of the persistent database states (default: the user cache folder), or off to build "
+              "every state afresh; used by the embedded and system backends", {}),
     "report": ("write the verification report to this HTML file (self-contained) and a .json twin beside it", {}),
     "api": ("ASGI app under test, module:app (or module:factory taking the migrated database's SQLAlchemy URL)", {}),
     "api-url": ("base URL (or OpenAPI document URL) of a running API to test instead", {}),
     "api-header": ("'Name: value' header sent with every API request (repeatable)", {"action": "append"}),
+    "api-tenant": ("NAME=Header: value, a tenant of the API under test (twice: the first acts, the second owns the "
+                   "probed objects)", {"action": "append"}),
+    "api-public": ("an operation ('GET /health') or path ('/docs') the API serves without credentials (repeatable)",
+                   {"action": "append"}),
     "bench-round-trip-ms": ("benchmark gate: the application's least statement round trip; a slowdown must exceed "
                             "5%% of it (default 0.1 ms; 0 = strict ratio only)", {}),
     "bench-unprepared": ("benchmark gate: time unprepared statements (planning in every sample)", {"action": "store_true"}),

@@ -62,9 +62,11 @@ _RULES = (
     Rule("G3", "contract", "a column is named `meta_data`", "one name per concept across the schema",
          "rename it `metadata` (keep `meta_data` in the API during the transition)", ("renamed_columns",)),
     Rule("G4", "contract", "an FK has NO ACTION (or an action not in `allowed_actions`); duplicated or conflicting "
-         "FK constraints on the same columns; ON DELETE SET NULL on a NOT NULL column",
+         "FK constraints on the same columns; ON DELETE SET NULL on a NOT NULL column, or the contract asking SET "
+         "NULL of a NOT NULL column (for every FK the contract expects, present or missing)",
          "a delete either fails late or leaves orphans; the schema must say what happens",
-         "drop the duplicates, keep one FK with the expected action (the message names it)",
+         "drop the duplicates, keep one FK with the expected action (the message names it); SET NULL is never "
+         "advised for a NOT NULL column: make the column nullable and keep SET NULL, or choose another action",
          ("allowed_actions", "classes", "targets", "defaults")),
     Rule("G5", "contract", "a tenant table lost `tenant_id`, has it nullable, has RLS disabled or not forced, lacks "
          "permissive policies granting SELECT/INSERT/UPDATE/DELETE, has an ALL or INSERT policy without WITH CHECK, "
@@ -177,6 +179,12 @@ _RULES = (
     Rule("EQ-MOVED", "equivalence", "values of a dropped column are not where `moved_to` says (nor quarantined), or no "
          "check knows how to read their destination", "data was lost in a move, or went unverified",
          "carry every value; add a reader to `moves.py` for a new destination"),
+    Rule("G8-COUNT", "equivalence", "(after migration) a counter differs from its `aggregate` over its `source` rows",
+         "the API shows counts that its rows contradict", "recount from the rows; fix the trigger or the backfill "
+         "that left it (synap_verify/integrity/counters.py)"),
+    Rule("G8-COUNT-UNCHECKED", "equivalence", "a counter's rows cannot be found: no source table, or no single-column "
+         "FK (or `via:` column) from it", "the counter went unverified", "state `via:` (the source column) in the "
+         "contract"),
     # preflight: synap_verify/integrity/preflight.py, on the legacy database
     Rule("PF-JSONB", "preflight", "json text the server's own `::jsonb` rejects",
          "the conversion fails or must quarantine these rows", "plan the quarantine before the window"),

@@ -18,6 +18,7 @@ from typing import Any
 from synap_verify.errors import SynapError
 from synap_verify.groups import resolve_groups, resolve_names
 from synap_verify.resources import CONTRACT, REFERENCE_MIGRATIONS
+from synap_verify.server.cache import default_root
 
 BACKENDS = ("embedded", "system", "docker", "dsn")
 SCALES = ("tiny", "small", "prod")
@@ -49,7 +50,10 @@ class Settings:
     alembic: Path = REFERENCE_MIGRATIONS
     contract: Path = CONTRACT
     baseline: Path | str | None = None  # a schema file, or the DSN of a database to take it from
+    baseline_prelude: Path | None = None  # SQL run before the baseline (objects the dump uses but does not define)
+    baseline_skip_missing: bool = False  # load what the server can, leave out (and list) what needs a missing object
     keep: bool = False
+    cache: Path | None = field(default_factory=default_root)  # the state cache's folder; None: off
     docker_image: str = "postgres:16"
     tenant_settings: tuple[str, ...] = field(default=("app.current_tenant_id",))
     suites: tuple[str, ...] = DEFAULT_SUITES
@@ -57,6 +61,8 @@ class Settings:
     api: str | None = None  # module:attr of the ASGI app under test (default: the reference app)
     api_url: str | None = None  # a running API to test instead
     api_header: tuple[str, ...] = ()  # 'Name: value' sent with every API request
+    api_tenant: tuple[str, ...] = ()  # 'NAME=Header: value' per tenant: the first acts, the second owns
+    api_public: tuple[str, ...] = ()  # operations ('GET /health') or paths ('/docs') served without credentials
     bench_round_trip_ms: float | None = None  # a slowdown must exceed 5% of this round trip (None: the gate's G6)
     bench_unprepared: bool = False  # time unprepared statements (planning in every sample)
     bench_rounds: int | None = None  # interleaved rounds per benchmark query (None: the gate's G6)
@@ -102,7 +108,7 @@ class Settings:
         scale = out.get("scale", cls.scale)
         if scale not in SCALES:
             raise SynapError(f"unknown scale '{scale}': use one of {', '.join(SCALES)} (--synap-scale)")
-        for key in ("dsn_disposable", "keep", "bench_unprepared"):
+        for key in ("dsn_disposable", "keep", "bench_unprepared", "baseline_skip_missing"):
             if key in out:
                 out[key] = _as_bool(out[key], key)
         for key, kind in (("seed", int), ("bench_rounds", int), ("bench_round_trip_ms", float)):
@@ -117,21 +123,28 @@ class Settings:
             out["server_preload"] = tuple(lib for lib in _as_list(out["server_preload"]) if lib)
             if not all(re.fullmatch(r"\w+", lib) for lib in out["server_preload"]):
                 raise SynapError("server_preload: library names only, e.g. pg_stat_statements")
-        if "api_header" in out:
-            out["api_header"] = tuple(h for h in _as_list(out["api_header"], sep="\n") if h.strip())
+        for key in ("api_header", "api_tenant", "api_public"):
+            if key in out:
+                out[key] = tuple(h.strip() for h in _as_list(out[key], sep="\n") if h.strip())
+        if len(out.get("api_tenant", ())) == 1:
+            raise SynapError("--synap-api-tenant names one tenant: give two, NAME=HEADER each (the first acts, "
+                             "the second owns the objects)")
         if out.get("api") and out.get("api_url"):
             raise SynapError("--synap-api and --synap-api-url name two different APIs: give one")
         if out.get("api") and ":" not in out["api"]:
             raise SynapError(f"--synap-api expects module:attr, got {out['api']!r}")
+        if "cache" in out:
+            off = str(out["cache"]).strip().lower() in ("off", "no", "false", "0")
+            out["cache"] = None if off else Path(out["cache"]).expanduser().resolve()
         if out.get("report"):
             out["report"] = Path(out["report"]).expanduser().resolve()
-        for key in ("alembic", "contract", "baseline"):
+        for key in ("alembic", "contract", "baseline", "baseline_prelude"):
             if key == "baseline" and isinstance(out.get(key), str) and is_dsn(out[key]):
                 continue
             if out.get(key) is not None:
                 path = Path(out[key]).expanduser()
                 if not path.exists():
-                    raise SynapError(f"--synap-{key}: {path} does not exist")
+                    raise SynapError(f"--synap-{key.replace('_', '-')}: {path} does not exist")
                 out[key] = path.resolve()
         if isinstance(out.get("tenant_settings"), str):
             out["tenant_settings"] = tuple(s.strip() for s in out["tenant_settings"].split(",") if s.strip())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -24,7 +24,7 @@ from synap_verify.catalog import read_catalog
 from synap_verify.datagen.schema import load_schema_file
 from synap_verify.errors import SynapError
 from synap_verify.resources import LEGACY_SCHEMA, REFERENCE_MIGRATIONS
-from synap_verify.server import Server, embedded, sqlalchemy_url
+from synap_verify.server import Server, sqlalchemy_url
 from synap_verify.settings import Settings
 from synapscale.api import deps
 from synapscale.api.app import create_app
@@ -34,10 +34,8 @@ PARTIAL_MODELS = {"tenants", "users", "user_tenant_roles"}  # modelled only as f
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
-    srv = embedded.start()
-    yield srv
-    srv.stop()
+def server(pg_factory: Callable[[], Server]) -> Server:
+    return pg_factory()
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +70,8 @@ def _headers(tenant: str) -> dict[str, str]:
 def _probe(app: FastAPI, migrated: str, ids: dict[str, dict[str, str]], tenants: tuple[str, str]) -> list[synap_api.Probe]:
     schema = synap_api.load_schema(synap_api.ApiTarget(), app)
     with psycopg.connect(migrated, autocommit=True) as conn:
-        return synap_api.probe_cross_tenant(schema, conn, _headers(tenants[0]), ids[tenants[1]], tenants[1])
+        return synap_api.probe_cross_tenant(schema, _headers(tenants[0]), synap_api.param_ids(ids[tenants[1]]),
+                                            synap_api.database_state(conn, tenants[1]))
 
 
 def test_models_agree_with_the_migrated_schema(migrated: str) -> None:

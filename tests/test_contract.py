@@ -236,6 +236,55 @@ def test_each_seeded_defect_is_reported_alone(good_conn: psycopg.Connection, sma
     assert all(f.message.endswith(f"({rule})") for f in findings)
 
 
+CONFLICTING_NOT_NULL = ("ALTER TABLE llms_usage_logs ALTER llm_id SET NOT NULL, "
+                       "ADD CONSTRAINT llms_usage_logs_llm_id_cascade FOREIGN KEY (llm_id) REFERENCES llms ON DELETE CASCADE")
+
+
+def test_conflicting_fks_on_a_not_null_column_never_advise_set_null(good_conn: psycopg.Connection,
+                                                                    small_contract: Contract) -> None:
+    """The contract wants SET NULL on llm_id; with llm_id NOT NULL that advice would fail every delete of an llm."""
+    good_conn.execute(CONFLICTING_NOT_NULL)
+    findings = check(read_catalog(good_conn), small_contract)
+    assert [(f.rule, f.table, f.column) for f in findings] == [("G4", "llms_usage_logs", "llm_id")], render_text(findings)
+    message = findings[0].message
+    assert "keep one" in message and "NOT NULL" in message
+    assert "make llm_id nullable" in message and "choose another action" in message
+    assert "keep one, ON DELETE SET NULL" not in message
+    # the advice is right: with the SET NULL constraint kept, deleting a used llm fails
+    good_conn.execute("ALTER TABLE llms_usage_logs DROP CONSTRAINT llms_usage_logs_llm_id_cascade")
+    good_conn.execute("""
+        INSERT INTO tenants (id) VALUES ('00000000-0000-0000-0000-000000000001');
+        INSERT INTO users (id, email) VALUES ('00000000-0000-0000-0000-000000000002', 'u@x');
+        INSERT INTO llms (id, name) VALUES ('00000000-0000-0000-0000-000000000003', 'm');
+        INSERT INTO llms_usage_logs (id, tenant_id, user_id, llm_id, created_at) VALUES
+            ('00000000-0000-0000-0000-000000000004', '00000000-0000-0000-0000-000000000001',
+             '00000000-0000-0000-0000-000000000002', '00000000-0000-0000-0000-000000000003', now())""")
+    with pytest.raises(psycopg.errors.NotNullViolation):
+        good_conn.execute("DELETE FROM llms WHERE id = '00000000-0000-0000-0000-000000000003'")
+
+
+def test_duplicate_fks_without_a_contract_action_offer_no_set_null_on_a_not_null_column(
+        good_conn: psycopg.Connection, small_contract: Contract) -> None:
+    good_conn.execute("ALTER TABLE workspace_members ADD CONSTRAINT workspace_members_user_null "
+                      "FOREIGN KEY (user_id) REFERENCES users ON DELETE SET NULL")
+    findings = check(read_catalog(good_conn), small_contract)
+    assert [(f.rule, f.column) for f in findings] == [("G4", "user_id")], render_text(findings)
+    assert findings[0].message.startswith("workspace_members.user_id has 2 conflicting FK constraints")
+    assert "keep one, ON DELETE CASCADE / RESTRICT" in findings[0].message
+
+
+def test_an_expected_set_null_fk_that_is_missing_on_a_not_null_column_gets_the_nullability_finding(
+        good_conn: psycopg.Connection, small_contract: Contract) -> None:
+    """The rule covers FKs the contract expects, not only those that exist."""
+    good_conn.execute("ALTER TABLE analytics_events DROP CONSTRAINT analytics_events_workflow_id_fkey, "
+                      "ALTER workflow_id SET NOT NULL")
+    findings = check(read_catalog(good_conn), small_contract)
+    assert sorted((f.rule, f.column) for f in findings) == [("G4", "workflow_id"), ("T-FK", "workflow_id")], \
+        render_text(findings)
+    g4 = next(f for f in findings if f.rule == "G4")
+    assert "make workflow_id nullable" in g4.message and "choose another action" in g4.message
+
+
 def test_an_application_role_that_bypasses_rls_is_reported_per_tenant_table(good_conn: psycopg.Connection,
                                                                            small_contract: Contract) -> None:
     good_conn.execute("ALTER ROLE synapscale_app BYPASSRLS")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -16,17 +16,15 @@ from synap_verify.datagen.schema import load_schema_file
 from synap_verify.datagen.values import ALL_JSON_CASES, DST_TIMESTAMPS
 from synap_verify.errors import SynapError
 from synap_verify.resources import LEGACY_SCHEMA
-from synap_verify.server import Server, embedded
+from synap_verify.server import Server
 
 LEGACY = LEGACY_SCHEMA
 FOREIGN = Path(__file__).parent / "data" / "foreign_schema.sql"
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
-    server = embedded.start()
-    yield server
-    server.stop()
+def server(pg_factory: Callable[[], Server]) -> Server:
+    return pg_factory()
 
 
 def _filled(server: Server, db: str, schema_file: Path, schemas: list[str], seed: int,

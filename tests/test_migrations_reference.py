@@ -11,7 +11,7 @@ import re
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -81,10 +81,8 @@ def load_legacy(dsn: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
-    s = embedded.start()
-    yield s
-    s.stop()
+def server(pg_factory: Callable[[], Server]) -> Server:
+    return pg_factory()
 
 
 @pytest.fixture

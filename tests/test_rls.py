@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from synap_verify.findings import Finding, render_text
 from synap_verify.resources import LEGACY_SCHEMA
 from synap_verify.rls import RlsConfig, RlsResult, TenantContext, check, render_matrix
 from synap_verify.rls.probes import LEAK, NOT_COVERED, PASS
-from synap_verify.server import Server, embedded
+from synap_verify.server import Server
 from synap_verify.server.templates import Database, drop_database
 
 T1, T2, T3 = "11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222", \
@@ -125,11 +125,9 @@ _names = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
-    """A real PostgreSQL for this module (started here so the module runs alone as well)."""
-    server = embedded.start()
-    yield server
-    server.stop()
+def server(pg_factory: Callable[[], Server]) -> Server:
+    """A PostgreSQL of this module's own: its tests create roles and change their attributes."""
+    return pg_factory()
 
 
 def make_db(server: Server, *scripts: str) -> Database:

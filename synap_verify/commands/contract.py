@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     groups = resolve_groups(args.group)
     from synap_verify.pipeline import target_database
 
-    with target_database(args.dsn, list(groups), args.scale, args.seed) as db:
+    with target_database(args.dsn, list(groups), args.scale, args.seed, cache=args.cache) as db:
         try:
             with db.connect() as conn:
                 catalog = read_catalog(conn, contract.schemas)

@@ -18,6 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rollback", action="store_true",
                         help="the after database was downgraded: compare under legacy names")
     parser.add_argument("--format", choices=tuple(RENDERERS), default="text")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="connections per database that scan in parallel (default: this machine's cores)")
     add_contract_argument(parser)
 
 
@@ -26,8 +28,8 @@ def run(args: argparse.Namespace) -> int:
 
     contract = load_contract(args.contract)
     groups = resolve_groups(args.group)
-    report = equivalence.run(args.before, args.after, contract, groups, rollback=args.rollback)
-    rate = report.rows / report.seconds if report.seconds else 0.0
+    report = equivalence.run(args.before, args.after, contract, groups, rollback=args.rollback, jobs=args.jobs)
     return report_findings(report.findings, args.format,
                            f"{len(report.findings)} finding(s); {len(report.outcomes)} relations, {report.rows:,} rows "
-                           f"compared in {report.seconds:.1f}s ({rate:,.0f} rows/s)")
+                           f"compared in {report.seconds:.1f}s ({report.rate:,.0f} rows/s, "
+                           f"{report.jobs} connections per side)")

@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
 
     contract = load_contract(args.contract)
     groups = resolve_groups(args.group)
-    with target_database(args.dsn, list(groups), args.scale, args.seed, state="legacy") as db:
+    with target_database(args.dsn, list(groups), args.scale, args.seed, state="legacy", cache=args.cache) as db:
         findings = preflight.run(db.dsn, contract, groups)
     rows = sum(int(f.actual or 0) for f in findings)
     tables = len({f.table for f in findings})

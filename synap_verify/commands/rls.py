@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     groups = resolve_groups(args.group)
     from synap_verify.pipeline import target_database
 
-    with target_database(args.dsn, list(groups), args.scale, args.seed) as db:
+    with target_database(args.dsn, list(groups), args.scale, args.seed, cache=args.cache) as db:
         target = Database(replace(db.server, disposable=args.disposable or not args.dsn), db.name)
         try:
             result = check(target, config, rls.groups)

@@ -138,6 +138,24 @@ def expected_action(contract: Contract, spec: TableSpec, fk: ForeignKey) -> str 
     return contract.rules.target_actions.get(target) or spec.on_delete
 
 
+def _not_null(table: Table, cols: Iterable[str]) -> list[str]:
+    return [c for c in cols if (col := table.column(c)) is not None and not col.nullable]
+
+
+def _set_null_conflict(add: Add, table: Table, label: str, target: str, strict: list[str],
+                       constraint: str | None = None, present: str = "") -> None:
+    """G4-SETNULL-NOTNULL: the contract asks ON DELETE SET NULL of a NOT NULL column.
+
+    Why: that FK fails every delete of the parent (23502), so "keep one, SET NULL" or "change it to SET NULL" is
+    advice that breaks the schema. Fix: make the column nullable and keep SET NULL, or choose another action.
+    """
+    cols = ", ".join(strict)
+    add("G4", f"{label}{present}: the contract asks ON DELETE SET NULL but {cols} is NOT NULL, so every delete of a "
+        f"{target} row would fail; either make {cols} nullable (and keep SET NULL), or choose another action "
+        f"for it in the contract", column=strict[0], constraint=constraint,
+        expected="SET NULL on a nullable column, or another action", actual=f"{cols} NOT NULL")
+
+
 def _foreign_keys(catalog: Catalog, contract: Contract, table: Table, spec: TableSpec, add: Add) -> None:
     rules = contract.rules
     by_columns: dict[tuple[str, ...], list[ForeignKey]] = {}
@@ -146,11 +164,18 @@ def _foreign_keys(catalog: Catalog, contract: Contract, table: Table, spec: Tabl
     for cols, fks in by_columns.items():
         label = f"{table.name}.{', '.join(cols)}"
         expected = expected_action(contract, spec, fks[0])
-        wanted = expected or " / ".join(rules.allowed_actions)
+        strict = _not_null(table, cols)
+        # SET NULL is no way out for a NOT NULL column: never advise it
+        wanted = expected or " / ".join(a for a in rules.allowed_actions if not (strict and a == "SET NULL"))
+        listing = ", ".join(f"{fk.name} {fk.on_delete}" for fk in fks)
+        if expected == "SET NULL" and strict:
+            present = f" has {len(fks)} FK constraints ({listing}), keep one" if len(fks) > 1 else ""
+            _set_null_conflict(add, table, label, fks[0].target_table, strict,
+                               ", ".join(fk.name for fk in fks), present)
+            continue
         if len(fks) > 1:
             actions = sorted({fk.on_delete for fk in fks})
             kind = "conflicting" if len(actions) > 1 else "duplicated"
-            listing = ", ".join(f"{fk.name} {fk.on_delete}" for fk in fks)
             add("G4", f"{label} has {len(fks)} {kind} FK constraints ({listing}); keep one, ON DELETE {wanted}",
                 column=cols[0], constraint=", ".join(fk.name for fk in fks), expected=f"one FK, {wanted}", actual=listing)
             continue
@@ -161,11 +186,10 @@ def _foreign_keys(catalog: Catalog, contract: Contract, table: Table, spec: Tabl
         elif expected and fk.on_delete != expected:
             add("T-FK", f"{label} → {fk.target_table} is ON DELETE {fk.on_delete}, expected {expected}",
                 column=cols[0], constraint=fk.name, expected=expected, actual=fk.on_delete)
-        if fk.on_delete == "SET NULL":
-            strict = [c for c in cols if (col := table.column(c)) is not None and not col.nullable]
-            if strict:
-                add("G4", f"{label} is ON DELETE SET NULL but {', '.join(strict)} is NOT NULL",
-                    column=strict[0], constraint=fk.name, expected="nullable column", actual="NOT NULL")
+        if fk.on_delete == "SET NULL" and strict:
+            add("G4", f"{label} is ON DELETE SET NULL but {', '.join(strict)} is NOT NULL: every delete of a "
+                f"{fk.target_table} row fails; make it nullable, or choose another action",
+                column=strict[0], constraint=fk.name, expected="nullable column", actual="NOT NULL")
     for want in spec.foreign_keys.values():
         fks = by_columns.get((want.column,), [])
         targets = {want.references, contract.tables[want.references].legacy_name} if want.references in contract.tables \
@@ -173,6 +197,8 @@ def _foreign_keys(catalog: Catalog, contract: Contract, table: Table, spec: Tabl
         if not fks:
             add("T-FK", f"{table.name}.{want.column} has no FK to {want.references}",
                 column=want.column, expected=f"FK to {want.references} ON DELETE {want.on_delete}", actual="none")
+            if want.on_delete == "SET NULL" and (strict := _not_null(table, (want.column,))):
+                _set_null_conflict(add, table, f"{table.name}.{want.column}", want.references, strict)
         elif not any(fk.target_table in targets for fk in fks):
             add("T-FK", f"{table.name}.{want.column} references {fks[0].target_table}, expected {want.references}",
                 column=want.column, constraint=fks[0].name, expected=want.references, actual=fks[0].target_table)

@@ -345,9 +345,14 @@ class _Validator:
                                       self.action(values["on_delete"], (*fat, "on_delete"), classes))
         counters = {}
         for col, spec in self.mapping(body.get("counters"), (*at, "counters")).items():
-            values = self.mapping(spec, (*at, "counters", col), {"source"})
-            source = self.string(values["source"], (*at, "counters", col, "source")) if "source" in values else None
-            counters[col] = CounterSpec(col, source)
+            cat = (*at, "counters", col)
+            values = self.mapping(spec, cat, {"source", "aggregate", "via"})
+            source = self.string(values["source"], (*cat, "source")) if "source" in values else None
+            if source is None and ("aggregate" in values or "via" in values):
+                raise self.fail(cat, "'aggregate' and 'via' need 'source: <table>' (the rows the counter counts)")
+            counters[col] = CounterSpec(
+                col, source, self.string(values["aggregate"], (*cat, "aggregate")) if "aggregate" in values else "count(*)",
+                self.string(values["via"], (*cat, "via")) if "via" in values else None)
         checks = []
         raw_checks = body.get("checks") or []
         if not isinstance(raw_checks, list):

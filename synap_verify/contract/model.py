@@ -58,10 +58,16 @@ class CheckSpec:
 
 @dataclass(frozen=True)
 class CounterSpec:
-    """A denormalised counter that must stay, kept in sync by a trigger on ``source`` (if any)."""
+    """A denormalised counter that must stay, kept in sync by a trigger on ``source`` (if any).
+
+    After migration it must equal ``aggregate`` (SQL over the source rows aliased ``c``) over the source
+    rows whose ``via`` column (default: the source's single-column FK to the counter's table) points at it.
+    """
 
     column: str
     source: str | None = None
+    aggregate: str = "count(*)"
+    via: str | None = None
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,11 @@ from psycopg import sql
 
 from synap_verify.catalog import Catalog
 from synap_verify.datagen import scenarios
-from synap_verify.datagen.plan import INT_CAPACITY, Chunk, Planner, TablePlan, read_type_info
+from synap_verify.datagen.fallback import TableOutcome, fill_validated, remove_orphans
+from synap_verify.datagen.plan import INT_CAPACITY, Chunk, Planner, TablePlan, TypeInfo, copy_text, read_type_info
 from synap_verify.datagen.profiles import load_profile
-from synap_verify.errors import SynapError
 
-__all__ = ["LoadReport", "fill"]
+__all__ = ["LoadReport", "TableOutcome", "fill", "fk_violations"]
 
 CHUNK_BYTES = 2_000_000  # one COPY write: big enough to amortise Python overhead, small enough for flat memory
 QUEUE_CHUNKS = 8  # chunks built ahead of the server: bounds memory at about QUEUE_CHUNKS * CHUNK_BYTES
@@ -44,10 +44,22 @@ class LoadReport:
     plan_seconds: float = 0.0  # of which planning: value pools, counts, order (independent of row count)
     scenarios: dict[str, int] = field(default_factory=dict)  # scenario -> rows it touched
     notes: tuple[str, ...] = ()  # cycles broken, CHECKs not understood, rows dropped for uniqueness
+    fallback: dict[str, TableOutcome] = field(default_factory=dict)  # tables the validated fallback filled/cleaned
+    unfillable: dict[str, str] = field(default_factory=dict)  # table -> why no row can be stored in it
 
     @property
     def total_rows(self) -> int:
         return sum(self.rows.values())
+
+    @property
+    def unmade(self) -> int:
+        """Rows the generator wanted but could not make without violating a constraint."""
+        return sum(o.unmade for o in self.fallback.values())
+
+    def constraint_report(self) -> list[str]:
+        """One line per table the fallback touched, and per table that cannot be filled."""
+        return [o.describe() for _, o in sorted(self.fallback.items())] + \
+            [f"{t}: not fillable: {why}" for t, why in sorted(self.unfillable.items())]
 
 
 def fill(dsn: str, catalog: Catalog, scale: str, seed: int, progress: Progress | None = None) -> LoadReport:
@@ -55,19 +67,31 @@ def fill(dsn: str, catalog: Catalog, scale: str, seed: int, progress: Progress |
     began = time.perf_counter()
     profile = load_profile(scale)
     with psycopg.connect(dsn, autocommit=True) as conn:
-        planner = Planner(catalog, profile, seed, read_type_info(conn, catalog.schemas))
+        types = read_type_info(conn, catalog.schemas)
+        planner = Planner(catalog, profile, seed, types)
         plans = planner.build()
         planned = time.perf_counter() - began
         replica = _skip_triggers(conn)
-        sent = _copy_all(conn, plans, seed, progress)
-        rows = {tp.name: tp.count for tp in plans}
+        outcomes: dict[str, TableOutcome] = {}
+        sent = _copy_all(conn, plans, seed, progress, lambda tp, why: _fallback(conn, tp, catalog, types, seed, why,
+                                                                                outcomes))
+        shrunk = {name for name, o in outcomes.items() if o.made < o.wanted}
+        if shrunk:
+            remove_orphans(conn, plans, shrunk, outcomes)
+        rows = {tp.name: tp.count - (outcomes[tp.name].unmade if tp.name in outcomes else 0) for tp in plans}
         copy_seconds = time.perf_counter() - began
         applied = scenarios.apply(conn, catalog, profile, seed)
         _reset_sequences(conn, plans)
         if replica:
             conn.execute("SET session_replication_role = DEFAULT")
         conn.execute("VACUUM ANALYZE")
-    return LoadReport(rows, time.perf_counter() - began, sent, copy_seconds, planned, applied, tuple(planner.notes))
+    return LoadReport(rows, time.perf_counter() - began, sent, copy_seconds, planned, applied, tuple(planner.notes),
+                      outcomes, dict(planner.unfillable))
+
+
+def _fallback(conn: psycopg.Connection, tp: TablePlan, catalog: Catalog, types: TypeInfo, seed: int, why: str,
+              outcomes: dict[str, TableOutcome]) -> None:
+    outcomes[tp.name] = fill_validated(conn, tp, catalog, types, seed, why)
 
 
 def _skip_triggers(conn: psycopg.Connection) -> bool:
@@ -87,22 +111,22 @@ def _produce(plans: list[TablePlan], seed: int, out: queue.Queue[Item], stop: th
             if not tp.count or not tp.copy_columns:
                 continue
             step = max(500, min(50_000, CHUNK_BYTES // tp.est_bytes))
-            makers = [(tp.det.get(c), tp.rand.get(c)) for c in tp.copy_columns]
             for number, lo in enumerate(range(0, tp.count, step)):
                 if stop.is_set():
                     return
                 hi = min(lo + step, tp.count)
                 chunk = Chunk(tp.physical(lo, hi), np.random.default_rng([seed, tp.tid, number]))
-                columns = [det(chunk.j) if det else rand(chunk) for det, rand in makers]  # type: ignore[misc]
-                out.put((tp, hi, ("\n".join(map("\t".join, zip(*columns, strict=True))) + "\n").encode()))
+                out.put((tp, hi, copy_text(tp, chunk)))
         out.put(None)
     except BaseException as exc:  # handed to the consumer, which re-raises it
         out.put(exc)
 
 
-def _copy_all(conn: psycopg.Connection, plans: list[TablePlan], seed: int, progress: Progress | None) -> int:
+def _copy_all(conn: psycopg.Connection, plans: list[TablePlan], seed: int, progress: Progress | None,
+              refused: Callable[[TablePlan, str], None]) -> int:
     """COPY every table in FK order. A producer thread builds the next chunks (and tables) while the server
-    parses the current ones: Python and PostgreSQL work in parallel instead of taking turns."""
+    parses the current ones: Python and PostgreSQL work in parallel instead of taking turns. A table whose
+    COPY the server refuses (a constraint the plan did not meet) goes to ``refused``, the validated path."""
     chunks: queue.Queue[Item] = queue.Queue(maxsize=QUEUE_CHUNKS)
     stop = threading.Event()
     producer = threading.Thread(target=_produce, args=(plans, seed, chunks, stop), daemon=True)
@@ -126,7 +150,9 @@ def _copy_all(conn: psycopg.Connection, plans: list[TablePlan], seed: int, progr
                             progress(tp.name, item[1], tp.count)
                         item = chunks.get()
             except psycopg.Error as exc:
-                raise SynapError(f"filling {tp.table.schema}.{tp.name} failed: {exc}") from exc
+                while isinstance(item, tuple) and item[0] is tp:  # the rest of this table's chunks
+                    item = chunks.get()
+                refused(tp, " ".join(str(exc).split()))
         if isinstance(item, BaseException):
             raise item
     finally:
@@ -148,3 +174,22 @@ def _reset_sequences(conn: psycopg.Connection, plans: list[TablePlan]) -> None:
             qualified = sql.Identifier(tp.table.schema, tp.name)
             conn.execute(sql.SQL("SELECT setval(pg_get_serial_sequence(%s, %s), max({c})) FROM {t}").format(
                 c=sql.Identifier(name), t=qualified), [f'"{tp.table.schema}"."{tp.name}"', name])
+
+
+def fk_violations(conn: psycopg.Connection, catalog: Catalog) -> list[str]:
+    """Every FK of the catalog checked with an anti-join: the one kind of constraint the load does not have the
+    server enforce (it runs with FK triggers off), so it is proven afterwards."""
+    bad = []
+    for t in catalog.tables.values():
+        for fk in t.foreign_keys:
+            if t.partition_of is not None:
+                continue  # checked through the partitioned root
+            child, parent = sql.Identifier(t.schema, t.name), sql.Identifier(fk.target_schema, fk.target_table)
+            given = sql.SQL(" AND ").join(sql.SQL("c.{} IS NOT NULL").format(sql.Identifier(c)) for c in fk.columns)
+            match = sql.SQL(" AND ").join(sql.SQL("p.{} = c.{}").format(sql.Identifier(p), sql.Identifier(c))
+                                          for c, p in zip(fk.columns, fk.target_columns, strict=True))
+            query = sql.SQL("SELECT count(*) FROM {c} c WHERE {given} AND NOT EXISTS (SELECT 1 FROM {p} p WHERE {m})")
+            orphans = conn.execute(query.format(c=child, p=parent, given=given, m=match)).fetchone()[0]  # type: ignore[index]
+            if orphans:
+                bad.append(f"{t.schema}.{t.name}.{fk.name}: {orphans:,} rows reference no {fk.target_table} row")
+    return bad

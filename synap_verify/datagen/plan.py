@@ -32,6 +32,7 @@ MASK48 = (1 << 48) - 1
 TENANT_SKEW = 1.1  # Zipf exponent of tenant sizes: the biggest tenant holds ~25% of 50 tenants' rows
 TS_SPREAD = 512  # updated_at & co. lie up to this many pool steps after created_at
 INT_CAPACITY = {"smallint": 2**15 - 1, "integer": 2**31 - 1, "bigint": 2**63 - 1}
+RANGE_BOUNDS = ("int4", "int8", "num", "ts", "tstz", "date")  # <kind>range types the generator makes
 RARELY_SET = ("deleted_at", "archived_at", "left_at", "revoked_at", "resolved_at", "cancelled_at", "read_at",
               "acted_at", "responded_at", "error_message", "rating", "feedback", "parent_")
 
@@ -42,6 +43,7 @@ class Chunk:
 
     j: np.ndarray
     rng: np.random.Generator
+    redraw: bool = False  # rows a constraint refused: NULL with even odds in nullable columns, no fixed edge cases
     _tidx: np.ndarray | None = None
 
     @property
@@ -57,6 +59,7 @@ class Chunk:
 
 ValueFn = Callable[[np.ndarray], list[str]]  # logical row indexes -> COPY texts (deterministic)
 RandomFn = Callable[[Chunk], list[str]]
+Rule = Callable[[Chunk, dict[str, list[str]]], None]  # rewrites a chunk's column values in place
 
 
 def mix(x: np.ndarray, salt: int) -> np.ndarray:
@@ -97,7 +100,8 @@ def _pick(pool: np.ndarray, chunk: Chunk, null_rate: float) -> list[str]:
     """Values drawn from ``pool`` (whose last slot is NULL) with a share of NULLs."""
     idx = chunk.rng.integers(0, len(pool) - 1, chunk.n)
     if null_rate:
-        idx[chunk.rng.random(chunk.n) < null_rate] = len(pool) - 1
+        rate = 0.5 if chunk.redraw else null_rate
+        idx[chunk.rng.random(chunk.n) < rate] = len(pool) - 1
     return pool[idx].tolist()
 
 
@@ -110,30 +114,98 @@ def _obj(pool: Sequence[str]) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------- checks
 
+_ID = r'\(*"?(\w+)"?\)*(?:::[\w ]+)?'
 _IN_LIST = re.compile(r"\(*(\w+)\)*(?:::[\w ]+)? = ANY \(+ARRAY\[([^\]]*)\]\)*(?:::[\w \[\]]+)?\)*")
 _COMPARE = re.compile(r"\(*(\w+)\)*(?:::[\w ]+)? (>=|<=|>|<) \(*'?(-?[\d.]+)'?(?:::[\w ]+)?\)*")
 _LITERAL = re.compile(r"'((?:[^']|'')*)'")
+_NONNULLS = re.compile(r"num_nonnulls\(([^()]*)\) (=|<=|>=|>|<) (\d+)")
+_NULL_PAIR = re.compile(_ID + r" IS (NOT )?NULL\)* (<>|=) \(*" + _ID + r" IS (NOT )?NULL")
+_BOTH_NULL_OR = re.compile(_ID + r" IS NOT NULL\)* OR \(*" + _ID + r" IS NOT NULL")
+_ORDER = re.compile(_ID + r" (<=|<|>=|>) " + _ID + r"(?=\)|$| )")
+_LENGTH = re.compile(r"(?:char_)?length\(" + _ID + r"\) (<=|<|>=|>|=) (\d+)")
+_REGEX = re.compile(_ID + r" ~ '((?:[^']|'')*)'")
+_JSON_TYPE = re.compile(r"jsonb?_typeof\(\(*\"?(\w+)\"?(?: -> '((?:[^']|'')*)'(?:::text)?)?\)*\) = '(\w+)'")
+_HAS_KEY = re.compile(r"\(*\"?(\w+)\"? \? '((?:[^']|'')*)'")
+_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
 
 @dataclass
 class Checks:
-    """What the table's CHECK constraints allow, as far as simple patterns tell."""
+    """What the table's CHECK constraints allow, as far as the usual shapes tell (the server judges the rest)."""
 
     allowed: dict[str, list[str]] = field(default_factory=dict)
     low: dict[str, float] = field(default_factory=dict)
     high: dict[str, float] = field(default_factory=dict)
+    max_len: dict[str, int] = field(default_factory=dict)
+    min_len: dict[str, int] = field(default_factory=dict)
+    regex: dict[str, str] = field(default_factory=dict)
+    groups: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)  # (exactly_one|at_least_one|
+    # at_most_one|together, columns)
+    orders: list[tuple[str, str, str]] = field(default_factory=list)  # (a, op, b): a op b when both are set
+    json_type: dict[str, str] = field(default_factory=dict)  # column -> jsonb_typeof it must have
+    json_keys: dict[str, dict[str, str]] = field(default_factory=dict)  # column -> key -> type ('' = any)
     unknown: dict[str, str] = field(default_factory=dict)  # column -> the check it appears in
 
+    @property
+    def forced(self) -> set[str]:
+        """Columns the row rules decide NULL for: generated without NULLs of their own."""
+        return {c for _, cols in self.groups for c in cols}
 
-def parse_checks(table: Table) -> Checks:
-    """Read ``col IN (...)`` and ``col >=/<=/>/< number`` (ANDed); anything else is 'unknown'."""
+
+def parse_checks(table: Table, domain_checks: dict[str, list[tuple[str, str]]] | None = None) -> Checks:
+    """Read the usual CHECK shapes, the table's and its columns' domains' (``VALUE`` read as the column);
+    what remains of a check is 'unknown' (left to the validated fallback)."""
     out = Checks()
     names = set(table.column_names)
-    for name, definition in table.checks:
+    domain = [(name, re.sub(r"\bVALUE\b", col.name, definition)) for col in table.columns
+              for name, definition in (domain_checks or {}).get(col.type, ())]
+    for name, definition in (*table.checks, *domain):
         rest = definition
         for m in _IN_LIST.finditer(definition):
             out.allowed[m.group(1)] = [v.replace("''", "'") for v in _LITERAL.findall(m.group(2))]
             rest = rest.replace(m.group(0), " ")
+        for m in _NONNULLS.finditer(definition):
+            cols = tuple(c.strip().strip('"') for c in m.group(1).split(","))
+            kind = {("=", "1"): "exactly_one", (">=", "1"): "at_least_one", (">", "0"): "at_least_one",
+                    ("<=", "1"): "at_most_one", ("<", "2"): "at_most_one"}.get((m.group(2), m.group(3)))
+            if kind and set(cols) <= names:
+                out.groups.append((kind, cols))
+                rest = rest.replace(m.group(0), " ")
+        for m in _NULL_PAIR.finditer(definition):
+            a, a_not, op, b, b_not = m.groups()
+            if {a, b} <= names:
+                differ = (op == "<>") != (bool(a_not) != bool(b_not))
+                out.groups.append(("exactly_one" if differ else "together", (a, b)))
+                rest = rest.replace(m.group(0), " ")
+        for m in _BOTH_NULL_OR.finditer(definition):
+            if {m.group(1), m.group(2)} <= names and " AND " not in definition:
+                out.groups.append(("at_least_one", (m.group(1), m.group(2))))
+                rest = rest.replace(m.group(0), " ")
+        for m in _LENGTH.finditer(definition):
+            col, op, n = m.group(1), m.group(2), int(m.group(3))
+            if op in ("<=", "<", "="):
+                out.max_len[col] = min(out.max_len.get(col, 10**6), n - (op == "<"))
+            if op in (">=", ">", "="):
+                out.min_len[col] = max(out.min_len.get(col, 0), n + (op == ">"))
+            rest = rest.replace(m.group(0), " ")
+        for m in _REGEX.finditer(definition):
+            out.regex[m.group(1)] = m.group(2).replace("''", "'")
+            rest = rest.replace(m.group(0), " ")
+        for m in _JSON_TYPE.finditer(definition):
+            col, key, typ = m.group(1), m.group(2), m.group(3)
+            if key is None:
+                out.json_type[col] = typ
+            else:
+                out.json_keys.setdefault(col, {})[key.replace("''", "'")] = typ
+            rest = rest.replace(m.group(0), " ")
+        for m in _HAS_KEY.finditer(definition):
+            out.json_keys.setdefault(m.group(1), {}).setdefault(m.group(2).replace("''", "'"), "")
+            rest = rest.replace(m.group(0), " ")
+        for m in _ORDER.finditer(definition):
+            a, op, b = m.groups()
+            if {a, b} <= names and a != b:
+                out.orders.append((a, op, b) if op.startswith("<") else (b, _FLIP[op], a))
+                rest = rest.replace(m.group(0), " ")
         for m in _COMPARE.finditer(definition):
             col, op, num = m.group(1), m.group(2), float(m.group(3))
             if op.startswith(">"):
@@ -141,7 +213,7 @@ def parse_checks(table: Table) -> Checks:
             else:
                 out.high[col] = min(out.high.get(col, math.inf), num - (0 if op == "<=" else 1e-9))
             rest = rest.replace(m.group(0), " ")
-        if re.sub(r"CHECK|NOT VALID|AND|[()\s]", "", rest):
+        if re.sub(r"CHECK|NOT VALID|AND|OR|IS NULL|::[\w ]+|[()\s]|" + "|".join(map(re.escape, names)), "", rest):
             for word in set(re.findall(r"\w+", definition)) & names:
                 out.unknown[word] = name
     return out
@@ -156,6 +228,7 @@ class TypeInfo:
     enums: dict[str, list[str]]
     domains: dict[str, str]
     generated: frozenset[tuple[str, str, str]]
+    domain_checks: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # domain -> (name, CHECK ...)
 
 
 def read_type_info(conn: psycopg.Connection, schemas: Sequence[str]) -> TypeInfo:
@@ -167,12 +240,18 @@ def read_type_info(conn: psycopg.Connection, schemas: Sequence[str]) -> TypeInfo
     domains: dict[str, str] = dict(conn.execute(  # type: ignore[arg-type]
         "SELECT t.oid::regtype::text, format_type(t.typbasetype, t.typtypmod) FROM pg_type t WHERE t.typtype = 'd'"
     ).fetchall())
+    domain_checks: dict[str, list[tuple[str, str]]] = {}
+    for typ, name, definition in conn.execute(
+        "SELECT c.contypid::regtype::text, c.conname, pg_get_constraintdef(c.oid) FROM pg_constraint c "
+        "WHERE c.contypid <> 0 AND c.contype = 'c' ORDER BY 1, 2"
+    ):
+        domain_checks.setdefault(typ, []).append((name, definition))
     generated = frozenset(conn.execute(  # type: ignore[arg-type]
         "SELECT n.nspname, c.relname, a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
         "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE a.attgenerated <> '' AND n.nspname = ANY(%s)",
         [list(schemas)],
     ).fetchall())
-    return TypeInfo(enums, domains, generated)
+    return TypeInfo(enums, domains, generated, domain_checks)
 
 
 # ------------------------------------------------------------------------------------------ the plan
@@ -181,7 +260,7 @@ def read_type_info(conn: psycopg.Connection, schemas: Sequence[str]) -> TypeInfo
 class FkPlan:
     fk: ForeignKey
     parent: TablePlan | None  # None: the FK is left NULL (cycle broken, or target not filled)
-    mode: str  # 'tenant' | 'self' | 'radix' | 'pick' | 'null'
+    mode: str  # 'tenant' | 'self' | 'radix' | 'pick' | 'late' (a cycle's FK, parent planned later) | 'null'
     nullable: bool
     null_rate: float = 0.0
     digit: int = 0  # radix mode: position among the table's radix FKs
@@ -203,6 +282,7 @@ class TablePlan:
     copy_columns: list[str] = field(default_factory=list)
     key_columns: set[str] = field(default_factory=set)
     est_bytes: int = 64
+    rules: list[Rule] = field(default_factory=list)  # row-level fixes for CHECKs that span columns
 
     @property
     def name(self) -> str:
@@ -221,6 +301,18 @@ class TablePlan:
     def physical(self, lo: int, hi: int) -> np.ndarray:
         """Logical indexes of physical rows lo..hi: tenants interleave as they would in production."""
         return (np.arange(lo, hi, dtype=np.int64) * self.a + self.b) % self.count
+
+
+def copy_text(tp: TablePlan, chunk: Chunk, with_index: bool = False) -> bytes:
+    """The COPY text of ``chunk``'s rows of ``tp`` (led by the logical index when ``with_index``)."""
+    columns = [det(chunk.j) if (det := tp.det.get(c)) else tp.rand[c](chunk) for c in tp.copy_columns]
+    if tp.rules:
+        by_name = dict(zip(tp.copy_columns, columns, strict=True))
+        for rule in tp.rules:
+            rule(chunk, by_name)
+    if with_index:
+        columns.insert(0, _ints(chunk.j))
+    return ("\n".join(map("\t".join, zip(*columns, strict=True))) + "\n").encode()
 
 
 def zipf_split(total: int, tenants: int) -> np.ndarray:
@@ -243,6 +335,7 @@ class Planner:
     def __init__(self, catalog: Catalog, profile: Profile, seed: int, types: TypeInfo) -> None:
         self.catalog, self.profile, self.seed, self.types = catalog, profile, seed, types
         self.notes: list[str] = []
+        self.unfillable: dict[str, str] = {}
         self.plans: dict[str, TablePlan] = {}
         rnd = random.Random(seed)
         self.ts_naive = V.timestamp_pool(rnd)
@@ -258,6 +351,11 @@ class Planner:
 
     # -- ordering
     def _fillable(self, table: Table) -> bool:
+        """Partitions are filled through their root; a partitioned table without a partition holds nothing."""
+        if table.kind == "partitioned" and table.partition_of is None and not any(
+                t.partition_of == table.name for t in self.catalog.tables.values()):
+            self.unfillable[table.name] = "partitioned table without any partition (no row can be stored)"
+            return False
         return table.partition_of is None and self.profile.rows(table.name) > 0
 
     def _target(self, fk: ForeignKey) -> Table | None:
@@ -288,8 +386,8 @@ class Planner:
                 n, fk_name = candidates[0]
                 deferred.add((n, fk_name))
                 deps[n] = {d for d in deps[n] if d[0] != fk_name}
-                self.notes.append(f"FK cycle broken: {n}.{fk_name} left NULL"
-                                  + ("" if self._fk_nullable(tables[n], fk_name) else " (NOT NULL: load will fail)"))
+                self.notes.append(f"FK cycle broken at {n}.{fk_name}: its values are taken from the target's plan "
+                                  "once every plan is made (the FK is proven after the load)")
                 continue
             for n in ready:
                 done.append(tables[n])
@@ -321,7 +419,9 @@ class Planner:
             seen.add(same)
             parent = self.plans.get(fk.target_table) if self._target(fk) else None
             nullable = all(c.nullable for c in table.columns if c.name in fk.columns)
-            if (table.name, fk.name) in self.deferred or (parent is None and fk.target_table != table.name):
+            if (table.name, fk.name) in self.deferred:
+                mode = "late"
+            elif parent is None and fk.target_table != table.name:
                 mode = "null"
             elif fk.target_table == table.name:
                 mode = "self"
@@ -330,13 +430,16 @@ class Planner:
             else:
                 mode = "pick"
             rate = 0.0
-            if nullable and mode == "pick":
+            if nullable and mode in ("pick", "late"):
                 rate = 0.4 if any(h in c for c in fk.columns for h in RARELY_SET) else 0.05
             tp.fks.append(FkPlan(fk, parent, mode, nullable, rate))
         tp.scoped = bool(tenant_cols) or any(f.mode == "pick" and f.parent is not None and f.parent.scoped
                                              for f in tp.fks)
         fk_cols = {c for f in tp.fks for c in f.fk.columns}
-        checks = parse_checks(table)
+        checks = parse_checks(table, self.types.domain_checks)
+        for f in tp.fks:
+            if set(f.fk.columns) & checks.forced:
+                f.null_rate = 0.0
         keyed = self._key_columns(tp, fk_cols | tenant_cols, checks)
         tp.key_columns = keyed
         self._radix(tp, tenant_cols)
@@ -348,7 +451,24 @@ class Planner:
             if fn is not None:
                 tp.copy_columns.append(col.name)
         tp.est_bytes = 8 + sum(self._est(tp, c) for c in tp.copy_columns)
+        tp.rules = self._rules(tp, checks)
         return tp
+
+    def _rules(self, tp: TablePlan, checks: Checks) -> list[Rule]:
+        """NULL patterns (exactly one of, all or none of) and orderings between columns of a row."""
+        rules: list[Rule] = []
+        null_fk = {c for f in tp.fks if f.mode == "null" for c in f.fk.columns}
+        for kind, cols in checks.groups:
+            present = [c for c in cols if c in tp.copy_columns]
+            settable = [c for c in present if c not in null_fk]
+            if settable:
+                rules.append(_null_rule(kind, present, settable))
+        for a, op, b in checks.orders:
+            if a in tp.rand and b in tp.rand:
+                numeric = self._base_type(tp.table.column(a)).startswith(  # type: ignore[arg-type]
+                    ("integer", "bigint", "smallint", "numeric", "real", "double"))
+                rules.append(_order_rule(a, op, b, numeric, tp.table.column(b).nullable))  # type: ignore[union-attr]
+        return rules
 
     def _key_columns(self, tp: TablePlan, fk_cols: set[str], checks: Checks) -> set[str]:
         """Non-FK columns that must be unique: one per unique key (the roomiest), made from ``j``."""
@@ -358,7 +478,10 @@ class Planner:
         for ix in table.indexes:
             if ix.unique and not ix.primary:
                 sets.append(tuple(w for c in ix.columns for w in re.findall(r"\w+", c) if w in names))
-        keyed: set[str] = set()
+        # columns a child's FK points at must be computable from j, like keys
+        keyed: set[str] = {c for t in self.catalog.tables.values() for fk in t.foreign_keys
+                           if fk.target_table == table.name and fk.target_schema == table.schema
+                           for c in fk.target_columns if c not in fk_cols}
         for cols in sets:
             free = [c for c in cols if c not in fk_cols]
             if cols and free and not keyed.intersection(free):
@@ -369,7 +492,8 @@ class Planner:
         """A unique key made only of FKs: enumerate parent combinations instead of drawing them."""
         table = tp.table
         by_col = {c: f for f in tp.fks for c in f.fk.columns}
-        for cols in (table.primary_key, *table.uniques):
+        indexed = [ix.columns for ix in table.indexes if ix.unique and not ix.primary and set(ix.columns) <= set(by_col)]
+        for cols in (table.primary_key, *table.uniques, *sorted(indexed, key=len)):
             if not cols or any(c not in by_col and c not in tenant_cols for c in cols):
                 continue
             for c in cols:
@@ -448,13 +572,6 @@ class Planner:
         if name in keyed:
             tp.det[name] = self._key_fn(tp, col, checks)
             return tp.det[name]
-        if name in checks.unknown and (col.nullable or col.default is not None):
-            self.notes.append(f"{tp.name}.{name}: left {'NULL' if col.nullable else 'to its default'}, "
-                              f"constrained by CHECK {checks.unknown[name]} that the generator does not read")
-            if col.nullable:
-                tp.rand[name] = lambda ch: [V.NULL] * ch.n
-                return tp.rand[name]
-            return None
         fn = self._random_fn(tp, col, checks)
         if fn is None:
             if col.default is None and not col.nullable:
@@ -519,6 +636,8 @@ class Planner:
         target = f.fk.target_columns[f.fk.columns.index(column)]
 
         def values(j: np.ndarray) -> list[str]:
+            if f.mode == "late" and f.parent is None:  # a cycle's FK: every plan exists by the time rows are made
+                f.parent = self.plans[f.fk.target_table]
             parent = tp if f.mode == "self" else f.parent
             assert parent is not None
             pj, null = self._parent_rows(tp, f, j)
@@ -548,6 +667,9 @@ class Planner:
             return lambda j: [labels[k] for k in j.tolist()]
         if typ == "date":
             return lambda j: [str(np.datetime64("2020-01-01") + k) for k in j.tolist()]
+        if typ in ("inet", "cidr"):
+            return lambda j: [f"10.{k >> 16 & 255}.{k >> 8 & 255}.{k & 255}" if k < 2**24 else f"fd00::{k:x}"
+                              for k in j.tolist()]
         if "timestamp" in typ:
             tz = "+00" if "with time zone" in typ else ""
             return lambda j: [f"{np.datetime64('2023-01-01T00:00:00') + np.timedelta64(k, 's')}{tz}".replace("T", " ")
@@ -555,8 +677,10 @@ class Planner:
         if typ in ("json", "jsonb"):
             return lambda j: [f'{{"k":{k}}}' for k in j.tolist()]
         m = re.match(r"character(?: varying)?\((\d+)\)", typ)
-        limit = int(m.group(1)) if m else 10**6
+        limit = min(int(m.group(1)) if m else 10**6, checks.max_len.get(name, 10**6))
         table = tp.name
+        if name in checks.regex:  # words, digits and underscores: what identifier-like patterns accept
+            return _fit(lambda k: f"{V.WORDS[k % 28]}_", lambda k: "", limit)
         if "email" in name:
             return _fit(lambda k: f"{EMAIL_FIRST[k % 28]}.{EMAIL_LAST[k // 28 % 18]}.", lambda k: f"@{V.DOMAINS[k % 5]}",
                         limit)
@@ -569,7 +693,8 @@ class Planner:
 
     def _random_fn(self, tp: TablePlan, col: Column, checks: Checks) -> RandomFn | None:
         typ, name = self._base_type(col), col.name
-        null_rate = 0.0 if not col.nullable else 0.85 if any(h in name for h in RARELY_SET) else 0.1
+        null_rate = 0.0 if not col.nullable or name in checks.forced else \
+            0.85 if any(h in name for h in RARELY_SET) else 0.1
         if name in checks.allowed:
             return _pool_fn(_obj([V.copy_escape(v) for v in checks.allowed[name]]), null_rate)
         if typ in self.types.enums:
@@ -590,14 +715,17 @@ class Planner:
             pool = self.tstz_pool if "with time zone" in typ else self.ts_pool
             return self._time_fn(name, pool, null_rate)
         if typ in ("json", "jsonb"):
-            return self._json_fn(tp, col, null_rate)
+            return self._json_fn(tp, col, null_rate, checks)
+        if typ.endswith("range") and typ[:-5] in RANGE_BOUNDS:
+            return _pool_fn(self._pool(("range", typ), lambda r: self._ranges(typ[:-5], r)), null_rate)
         if typ.endswith("[]"):
             return _pool_fn(self._pool(("array", typ), lambda r: self._arrays(typ, r)), null_rate)
         if typ.startswith(("text", "character", "citext", "name", "tsvector")):
             m = re.search(r"\((\d+)\)", typ)
-            limit = int(m.group(1)) if m else 10**6
-            return _pool_fn(self._pool(("text", name, limit),
-                                       lambda r: [V.copy_escape(v[:limit]) for v in V.text_pool(name, r)]), null_rate)
+            limit = min(int(m.group(1)) if m else 10**6, checks.max_len.get(name, 10**6))
+            pattern = checks.regex.get(name)
+            return _pool_fn(self._pool(("text", name, limit, pattern),
+                                       lambda r: _texts(name, r, limit, pattern)), null_rate)
         if typ in ("inet", "cidr"):
             return _pool_fn(self._pool(("ip",), lambda r: V.text_pool("ip_address", r)), null_rate)
         if typ.startswith("time"):
@@ -647,6 +775,20 @@ class Planner:
         step = 10.0**-scale
         return [f"{min(hi, max(lo, math.floor(rnd.uniform(lo, hi) / step) * step)):.{scale}f}" for _ in range(512)]
 
+    def _ranges(self, kind: str, rnd: random.Random) -> list[str]:
+        """Half-open ranges whose bounds come from the type's own value pools (plus an empty one)."""
+        out = ["empty"]
+        for _ in range(63):
+            if kind in ("int4", "int8", "num"):
+                lo = rnd.randint(0, 10_000)
+                out.append(f"[{lo},{lo + rnd.randint(1, 500)})")
+            else:
+                k = rnd.randrange(len(self.ts_naive) - TS_SPREAD)
+                a, b = self.ts_naive[k], self.ts_naive[k + rnd.randint(1, TS_SPREAD - 1)]
+                a, b = (a[:10], b[:10]) if kind == "date" else (a, b) if kind == "ts" else (a + "+00", b + "+00")
+                out.append(f'["{a}","{b}")' if a < b else f'["{a}",)')
+        return out
+
     def _arrays(self, typ: str, rnd: random.Random) -> list[str]:
         elem = typ[:-2]
         if elem in INT_CAPACITY:
@@ -670,19 +812,27 @@ class Planner:
             if not base:
                 idx = idx + ch.rng.integers(0, TS_SPREAD, ch.n)
             if null_rate:
-                idx = np.where(ch.rng.random(ch.n) < null_rate, size, idx)
+                idx = np.where(ch.rng.random(ch.n) < (0.5 if ch.redraw else null_rate), size, idx)
             out = pool[idx].tolist()
-            for k in np.flatnonzero(ch.j % every == 1).tolist():  # every DST edge, deterministically
+            for k in np.flatnonzero(ch.j % every == 1).tolist() if not ch.redraw else ():  # every DST edge
                 out[k] = pool[dst[(int(ch.j[k]) // every) % len(dst)]]
             return out
 
         return values
 
-    def _json_fn(self, tp: TablePlan, col: Column, null_rate: float) -> RandomFn:
-        """Realistic documents, plus every ``json_edge_every``-th row an edge case, and rarely ``\\u0000``."""
-        base = self._pool(("json", col.name), lambda r: V.json_pool(col.name, r))
-        edges = [V.copy_escape(v) for v in V.JSON_EDGE_CASES.values()]
-        nuls = [V.copy_escape(v) for v in V.JSON_NUL_CASES.values()]
+    def _json_fn(self, tp: TablePlan, col: Column, null_rate: float, checks: Checks) -> RandomFn:
+        """Realistic documents, plus every ``json_edge_every``-th row an edge case, and rarely ``\\u0000``;
+        a column whose CHECKs ask for a structure gets documents of that structure and only the edge cases
+        that have it."""
+        shape = (checks.json_type.get(col.name), checks.json_keys.get(col.name, {}))
+        if shape == (None, {}):
+            base = self._pool(("json", col.name), lambda r: V.json_pool(col.name, r))
+            edges = [V.copy_escape(v) for v in V.JSON_EDGE_CASES.values()]
+            nuls = [V.copy_escape(v) for v in V.JSON_NUL_CASES.values()]
+        else:
+            base = self._pool(("json", col.name, repr(shape)), lambda r: V.json_pool(col.name, r, shape=shape))
+            edges = [V.copy_escape(v) for v in V.JSON_EDGE_CASES.values() if V.json_fits(v, *shape)] or [base[0]]
+            nuls = [V.copy_escape(v) for v in V.JSON_NUL_CASES.values() if V.json_fits(v, *shape)] or [base[0]]
         every, nul_every = self.profile.json_edge_every, self.profile.nul_every
         salt = stable_id(tp.name, col.name)
         with_nul = col.type == "json" and salt % 3 == 0  # a third of the json columns, a row in nul_every
@@ -690,7 +840,7 @@ class Planner:
         def values(ch: Chunk) -> list[str]:
             out = _pick(base, ch, null_rate)
             j = ch.j
-            for k in np.flatnonzero(j % every == 0).tolist():
+            for k in np.flatnonzero(j % every == 0).tolist() if not ch.redraw else ():
                 out[k] = edges[(int(j[k]) // every + salt) % len(edges)]
             if with_nul:
                 for k in np.flatnonzero(j % nul_every == 7).tolist():
@@ -698,6 +848,59 @@ class Planner:
             return out
 
         return values
+
+
+def _texts(name: str, rnd: random.Random, limit: int, pattern: str | None) -> list[str]:
+    """The column's text pool cut to its length limit; with a regex CHECK, the candidates it accepts
+    (identifier-like variants are added; PostgreSQL's ``~`` searches like Python's ``re.search``)."""
+    values = [v[:limit] for v in V.text_pool(name, rnd)]
+    if pattern is not None:
+        variants = [f"{rnd.choice(V.WORDS)}_{rnd.choice(V.WORDS)}_{i}"[:limit] for i in range(64)]
+        try:
+            fits = [v for v in values + variants if re.search(pattern, v)]
+        except re.error:
+            fits = []
+        values = fits or values
+    return [V.copy_escape(v) for v in values]
+
+
+def _null_rule(kind: str, present: list[str], settable: list[str]) -> Rule:
+    """Exactly/at least/at most one of the columns set, or all or none of them, chosen per row."""
+    def apply(ch: Chunk, cols: dict[str, list[str]]) -> None:
+        pick = ch.rng.integers(0, len(settable), ch.n).tolist()
+        none = (ch.rng.random(ch.n) < 0.2).tolist()
+        for k in range(ch.n):
+            for c in present:
+                chosen = c == settable[pick[k]]
+                if kind == "together":
+                    clear = none[k]
+                elif kind == "at_least_one":
+                    clear = not chosen and cols[c][k] == V.NULL
+                elif kind == "at_most_one":
+                    clear = not chosen or none[k]
+                else:
+                    clear = not chosen
+                if clear:
+                    cols[c][k] = V.NULL
+    return apply
+
+
+def _order_rule(a: str, op: str, b: str, numeric: bool, b_nullable: bool) -> Rule:
+    """``a < b`` / ``a <= b`` when both are set: swap a pair in the wrong order (equal and strict: b NULL)."""
+    def wrong_way(x: str, y: str) -> bool:
+        return float(x) > float(y) if numeric else x > y
+
+    def apply(ch: Chunk, cols: dict[str, list[str]]) -> None:
+        xs, ys = cols[a], cols[b]
+        for k in range(ch.n):
+            x, y = xs[k], ys[k]
+            if x == V.NULL or y == V.NULL:
+                continue
+            if wrong_way(x, y):
+                xs[k], ys[k] = y, x
+            elif op == "<" and x == y and b_nullable:
+                ys[k] = V.NULL
+    return apply
 
 
 def _pool_fn(pool: np.ndarray, null_rate: float) -> RandomFn:

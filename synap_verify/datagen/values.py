@@ -158,10 +158,60 @@ def json_builder(column: str) -> Callable[[random.Random], object]:
     return next((build for parts, build in JSON_SHAPES if any(p in column for p in parts)), _generic_doc)
 
 
-def json_pool(column: str, rng: random.Random, size: int = 64) -> list[str]:
-    """``size`` distinct realistic documents for ``column`` as compact json, COPY-escaped."""
+JsonShape = tuple[str | None, dict[str, str]]  # (jsonb_typeof of the document, key -> jsonb_typeof ('' any))
+_JSON_TYPES = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
+_JSON_SAMPLES: dict[str, object] = {"object": {}, "array": [], "string": "x", "number": 1, "boolean": True,
+                                    "null": None, "": "x"}
+
+
+def json_pool(column: str, rng: random.Random, size: int = 64, shape: JsonShape = (None, {})) -> list[str]:
+    """``size`` distinct realistic documents for ``column`` as compact json, COPY-escaped; with a ``shape``
+    (what the column's CHECKs ask: document type, keys and their types) every document has it."""
     build = json_builder(column)
-    return [copy_escape(json.dumps(build(rng), ensure_ascii=False, separators=(",", ":"))) for _ in range(size)]
+    docs = [build(rng) for _ in range(size)]
+    kind, keys = shape
+    if kind is not None or keys:
+        docs = [_shaped(doc, kind, keys, rng) for doc in docs]
+    return [copy_escape(json.dumps(doc, ensure_ascii=False, separators=(",", ":"))) for doc in docs]
+
+
+def _shaped(doc: object, kind: str | None, keys: dict[str, str], rng: random.Random) -> object:
+    if keys or kind == "object":
+        doc = doc if isinstance(doc, dict) else {"items": doc}
+        for key, typ in keys.items():
+            if key not in doc or not _has_type(doc[key], typ):
+                doc[key] = _json_value(typ, rng)
+        return doc
+    return doc if kind is None or _has_type(doc, kind) else _json_value(kind, rng)
+
+
+def _json_value(typ: str, rng: random.Random) -> object:
+    """A varied value of a jsonb type (an array of documents, an object of words, ...)."""
+    if typ == "array":
+        return [_generic_doc(rng) for _ in range(rng.randint(0, 4))]
+    if typ == "object":
+        return _generic_doc(rng)
+    return rng.choice(WORDS) if typ in ("string", "") else rng.randint(0, 999) if typ == "number" \
+        else _JSON_SAMPLES[typ]
+
+
+def _has_type(value: object, typ: str) -> bool:
+    if typ == "":
+        return True
+    if typ == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, _JSON_TYPES[typ]) if typ in _JSON_TYPES else False
+
+
+def json_fits(text: str, kind: str | None, keys: dict[str, str]) -> bool:
+    """Does the json text have the shape (as jsonb reads it: the last duplicate key wins)?"""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return False
+    if kind is not None and not _has_type(doc, kind):
+        return False
+    return not keys or isinstance(doc, dict) and all(k in doc and _has_type(doc[k], t) for k, t in keys.items())
 
 
 def timestamp_pool(rng: random.Random, size: int = 4096) -> list[str]:

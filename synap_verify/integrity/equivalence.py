@@ -5,8 +5,12 @@ every column normalised to its meaning (json as jsonb text, timestamps as epoch 
 as arrays, renamed tables and columns mapped) — and each side hashes its rows into 4096 key buckets
 (``count`` + ``sum`` of a 64-bit row hash: one sequential scan and a hash aggregate). Only buckets
 whose (count, sum) differ are narrowed down: keys and row hashes of those buckets, then the full rows
-of the keys that differ, column by column. Two connections, so the databases may sit on the same
-server or on two; nothing crosses between them but bucket sums and the few differing rows.
+of the keys that differ, column by column. The databases may sit on the same server or on two;
+nothing crosses between them but bucket sums and the few differing rows.
+
+The bucket scans run in parallel (:func:`scan`): every relation on each side is a task, and a large
+table is split into ranges of its pages (a TID range scan each) whose per-bucket sums add up to the
+table's; N connections per side take the tasks, largest first.
 
 A difference is a loss unless the migrated database explains it: the value is quarantined with its
 original text (``migration_quarantine``), the row or value is journaled as a data move
@@ -15,11 +19,15 @@ original text (``migration_quarantine``), the row or value is journaled as a dat
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import cast
 
 import psycopg
 from psycopg import sql
@@ -29,7 +37,7 @@ from synap_verify.contract import Contract
 from synap_verify.errors import SynapError
 from synap_verify.findings import Finding
 from synap_verify.groups import SCHEMA
-from synap_verify.integrity import jsonsem
+from synap_verify.integrity import counters, jsonsem
 from synap_verify.integrity.moves import destinations
 
 BUCKETS = 4096
@@ -39,6 +47,8 @@ RAW = "raw:"  # prefix of a json value rendered verbatim because jsonb might rej
 SESSION = ("SET TimeZone = 'UTC'", "SET DateStyle = 'ISO, YMD'", "SET IntervalStyle = 'postgres'",
            "SET extra_float_digits = 1", "SET bytea_output = 'hex'")
 INSTANT_TYPES = ("date", "timestamp without time zone", "timestamp with time zone")
+SPLIT_PAGES = 1024  # a table above this many 8 kB pages is scanned in page ranges by several connections
+DISTINCT_KEYS = "SELECT DISTINCT hashtextextended(s.k, 0) FROM ({}) s"
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,8 @@ class Expectations:
     quarantined: dict[tuple[str, str, str], set[str | None]] = field(default_factory=dict)
     reasons: dict[tuple[str, str, str], set[str]] = field(default_factory=dict)
     journaled: set[tuple[str, str, str]] = field(default_factory=set)
+    # (table, counter column) -> keys whose value differs from its aggregate; only measured counters are excused
+    counters_off: dict[tuple[str, str], set[str]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, conn: psycopg.Connection) -> Expectations:
@@ -100,7 +112,17 @@ class Expectations:
         original = before[len(RAW):] if before is not None and before.startswith(RAW) else before
         if original in self.quarantined.get(where, set()):
             return True
-        return "counter_drift" in self.reasons.get(where, set()) or where in self.journaled
+        return "counter_drift" in self.reasons.get(where, set()) and self.recount_holds(table, key, column) \
+            or where in self.journaled
+
+    def recount(self, drifts: Iterable[counters.Drift]) -> None:
+        """Record the counters measured after the migration: a recount is an excuse only where it holds."""
+        self.counters_off.update({(d.counted.table, d.counted.column): set(d.off) for d in drifts})
+
+    def recount_holds(self, table: str, key: str, column: str) -> bool:
+        """The changed counter's new value equals its aggregate over the counted rows (measured, not assumed)."""
+        off = self.counters_off.get((table, column))
+        return off is not None and key not in off
 
     def inserted(self, table: str, key: str) -> bool:
         """A row the migration added and journaled (carried-over feedback, role pairs, default workspaces)."""
@@ -253,7 +275,7 @@ def _backups(before: Catalog, after: Catalog, contract: Contract, rollback: bool
 # comparing
 
 
-def _buckets(conn: psycopg.Connection, query: str) -> dict[int, tuple[int, int]]:
+def _buckets(conn: psycopg.Connection, query: str) -> Buckets:
     rows = conn.execute(f"SELECT hashtextextended(s.k, 1) & {BUCKETS - 1}, count(*), sum(hashtextextended(s::text, 0)) "
                         f"FROM ({query}) s GROUP BY 1").fetchall()
     return {b: (n, int(h)) for b, n, h in rows}
@@ -269,16 +291,27 @@ def _rows(conn: psycopg.Connection, query: str, keys: Sequence[str]) -> Iterator
         yield from conn.execute(f"SELECT s.* FROM ({query}) s WHERE s.k = ANY(%s)", (list(keys[i:i + CHUNK]),))
 
 
+# per side: a relation's bucket sums {bucket: (count, sum)}, or a subset check's set of key hashes
+Buckets = dict[int, tuple[int, int]]
+Scanned = Buckets | set[int]
+Scan = tuple[Scanned, Scanned] | psycopg.Error  # both sides, or why one could not be scanned
+
+
 def compare(before: psycopg.Connection, after: psycopg.Connection, relation: Relation, expected: Expectations,
-            examples: int = 3) -> Outcome:
-    """Hash both sides per key bucket, narrow differing buckets to keys, differing keys to columns."""
+            examples: int = 3, scanned: Scan | None = None) -> Outcome:
+    """Hash both sides per key bucket, narrow differing buckets to keys, differing keys to columns.
+
+    ``scanned``: both sides' bucket sums (or key hashes) already taken by :func:`scan`, or its error.
+    """
     began = time.perf_counter()
     out = Outcome(relation)
     try:
+        if isinstance(scanned, psycopg.Error):
+            raise scanned
         if relation.subset:
-            _compare_subset(before, after, relation, out, examples)
+            _compare_subset(before, after, relation, out, examples, cast("tuple[set[int], set[int]] | None", scanned))
         else:
-            _compare_rows(before, after, relation, expected, out, examples)
+            _compare_rows(before, after, relation, expected, out, examples, cast("tuple[Buckets, Buckets] | None", scanned))
     except psycopg.Error as exc:
         out.findings.append(Finding("EQ-ERROR", relation.group, relation.table,
                                     f"could not compare {relation.table}: {str(exc).strip().splitlines()[0]}"))
@@ -287,8 +320,8 @@ def compare(before: psycopg.Connection, after: psycopg.Connection, relation: Rel
 
 
 def _compare_rows(before: psycopg.Connection, after: psycopg.Connection, relation: Relation, expected: Expectations,
-                  out: Outcome, examples: int) -> None:
-    b, a = _buckets(before, relation.before_sql), _buckets(after, relation.after_sql)
+                  out: Outcome, examples: int, scanned: tuple[Buckets, Buckets] | None = None) -> None:
+    b, a = scanned or (_buckets(before, relation.before_sql), _buckets(after, relation.after_sql))
     out.rows_before, out.rows_after = sum(n for n, _ in b.values()), sum(n for n, _ in a.values())
     differing = sorted(k for k in b.keys() | a.keys() if b.get(k) != a.get(k))
     if not differing:
@@ -350,10 +383,9 @@ def _same_json(old: str | None, new: str | None) -> bool:
 
 
 def _compare_subset(before: psycopg.Connection, after: psycopg.Connection, relation: Relation, out: Outcome,
-                    examples: int) -> None:
-    query = "SELECT DISTINCT hashtextextended(s.k, 0) FROM ({}) s"
-    want = {h for (h,) in before.execute(query.format(relation.before_sql))}
-    have = {h for (h,) in after.execute(query.format(relation.after_sql))}
+                    examples: int, scanned: tuple[set[int], set[int]] | None = None) -> None:
+    want, have = scanned or ({h for (h,) in before.execute(DISTINCT_KEYS.format(relation.before_sql))},
+                             {h for (h,) in after.execute(DISTINCT_KEYS.format(relation.after_sql))})
     out.rows_before, out.rows_after = len(want), len(have)
     missing = sorted(want - have)
     if missing:
@@ -394,21 +426,137 @@ class Report:
     outcomes: list[Outcome]
     findings: list[Finding]
     seconds: float
+    jobs: int = 1  # connections per side that scanned
 
     @property
     def rows(self) -> int:
         return sum(o.rows_before + o.rows_after for o in self.outcomes)
 
+    @property
+    def rate(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+
+def default_jobs() -> int:
+    """Connections per side: one per core (of this machine, the server's own for the local backends)."""
+    return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class _Task:
+    index: int  # of the relation in the caller's list
+    relation: Relation
+    side: str  # "before" or "after"
+    query: str
+    pages: int  # for scheduling, largest first
+
+
+def scan(before_dsn: str, after_dsn: str, relations: Sequence[Relation], jobs: int | None = None) -> list[Scan]:
+    """Both sides' bucket sums (key hashes for subset checks) of every relation, over ``jobs`` connections per side.
+
+    A table above SPLIT_PAGES is cut into page ranges (``ctid`` TID range scans, PostgreSQL 14+): counts
+    and sums are additive, so the parts' bucket sums add up to the table's on each side independently.
+    """
+    jobs = max(1, jobs or default_jobs())
+    tasks = [*_tasks(before_dsn, relations, "before", jobs), *_tasks(after_dsn, relations, "after", jobs)]
+    pools = {side: _Pool(dsn, jobs) for side, dsn in (("before", before_dsn), ("after", after_dsn))}
+    try:
+        futures = [(t, pools[t.side].submit(t)) for t in sorted(tasks, key=lambda t: -t.pages)]
+        parts: dict[tuple[int, str], list[Scanned]] = {}
+        failed: dict[int, psycopg.Error] = {}
+        for task, future in futures:
+            try:
+                parts.setdefault((task.index, task.side), []).append(future.result())
+            except psycopg.Error as exc:  # one relation's finding (compare reports it), not the end of the run
+                failed[task.index] = exc
+    finally:
+        for pool in pools.values():
+            pool.close()
+    return [failed.get(i) or (_merge(parts[(i, "before")]), _merge(parts[(i, "after")])) for i in range(len(relations))]
+
+
+def _tasks(dsn: str, relations: Sequence[Relation], side: str, jobs: int) -> Iterator[_Task]:
+    with connect(dsn) as conn:
+        pages: dict[str, int] = dict(conn.execute(
+            "SELECT c.relname, pg_relation_size(c.oid) / current_setting('block_size')::int FROM pg_class c "
+            "WHERE c.relnamespace = %s::regnamespace AND c.relkind = 'r'", (SCHEMA,)).fetchall())
+        ranges = int(conn.info.server_version) >= 140000
+    for index, relation in enumerate(relations):
+        query = relation.before_sql if side == "before" else relation.after_sql
+        table = _scanned_table(query)
+        size = pages.get(table, 0) if table else 0
+        parts = min(4 * jobs, -(-size // SPLIT_PAGES)) if ranges and not relation.subset else 1
+        if parts <= 1:
+            yield _Task(index, relation, side, query, size)
+            continue
+        step = -(-size // parts)
+        for first in range(0, size, step):
+            upper = f" AND ctid < '({first + step},0)'::tid" if first + step < size else ""  # the last range is open
+            yield _Task(index, relation, side, f"{query} WHERE ctid >= '({first},0)'::tid{upper}", step)
+
+
+def _scanned_table(query: str) -> str | None:
+    """The table a row relation reads: :func:`_select` ends every query with ``FROM schema.table``."""
+    found = re.search(rf' FROM {SCHEMA}\.("(?:[^"]|"")+"|\w+)$', query)
+    return found.group(1).strip('"').replace('""', '"') if found else None
+
+
+def _merge(parts: list[Scanned]) -> Scanned:
+    if isinstance(parts[0], set):
+        return set().union(*parts)
+    total: Buckets = {}
+    for part in parts:
+        assert isinstance(part, dict)
+        for bucket, (n, h) in part.items():
+            m, g = total.get(bucket, (0, 0))
+            total[bucket] = (m + n, g + h)
+    return total
+
+
+class _Pool:
+    """``jobs`` threads, each with its own read-only connection to one side."""
+
+    def __init__(self, dsn: str, jobs: int) -> None:
+        self.dsn = dsn
+        self.local = threading.local()
+        self.opened: list[psycopg.Connection] = []
+        self.lock = threading.Lock()
+        self.executor = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="equivalence")
+
+    def submit(self, task: _Task) -> Future[Scanned]:
+        return self.executor.submit(self._run, task)
+
+    def _run(self, task: _Task) -> Scanned:
+        conn: psycopg.Connection | None = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = self.local.conn = connect(self.dsn)
+            with self.lock:
+                self.opened.append(conn)
+        if task.relation.subset:
+            return {h for (h,) in conn.execute(DISTINCT_KEYS.format(task.query))}
+        return _buckets(conn, task.query)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        for conn in self.opened:
+            conn.close()
+
 
 def run(before_dsn: str, after_dsn: str, contract: Contract, groups: Iterable[str] = (), rollback: bool = False,
-        expected: Expectations | None = None) -> Report:
-    """Compare two whole databases: plan from both catalogs, then every relation."""
+        expected: Expectations | None = None, jobs: int | None = None) -> Report:
+    """Compare two whole databases: plan from both catalogs, scan every relation in parallel, then narrow."""
     from synap_verify.catalog import read_catalog
 
     began = time.perf_counter()
+    jobs = max(1, jobs or default_jobs())
     with connect(before_dsn) as b, connect(after_dsn) as a:
-        relations, findings = plan(read_catalog(b), read_catalog(a), contract, groups, rollback)
+        after = read_catalog(a)
+        relations, findings = plan(read_catalog(b), after, contract, groups, rollback)
         known = expected if expected is not None else Expectations.load(a)
-        outcomes = [compare(b, a, r, known) for r in relations]
+        counted, drifts = counters.check(a, after, contract, groups, legacy=rollback)
+        known.recount(drifts)
+        findings += counted
+        scanned = scan(before_dsn, after_dsn, relations, jobs)
+        outcomes = [compare(b, a, r, known, scanned=sides) for r, sides in zip(relations, scanned, strict=True)]
     findings += [f for o in outcomes for f in o.findings]
-    return Report(outcomes, findings, time.perf_counter() - began)
+    return Report(outcomes, findings, time.perf_counter() - began, jobs)

@@ -14,16 +14,15 @@ from collections.abc import Iterable
 import psycopg
 from psycopg import sql
 
-from synap_verify.catalog import Catalog, Table, read_catalog
+from synap_verify.catalog import Table, read_catalog
 from synap_verify.contract import Contract, TableSpec
 from synap_verify.findings import Finding
-from synap_verify.integrity import jsonsem
+from synap_verify.integrity import counters, jsonsem
 from synap_verify.integrity.equivalence import SCHEMA, connect
 
 # a member name followed by a colon: counting these in the json text and in its jsonb text gives
 # the number of members jsonb drops (duplicate keys); strings cannot end in an unescaped quote + colon
 MEMBER = r'"(?:[^"\\]|\\.)*"\s*:'
-AGGREGATES = {"rating_average": "round(avg(c.rating), 2)"}  # others ending in _count count rows
 
 
 def _q(name: str) -> str:
@@ -70,12 +69,16 @@ def check(conn: psycopg.Connection, contract: Contract, groups: Iterable[str] = 
                 add("PF-DRIFT", _count(conn, f"SELECT count(*) FROM {_q(table.name)} c JOIN {_q(parent)} p ON p.id = "
                                        f"c.{fk_col} WHERE c.{tenant} IS DISTINCT FROM p.{tenant}"),
                     f"{table.name}.{tenant} differs from its {parent}'s through {fk_col} (G7 drift)", fk_col)
-        for counter in spec.counters.values():
-            n = _counter_drift(conn, catalog, table, counter.column, counter.source, contract)
-            add("PF-COUNTER", n, f"{table.name}.{counter.column} differs from what {counter.source} counts", counter.column)
         if table.name == "rbac_roles" and table.column("permissions") and catalog.table("rbac_permissions"):
             add("PF-PERMISSION", _count(conn, _UNKNOWN_PERMISSIONS),
                 "rbac_roles.permissions keys with no rbac_permissions row (reported, not carried)", "permissions")
+    resolved, _ = counters.plan(catalog, contract, selected, legacy=True)  # unresolved: the legacy schema lacks the FK
+    for drift in (counters.measure(conn, c) for c in resolved):
+        if drift.off:
+            c = drift.counted
+            findings.append(Finding("PF-COUNTER", c.group, c.table, f"{len(drift.off)} rows: {c.relation}.{c.column} "
+                                    f"differs from {c.aggregate} over {c.source}", column=c.column,
+                                    actual=str(len(drift.off))))
     return findings
 
 
@@ -108,22 +111,6 @@ def _duplicate_keys(conn: psycopg.Connection, table: Table, column: str) -> int:
 
 def _parent(table: Table, column: str) -> str | None:
     return next((fk.target_table for fk in table.foreign_keys if fk.columns == (column,)), None)
-
-
-def _counter_drift(conn: psycopg.Connection, catalog: Catalog, table: Table, column: str, source: str | None,
-                   contract: Contract) -> int:
-    """Parent rows whose stored counter differs from the aggregate over the source table's rows."""
-    legacy_source = contract.mapping().legacy_table(source) if source else None
-    child = catalog.table(legacy_source or source or "")
-    fk = next((f.columns[0] for f in child.foreign_keys if f.target_table == table.name and len(f.columns) == 1),
-              None) if child else None
-    aggregate = AGGREGATES.get(column, "count(*)" if column.endswith("_count") else None)
-    if child is None or fk is None or aggregate is None or table.column(column) is None:
-        return 0
-    computed = f"(SELECT {aggregate} FROM {_q(child.name)} c WHERE c.{fk} = p.id)"
-    if column in AGGREGATES:
-        computed = f"coalesce({computed}, 0)"
-    return _count(conn, f"SELECT count(*) FROM {_q(table.name)} p WHERE p.{column} IS DISTINCT FROM {computed}")
 
 
 def run(dsn: str, contract: Contract, groups: Iterable[str] = ()) -> list[Finding]:

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+if TYPE_CHECKING:
+    from synap_verify.server.executor import Cluster
 
 
 @dataclass
@@ -22,6 +26,7 @@ class Server:
     disposable: bool
     started_in: float = 0.0
     stop: Callable[[], None] = field(default=lambda: None, repr=False)
+    cluster: Cluster | None = field(default=None, repr=False)  # a local cluster's folders (embedded, system)
 
     def dsn(self, dbname: str | None = None) -> str:
         """A libpq connection string for ``dbname`` (default: the server's own database)."""

@@ -19,4 +19,4 @@ def bindir() -> Path:
 
 
 def start(keep: bool = False, preload: tuple[str, ...] = ()) -> Server:
-    return start_cluster(bindir(), "embedded", keep, preload)
+    return start_cluster(bindir(), "embedded", keep, preload=preload)

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +50,50 @@ def _run_as_user() -> str | None:
     return RUN_AS
 
 
-def start_cluster(bindir: Path, backend: str, keep: bool = False, preload: tuple[str, ...] = ()) -> Server:
-    """initdb + start in a fresh temporary folder; return a handle whose ``stop`` removes everything.
+@dataclass(frozen=True)
+class Cluster:
+    """Where a local cluster lives, for what only a local cluster can do: stop and keep its files."""
+
+    bindir: Path
+    root: Path
+    user: str | None
+
+    @property
+    def pgdata(self) -> Path:
+        return self.root / "data"
+
+    def halt(self) -> None:
+        """A clean stop that keeps the data directory, trimmed to what a start on a copy of it reads.
+
+        After a clean stop the next start needs no recovery: it reads only the WAL segment holding the
+        shutdown checkpoint (and the next one, should the record cross into it). The other segments,
+        recycled ones kept for reuse, are most of a small cluster's bytes and every copy would carry them.
+        """
+        subprocess.run([str(self.bindir / "pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop"],
+                       capture_output=True, check=True, **as_user(self.user))
+        control = subprocess.run([str(self.bindir / "pg_controldata"), "-D", str(self.pgdata)], capture_output=True,
+                                 text=True, check=True, env={**os.environ, "LC_ALL": "C"}).stdout
+        fields = dict(line.split(":", 1) for line in control.splitlines() if ":" in line)
+        if fields.get("Database cluster state", "").strip() != "shut down":
+            raise SynapError(f"{self.pgdata} did not shut down cleanly: not trimming its WAL")
+        redo = fields["Latest checkpoint's REDO WAL file"].strip()
+        segments = sorted(p for p in (self.pgdata / "pg_wal").iterdir() if len(p.name) == 24 and p.is_file())
+        later = [p.name for p in segments if p.name > redo]
+        for segment in segments:
+            if segment.name != redo and segment.name not in later[:1]:
+                segment.unlink()
+
+
+def binary_version(bindir: Path) -> str:
+    """``postgres --version`` of an installation, without starting anything."""
+    proc = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=False)
+    return proc.stdout.strip() or f"unknown ({bindir})"
+
+
+def start_cluster(bindir: Path, backend: str, keep: bool = False, copy_from: Path | None = None,
+                  preload: tuple[str, ...] = ()) -> Server:
+    """initdb (or a copy of the stopped data directory ``copy_from``) + start in a fresh temporary
+    folder; return a handle whose ``stop`` removes everything.
 
     With ``keep`` no janitor is posted: the server outlives the test process on purpose. ``preload``:
     libraries for ``shared_preload_libraries`` (e.g. ``pg_stat_statements``, which cannot be loaded later);
@@ -70,8 +113,13 @@ def start_cluster(bindir: Path, backend: str, keep: bool = False, preload: tuple
     env = {**os.environ, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
     janitor = None if keep else spawn_janitor(os.getpid(), root, bindir, user)
     try:
-        _run(user, env, [bindir / "initdb", "-D", pgdata, "-U", "postgres", "--auth=trust",
-                         "--encoding=UTF8", "--no-sync", "--no-instructions"], "initdb")
+        if copy_from is None:
+            _run(user, env, [bindir / "initdb", "-D", pgdata, "-U", "postgres", "--auth=trust",
+                             "--encoding=UTF8", "--no-sync", "--no-instructions"], "initdb")
+        else:
+            from synap_verify.server.cache import copy_tree
+
+            copy_tree(copy_from, pgdata)
         _run(user, {**env, "GLIBC_TUNABLES": MALLOC_TUNABLES},
              [bindir / "pg_ctl", "-D", pgdata, "-l", root / "server.log", "-w", "-t", "60",
               "-o", f"-h '' -k {root} {options}", "start"], "pg_ctl start")
@@ -89,7 +137,8 @@ def start_cluster(bindir: Path, backend: str, keep: bool = False, preload: tuple
             janitor.wait()
 
     conninfo = make_conninfo(host=str(root), port=port, user="postgres", dbname="postgres")
-    return Server(backend, conninfo, disposable=True, started_in=time.perf_counter() - began, stop=stop)
+    return Server(backend, conninfo, disposable=True, started_in=time.perf_counter() - began, stop=stop,
+                  cluster=Cluster(bindir, root, user))
 
 
 def stop_cluster(bindir: Path, root: Path, user: str | None) -> None:

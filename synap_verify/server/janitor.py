@@ -24,7 +24,7 @@ def spawn_janitor(owner_pid: int, root: Path, bindir: Path, user: str | None) ->
     )
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -37,7 +37,7 @@ def _alive(pid: int) -> bool:
 def watch(owner_pid: int, root: Path, bindir: Path, user: str | None) -> None:
     from synap_verify.server.executor import stop_cluster
 
-    while _alive(owner_pid) and root.exists():
+    while alive(owner_pid) and root.exists():
         time.sleep(0.2)
     if root.exists():
         stop_cluster(bindir, root, user)

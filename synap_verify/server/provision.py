@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from synap_verify.server import Server
 from synap_verify.settings import Settings
 
+LOCAL_BACKENDS = ("embedded", "system")  # clusters this process runs itself: the only ones with a state cache
 
-def provision(settings: Settings) -> Server:
+
+def local_bindir(backend: str) -> Path:
+    """The binaries of a local backend."""
+    if backend == "system":
+        from synap_verify.server import system
+
+        return system.bindir()
+    from synap_verify.server import embedded
+
+    return embedded.bindir()
+
+
+def provision(settings: Settings, copy_from: Path | None = None) -> Server:
+    """A server; a local one starts on a copy of the stopped data directory ``copy_from`` when given."""
     if settings.backend == "dsn":
         from synap_verify.server import dsn
 
@@ -16,10 +32,7 @@ def provision(settings: Settings) -> Server:
         from synap_verify.server import docker
 
         return docker.start(settings.docker_image)
-    if settings.backend == "system":
-        from synap_verify.server import system
+    from synap_verify.server.executor import start_cluster
 
-        return system.start(settings.keep, settings.server_preload)
-    from synap_verify.server import embedded
-
-    return embedded.start(settings.keep, settings.server_preload)
+    return start_cluster(local_bindir(settings.backend), settings.backend, settings.keep, copy_from,
+                         settings.server_preload)

@@ -27,9 +27,13 @@ def find_bindir() -> Path | None:
     return next((c for c in candidates if (c / "initdb").exists() and (c / "postgres").exists()), None)
 
 
-def start(keep: bool = False, preload: tuple[str, ...] = ()) -> Server:
+def bindir() -> Path:
     found = find_bindir()
     if found is None:
         raise SynapError("no system PostgreSQL found (no pg_config, initdb or /usr/lib/postgresql/*/bin): "
                          "install one, set SYNAP_PG_BINDIR, or use --synap-backend=embedded")
-    return start_cluster(found, "system", keep, preload)
+    return found
+
+
+def start(keep: bool = False, preload: tuple[str, ...] = ()) -> Server:
+    return start_cluster(bindir(), "system", keep, preload=preload)

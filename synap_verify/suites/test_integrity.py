@@ -17,7 +17,7 @@ import pytest
 from synap_verify import migrate
 from synap_verify.contract import Contract, load_contract
 from synap_verify.findings import Finding, render_text
-from synap_verify.integrity import equivalence
+from synap_verify.integrity import counters, equivalence
 from synap_verify.pipeline import Pipeline
 from synap_verify.server.templates import Database
 from synap_verify.settings import Settings
@@ -27,10 +27,16 @@ BACKUP_TABLES = "backup_*"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """One item per (group, table) of the contract, marked with its group so ``--synap-group`` selects it."""
+    """One item per (group, table) of the contract, marked with its group so ``--synap-group`` selects it;
+    one per counted counter (group, table.column) for the G8 data check."""
+    settings = metafunc.config.stash[SETTINGS]
+    if "counter" in metafunc.fixturenames:
+        counted = [(spec.group, f"{spec.name}.{c.column}") for spec in load_contract(settings.contract).tables.values()
+                   for c in spec.counters.values() if c.source]
+        metafunc.parametrize(("group", "counter"), [pytest.param(g, c, marks=pytest.mark.synap_group(g), id=f"{g}-{c}")
+                                                    for g, c in counted])
     if "table" not in metafunc.fixturenames:
         return
-    settings = metafunc.config.stash[SETTINGS]
     contract = load_contract(settings.contract)
     pairs = [(spec.group, spec.name) for spec in contract.tables.values()]
     pairs.append((contract.rules.backup_group, BACKUP_TABLES))
@@ -47,15 +53,17 @@ class Comparison:
     relations: list[equivalence.Relation]
     plan_findings: list[Finding]
     expected: equivalence.Expectations
+    counters: list[Finding]  # the G8 data check on the migrated database
+    scanned: list[equivalence.Scan]  # every relation's bucket sums, taken in parallel up front
 
     def check(self, table: str, backup_group: str) -> list[Finding]:
         def mine(name: str, group: str) -> bool:
             return name == table or table == BACKUP_TABLES and group == backup_group
 
         found = [f for f in self.plan_findings if mine(f.table, f.group)]
-        for relation in self.relations:
+        for relation, sides in zip(self.relations, self.scanned, strict=True):
             if mine(relation.table, relation.group):
-                found += equivalence.compare(self.before, self.after, relation, self.expected).findings
+                found += equivalence.compare(self.before, self.after, relation, self.expected, scanned=sides).findings
         return found
 
 
@@ -68,15 +76,26 @@ def contract(synap_settings: Settings) -> Contract:
 def comparison(synap_legacy_db: Database, synap_migrated_db: Database, contract: Contract,
                synap_settings: Settings) -> Iterator[Comparison]:
     with equivalence.connect(synap_legacy_db.dsn) as before, equivalence.connect(synap_migrated_db.dsn) as after:
-        relations, findings = equivalence.plan(synap_legacy_db.catalog(), synap_migrated_db.catalog(), contract,
-                                               synap_settings.groups)
-        yield Comparison(before, after, relations, findings, equivalence.Expectations.load(after))
+        migrated = synap_migrated_db.catalog()
+        relations, findings = equivalence.plan(synap_legacy_db.catalog(), migrated, contract, synap_settings.groups)
+        expected = equivalence.Expectations.load(after)
+        counted, drifts = counters.check(after, migrated, contract, synap_settings.groups)
+        expected.recount(drifts)
+        scanned = equivalence.scan(synap_legacy_db.dsn, synap_migrated_db.dsn, relations)
+        yield Comparison(before, after, relations, findings, expected, counted, scanned)
 
 
 def test_nothing_lost(comparison: Comparison, contract: Contract, group: str, table: str) -> None:
     """Every legacy row and value of the table is in the migrated database with the same meaning, or accounted for."""
     findings = comparison.check(table, contract.rules.backup_group)
     assert not findings, f"{group}/{table}: data lost or altered by the migration:\n" + render_text(findings)
+
+
+def test_counter_equals_its_rows(comparison: Comparison, group: str, counter: str) -> None:
+    """G8 in the data: the migrated counter equals its aggregate over the rows it counts, on every row."""
+    table, column = counter.split(".")
+    findings = [f for f in comparison.counters if (f.table, f.column) == (table, column)]
+    assert not findings, f"{group}/{counter}: the counter disagrees with its rows:\n" + render_text(findings)
 
 
 def test_rollback_restores_legacy_data(synap_pipeline: Pipeline, synap_legacy_db: Database, contract: Contract,

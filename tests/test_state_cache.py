@@ -1,0 +1,207 @@
+"""The state cache: a later session starts from the states an earlier one built, and only when every
+input is the same; a killed session or two at once never leave an entry that looks valid but is not."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from synap_verify.pipeline import Pipeline
+from synap_verify.resources import CONTRACT, REFERENCE_MIGRATIONS
+from synap_verify.server import Server
+from synap_verify.server.cache import MANIFEST, TEMP, StateCache
+from synap_verify.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+# a session in another process: start from the cache, build the schema state, end normally (storing it)
+SESSION = """
+import sys, time
+from synap_verify.pipeline import Pipeline
+from synap_verify.settings import Settings
+pipeline = Pipeline.start(Settings.resolve({{"scale": "tiny", "cache": {cache!r}}}), say=lambda line: print(line, flush=True))
+pipeline.{state}_template()
+print("built", flush=True)
+{after}
+"""
+
+
+def start(cache: Path | str, said: list[str], **settings: object) -> Pipeline:
+    return Pipeline.start(Settings.resolve({"scale": "tiny", "cache": str(cache), **settings}), say=said.append)
+
+
+def schema_shape(pipeline: Pipeline) -> tuple[int, str]:
+    """Relation count and a hash of their names and columns: the same state has the same ones."""
+    db = pipeline.clone("schema")
+    try:
+        with db.connect() as conn:
+            row = conn.execute("SELECT count(DISTINCT table_name), md5(string_agg(table_name || '.' || column_name, ',' "
+                               "ORDER BY table_name, column_name)) FROM information_schema.columns "
+                               "WHERE table_schema = 'synapscale_db'").fetchone()
+        assert row is not None
+        return int(row[0]), str(row[1])
+    finally:
+        db.drop()
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, tuple[int, str]]]:
+    """A cache holding the schema, legacy and migrated states at tiny scale, built once for the module."""
+    cache = tmp_path_factory.mktemp("cache")
+    said: list[str] = []
+    pipeline = start(cache, said)
+    pipeline.schema_template()
+    pipeline.migrated_template()
+    built = schema_shape(pipeline)
+    pipeline.stop()
+    assert any("state cache: stored " in line and "synap_legacy_tiny_" in line and "synap_migrated_tiny_" in line
+               and "synap_schema_only" in line for line in said), said
+    yield cache, built
+
+
+def test_a_second_session_starts_from_the_stored_state(stored: tuple[Path, tuple[int, str]]) -> None:
+    cache, built = stored
+    said: list[str] = []
+    pipeline = start(cache, said)
+    try:
+        names = pipeline.schema_template(), pipeline.migrated_template()
+        assert pipeline.cached is not None and set(names) <= set(pipeline.cached.reused)
+        assert not pipeline.cached.built and not any("building" in line for line in said), said
+        assert schema_shape(pipeline) == built and built[0] > 20
+    finally:
+        pipeline.stop()
+    assert not any("stored" in line for line in said), "a session that built nothing stores nothing"
+
+
+def _changed_migration(tmp: Path) -> dict[str, object]:
+    folder = tmp / "migrations"
+    shutil.copytree(REFERENCE_MIGRATIONS, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    revision = sorted((folder / "versions").glob("*.py"))[-1]
+    revision.write_text(revision.read_text() + "\n# one more line\n")
+    return {"alembic": str(folder)}
+
+
+def _changed_contract(tmp: Path) -> dict[str, object]:
+    contract = tmp / "contract.yaml"
+    contract.write_text(CONTRACT.read_text() + "\n# one more line\n")
+    return {"contract": str(contract)}
+
+
+@pytest.mark.parametrize(("changed", "variant"), [
+    ("alembic", _changed_migration),
+    ("contract", _changed_contract),
+    ("seed", lambda _tmp: {"seed": 7}),
+    ("scale", lambda _tmp: {"scale": "small"}),
+])
+def test_any_changed_input_rebuilds(stored: tuple[Path, tuple[int, str]], tmp_path: Path, changed: str,
+                                    variant: object) -> None:
+    """A changed migration file or contract misses the stored migrated state (the loaded ones still serve);
+    a changed seed or scale misses the whole entry.
+
+    Seeded defect: an input missing from the key or the state's name would let this session reuse a stale state."""
+    cache, _ = stored
+    said: list[str] = []
+    pipeline = start(cache, said, **variant(tmp_path))  # type: ignore[operator]
+    try:
+        assert pipeline.cached is not None and pipeline.migrated_name() not in pipeline.cached.reused
+        if changed in ("alembic", "contract"):
+            assert "synap_schema_only" in pipeline.cached.reused
+            assert sum(name.startswith("synap_migrated_") for name in pipeline.cached.reused) == 1
+        else:
+            assert pipeline.cached.reused == ()
+            assert any(f"no entry for key {pipeline.cached.key} (changed since the last entry: {changed})" in line
+                       for line in said), said
+    finally:
+        pipeline.stop()
+
+
+def test_a_killed_build_is_not_reused(tmp_path: Path) -> None:
+    """Killed while loading: nothing in the cache looks like an entry, and the next session reuses nothing."""
+    proc = _session(tmp_path, state="legacy", after="")
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "loading" in line:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not list(tmp_path.glob(f"*/{MANIFEST}"))
+    said: list[str] = []
+    pipeline = start(tmp_path, said)
+    try:
+        assert pipeline.cached is not None and pipeline.cached.reused == ()
+        assert any("no entry for key" in line for line in said), said
+    finally:
+        pipeline.stop()
+
+
+def test_a_killed_store_leaves_only_a_temporary_folder_that_is_ignored_and_removed(tmp_path: Path) -> None:
+    """A writer killed between copying and renaming: its folder is not an entry and the next store removes it."""
+    cache = StateCache(tmp_path)
+    inputs = {"postgres": "x", "seed": "1"}
+    key = cache.key(inputs)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    leftover = tmp_path / f"{TEMP}{key}-{int(dead.stdout)}"
+    (leftover / "data").mkdir(parents=True)
+    (leftover / MANIFEST).write_text('{"states": ["synap_legacy_x"], "inputs": {}}')
+    with cache.reading(key) as entry:
+        assert entry is None
+    source = tmp_path / "source"
+    source.mkdir()
+    cache.store(key, source, {"synap_legacy_x": 1.0}, inputs)
+    assert not leftover.exists()
+    with cache.reading(key) as entry:
+        assert entry is not None and list(entry.states) == ["synap_legacy_x"]
+
+
+def test_two_sessions_at_once_leave_one_valid_entry(tmp_path: Path) -> None:
+    """Both build and store concurrently; the entry that remains starts a session with the right rows."""
+    sessions = [_session(tmp_path, state="schema", after="pipeline.stop()") for _ in range(2)]
+    outputs = [p.communicate(timeout=300)[0] for p in sessions]
+    assert [p.returncode for p in sessions] == [0, 0], outputs
+    assert all("state cache: stored synap_schema_only" in out for out in outputs), outputs
+    assert len(list(tmp_path.glob(f"*/{MANIFEST}"))) == 1
+    assert not list(tmp_path.glob(f"{TEMP}*"))
+    said: list[str] = []
+    pipeline = start(tmp_path, said)
+    try:
+        assert pipeline.cached is not None and pipeline.cached.reused == ("synap_schema_only",)
+        assert pipeline.schema_template() and not pipeline.cached.built
+        assert schema_shape(pipeline)[0] > 20
+    finally:
+        pipeline.stop()
+
+
+def test_cache_off_builds_as_before_and_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    settings = Settings.resolve({"scale": "tiny", "cache": "off"})
+    assert settings.cache is None
+    said: list[str] = []
+    pipeline = Pipeline.start(settings, say=said.append)
+    try:
+        pipeline.schema_template()
+    finally:
+        pipeline.stop()
+    assert pipeline.cached is None and not any("state cache" in line for line in said), said
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_dsn_is_never_cached(pg: Server, tmp_path: Path) -> None:
+    settings = Settings.resolve({"dsn": pg.conninfo, "dsn_disposable": True, "cache": str(tmp_path / "cache")})
+    said: list[str] = []
+    pipeline = Pipeline.start(settings, say=said.append)
+    pipeline.stop()
+    assert pipeline.cached is None and not (tmp_path / "cache").exists()
+
+
+def _session(cache: Path, state: str, after: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    code = SESSION.format(cache=str(cache), state=state, after=after or "time.sleep(600)")
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env, cwd=ROOT)
