@@ -12,6 +12,7 @@ is handed on as such.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +26,7 @@ from synap_verify.groups import GROUPS
 from synapscale.migrations import ops
 
 # contract rules whose findings the declarations fix; every other finding of a planned group is manual
-PLANNED_RULES = frozenset({"G1", "G2", "G3", "G4", "G5", "G6", "G7", "G9", "T-FK", "T-RENAME"})
+PLANNED_RULES = frozenset({"G1", "G2", "G3", "G4", "G5", "G6", "G7", "G8", "G9", "T-FK", "T-RENAME"})
 OPS_TENANT_COLUMN = "tenant_id"  # the column the ops engine's policies, guards and backfills name
 
 Manual = Callable[..., None]  # records one PLAN-MANUAL finding for the table being planned
@@ -40,11 +41,12 @@ class GroupPlan:
     gin: tuple[ops.Gin, ...] = ()
     archive: tuple[str, ...] = ()  # G9: backup tables to archive (pg_dump + checksum + audit) and drop
     manual: tuple[Finding, ...] = ()
+    counters: tuple[ops.Counter, ...] = ()  # G8, declared with the counted table's group
 
     @property
     def empty(self) -> bool:
         """Nothing to apply (manual findings aside)."""
-        return not (self.tables or self.gin or self.archive)
+        return not (self.tables or self.gin or self.archive or self.counters)
 
 
 @dataclass(frozen=True)
@@ -99,14 +101,54 @@ def _plan_group(catalog: Catalog, contract: Contract, group: str) -> GroupPlan:
     archive: tuple[str, ...] = ()
     if group == rules.backup_group:
         archive = tuple(sorted(f.table for f in findings if f.rule == "G9"))
-    return GroupPlan(group, tuple(tables), tuple(gin), archive, tuple(manual))
+    counters = _counters(catalog, contract, group, manual)
+    return GroupPlan(group, tuple(tables), tuple(gin), archive, tuple(manual), counters)
+
+
+def _counters(catalog: Catalog, contract: Contract, group: str, manual: list[Finding]) -> tuple[ops.Counter, ...]:
+    """G8: one ``Counter`` per (counter table, counted table, FK column) whose counted table is in ``group``.
+
+    The counter's trigger lives on the counted table, so it is declared with the counted table's group (as
+    the hand-written revisions do: ``workflow_templates``' counters are kept by the templates group). A
+    counted table that already has a trigger the contract's ``G8.trigger_pattern`` accepts is left alone,
+    as the checker judges it.
+    """
+    if "G8" not in contract.rules.enabled:
+        return ()
+    pattern = re.compile(contract.rules.counter_trigger_pattern, re.IGNORECASE)
+    mapping = contract.mapping()
+    found: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
+    for parent in contract.tables.values():
+        table = catalog.table(parent.name) or catalog.table(parent.legacy_name or "")
+        for counter in parent.counters.values():
+            source_spec = contract.tables.get(counter.source or "")
+            if source_spec is None or source_spec.group != group or table is None or table.column(counter.column) is None:
+                continue  # no counted table, another group's, or the counter is gone (T/G8 manual where judged)
+            source = catalog.table(source_spec.name) or catalog.table(source_spec.legacy_name or "")
+            if source is None or any(pattern.search(t) for t in source.triggers):
+                continue
+            names = {parent.name, table.name}
+            fk = counter.via or next((f.columns[0] for f in source.foreign_keys if len(f.columns) == 1
+                                      and (mapping.new_table(f.target_table) or f.target_table) in names), None)
+            if fk is None:
+                manual.append(_manual(group, source_spec.name, f"{parent.name}.{counter.column} counts {source.name}, "
+                                      f"which has no FK to {parent.name}: state `via:` in the contract",
+                                      column=counter.column, expected=f"FK to {parent.name}", actual="none"))
+                continue
+            found.setdefault((parent.name, source_spec.name, fk), []).append((counter.column, counter.aggregate))
+    out = []
+    for (parent_name, child, fk), assignments in found.items():
+        watch = tuple(dict.fromkeys(c for _, expr in assignments for c in re.findall(r"\bc\.(\w+)", expr) if c != fk))
+        out.append(ops.Counter(parent_name, child, fk, tuple(assignments), watch))
+    return tuple(out)
 
 
 def _unplannable(f: Finding) -> bool:
-    """Findings of planned rules that no declaration fixes: a missing FK or one to another table, a lost tenant column."""
+    """Findings of planned rules that no declaration fixes: a missing FK or one to another table, a lost tenant
+    column or counter."""
     if f.rule == "T-FK":
         return f.expected not in ON_DELETE_ACTIONS
-    return f.rule == "G5" and f.actual == "absent"
+    return f.rule in ("G5", "G8") and f.actual == "absent"
 
 
 def _manual(group: str, table: str, message: str, column: str | None = None, constraint: str | None = None,

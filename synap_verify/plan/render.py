@@ -71,6 +71,7 @@ def revision_source(plan: GroupPlan, origin: str) -> str:
     manual = "".join(f"\n- {f.table}: {f.message}" for f in plan.manual)
     todo = f"\n\nNot planned (PLAN-MANUAL: write these steps by hand before applying):{manual}" if manual else ""
     tables = "".join(_table(t) for t in plan.tables)
+    counters = "".join(f"\n    ops.{c!r}," for c in plan.counters)
     gin = "".join(f"ops.Gin({g.table!r}, {g.column!r}), " for g in plan.gin)
     archive = "".join(f"\n    {name!r}," for name in plan.archive)
     return f'''"""{plan.group}: {MARK} from {origin}.
@@ -94,7 +95,8 @@ depends_on = None
 
 TABLES: tuple[Table, ...] = ({tables}
 )
-COUNTERS: tuple[ops.Counter, ...] = ()
+COUNTERS: tuple[ops.Counter, ...] = ({counters}
+)
 GIN: tuple[ops.Gin, ...] = ({gin})
 ARCHIVE: tuple[str, ...] = ({archive}
 )
@@ -261,6 +263,17 @@ def dry_steps(plan: Plan, rows: dict[str, int]) -> list[DryStep]:
                     f"BEFORE INSERT OR UPDATE OF tenant_id, {col}", "SHARE ROW EXCLUSIVE", "none")
                 add(t.name, f"G7 drift report {col}", f"INSERT INTO migration_quarantine SELECT ... JOIN {ops.q(parent)}",
                     "ACCESS SHARE", count(n, "reads"))
+        for counter in g.counters:
+            add(counter.child, f"G8 counters {', '.join(col for col, _ in counter.assignments)} of {counter.parent}",
+                f"CREATE FUNCTION {ops.counter_function(counter)}(); CREATE TRIGGER {ops.counter_trigger(counter)} "
+                f"AFTER INSERT OR DELETE OR UPDATE OF {', '.join(dict.fromkeys((counter.fk, *counter.watch)))} "
+                f"ON {ops.q(counter.child)}",
+                "SHARE ROW EXCLUSIVE", "none")
+            add(counter.parent, f"G8 recount {counter.parent} from {counter.child}",
+                f"UPDATE {ops.q(counter.parent)} p SET ... = (SELECT <aggregate> FROM {ops.q(counter.child)} c "
+                f"WHERE c.{counter.fk} = p.id) "
+                f"in batches of {ops.DEFAULT_RECOUNT_BATCH} parents", "ROW EXCLUSIVE (one batch's parent rows at a time)",
+                count(est(counter.parent), "updates up to"))
         for gin in g.gin:
             add(gin.table, "G6 GIN", f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {gin.name} ON {ops.q(gin.table)} "
                 f"USING gin ({gin.column})", "SHARE UPDATE EXCLUSIVE (writes go on)", count(est(gin.table), "reads"))
@@ -289,5 +302,6 @@ def render_summary(plan: Plan) -> str:
         guards = sum(len(t.parents) for t in g.tables)
         renames = sum(len(t.renames) + bool(t.legacy_name) for t in g.tables)
         lines.append(f"{g.group:<12} {len(g.tables):3} tables: {fks} FK, {json} json, {ts} timestamp, {renames} rename, "
-                     f"{rls} RLS, {guards} guard, {len(g.gin)} GIN, {len(g.archive)} archive; {len(g.manual)} manual")
+                     f"{rls} RLS, {guards} guard, {len(g.counters)} counter, {len(g.gin)} GIN, {len(g.archive)} archive; "
+                     f"{len(g.manual)} manual")
     return "\n".join(lines)
