@@ -66,6 +66,11 @@ def catalog(dsn: str) -> Catalog:
         return read_catalog(conn)
 
 
+def catalog_of(dsn: str, contract: Contract) -> Catalog:
+    with psycopg.connect(dsn) as conn:
+        return read_catalog(conn, contract.schemas)
+
+
 def sql(dsn: str, *statements: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         for s in statements:
@@ -436,3 +441,33 @@ def test_any_half_migrated_start_converges_and_comes_back(pg: Server, legacy: st
     finally:
         shutil.rmtree(out)
     assert structure(catalog(dsn)) == structure(start)
+
+
+def test_plan_outside_the_ops_engines_schema_is_manual(pg: Server, tmp_path: Path) -> None:
+    name = f"plan_{next(_names)}"
+    with pg.connect() as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    sql(pg.dsn(name), "CREATE TABLE public.things (id uuid PRIMARY KEY, tenant_id uuid NOT NULL, data json)")
+    path = tmp_path / "public.yaml"
+    path.write_text(f"extends: {GENERIC_CONTRACT}\nschemas: [public]\n")
+    contract = load_contract(path)
+    plan = build_plan(catalog_of(pg.dsn(name), contract), contract)
+    assert all(g.empty for g in plan.groups)
+    assert [f.message for f in plan.findings] == [
+        "1 table(s) to restructure in public: the ops engine works in synapscale_db only (PLAN-MANUAL)"]
+
+
+# --------------------------------------------------------------------------------------------------
+# rehearse: load, plan, migrate a copy, judge it
+
+
+def test_rehearse_reaches_a_clean_copy_and_says_when_it_does_not(decided: Contract,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rehearse", "--contract", str(decided.path), "--group", "contacts,templates"]) == 0
+    err = capsys.readouterr().err
+    assert "contract findings before 117 " in err and "-> after 0 {}; PLAN-MANUAL 0" in err
+    assert "equivalence 0 finding(s)" in err and "RLS 0 finding(s)" in err and "0 finding(s) on the migrated copy" in err
+    # the same groups under our contract: the FKs to users nobody decided stay NO ACTION, and that is not clean
+    assert main(["rehearse", "--group", "templates"]) == 1
+    out, err = capsys.readouterr()
+    assert out.count("[PLAN-MANUAL] templates/") == 5 and out.count("[G4] templates/") == 5

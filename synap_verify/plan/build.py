@@ -69,7 +69,14 @@ def build_plan(catalog: Catalog, contract: Contract, groups: Iterable[str] = ())
     """The plan of every selected group (every group the contract names when empty), in the spec's order."""
     contract = contract.covering(catalog)
     selected = set(groups) or set(contract.groups)
-    return Plan(tuple(_plan_group(catalog, contract, g) for g in GROUPS if g in selected and g in contract.groups))
+    plans = tuple(_plan_group(catalog, contract, g) for g in GROUPS if g in selected and g in contract.groups)
+    if contract.schemas == (ops.SCHEMA,):
+        return Plan(plans)
+    # the ops engine qualifies every name with its one schema: what it would run elsewhere is said, not written
+    return Plan(tuple(GroupPlan(g.group, manual=(*g.manual, _manual(
+        g.group, "-", f"{len(g.tables)} table(s) to restructure in {', '.join(contract.schemas)}: the ops engine works in "
+        f"{ops.SCHEMA} only", expected=ops.SCHEMA, actual=", ".join(contract.schemas)))) if not g.empty else g
+        for g in plans))
 
 
 def _plan_group(catalog: Catalog, contract: Contract, group: str) -> GroupPlan:

@@ -1,0 +1,104 @@
+"""``synap-verify rehearse``: the whole restructure of a schema on a throwaway copy, in one command.
+
+Load the baseline (a schema file or a live database's schema) into an embedded server and fill it
+with generated rows, plan it against the contract, apply the planned revisions, then judge the
+migrated copy: contract, data equivalence with the loaded copy, RLS lints and probes. Exit 0 only
+when the migrated copy is clean (no finding, nothing manual), 1 otherwise, 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from synap_verify import migrate
+from synap_verify.commands import add_contract_argument, report_findings
+from synap_verify.contract import check, load_contract
+from synap_verify.contract.model import Contract
+from synap_verify.findings import RENDERERS, Finding, count_by_rule
+from synap_verify.groups import resolve_groups
+from synap_verify.plan import build_plan
+from synap_verify.plan.render import render_summary, write_revisions
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--baseline", help="schema file (pg_dump --schema-only) or DSN to take the schema from "
+                                           "(read only; default: the legacy fixture)")
+    add_contract_argument(parser)
+    parser.add_argument("--tenant-column", metavar="NAME", help="the tenant column (default: the contract's G5.tenant_column)")
+    parser.add_argument("--group", action="append", default=[], help="restructure group(s); repeatable or comma list")
+    parser.add_argument("--scale", default="tiny", help="data profile of the generated rows (default: tiny)")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--prelude", type=Path, help="SQL run before the baseline (objects the dump uses but does not define)")
+    parser.add_argument("--skip-missing", action="store_true",
+                        help="load what the server can and list what needs a missing object")
+    parser.add_argument("--out", type=Path, help="keep the planned migrations folder here (default: a temporary one)")
+    parser.add_argument("--format", choices=tuple(RENDERERS), default="text")
+
+
+def with_tenant_column(contract: Contract, column: str | None) -> Contract:
+    """The contract with another tenant column for G5/G7 (and the G4 defaults that say ``$tenant_column``)."""
+    return contract if not column else replace(contract, rules=replace(contract.rules, tenant_column=column))
+
+
+def run(args: argparse.Namespace) -> int:
+    from synap_verify import rls
+    from synap_verify.integrity import equivalence
+    from synap_verify.pipeline import Pipeline
+    from synap_verify.settings import Settings
+
+    contract = with_tenant_column(load_contract(args.contract), args.tenant_column)
+    groups = resolve_groups(args.group)
+    selected = groups if args.group else ()
+    settings = Settings.resolve({"baseline": args.baseline, "baseline_prelude": args.prelude,
+                                 "baseline_skip_missing": args.skip_missing, "scale": args.scale, "seed": args.seed,
+                                 "groups": list(groups), "contract": args.contract})
+    say = (lambda line: print(line, file=sys.stderr))
+    timings: dict[str, float] = {}
+    began = time.perf_counter()
+    pipeline = Pipeline.start(settings, say=say)
+    try:
+        before = pipeline.clone("legacy")
+        work = pipeline.clone("legacy")
+        timings["load"] = time.perf_counter() - began
+        t = time.perf_counter()
+        start = work.catalog(contract.schemas)
+        findings_before = check(start, contract, selected)
+        plan = build_plan(start, contract, selected)
+        out = args.out or Path(tempfile.mkdtemp(prefix="synap-rehearse-"))
+        write_revisions(plan, out, f"the rehearsal's copy of {settings.baseline or 'the legacy fixture'}")
+        timings["plan"] = time.perf_counter() - t
+        print(render_summary(plan), file=sys.stderr)
+        t = time.perf_counter()
+        steps = migrate.upgrade(work.dsn, out, ["heads"]) if not all(g.empty for g in plan.groups) else []
+        timings["migrate"] = time.perf_counter() - t
+        t = time.perf_counter()
+        findings_after = check(work.catalog(contract.schemas), contract, selected)
+        timings["contract"] = time.perf_counter() - t
+        t = time.perf_counter()
+        same = equivalence.run(before.dsn, work.dsn, contract, selected)
+        timings["equivalence"] = time.perf_counter() - t
+        t = time.perf_counter()
+        probes = rls.setup(args.contract)
+        config = replace(probes.config, tenant_column=contract.rules.tenant_column)
+        # the probes run on every tenant table; a rehearsal of some groups judges only theirs (as `rls --group`)
+        guarded = [f for f in rls.check(work, config, probes.groups).findings
+                   if not selected or f.group in selected or f.table == "-"]
+        timings["rls"] = time.perf_counter() - t
+    finally:
+        pipeline.stop()
+    for s in steps:
+        worst = s.longest_exclusive()
+        lock = f", longest ACCESS EXCLUSIVE {worst.seconds:.2f}s on {worst.relation}" if worst else ""
+        say(f"synap-verify:   {s.revision:<16} {s.seconds:7.2f}s{lock}")
+    say("synap-verify: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
+    say(f"synap-verify: contract findings before {len(findings_before)} {count_by_rule(findings_before)} -> after "
+        f"{len(findings_after)} {count_by_rule(findings_after)}; PLAN-MANUAL {len(plan.findings)}")
+    say(f"synap-verify: equivalence {len(same.findings)} finding(s) over {same.rows:,} rows; "
+        f"RLS {len(guarded)} finding(s)")
+    found: list[Finding] = [*plan.findings, *findings_after, *same.findings, *guarded]
+    return report_findings(found, args.format, f"{len(found)} finding(s) on the migrated copy; revisions in {out}")
