@@ -40,6 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=tuple(RENDERERS), default="text")
 
 
+def say(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
 def with_tenant_column(contract: Contract, column: str | None) -> Contract:
     """The contract with another tenant column for G5/G7 (and the G4 defaults that say ``$tenant_column``)."""
     return contract if not column else replace(contract, rules=replace(contract.rules, tenant_column=column))
@@ -57,7 +61,6 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings.resolve({"baseline": args.baseline, "baseline_prelude": args.prelude,
                                  "baseline_skip_missing": args.skip_missing, "scale": args.scale, "seed": args.seed,
                                  "groups": list(groups), "contract": args.contract})
-    say = (lambda line: print(line, file=sys.stderr))
     timings: dict[str, float] = {}
     began = time.perf_counter()
     pipeline = Pipeline.start(settings, say=say)
