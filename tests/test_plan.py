@@ -26,6 +26,7 @@ from synap_verify.contract import check, load_contract
 from synap_verify.contract.model import Contract
 from synap_verify.datagen.schema import load_schema_file
 from synap_verify.errors import SynapError
+from synap_verify.findings import count_by_rule
 from synap_verify.plan import Plan, build_plan
 from synap_verify.plan.render import write_revisions
 from synap_verify.resources import GENERIC_CONTRACT, LEGACY_SCHEMA
@@ -471,3 +472,28 @@ def test_rehearse_reaches_a_clean_copy_and_says_when_it_does_not(decided: Contra
     assert main(["rehearse", "--group", "templates"]) == 1
     out, err = capsys.readouterr()
     assert out.count("[PLAN-MANUAL] templates/") == 5 and out.count("[G4] templates/") == 5
+
+
+# ../shared/corpus beside the checkout (CI), or beside the folder holding checkouts side by side
+CORPUS = next((p for p in (ROOT.parent / "shared" / "corpus", ROOT.parent.parent / "shared" / "corpus") if p.is_dir()),
+              ROOT.parent / "shared" / "corpus")
+
+
+@pytest.mark.skipif(not (CORPUS / "lago-api").is_dir(), reason=f"the corpus of real dumps is not at {CORPUS}")
+def test_a_foreign_schema_plans_under_the_generic_contract(pg: Server, tmp_path: Path) -> None:
+    """Lago (139 tables, multi-tenant by organization_id) against G1-G9 only: the plan matches its FKs by meaning,
+    decides the tenant and nullable ones, leaves the rest to a person, and says what the ops engine cannot do."""
+    name = f"plan_{next(_names)}"
+    with pg.connect() as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    load_schema_file(pg.dsn(name), CORPUS / "lago-api" / "structure.sql", skip_missing=True)
+    path = tmp_path / "lago.yaml"
+    path.write_text(f"extends: {GENERIC_CONTRACT}\nschemas: [public]\nrules:\n  G5: {{tenant_column: organization_id}}\n")
+    contract = load_contract(path)
+    cat = catalog_of(pg.dsn(name), contract)
+    assert count_by_rule(check(cat, contract)) == {"G1": 2, "G2": 23, "G4": 330, "G5": 250}
+    plan = build_plan(cat, contract)
+    messages = [f.message for f in plan.findings]
+    assert messages[-1] == "119 table(s) to restructure in public: the ops engine works in synapscale_db only (PLAN-MANUAL)"
+    assert sum("not organization_id" in m for m in messages) == 124
+    assert sum("a person decides" in m for m in messages) == 129  # NOT NULL FKs to anything but the tenant

@@ -15,12 +15,15 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import psycopg
+
 from synap_verify import migrate
 from synap_verify.commands import add_contract_argument, report_findings
 from synap_verify.contract import check, load_contract
 from synap_verify.contract.model import Contract
+from synap_verify.errors import SynapError
 from synap_verify.findings import RENDERERS, Finding, count_by_rule
-from synap_verify.groups import resolve_groups
+from synap_verify.groups import SCHEMA, resolve_groups
 from synap_verify.plan import build_plan
 from synap_verify.plan.render import render_summary, write_revisions
 
@@ -82,16 +85,27 @@ def run(args: argparse.Namespace) -> int:
         t = time.perf_counter()
         findings_after = check(work.catalog(contract.schemas), contract, selected)
         timings["contract"] = time.perf_counter() - t
-        t = time.perf_counter()
-        same = equivalence.run(before.dsn, work.dsn, contract, selected)
-        timings["equivalence"] = time.perf_counter() - t
-        t = time.perf_counter()
-        probes = rls.setup(args.contract)
-        config = replace(probes.config, tenant_column=contract.rules.tenant_column)
-        # the probes run on every tenant table; a rehearsal of some groups judges only theirs (as `rls --group`)
-        guarded = [f for f in rls.check(work, config, probes.groups).findings
-                   if not selected or f.group in selected or f.table == "-"]
-        timings["rls"] = time.perf_counter() - t
+        same: list[Finding] = []
+        guarded: list[Finding] = []
+        if contract.schemas != (SCHEMA,):
+            say(f"synap-verify: equivalence and RLS probes skipped: they read {SCHEMA} only, the contract names "
+                f"{', '.join(contract.schemas)} (docs/plan.md)")
+        else:
+            t = time.perf_counter()
+            compared = equivalence.run(before.dsn, work.dsn, contract, selected)
+            same = compared.findings
+            timings["equivalence"] = time.perf_counter() - t
+            say(f"synap-verify: equivalence {len(same)} finding(s) over {compared.rows:,} rows")
+            t = time.perf_counter()
+            probes = rls.setup(args.contract)
+            config = replace(probes.config, tenant_column=contract.rules.tenant_column)
+            # the probes run on every tenant table; a rehearsal of some groups judges only theirs (as `rls --group`)
+            guarded = [f for f in rls.check(work, config, probes.groups).findings
+                       if not selected or f.group in selected or f.table == "-"]
+            timings["rls"] = time.perf_counter() - t
+            say(f"synap-verify: RLS {len(guarded)} finding(s)")
+    except psycopg.Error as exc:
+        raise SynapError(f"rehearsal failed: {str(exc).strip().splitlines()[0]}") from None
     finally:
         pipeline.stop()
     for s in steps:
@@ -101,7 +115,5 @@ def run(args: argparse.Namespace) -> int:
     say("synap-verify: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
     say(f"synap-verify: contract findings before {len(findings_before)} {count_by_rule(findings_before)} -> after "
         f"{len(findings_after)} {count_by_rule(findings_after)}; PLAN-MANUAL {len(plan.findings)}")
-    say(f"synap-verify: equivalence {len(same.findings)} finding(s) over {same.rows:,} rows; "
-        f"RLS {len(guarded)} finding(s)")
-    found: list[Finding] = [*plan.findings, *findings_after, *same.findings, *guarded]
+    found: list[Finding] = [*plan.findings, *findings_after, *same, *guarded]
     return report_findings(found, args.format, f"{len(found)} finding(s) on the migrated copy; revisions in {out}")
