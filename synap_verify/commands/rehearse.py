@@ -77,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         plan = build_plan(start, contract, selected)
         out = args.out or Path(tempfile.mkdtemp(prefix="synap-rehearse-"))
         write_revisions(plan, out, f"the rehearsal's copy of {settings.baseline or 'the legacy fixture'}")
+        say(f"synap-verify: planned revisions in {out}")
         timings["plan"] = time.perf_counter() - t
         print(render_summary(plan), file=sys.stderr)
         t = time.perf_counter()
