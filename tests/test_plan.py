@@ -497,3 +497,35 @@ def test_a_foreign_schema_plans_under_the_generic_contract(pg: Server, tmp_path:
     assert messages[-1] == "119 table(s) to restructure in public: the ops engine works in synapscale_db only (PLAN-MANUAL)"
     assert sum("not organization_id" in m for m in messages) == 124
     assert sum("a person decides" in m for m in messages) == 129  # NOT NULL FKs to anything but the tenant
+
+
+def test_a_plan_that_drops_a_column_before_its_data_moved_is_caught_by_equivalence(contract: Contract,
+                                                                                   tmp_path: Path) -> None:
+    """Seeded defect: a planner that dropped what the contract says to drop (users.tenant_id) instead of
+    leaving the move to a person. The rows are generated (scale tiny); the reference's users revision,
+    which moves every (user, tenant) pair into user_tenant_roles first, is the control."""
+    from synap_verify.integrity import equivalence
+    from synap_verify.pipeline import Pipeline
+
+    pipeline = Pipeline.start(Settings.resolve({"scale": "tiny", "groups": ["users"]}), say=lambda _: None)
+    try:
+        before, planned, reference = (pipeline.clone("legacy") for _ in range(3))
+        for db in (before, planned, reference):  # a member whose tenant is known only through users.tenant_id
+            sql(db.dsn, f"INSERT INTO {S}.users (id, email, full_name, hashed_password, tenant_id, created_at, "
+                        f"updated_at) SELECT '22222222-0000-0000-0000-0000000000aa', 'solo@example.com', 'Solo', 'x', "
+                        f"min(id::text)::uuid, '2024-01-01', '2024-01-01' FROM {S}.tenants")
+        plan = build_plan(before.catalog(), contract, ["users"])
+        assert [f.column for f in plan.findings if "T-DROP" in f.message] == ["tenant_id"]  # left to a person
+        write_revisions(plan, tmp_path, "a seeded defect")
+        revision = tmp_path / "versions" / "0100_users.py"
+        drop = '    ops.run(f"ALTER TABLE {ops.q(\'users\')} DROP COLUMN tenant_id")\n'
+        revision.write_text(revision.read_text().replace("    ops.upgrade_group(GROUP)\n",
+                                                         "    ops.upgrade_group(GROUP)\n" + drop, 1))
+        migrate.upgrade(planned.dsn, tmp_path, ["heads"])
+        migrate.upgrade(reference.dsn, REFERENCE, ["users"])
+        caught = equivalence.run(before.dsn, planned.dsn, contract, ["users"]).findings
+        control = equivalence.run(before.dsn, reference.dsn, contract, ["users"]).findings
+    finally:
+        pipeline.stop()
+    assert [(f.rule, f.table) for f in caught] == [("EQ-MOVED", "users")], caught
+    assert "users.tenant_id" in caught[0].message and control == []
