@@ -326,6 +326,12 @@ def test_plan_command_exits_0_when_everything_is_planned(pg: Server, legacy: str
         "0000_foundation.py", "0100_contacts.py", "9900_merge.py"]
 
 
+def test_plan_command_without_dsn_plans_the_legacy_fixture(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "--group", "contacts"]) == 0  # its FKs to users are nullable: SET NULL by the defaults
+    out, err = capsys.readouterr()
+    assert out.startswith("contacts      10 tables: 25 FK") and "0 PLAN-MANUAL finding(s)" in err
+
+
 def test_plan_command_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     a_file = tmp_path / "file"
     a_file.write_text("x")
