@@ -11,6 +11,7 @@ import dataclasses
 import importlib.util
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -27,6 +28,8 @@ from synap_verify.contract.model import Contract
 from synap_verify.datagen.schema import load_schema_file
 from synap_verify.errors import SynapError
 from synap_verify.findings import count_by_rule
+from synap_verify.integrity import equivalence
+from synap_verify.pipeline import Pipeline
 from synap_verify.plan import Plan, build_plan
 from synap_verify.plan.render import write_revisions
 from synap_verify.resources import GENERIC_CONTRACT, LEGACY_SCHEMA
@@ -94,6 +97,14 @@ def decided(tmp_path_factory: pytest.TempPathFactory) -> Contract:
 def legacy(pg: Server) -> str:
     """The legacy schema, never changed: a template for the tests that change a copy."""
     return legacy_db(pg)
+
+
+@pytest.fixture(scope="module")
+def filled() -> Iterator[Pipeline]:
+    """A pipeline whose legacy state has generated rows (scale tiny), for the tests that compare data."""
+    pipeline = Pipeline.start(Settings.resolve({"scale": "tiny"}), say=lambda _: None)
+    yield pipeline
+    pipeline.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -272,6 +283,28 @@ def test_generated_revisions_reach_the_contract_and_come_back(pg: Server, half_m
     assert build_plan(after, decided, HALF).empty
     migrate.downgrade(dsn, tmp_path, "foundation")
     assert structure(catalog(dsn)) == structure(start)
+
+
+def test_a_half_migrated_copy_with_rows_migrates_without_loss_or_leak(filled: Pipeline, decided: Contract,
+                                                                      tmp_path: Path) -> None:
+    """The same start with generated rows: nothing lost against the legacy rows, no cross-tenant leak."""
+    from synap_verify import rls
+
+    before, work = filled.clone("legacy"), filled.clone("legacy")
+    try:
+        migrate.upgrade(work.dsn, REFERENCE, ["analytics"])
+        sql(work.dsn, *DRIFT, f"DROP TABLE {S}.alembic_version")
+        write_revisions(build_plan(work.catalog(), decided, HALF), tmp_path, "the test")
+        migrate.upgrade(work.dsn, tmp_path, ["heads"])
+        assert check(work.catalog(), decided, HALF) == []
+        compared = equivalence.run(before.dsn, work.dsn, decided, HALF)
+        probes = rls.setup(decided.path)
+        leaks = [f for f in rls.check(work, probes.config, probes.groups).findings if f.group in HALF]
+    finally:
+        before.drop()
+        work.drop()
+    assert compared.findings == [] and compared.rows > 1000
+    assert leaks == []
 
 
 def test_a_plan_that_keeps_a_duplicate_fk_is_caught_by_the_contract(pg: Server, half_migrated: str,
@@ -505,17 +538,13 @@ def test_a_foreign_schema_plans_under_the_generic_contract(pg: Server, tmp_path:
     assert sum("a person decides" in m for m in messages) == 129  # NOT NULL FKs to anything but the tenant
 
 
-def test_a_plan_that_drops_a_column_before_its_data_moved_is_caught_by_equivalence(contract: Contract,
+def test_a_plan_that_drops_a_column_before_its_data_moved_is_caught_by_equivalence(filled: Pipeline, contract: Contract,
                                                                                    tmp_path: Path) -> None:
     """Seeded defect: a planner that dropped what the contract says to drop (users.tenant_id) instead of
     leaving the move to a person. The rows are generated (scale tiny); the reference's users revision,
     which moves every (user, tenant) pair into user_tenant_roles first, is the control."""
-    from synap_verify.integrity import equivalence
-    from synap_verify.pipeline import Pipeline
-
-    pipeline = Pipeline.start(Settings.resolve({"scale": "tiny", "groups": ["users"]}), say=lambda _: None)
+    before, planned, reference = (filled.clone("legacy") for _ in range(3))
     try:
-        before, planned, reference = (pipeline.clone("legacy") for _ in range(3))
         for db in (before, planned, reference):  # a member whose tenant is known only through users.tenant_id
             sql(db.dsn, f"INSERT INTO {S}.users (id, email, full_name, hashed_password, tenant_id, created_at, "
                         f"updated_at) SELECT '22222222-0000-0000-0000-0000000000aa', 'solo@example.com', 'Solo', 'x', "
@@ -532,6 +561,7 @@ def test_a_plan_that_drops_a_column_before_its_data_moved_is_caught_by_equivalen
         caught = equivalence.run(before.dsn, planned.dsn, contract, ["users"]).findings
         control = equivalence.run(before.dsn, reference.dsn, contract, ["users"]).findings
     finally:
-        pipeline.stop()
+        for db in (before, planned, reference):
+            db.drop()
     assert [(f.rule, f.table) for f in caught] == [("EQ-MOVED", "users")], caught
     assert "users.tenant_id" in caught[0].message and control == []
