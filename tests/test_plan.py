@@ -416,7 +416,8 @@ def test_generic_contract_judges_every_table_of_the_legacy_fixture(pg: Server, l
     assert all(f.constraint for f in other.manual if "ON DELETE" in f.message)
 
 
-def test_generic_contract_with_another_tenant_column(pg: Server, tmp_path: Path) -> None:
+def test_generic_contract_with_another_tenant_column(pg: Server, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """A schema of its own, multi-tenant by organization_id: the contract extends the generic one."""
     name = f"plan_{next(_names)}"
     with pg.connect() as conn:
@@ -445,6 +446,9 @@ def test_generic_contract_with_another_tenant_column(pg: Server, tmp_path: Path)
     # the ops engine writes its policies and guards on tenant_id: said, not attempted
     assert sum("the ops engine writes policies and guards on tenant_id, not organization_id" in m for m in manual) == 2
     assert tables["tasks"].tenant is None and not tables["tasks"].parents
+    # the same from the command line, the tenant column given as an option instead of a contract of one's own
+    assert main(["plan", "--dsn", dsn, "--contract", str(GENERIC_CONTRACT), "--tenant-column", "organization_id"]) == 1
+    assert "[PLAN-MANUAL] other/tasks: tasks.project_id → projects" in capsys.readouterr().out
 
 
 # --------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 
 from synap_verify.catalog import read_catalog
-from synap_verify.commands import add_contract_argument, report_findings
+from synap_verify.commands import add_contract_argument, add_tenant_column_argument, report_findings, with_tenant_column
 from synap_verify.contract.load import load_contract
 from synap_verify.errors import SynapError
 from synap_verify.groups import resolve_groups
@@ -26,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dsn", help="database to plan for, read only (default: the legacy fixture's schema on an "
                                       "embedded server)")
     add_contract_argument(parser)
+    add_tenant_column_argument(parser)
     parser.add_argument("--group", action="append", default=[], help="restructure group(s); repeatable or comma list")
     parser.add_argument("--out", type=Path, help="write a runnable migrations folder here (one revision per group)")
     parser.add_argument("--dry-run", action="store_true", help="print each step's SQL, lock and rows (reltuples)")
@@ -35,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Contract first (a bad file fails before any server starts), then catalog, plan, output."""
-    contract = load_contract(args.contract)
+    contract = with_tenant_column(load_contract(args.contract), args.tenant_column)
     groups = resolve_groups(args.group)
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise SynapError(f"--out {args.out} is a file: give a folder for the migrations")

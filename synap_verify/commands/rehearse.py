@@ -18,9 +18,8 @@ from pathlib import Path
 import psycopg
 
 from synap_verify import migrate
-from synap_verify.commands import add_contract_argument, report_findings
+from synap_verify.commands import add_contract_argument, add_tenant_column_argument, report_findings, with_tenant_column
 from synap_verify.contract import check, load_contract
-from synap_verify.contract.model import Contract
 from synap_verify.errors import SynapError
 from synap_verify.findings import RENDERERS, Finding, count_by_rule
 from synap_verify.groups import SCHEMA, resolve_groups
@@ -32,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline", help="schema file (pg_dump --schema-only) or DSN to take the schema from "
                                            "(read only; default: the legacy fixture)")
     add_contract_argument(parser)
-    parser.add_argument("--tenant-column", metavar="NAME", help="the tenant column (default: the contract's G5.tenant_column)")
+    add_tenant_column_argument(parser)
     parser.add_argument("--group", action="append", default=[], help="restructure group(s); repeatable or comma list")
     parser.add_argument("--scale", default="tiny", help="data profile of the generated rows (default: tiny)")
     parser.add_argument("--seed", type=int, default=None)
@@ -45,11 +44,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def say(line: str) -> None:
     print(line, file=sys.stderr)
-
-
-def with_tenant_column(contract: Contract, column: str | None) -> Contract:
-    """The contract with another tenant column for G5/G7 (and the G4 defaults that say ``$tenant_column``)."""
-    return contract if not column else replace(contract, rules=replace(contract.rules, tenant_column=column))
 
 
 def run(args: argparse.Namespace) -> int:
