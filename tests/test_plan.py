@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -505,16 +506,24 @@ def test_plan_outside_the_ops_engines_schema_is_manual(pg: Server, tmp_path: Pat
 # rehearse: load, plan, migrate a copy, judge it
 
 
-def test_rehearse_reaches_a_clean_copy_and_says_when_it_does_not(decided: Contract,
+def test_rehearse_reaches_a_clean_copy_and_says_when_it_does_not(decided: Contract, tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["rehearse", "--contract", str(decided.path), "--group", "contacts,templates"]) == 0
+    report = tmp_path / "rehearse.html"
+    assert main(["rehearse", "--contract", str(decided.path), "--group", "contacts,templates", "--report",
+                 str(report)]) == 0
     err = capsys.readouterr().err
+    doc = json.loads(report.with_suffix(".json").read_text())
+    assert doc["verdict"]["status"] == "GO" and "GO" in report.read_text()
+    assert [s["revision"] for s in doc["migration"]["steps"]] == ["foundation", "contacts_1", "templates_1", "restructured"]
+    assert set(doc["migration"]["timings"]) == {"load", "plan", "migrate", "contract", "equivalence", "rls"}
     assert "contract findings before 117 " in err and "-> after 0 {}; PLAN-MANUAL 0" in err
     assert "equivalence 0 finding(s)" in err and "RLS 0 finding(s)" in err and "0 finding(s) on the migrated copy" in err
     # the same groups under our contract: the FKs to users nobody decided stay NO ACTION, and that is not clean
-    assert main(["rehearse", "--group", "templates"]) == 1
+    assert main(["rehearse", "--group", "templates", "--report", str(report)]) == 1
     out, err = capsys.readouterr()
     assert out.count("[PLAN-MANUAL] templates/") == 5 and out.count("[G4] templates/") == 5
+    verdict = json.loads(report.with_suffix(".json").read_text())["verdict"]
+    assert verdict == {"status": "NO-GO", "reasons": ["plan: 5 finding(s)", "contract: 5 finding(s)"], "counts": {}}
 
 
 # ../shared/corpus beside the checkout (CI), or beside the folder holding checkouts side by side

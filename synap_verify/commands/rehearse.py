@@ -9,11 +9,14 @@ when the migrated copy is clean (no finding, nothing manual), 1 otherwise, 2 on 
 from __future__ import annotations
 
 import argparse
+import platform
 import sys
 import tempfile
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -25,6 +28,9 @@ from synap_verify.findings import RENDERERS, Finding, count_by_rule
 from synap_verify.groups import SCHEMA, resolve_groups
 from synap_verify.plan import build_plan
 from synap_verify.plan.render import render_summary, write_revisions
+
+if TYPE_CHECKING:
+    from synap_verify.pipeline import Pipeline
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="load what the server can and list what needs a missing object")
     parser.add_argument("--out", type=Path, help="keep the planned migrations folder here (default: a temporary one)")
     parser.add_argument("--format", choices=tuple(RENDERERS), default="text")
+    parser.add_argument("--report", type=Path, metavar="FILE.html",
+                        help="write the rehearsal as an HTML report, with its JSON twin beside it")
 
 
 def say(line: str) -> None:
@@ -59,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
                                  "baseline_skip_missing": args.skip_missing, "scale": args.scale, "seed": args.seed,
                                  "groups": list(groups), "contract": args.contract})
     timings: dict[str, float] = {}
-    began = time.perf_counter()
+    began, started = time.perf_counter(), time.time()
     pipeline = Pipeline.start(settings, say=say)
     try:
         before = pipeline.clone("legacy")
@@ -103,6 +111,11 @@ def run(args: argparse.Namespace) -> int:
         raise SynapError(f"rehearsal failed: {str(exc).strip().splitlines()[0]}") from None
     finally:
         pipeline.stop()
+    pipeline.steps, pipeline.timings = steps, timings
+    sections = {"plan": plan.findings, "contract": findings_after, "nothing-lost": same, "rls": guarded}
+    if args.report is not None:
+        html, _, status = write_report(args.report, pipeline, sections, started, args, out)
+        say(f"synap-verify: report {html}: {status}")
     for s in steps:
         worst = s.longest_exclusive()
         lock = f", longest ACCESS EXCLUSIVE {worst.seconds:.2f}s on {worst.relation}" if worst else ""
@@ -112,3 +125,29 @@ def run(args: argparse.Namespace) -> int:
         f"{len(findings_after)} {count_by_rule(findings_after)}; PLAN-MANUAL {len(plan.findings)}")
     found: list[Finding] = [*plan.findings, *findings_after, *same, *guarded]
     return report_findings(found, args.format, f"{len(found)} finding(s) on the migrated copy; revisions in {out}")
+
+
+def write_report(path: Path, pipeline: Pipeline, sections: dict[str, list[Finding]], started: float,
+                 args: argparse.Namespace, out: Path) -> tuple[Path, Path, str]:
+    """The rehearsal in the pytest report's shape (groups, findings per section, migration steps, rows loaded):
+    GO when no section has a finding, NO-GO with the count per section otherwise."""
+    from synap_verify.report.collect import commit, load_section, migration_section, summarise_groups, write
+
+    settings = pipeline.settings
+    found = {name: [f.as_dict() for f in findings] for name, findings in sections.items()}
+    doc: dict[str, Any] = {
+        "meta": {"title": f"rehearsal of {settings.baseline or 'the legacy fixture'}", "database": SCHEMA,
+                 "server": {"backend": pipeline.server.backend, "where": pipeline.server.describe(), "version": None},
+                 "scale": settings.scale, "seed": settings.seed, "groups": list(settings.groups),
+                 "contract": str(args.contract), "migrations": str(out), "commit": commit(),
+                 "started": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"),
+                 "seconds": round(time.time() - started, 1),
+                 "exitstatus": 1 if any(sections.values()) else 0, "python": platform.python_version(),
+                 "pytest": "-", "command": " ".join(["synap-verify", *sys.argv[1:]])},
+        "sections_run": list(found), "tests": [], "findings": found, "rls": {}, "benchmark": [],
+        "migration": migration_section(pipeline), "load": load_section(pipeline), "skipped_states": {},
+    }
+    doc["groups"] = summarise_groups(doc, settings.groups)
+    reasons = [f"{name}: {len(f)} finding(s)" for name, f in found.items() if f]
+    doc["verdict"] = {"status": "NO-GO" if reasons else "GO", "reasons": reasons, "counts": {}}
+    return write(doc, path)
