@@ -583,3 +583,11 @@ def test_a_plan_that_drops_a_column_before_its_data_moved_is_caught_by_equivalen
             db.drop()
     assert [(f.rule, f.table) for f in caught] == [("EQ-MOVED", "users")], caught
     assert "users.tenant_id" in caught[0].message and control == []
+
+
+def test_rehearse_never_prints_the_baselines_password() -> None:
+    from synap_verify.commands.rehearse import source
+
+    settings = Settings.resolve({"baseline": "postgresql://owner:s3cret@db.example:5432/prod"})
+    assert source(settings) == "owner@db.example:5432/prod"
+    assert source(Settings.resolve({})) == "the legacy fixture"

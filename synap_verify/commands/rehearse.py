@@ -28,6 +28,8 @@ from synap_verify.findings import RENDERERS, Finding, count_by_rule
 from synap_verify.groups import SCHEMA, resolve_groups
 from synap_verify.plan import build_plan
 from synap_verify.plan.render import render_summary, write_revisions
+from synap_verify.server import redact
+from synap_verify.settings import Settings
 
 if TYPE_CHECKING:
     from synap_verify.pipeline import Pipeline
@@ -58,7 +60,6 @@ def run(args: argparse.Namespace) -> int:
     from synap_verify import rls
     from synap_verify.integrity import equivalence
     from synap_verify.pipeline import Pipeline
-    from synap_verify.settings import Settings
 
     contract = with_tenant_column(load_contract(args.contract), args.tenant_column)
     groups = resolve_groups(args.group)
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         findings_before = check(start, contract, selected)
         plan = build_plan(start, contract, selected)
         out = args.out or Path(tempfile.mkdtemp(prefix="synap-rehearse-"))
-        write_revisions(plan, out, f"the rehearsal's copy of {settings.baseline or 'the legacy fixture'}")
+        write_revisions(plan, out, f"the rehearsal's copy of {source(settings)}")
         say(f"synap-verify: planned revisions in {out}")
         timings["plan"] = time.perf_counter() - t
         print(render_summary(plan), file=sys.stderr)
@@ -127,6 +128,12 @@ def run(args: argparse.Namespace) -> int:
     return report_findings(found, args.format, f"{len(found)} finding(s) on the migrated copy; revisions in {out}")
 
 
+def source(settings: Settings) -> str:
+    """The baseline as it may be printed: a DSN without its password."""
+    baseline = settings.baseline
+    return redact(baseline) if isinstance(baseline, str) else str(baseline or "the legacy fixture")
+
+
 def write_report(path: Path, pipeline: Pipeline, sections: dict[str, list[Finding]], started: float,
                  args: argparse.Namespace, out: Path) -> tuple[Path, Path, str]:
     """The rehearsal in the pytest report's shape (groups, findings per section, migration steps, rows loaded):
@@ -136,7 +143,7 @@ def write_report(path: Path, pipeline: Pipeline, sections: dict[str, list[Findin
     settings = pipeline.settings
     found = {name: [f.as_dict() for f in findings] for name, findings in sections.items()}
     doc: dict[str, Any] = {
-        "meta": {"title": f"rehearsal of {settings.baseline or 'the legacy fixture'}", "database": SCHEMA,
+        "meta": {"title": f"rehearsal of {source(settings)}", "database": SCHEMA,
                  "server": {"backend": pipeline.server.backend, "where": pipeline.server.describe(), "version": None},
                  "scale": settings.scale, "seed": settings.seed, "groups": list(settings.groups),
                  "contract": str(args.contract), "migrations": str(out), "commit": commit(),
