@@ -102,8 +102,11 @@ def legacy(pg: Server) -> str:
 
 @pytest.fixture(scope="module")
 def filled() -> Iterator[Pipeline]:
-    """A pipeline whose legacy state has generated rows (scale tiny), for the tests that compare data."""
-    pipeline = Pipeline.start(Settings.resolve({"scale": "tiny"}), say=lambda _: None)
+    """A pipeline whose legacy state has generated rows (scale tiny), for the tests that compare data.
+
+    Without the run's state cache: a state stored here would reach later plugin sessions of the run as
+    cached, without the load report they describe (tests/test_report.py reads it)."""
+    pipeline = Pipeline.start(Settings.resolve({"scale": "tiny", "cache": "off"}), say=lambda _: None)
     yield pipeline
     pipeline.stop()
 
@@ -512,7 +515,9 @@ def test_plan_outside_the_ops_engines_schema_is_manual(pg: Server, tmp_path: Pat
 
 
 def test_rehearse_reaches_a_clean_copy_and_says_when_it_does_not(decided: Contract, tmp_path: Path,
-                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+                                                                 capsys: pytest.CaptureFixture[str],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNAP_CACHE", "off")  # as `filled`: store nothing in the run's state cache
     report = tmp_path / "rehearse.html"
     assert main(["rehearse", "--contract", str(decided.path), "--group", "contacts,templates", "--report",
                  str(report)]) == 0
