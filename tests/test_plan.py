@@ -596,3 +596,25 @@ def test_rehearse_never_prints_the_baselines_password() -> None:
     settings = Settings.resolve({"baseline": "postgresql://owner:s3cret@db.example:5432/prod"})
     assert source(settings) == "owner@db.example:5432/prod"
     assert source(Settings.resolve({})) == "the legacy fixture"
+
+
+def test_generated_backup_revision_archives_and_restores(pg: Server, legacy: str, contract: Contract,
+                                                         tmp_path: Path) -> None:
+    """G9 through the generated file: every backup_* table archived (checksum, audit row) and dropped; the
+    downgrade restores it with its rows."""
+    dsn = pg.dsn(legacy_db(pg, template=legacy))
+    sql(dsn, f"INSERT INTO {S}.tenants (id, name, slug) VALUES ('11111111-0000-0000-0000-000000000001', 'Acme', 'acme')",
+        f"INSERT INTO {S}.backup_users_20240115 (id, email, full_name, hashed_password, tenant_id) VALUES "
+        "('22222222-0000-0000-0000-000000000001', 'a@acme.io', 'Ana', 'x', '11111111-0000-0000-0000-000000000001')")
+    plan = build_plan(catalog(dsn), contract, ["backup"])
+    assert len(plan.groups[0].archive) == 16 and not plan.groups[0].tables
+    write_revisions(plan, tmp_path / "m", "the test")
+    migrate.upgrade(dsn, tmp_path / "m", ["heads"])
+    assert check(catalog(dsn), contract, ["backup"]) == []
+    with psycopg.connect(dsn) as conn:
+        audit = conn.execute(f"SELECT row_count FROM {S}.migration_archive WHERE table_name = 'backup_users_20240115'")
+        assert audit.fetchall() == [(1,)]
+    migrate.downgrade(dsn, tmp_path / "m", "foundation")
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute(f"SELECT count(*) FROM {S}.backup_users_20240115").fetchone() == (1,)
+    assert len([t for t in catalog(dsn).tables if t.startswith("backup_")]) == 16
