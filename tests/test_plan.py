@@ -618,3 +618,24 @@ def test_generated_backup_revision_archives_and_restores(pg: Server, legacy: str
     with psycopg.connect(dsn) as conn:
         assert conn.execute(f"SELECT count(*) FROM {S}.backup_users_20240115").fetchone() == (1,)
     assert len([t for t in catalog(dsn).tables if t.startswith("backup_")]) == 16
+
+
+def test_generated_renames_go_and_come_back(pg: Server, legacy: str, decided: Contract, tmp_path: Path) -> None:
+    """llm: three tables renamed (an FK between two of them follows), meta_data columns renamed; the manual
+    data moves are left out, and the downgrade gives back the legacy names and constraints."""
+    dsn = pg.dsn(legacy_db(pg, template=legacy))
+    migrate.upgrade(dsn, REFERENCE, ["foundation"])
+    start = catalog(dsn)
+    plan = build_plan(start, decided, ["llm"])
+    assert {t.legacy_name for t in plan.groups[0].tables if t.legacy_name} == {
+        "llms_conversations_turns", "llms_messages", "llms_message_feedbacks"}
+    write_revisions(plan, tmp_path, "the test")
+    migrate.upgrade(dsn, tmp_path, ["heads"])
+    after = catalog(dsn)
+    assert {"messages", "message_feedbacks", "conversation_turns"} <= set(after.tables)
+    assert next(fk for fk in after.tables["message_feedbacks"].foreign_keys if fk.columns == ("message_id",)).target_table \
+        == "messages"
+    left = {f.rule for f in check(after, decided, ["llm"])}
+    assert left == {"T-DROP", "T-NULL"}, left  # exactly what the plan reported as manual
+    migrate.downgrade(dsn, tmp_path, "foundation")
+    assert structure(catalog(dsn)) == structure(start)
