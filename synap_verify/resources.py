@@ -32,6 +32,7 @@ def _reference_migrations() -> Path:
 
 REFERENCE_MIGRATIONS = _reference_migrations()
 CONTRACT = fixture("contract.yaml")
+GENERIC_CONTRACT = fixture("contracts", "generic.yaml")  # the global rules only, for any multi-tenant schema
 LEGACY_SCHEMA = fixture("legacy", "schema.sql")
 EXPECTED_LEGACY = fixture("legacy", "expected_findings.yaml")
 LEGACY_GROUPS = fixture("legacy", "groups.toml")

@@ -55,6 +55,8 @@ SEEDS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(("LOAD-P95", "LOAD-FAILURES", "LOAD-THROUGHPUT"), _BASELINE),
     "LOAD-P99": (*_BASELINE, "test_load.py::test_baseline_fails_a_threshold_on_purpose"),
     **dict.fromkeys(("LOAD-NO-TRAFFIC", "LOAD-P99-DURING", "LOAD-STEP-FAILED", "LOAD-SAMPLER"), _VERDICT),
+    "PLAN-MANUAL": ("test_plan.py::test_legacy_fixture_plans_the_reference_declarations",
+                    "test_plan.py::test_plan_command_dry_run_states_sql_lock_and_rows"),
     "G8-COUNT": ("test_counters.py::test_an_off_by_one_on_every_counter_is_caught",),
     "G8-COUNT-UNCHECKED": ("test_counters.py::test_a_counter_whose_rows_cannot_be_found_is_unchecked",),
     "LOAD-RATE": ("test_load.py::test_rate_is_held_and_an_unreachable_one_is_flagged",),

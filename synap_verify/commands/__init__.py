@@ -8,6 +8,7 @@ import argparse
 import sys
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,6 +40,16 @@ def contract_and_groups(args: argparse.Namespace) -> tuple[Contract, tuple[str, 
 
     contract = load_contract(args.contract)
     return contract, tuple(resolve_groups(args.group))
+
+
+def add_tenant_column_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tenant-column", metavar="NAME",
+                        help="the tenant column (default: the contract's G5.tenant_column)")
+
+
+def with_tenant_column(contract: Contract, column: str | None) -> Contract:
+    """The contract with another tenant column for G5/G7 (and the G4 defaults that say ``$tenant_column``)."""
+    return contract if not column else replace(contract, rules=replace(contract.rules, tenant_column=column))
 
 
 def report_findings(findings: list[Finding], fmt: str, summary: str | None) -> int:
