@@ -72,11 +72,6 @@ class ApiTarget:
     tenants: tuple[Tenant, ...] = ()  # (A, B) of the API under test, when the user names them
     public: tuple[str, ...] = ()  # operations ('GET /health') or paths ('/docs') served without credentials
 
-    @property
-    def reference(self) -> bool:
-        """The harness's own app on its own migrated clone: the only API whose ids the harness may read."""
-        return self.url is None and self.app == REFERENCE_APP
-
     def is_public(self, method: str, path: str) -> bool:
         return path in self.public or f"{method.upper()} {path}" in self.public
 

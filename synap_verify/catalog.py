@@ -11,11 +11,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import psycopg
+from psycopg import sql
 
 from synap_verify.groups import SCHEMA
 
 FK_ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
 POLICY_COMMANDS = {"r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE", "*": "ALL"}
+
+
+def ident(name: str) -> str:
+    """A name quoted for SQL text as PostgreSQL would (``"Mixed"``, ``users``)."""
+    return sql.Identifier(name).as_string(None)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,9 @@ from synap_verify.errors import SynapError
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "contract": ("synap_verify.commands.contract", "check a database against the restructure contract"),
+    "plan": ("synap_verify.commands.plan", "compute the restructure from the contract and a live catalog: revisions, dry run"),
+    "rehearse": ("synap_verify.commands.rehearse",
+                 "load a schema, plan it, migrate a copy and judge it (contract, equivalence, RLS) in one command"),
     "rls": ("synap_verify.commands.rls", "lint row-level security and probe for cross-tenant leaks"),
     "equivalence": ("synap_verify.commands.equivalence", "compare a legacy database with its migrated copy"),
     "preflight": ("synap_verify.commands.preflight", "list legacy rows the restructure would reject or alter"),

@@ -6,3 +6,8 @@ class SynapError(Exception):
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(message.split()))
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception's first line (or its type's name), cut to ``limit``: what a one-line report shows of it."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:limit]

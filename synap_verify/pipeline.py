@@ -53,15 +53,14 @@ class CacheUse:
     """This session's entry in the state cache: its key, what it reused, what it built."""
 
     cache: StateCache
-    key: str
     inputs: dict[str, str]
     stored: dict[str, float] = field(default_factory=dict)  # states in the entry -> when last used
     used: set[str] = field(default_factory=set)
     built: list[str] = field(default_factory=list)
 
     @property
-    def reused(self) -> tuple[str, ...]:
-        return tuple(self.stored)
+    def key(self) -> str:
+        return StateCache.key(self.inputs)
 
 
 @dataclass
@@ -107,7 +106,7 @@ class Pipeline:
             why = f" (changed since the last entry: {', '.join(changed)})" if changed else ""
             say(f"synap-verify: state cache: no entry for key {key}{why}; the states this session builds are stored "
                 f"at its end in {cache.root}")
-        use = CacheUse(cache, key, inputs, dict(entry.states) if entry else {})
+        use = CacheUse(cache, inputs, dict(entry.states) if entry else {})
         return cls(settings, server, say, cached=use, _baseline=baseline)
 
     @property
@@ -136,11 +135,7 @@ class Pipeline:
     def migrated_template(self) -> str:
         """Stage 3, migrate: the legacy state with the selected groups' migrations applied, once."""
         name = self.migrated_name()
-        if not database_exists(self.server, name):
-            legacy = self.legacy_template()
-            self._ensure(name, self._migrate, source=legacy)
-        elif self.cached:
-            self.cached.used.add(name)
+        self._ensure(name, self._migrate, source=self.legacy_template)
         return name
 
     def migrated_name(self) -> str:
@@ -150,15 +145,17 @@ class Pipeline:
         digest = StateCache.key(migrated_inputs(self.settings))[:10]
         return f"synap_migrated_{self.tag}_{suffix}"[:52] + f"_{digest}"
 
-    def _ensure(self, name: str, build: Callable[[str], None], source: str | None = None) -> None:
-        """Build ``name`` unless the server has it (from the cache, or built earlier in this session)."""
+    def _ensure(self, name: str, build: Callable[[str], None], source: Callable[[], str] | None = None) -> None:
+        """Build ``name`` unless the server has it (from the cache, or built earlier in this session);
+        ``source`` names the state it is built from, itself ensured only when ``name`` must be built."""
         if database_exists(self.server, name):
             if self.cached:
                 self.cached.used.add(name)
             return
+        template = source() if source else None
         if self.cached:
             self.say(f"synap-verify: state cache: building {name} (not in entry {self.cached.key})")
-        build_template(self.server, name, build, source=source)
+        build_template(self.server, name, build, source=template)
         if self.cached:
             self.cached.built.append(name)
             self.cached.used.add(name)

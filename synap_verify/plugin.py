@@ -71,8 +71,9 @@ def _settings(config: pytest.Config) -> Settings:
     cli: dict[str, Any] = {}
     ini: dict[str, Any] = {}
     for name in OPTIONS:
-        cli[name.replace("-", "_")] = config.getoption(_key(name)) or None  # store_true gives False when absent
-        ini[name.replace("-", "_")] = config.getini(_key(name))
+        field = name.replace("-", "_")
+        cli[field] = config.getoption(_key(name)) or None  # store_true gives False when absent
+        ini[field] = config.getini(_key(name))
     file_config = {**{k: v for k, v in ini.items() if v}, **pyproject_table(Path(config.rootpath))}
     return Settings.resolve(cli, file_config)
 

@@ -22,7 +22,7 @@ def suites_dir() -> Path:
     return Path(str(files("synap_verify").joinpath("suites")))
 
 
-def reference_migrations() -> Path:
+def _reference_migrations() -> Path:
     """The reference restructure's Alembic migrations (found without importing the reference package)."""
     spec = importlib.util.find_spec("synapscale")
     if spec is None or not spec.submodule_search_locations:
@@ -30,8 +30,9 @@ def reference_migrations() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "migrations"
 
 
-REFERENCE_MIGRATIONS = reference_migrations()
+REFERENCE_MIGRATIONS = _reference_migrations()
 CONTRACT = fixture("contract.yaml")
+GENERIC_CONTRACT = fixture("contracts", "generic.yaml")  # the global rules only, for any multi-tenant schema
 LEGACY_SCHEMA = fixture("legacy", "schema.sql")
 EXPECTED_LEGACY = fixture("legacy", "expected_findings.yaml")
 LEGACY_GROUPS = fixture("legacy", "groups.toml")

@@ -29,6 +29,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("preflight", "equivalence.md", "preflight on the legacy data (synap-verify preflight)"),
     Family("bench", "benchmarks.md", "the G6 performance gate (synap-verify bench, the bench suite)"),
     Family("load", "load.md", "the load test and zero-downtime verdict (synap-verify load)"),
+    Family("plan", "plan.md", "what the planner cannot decide (synap-verify plan)"),
 )}
 
 
@@ -66,7 +67,7 @@ _RULES = (
          "a delete either fails late or leaves orphans; the schema must say what happens",
          "drop the duplicates, keep one FK with the expected action (the message names it); SET NULL is never "
          "advised for a NOT NULL column: make the column nullable and keep SET NULL, or choose another action",
-         ("allowed_actions", "classes", "targets")),
+         ("allowed_actions", "classes", "targets", "defaults")),
     Rule("G5", "contract", "a tenant table lost `tenant_id`, has it nullable, has RLS disabled or not forced, lacks "
          "permissive policies granting SELECT/INSERT/UPDATE/DELETE, has an ALL or INSERT policy without WITH CHECK, "
          "a policy that does not compare `tenant_id` with the tenant context or is always true; or the application "
@@ -238,6 +239,14 @@ _RULES = (
     Rule("LOAD-RATE", "load", "`--rate R` missed by more than 5% after the ramp-up (too low or too high)",
          "a rate that was not held measured something else than asked",
          "more `--users` (each user paces itself), or a target below what the system serves"),
+    # plan: synap_verify/plan/build.py
+    Rule("PLAN-MANUAL", "plan", "the contract does not decide a change the database needs: a column to drop whose "
+         "data must move first, a column with no source of data, a NOT NULL or type change that needs values, a "
+         "counter's aggregate, a SET NULL target on a NOT NULL column, conflicting FKs or an FK no G4 default "
+         "covers, an FK or tenant column the ops engine cannot redeclare",
+         "a planner that guessed would restructure the data in a way nobody reviewed",
+         "state it in the contract (e.g. `foreign_keys`, `rules.G4.defaults`) and plan again, or write that step "
+         "in the group's revision by hand"),
     Rule("LOAD-SAMPLER", "load", "the lock-wait sampler failed", "blocking went unmeasured",
          "fix what the error names (the sampler needs `pg_stat_activity` and `pg_locks`)"),
 )

@@ -34,6 +34,7 @@ SUITES: dict[str, str] = {
 }
 DEFAULT_SUITES = tuple(name for name in SUITES if name != "bench")
 OPTION_NAMES = {"groups": "group"}  # field -> its option's name, where the two differ
+TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ class Settings:
         if out.get("api") and ":" not in out["api"]:
             raise SynapError(f"--synap-api expects module:attr, got {out['api']!r}")
         if "cache" in out:
-            off = str(out["cache"]).strip().lower() in ("off", "no", "false", "0")
+            off = str(out["cache"]).strip().lower() in FALSE_WORDS
             out["cache"] = None if off else Path(out["cache"]).expanduser().resolve()
         if out.get("report"):
             out["report"] = Path(out["report"]).expanduser().resolve()
@@ -178,9 +179,9 @@ def _as_bool(value: Any, name: str) -> bool:
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
+    if text in TRUE_WORDS:
         return True
-    if text in ("0", "false", "no", "off"):
+    if text in FALSE_WORDS:
         return False
     raise SynapError(f"{name} must be true or false, got '{value}'")
 

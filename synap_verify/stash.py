@@ -32,8 +32,3 @@ def record(config: pytest.Config, section: str, result: Sequence[Any]) -> None:
     Cheap when no report was asked for (one list append), so suites call it unconditionally.
     """
     config.stash.setdefault(RECORDS, []).append((section, list(result)))
-
-
-def settings(config: pytest.Config) -> Settings:
-    """The session's validated settings (set by the plugin at configure time)."""
-    return config.stash[SETTINGS]

@@ -5,7 +5,11 @@ from pathlib import Path
 
 import pytest
 
+from synap_verify.contract import Contract, load_contract
+from synap_verify.pipeline import Pipeline
+from synap_verify.resources import CONTRACT
 from synap_verify.server import Server, embedded
+from synap_verify.settings import Settings
 
 pytest_plugins = ["pytester"]
 
@@ -41,3 +45,15 @@ def pg_factory() -> Iterator[Callable[[], Server]]:
 def pg(pg_factory: Callable[[], Server]) -> Server:
     """A real embedded PostgreSQL server shared by the harness's own tests."""
     return pg_factory()
+
+
+@pytest.fixture(scope="session")
+def pipeline(pg: Server) -> Pipeline:
+    """The tiny states (schema, legacy, migrated) on the shared server: built once, cloned by the tests."""
+    return Pipeline(Settings.resolve({"scale": "tiny"}), pg, say=lambda _line: None)
+
+
+@pytest.fixture(scope="session")
+def contract() -> Contract:
+    """The packaged restructure contract."""
+    return load_contract(CONTRACT)

@@ -13,6 +13,7 @@ import ast
 import dataclasses
 import json
 import math
+import os
 import random
 import re
 import subprocess
@@ -34,7 +35,6 @@ from synap_verify.pipeline import Pipeline
 from synap_verify.resources import WORKLOAD as WORKLOAD_FILE
 from synap_verify.resources import suites_dir
 from synap_verify.server import Server
-from synap_verify.settings import Settings
 
 FAST = Limits(rounds=10, per_round=4)
 ROWS = 20000
@@ -225,9 +225,8 @@ DETERMINISTIC = {"BENCH-PLAN", "BENCH-ROWS", "BENCH-ERROR"}
 
 
 @pytest.fixture(scope="module")
-def real(pg: Server) -> dict[str, Side]:
+def real(pipeline: Pipeline) -> dict[str, Side]:
     """Legacy and migrated clones of the real schema at tiny scale, plus a migrated clone without the GIN index."""
-    pipeline = Pipeline(Settings.resolve({"scale": "tiny"}), pg, say=lambda _line: None)
     legacy, migrated, seeded = pipeline.clone("legacy"), pipeline.clone("migrated"), pipeline.clone("migrated")
     with seeded.connect() as conn:
         row = conn.execute(
@@ -320,7 +319,9 @@ def test_bench_suite_stores_the_gates_samples_and_says_it_does_not_judge(tmp_pat
     done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", "--synap-suites=bench",
                            "--synap-scale=tiny", "--synap-group=analytics", "--synap-bench-rounds=3",
                            f"--benchmark-json={out}", "--rootdir", str(tmp_path), str(tmp_path)],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                          # a child of an xdist worker is no worker: pytest-benchmark would disable itself
+                          env={k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")})
     assert out.exists(), done.stdout[-3000:] + done.stderr[-3000:]
     stored = json.loads(out.read_text())["benchmarks"]
     assert stored and {b["name"].split("[")[0] for b in stored} == {"test_samples"}

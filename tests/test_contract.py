@@ -173,11 +173,6 @@ DEFECTS: list[tuple[str, str, str | None, str]] = [
 
 
 @pytest.fixture(scope="module")
-def contract() -> Contract:
-    return load_contract(CONTRACT)
-
-
-@pytest.fixture(scope="module")
 def small_contract(contract: Contract) -> Contract:
     """The bundled contract restricted to the tables of the hand-written target schema."""
     return dataclasses.replace(contract, tables={n: t for n, t in contract.tables.items() if n in GOOD_TABLES})

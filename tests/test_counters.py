@@ -15,27 +15,13 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from synap_verify import cli, resources
+from synap_verify import cli
 from synap_verify.catalog import read_catalog
-from synap_verify.contract import Contract, load_contract
+from synap_verify.contract import Contract
 from synap_verify.findings import render_text
 from synap_verify.integrity import counters, equivalence
 from synap_verify.pipeline import Pipeline
-from synap_verify.server import Server
 from synap_verify.server.templates import Database
-from synap_verify.settings import Settings
-
-COUNTED_GROUPS = ("marketplace", "workspaces", "nodes", "templates", "other")
-
-
-@pytest.fixture(scope="module")
-def contract() -> Contract:
-    return load_contract(resources.CONTRACT)
-
-
-@pytest.fixture(scope="module")
-def pipeline(pg: Server) -> Pipeline:
-    return Pipeline(Settings.resolve({"scale": "tiny"}), pg, say=lambda _line: None)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ a message that points at the bug.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import shutil
 from collections.abc import Iterator
@@ -19,10 +20,10 @@ from seeded import DEFECTS, Defect
 
 from synap_verify import cli
 from synap_verify.catalog import read_catalog
-from synap_verify.contract import Contract, load_contract
-from synap_verify.datagen.schema import load_schema_file
+from synap_verify.contract import Contract
 from synap_verify.integrity import equivalence, jsonsem, preflight
-from synap_verify.resources import CONTRACT, LEGACY_SCHEMA, reference_migrations, suites_dir
+from synap_verify.pipeline import Pipeline
+from synap_verify.resources import REFERENCE_MIGRATIONS, suites_dir
 from synap_verify.server import Server
 from synap_verify.server.templates import build_template, clone
 
@@ -126,12 +127,14 @@ def test_seeded_defect_fails_the_suite(defect: Defect, pytester: pytest.Pytester
     monkeypatch.setenv("SYNAPSCALE_ARCHIVE_DIR", str(tmp_path / "archive"))
     result = pytester.runpytest_subprocess(str(SUITE), "-p", "no:cacheprovider", "-q", f"--rootdir={ROOT}",
                                            f"--synap-alembic={migrations}", f"--synap-group={defect.group}",
-                                           "--synap-scale=tiny")
+                                           "--synap-scale=tiny", f"--synap-report={tmp_path / 'report.html'}")
     output = result.stdout.str()
     assert result.ret == 1, f"{defect.name}: the suite did not fail:\n{output[-3000:]}"
     assert re.search(rf"\[{re.escape(defect.rule)}\] .*{defect.expect}", output), \
         f"{defect.name}: no {defect.rule} failure points at the bug ({defect.expect}):\n" \
         + "\n".join(line for line in output.splitlines() if "EQ-" in line)[:4000]
+    reported = json.loads((tmp_path / "report.json").read_text())["findings"].get("nothing-lost", [])
+    assert defect.rule in {f["rule"] for f in reported}, f"{defect.name}: the report lacks the {defect.rule} finding"
 
 
 def test_json_properties_skip_for_another_system_under_test(pytester: pytest.Pytester, tmp_path: Path) -> None:
@@ -140,7 +143,7 @@ def test_json_properties_skip_for_another_system_under_test(pytester: pytest.Pyt
     The migrations are a copy of the reference's, so only the path tells them apart: that is the point,
     the suite cannot know which conversion code another system runs.
     """
-    migrations = shutil.copytree(reference_migrations(), tmp_path / "migrations",
+    migrations = shutil.copytree(REFERENCE_MIGRATIONS, tmp_path / "migrations",
                                  ignore=shutil.ignore_patterns("__pycache__"))
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "-rs", f"--rootdir={ROOT}",
                                            "--synap-suites=json", f"--synap-alembic={migrations}",
@@ -151,20 +154,13 @@ def test_json_properties_skip_for_another_system_under_test(pytester: pytest.Pyt
 
 
 @pytest.fixture(scope="module")
-def empty_legacy(pg: Server) -> Iterator[psycopg.Connection]:
-    """The legacy schema with no row, in a transaction rolled back after the module."""
-    with pg.connect() as conn:
-        conn.execute('DROP DATABASE IF EXISTS "integrity_empty_legacy" WITH (FORCE)')
-        conn.execute('CREATE DATABASE "integrity_empty_legacy"')
-    load_schema_file(pg.dsn("integrity_empty_legacy"), LEGACY_SCHEMA)
-    with psycopg.connect(pg.dsn("integrity_empty_legacy")) as conn:
+def empty_legacy(pipeline: Pipeline) -> Iterator[psycopg.Connection]:
+    """The legacy schema with no row (the pipeline's schema state), dropped after the module."""
+    db = pipeline.clone("schema")
+    with psycopg.connect(db.dsn) as conn:
         yield conn
         conn.rollback()
-
-
-@pytest.fixture(scope="module")
-def contract() -> Contract:
-    return load_contract(CONTRACT)
+    db.drop()
 
 
 def test_preflight_reports_a_null_tenant(empty_legacy: psycopg.Connection, contract: Contract) -> None:

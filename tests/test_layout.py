@@ -131,3 +131,5 @@ def test_the_schema_is_named_in_one_place() -> None:
     """The harness takes the schema from synap_verify.groups.SCHEMA, the reference from synapscale.models.SCHEMA."""
     assert not _schema_literals("synap_verify", "synap_verify/groups.py")
     assert not _schema_literals("synapscale", "synapscale/models.py")
+    # seeded: with no home, the one place that names the schema is itself reported
+    assert any(hit.startswith("synap_verify/groups.py:") for hit in _schema_literals("synap_verify", ""))

@@ -9,11 +9,10 @@ from typing import Any
 import pytest
 
 from synap_verify.plugin import OPTIONS
-from synap_verify.settings import DEFAULT_SUITES, SUITES, Settings
+from synap_verify.settings import Settings
 from synap_verify.stash import SETTINGS
 
 REPO = Path(__file__).resolve().parents[1]
-OWN_TEST = "def test_mine(synap_settings):\n    assert synap_settings.groups\n"
 
 
 def collected(result: pytest.RunResult) -> list[str]:
@@ -44,7 +43,8 @@ def test_an_empty_folder_collects_the_same_items_as_the_repository(pytester: pyt
     assert result.ret == 0, result.stdout.str()[-2000:]
     here = [Path(node.split("::")[0]).name + "::" + node.split("::", 1)[1] for node in collected(result)]
     assert here == repository_items
-    assert modules(here) == {SUITES[f] for f in DEFAULT_SUITES}, "bench is not a default family"
+    assert modules(here) == {"test_migrations.py", "test_contract.py", "test_integrity.py", "test_json_properties.py",
+                             "test_rls.py", "test_api.py"}, "bench (test_regression.py) is not a default family"
 
 
 def test_the_users_own_tests_and_conftest_run_beside_the_suites(pytester: pytest.Pytester) -> None:
@@ -84,11 +84,16 @@ CASES: dict[str, tuple[str, Any]] = {
     "alembic": ("migrations", "<tmp>/migrations"),
     "contract": ("contract.yaml", "<tmp>/contract.yaml"),
     "baseline": ("schema.sql", "<tmp>/schema.sql"),
+    "baseline-prelude": ("schema.sql", "<tmp>/schema.sql"),
+    "baseline-skip-missing": ("true", True),
+    "cache": ("off", None),
     "keep": ("true", True),
     "report": ("out/report.html", "<tmp>/out/report.html"),
     "api": ("app.main:app", "app.main:app"),
     "api-url": ("http://127.0.0.1:8000", "http://127.0.0.1:8000"),
     "api-header": ("Authorization: Bearer t", ("Authorization: Bearer t",)),
+    "api-tenant": ("a=X-Tenant: 1\n  b=X-Tenant: 2", ("a=X-Tenant: 1", "b=X-Tenant: 2")),
+    "api-public": ("GET /health", ("GET /health",)),
     "bench-round-trip-ms": ("0.25", 0.25),
     "bench-unprepared": ("true", True),
     "bench-rounds": ("12", 12),
@@ -113,7 +118,7 @@ def test_each_option_reaches_settings_from_each_source(option: str, source: str,
     key = option.replace("-", "_")
     args: list[str] = []
     if source == "cli":
-        args = [f"--synap-{option}"] if option in FLAGS else [f"--synap-{option}={text}"]
+        args = [f"--synap-{option}"] if option in FLAGS else [f"--synap-{option}={v.strip()}" for v in text.split("\n")]
     elif source == "ini":
         pytester.makeini(f"[pytest]\nsynap_{key} = {text}\n")
     elif source == "pyproject":

@@ -42,7 +42,7 @@ def report_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str
     out = folder / "out" / "report.html"
     done = subprocess.run(["python", "-m", "pytest", "-p", "no:cacheprovider", "-q", "--synap-scale=tiny",
                            "--synap-group=analytics", "--synap-suites=contract,rls", f"--synap-report={out}",
-                           "--rootdir", str(folder), "test_seeded.py"],
+                           "--synap-cache=off", "--rootdir", str(folder), "test_seeded.py"],
                           cwd=folder, capture_output=True, text=True, timeout=600)
     assert out.exists(), done.stdout[-3000:] + done.stderr[-3000:]
     return out, json.loads(out.with_suffix(".json").read_text()), done.stdout

@@ -89,7 +89,8 @@ def test_workload_from_statistics(stats_server: Server, tmp_path: Path) -> None:
 
     spec = workload.prepare_run(wl, dsn, TENANTS)
     assert len(spec["statements"]) == 3
-    assert set(spec["samples"][TENANTS[1]]["workspaces.id"]) <= {
+    sampled = spec["samples"][TENANTS[1]]["workspaces.id"]
+    assert sampled and set(sampled) <= {
         r[0] for r in psycopg.connect(dsn).execute("SELECT id::text FROM synapscale_db.workspaces WHERE tenant_id = %s",
                                                    (TENANTS[1],)).fetchall()}
     assert spec["samples"][TENANTS[0]]["workspaces.note (NULL too)"] == [None]

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from synap_verify.commands import add_contract_argument, report_findings
-from synap_verify.contract import load_contract
+from synap_verify.commands import add_contract_argument, contract_and_groups, report_findings
 from synap_verify.findings import RENDERERS
-from synap_verify.groups import resolve_groups
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,8 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from synap_verify.integrity import equivalence
 
-    contract = load_contract(args.contract)
-    groups = resolve_groups(args.group)
+    contract, groups = contract_and_groups(args)
     report = equivalence.run(args.before, args.after, contract, groups, rollback=args.rollback, jobs=args.jobs)
     return report_findings(report.findings, args.format,
                            f"{len(report.findings)} finding(s); {len(report.outcomes)} relations, {report.rows:,} rows "

@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import psycopg
 
+from synap_verify.commands import target
 from synap_verify.errors import SynapError
 from synap_verify.findings import RENDERERS
 from synap_verify.groups import resolve_groups
@@ -49,12 +50,10 @@ def run(args: argparse.Namespace) -> int:
     if args.app_role:
         config = replace(config, app_role=args.app_role)
     groups = resolve_groups(args.group)
-    from synap_verify.pipeline import target_database
-
-    with target_database(args.dsn, list(groups), args.scale, args.seed, cache=args.cache) as db:
-        target = Database(replace(db.server, disposable=args.disposable or not args.dsn), db.name)
+    with target(args, groups) as db:
+        checked = Database(replace(db.server, disposable=args.disposable or not args.dsn), db.name)
         try:
-            result = check(target, config, rls.groups)
+            result = check(checked, config, rls.groups)
         except psycopg.Error as exc:
             raise SynapError(f"RLS check failed: {str(exc).strip().splitlines()[0]}") from None
     findings = [f for f in result.findings if not args.group or f.group in groups or f.table == "-"]

@@ -16,11 +16,13 @@ from synap_verify.catalog import Catalog, ForeignKey, Table
 from synap_verify.contract.model import Contract, Rules, TableSpec
 from synap_verify.findings import Finding
 
+ROLE_EXPECTED = "no superuser, no BYPASSRLS, not owner"  # the G5 finding on the application role, not a table
 Add = Callable[..., None]  # records one finding for the table being checked
 
 
 def check(catalog: Catalog, contract: Contract, groups: Iterable[str] = ()) -> list[Finding]:
     """Every finding of the contract's rules over the selected groups (all groups when empty)."""
+    contract = contract.covering(catalog)
     selected = set(groups) or set(contract.groups)
     rules = contract.rules
     findings: list[Finding] = []
@@ -128,7 +130,7 @@ def _columns_expected(table: Table, spec: TableSpec, flagged: set[str], add: Add
                 expected=expected, actual="nullable" if col.nullable else "NOT NULL")
 
 
-def _expected_action(contract: Contract, spec: TableSpec, fk: ForeignKey) -> str | None:
+def expected_action(contract: Contract, spec: TableSpec, fk: ForeignKey) -> str | None:
     """Per-column contract action > action for the referenced table (G4 targets) > the table's default."""
     if len(fk.columns) == 1 and fk.columns[0] in spec.foreign_keys:
         return spec.foreign_keys[fk.columns[0]].on_delete
@@ -161,7 +163,7 @@ def _foreign_keys(catalog: Catalog, contract: Contract, table: Table, spec: Tabl
         by_columns.setdefault(fk.columns, []).append(fk)
     for cols, fks in by_columns.items():
         label = f"{table.name}.{', '.join(cols)}"
-        expected = _expected_action(contract, spec, fks[0])
+        expected = expected_action(contract, spec, fks[0])
         strict = _not_null(table, cols)
         # SET NULL is no way out for a NOT NULL column: never advise it
         wanted = expected or " / ".join(a for a in rules.allowed_actions if not (strict and a == "SET NULL"))
@@ -236,7 +238,7 @@ def _tenant(catalog: Catalog, table: Table, spec: TableSpec, rules: Rules, add: 
             powers.append("table owner")
         if powers:
             add("G5", f"the application role {role.name} is {' and '.join(powers)} of {table.name}: RLS does not bind it",
-                expected="no superuser, no BYPASSRLS, not owner", actual=", ".join(powers))
+                expected=ROLE_EXPECTED, actual=", ".join(powers))
 
 
 _FLAWS = {

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from synap_verify.contract.model import (
+    MANUAL,
     ON_DELETE_ACTIONS,
     RULE_IDS,
     TENANT_MODES,
@@ -24,9 +25,11 @@ from synap_verify.contract.model import (
     Contract,
     CounterSpec,
     DropSpec,
+    FkDefault,
     ForeignKeySpec,
     Rules,
     TableSpec,
+    Unlisted,
 )
 from synap_verify.errors import SynapError
 from synap_verify.groups import GROUPS, SCHEMA
@@ -40,7 +43,7 @@ TYPE_ALIASES = {
     "int4": "integer", "int8": "bigint", "bool": "boolean", "varchar": "character varying",
 }
 TABLE_KEYS = {"legacy_name", "tenant", "jsonb", "timestamptz", "columns", "renamed", "dropped", "foreign_keys",
-              "on_delete", "gin", "checks", "counters", "tenant_parents"}
+              "on_delete", "gin", "checks", "counters", "tenant_parents", "shared"}
 
 
 def load_contract(path: Path | str) -> Contract:
@@ -185,7 +188,7 @@ class _Validator:
 
     # -- the document -------------------------------------------------------------------------
     def contract(self, data: dict[str, Any]) -> Contract:
-        top = self.mapping(data, (), {"version", "schemas", "rules", "groups"})
+        top = self.mapping(data, (), {"version", "schemas", "rules", "groups", "unlisted"})
         if top.get("version", 1) != 1:
             raise self.fail(("version",), f"unsupported contract version {top['version']!r} (expected 1)")
         schemas = self.strings(top.get("schemas"), ("schemas",)) or (SCHEMA,)
@@ -208,7 +211,15 @@ class _Validator:
         if clash:
             at = ("groups", tables[clash].group, clash)
             raise self.fail(at, f"'{clash}' is also the legacy name of '{legacy_owner[clash]}'")
-        return Contract(self.path, schemas, rules, tables, tuple(groups))
+        unlisted = None
+        if top.get("unlisted") is not None:
+            body = self.mapping(top["unlisted"], ("unlisted",), {"group", "tenant"})
+            if "group" not in body:
+                raise self.fail(("unlisted",), "expected 'group: <group>' (the group unlisted tables are judged in)")
+            unlisted = Unlisted(self.choice(body["group"], ("unlisted", "group"), GROUPS, "group"),
+                                self.choice(body.get("tenant", "required"), ("unlisted", "tenant"), TENANT_MODES,
+                                            "tenant mode"))
+        return Contract(self.path, schemas, rules, tables, tuple(groups), unlisted)
 
     def rules(self, raw: Any) -> Rules:
         rules = self.mapping(raw, ("rules",), RULE_IDS, "rule id")
@@ -226,7 +237,24 @@ class _Validator:
         defaults = Rules()
         classes = params.get("action_classes", defaults.action_classes)
         targets = {t: self.action(a, ("rules", "G4", "targets", t), classes) for t, a in params.pop("raw_targets", {}).items()}
-        return Rules(enabled=frozenset(enabled), **params, target_actions=targets)
+        defaults_at = ("rules", "G4", "defaults")
+        raw_defaults = params.pop("raw_defaults", None) or []
+        if not isinstance(raw_defaults, list):
+            raise self.fail(defaults_at, "expected a list of {action, column, references, nullable}, "
+                                         f"got {_kind(raw_defaults)}")
+        fk_defaults = tuple(self.fk_default(d, (*defaults_at, str(i)), classes) for i, d in enumerate(raw_defaults))
+        return Rules(enabled=frozenset(enabled), **params, target_actions=targets, fk_defaults=fk_defaults)
+
+    def fk_default(self, raw: Any, at: Path_, classes: dict[str, str]) -> FkDefault:
+        body = self.mapping(raw, at, {"action", "column", "references", "nullable"})
+        if "action" not in body:
+            raise self.fail(at, f"expected 'action: <ON DELETE action, class or {MANUAL}>'")
+        action = self.choice(body["action"], (*at, "action"), (*ON_DELETE_ACTIONS, *classes, MANUAL),
+                             "ON DELETE action, class or manual")
+        return FkDefault(classes.get(action, action),
+                         self.string(body["column"], (*at, "column")) if "column" in body else None,
+                         self.string(body["references"], (*at, "references")) if "references" in body else None,
+                         self.boolean(body["nullable"], (*at, "nullable")) if "nullable" in body else None)
 
     def rule_params(self, rule_id: str, values: dict[str, Any], at: Path_) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -251,6 +279,7 @@ class _Validator:
             out["action_classes"] = {k: self.choice(v, (*at, "classes", k), ON_DELETE_ACTIONS, "ON DELETE action")
                                      for k, v in classes.items()}
             out["raw_targets"] = self.mapping(get("targets"), (*at, "targets"))
+            out["raw_defaults"] = get("defaults")
         elif rule_id == "G5":
             for key in ("tenant_settings", "tenant_functions"):
                 if key in values:
@@ -342,6 +371,7 @@ class _Validator:
             on_delete=self.action(body["on_delete"], (*at, "on_delete"), classes) if "on_delete" in body else None,
             gin=self.strings(body.get("gin"), (*at, "gin")), checks=tuple(checks), counters=counters,
             tenant_parents=self.strings(body.get("tenant_parents"), (*at, "tenant_parents")),
+            shared=self.boolean(body["shared"], (*at, "shared")) if "shared" in body else False,
         )
 
 

@@ -6,11 +6,16 @@ data-equivalence and benchmark code read :meth:`Contract.mapping` instead of res
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from synap_verify.rules import family
+
+if TYPE_CHECKING:
+    from synap_verify.catalog import Catalog
 
 # the rules a contract file configures (``rules: {G5: {...}}``): the contract rules that take parameters
 RULE_IDS: tuple[str, ...] = tuple(r.id for r in family("contract") if r.params)
@@ -79,6 +84,31 @@ class TableSpec:
     checks: tuple[CheckSpec, ...] = ()
     counters: dict[str, CounterSpec] = field(default_factory=dict)
     tenant_parents: tuple[str, ...] = ()
+    shared: bool = False  # a catalogue other tenants' rows may reference: no G7 guard to or from it (the planner)
+
+
+@dataclass(frozen=True)
+class FkDefault:
+    """How the planner decides an FK the contract does not state (``rules.G4.defaults``, first match wins).
+
+    Each condition is checked only when set: the FK's column (``$tenant_column``: G5's tenant column), the
+    table it references (target name) and whether the column is nullable. ``action`` is an ON DELETE
+    action, or ``manual`` for "a person decides".
+    """
+
+    action: str
+    column: str | None = None
+    references: str | None = None
+    nullable: bool | None = None
+
+    def matches(self, column: str, references: str, nullable: bool, tenant_column: str) -> bool:
+        wanted = tenant_column if self.column == TENANT_COLUMN else self.column
+        return ((wanted is None or wanted == column) and (self.references is None or self.references == references)
+                and (self.nullable is None or self.nullable == nullable))
+
+
+MANUAL = "manual"  # an FkDefault action: the planner reports the FK (PLAN-MANUAL) instead of choosing
+TENANT_COLUMN = "$tenant_column"  # an FkDefault column: whatever G5.tenant_column names
 
 
 @dataclass(frozen=True)
@@ -94,6 +124,7 @@ class Rules:
     allowed_actions: tuple[str, ...] = ("CASCADE", "SET NULL", "RESTRICT")
     action_classes: dict[str, str] = field(default_factory=dict)
     target_actions: dict[str, str] = field(default_factory=dict)  # referenced table -> action
+    fk_defaults: tuple[FkDefault, ...] = ()  # the planner's choice for FKs stated nowhere else
     tenant_column: str = "tenant_id"
     tenant_settings: tuple[str, ...] = ("app.current_tenant_id",)
     tenant_functions: tuple[str, ...] = ("current_tenant_id",)
@@ -141,12 +172,44 @@ class Mapping:
 
 
 @dataclass(frozen=True)
+class Unlisted:
+    """How tables the contract does not list are judged (``unlisted:``): as generic tables of ``group``.
+
+    ``tenant`` is the mode of those that have the tenant column; those without it are not tenant tables.
+    """
+
+    group: str
+    tenant: str = "required"
+
+
+@dataclass(frozen=True)
 class Contract:
     path: Path
     schemas: tuple[str, ...]
     rules: Rules
     tables: dict[str, TableSpec]  # by target name, in file order
     groups: tuple[str, ...]  # the groups the file names, in file order
+    unlisted: Unlisted | None = None
+
+    def covering(self, catalog: Catalog) -> Contract:
+        """This contract plus a generic entry for each table of ``catalog`` it does not list (``unlisted``).
+
+        Without ``unlisted`` the contract itself: tables it does not list are ignored. Backup tables (G9),
+        partitions (their parent's rules apply) and Alembic's version table are never listed.
+        """
+        if self.unlisted is None:
+            return self
+        known = set(self.tables) | {t.legacy_name for t in self.tables.values() if t.legacy_name}
+        backup = re.compile(self.rules.backup_pattern)
+        extra = {name: TableSpec(name, self.unlisted.group,
+                                 tenant=self.unlisted.tenant if table.column(self.rules.tenant_column) else "none")
+                 for name, table in catalog.tables.items()
+                 if name not in known and table.partition_of is None and not backup.search(name)
+                 and name != "alembic_version"}
+        if not extra:
+            return self
+        groups = self.groups if self.unlisted.group in self.groups else (*self.groups, self.unlisted.group)
+        return replace(self, tables={**self.tables, **extra}, groups=groups, unlisted=None)
 
     def tables_in(self, groups: set[str] | frozenset[str]) -> list[TableSpec]:
         return [t for t in self.tables.values() if t.group in groups]

@@ -13,9 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import psycopg
-from psycopg import sql
 
-from synap_verify.catalog import Catalog, Table
+from synap_verify.catalog import Catalog, Table, ident
 from synap_verify.contract import Contract
 from synap_verify.findings import Finding
 
@@ -42,9 +41,6 @@ class Counted:
 
     def query(self) -> str:
         """The parents whose stored value differs from the aggregate: key, stored, counted (as text), in key order."""
-        def ident(name: str) -> str:
-            return sql.Identifier(name).as_string(None)
-
         parent, child = (f"{ident(self.schema)}.{ident(t)}" for t in (self.relation, self.source))
         via, key, col = ident(self.via), ident(self.target), ident(self.column)
         # a parent with no rows gets the aggregate over no rows (0 for count(*), NULL for a bare avg)

@@ -32,7 +32,7 @@ from typing import cast
 import psycopg
 from psycopg import sql
 
-from synap_verify.catalog import Catalog, Table
+from synap_verify.catalog import Catalog, Table, ident
 from synap_verify.contract import Contract
 from synap_verify.errors import SynapError
 from synap_verify.findings import Finding
@@ -160,7 +160,7 @@ def _exists(conn: psycopg.Connection, table: str) -> bool:
 
 def render(column: str, own: str, other: str) -> str:
     """A column as text that means the same on both sides of the restructure (``own`` its type here)."""
-    c = _ident(column)
+    c = ident(column)
     if own == "json":  # jsonb may reject the text: such values stay verbatim and are judged row by row
         return f"CASE WHEN {c}::text ~ '{jsonsem.SUSPECT}' THEN '{RAW}' || {c}::text ELSE {c}::jsonb::text END"
     if own in INSTANT_TYPES and other in INSTANT_TYPES:  # a naive value is UTC: epoch of the same instant
@@ -175,13 +175,9 @@ def _select(table: Table, columns: Sequence[tuple[str, str, str]], key: Sequence
     """``SELECT k, rendered columns FROM table``; ``columns`` is (name here, other side's type, label)."""
     types = {c.name: c.type for c in table.columns}
     exprs = [render(name, types[name], other) for name, other, _ in columns]
-    keyed = " || '|' || ".join(f"{_ident(k)}::text" for k in key) if key else f"md5(row({', '.join(exprs)})::text)"
-    rendered = "".join(f", {e} AS {_ident(label)}" for e, (_, _, label) in zip(exprs, columns, strict=True))
-    return f"SELECT {keyed} AS k{rendered} FROM {SCHEMA}.{_ident(table.name)}"
-
-
-def _ident(name: str) -> str:
-    return sql.Identifier(name).as_string(None)
+    keyed = " || '|' || ".join(f"{ident(k)}::text" for k in key) if key else f"md5(row({', '.join(exprs)})::text)"
+    rendered = "".join(f", {e} AS {ident(label)}" for e, (_, _, label) in zip(exprs, columns, strict=True))
+    return f"SELECT {keyed} AS k{rendered} FROM {SCHEMA}.{ident(table.name)}"
 
 
 def plan(before: Catalog, after: Catalog, contract: Contract, groups: Iterable[str] = (),
@@ -262,7 +258,7 @@ def _backups(before: Catalog, after: Catalog, contract: Contract, rollback: bool
         elif rollback or not archived:
             findings.append(Finding("EQ-TABLE", group, table.name, f"{table.name} is gone and nothing archived it"))
         else:
-            count = f"SELECT count(*)::text AS k FROM {SCHEMA}.{_ident(table.name)}"
+            count = f"SELECT count(*)::text AS k FROM {SCHEMA}.{ident(table.name)}"
             audit = (f"SELECT row_count::text AS k FROM (SELECT row_count FROM {SCHEMA}.migration_archive "
                      f"WHERE table_name = {sql.Literal(table.name).as_string(None)} AND restored_rows = row_count "
                      "ORDER BY id DESC LIMIT 1) a")
@@ -377,6 +373,11 @@ def _compare_values(before: psycopg.Connection, after: psycopg.Connection, relat
                                     f"(e.g. {shown})", column=column, expected=cases[0][1], actual=cases[0][2]))
 
 
+def _keys(conn: psycopg.Connection, query: str) -> set[int]:
+    """The distinct key hashes of a relation's rows: what a subset check compares."""
+    return {h for (h,) in conn.execute(DISTINCT_KEYS.format(query))}
+
+
 def _same_json(old: str | None, new: str | None) -> bool:
     strip = [v[len(RAW):] if v is not None and v.startswith(RAW) else v for v in (old, new)]
     return jsonsem.equivalent(strip[0], strip[1])
@@ -384,8 +385,7 @@ def _same_json(old: str | None, new: str | None) -> bool:
 
 def _compare_subset(before: psycopg.Connection, after: psycopg.Connection, relation: Relation, out: Outcome,
                     examples: int, scanned: tuple[set[int], set[int]] | None = None) -> None:
-    want, have = scanned or ({h for (h,) in before.execute(DISTINCT_KEYS.format(relation.before_sql))},
-                             {h for (h,) in after.execute(DISTINCT_KEYS.format(relation.after_sql))})
+    want, have = scanned or (_keys(before, relation.before_sql), _keys(after, relation.after_sql))
     out.rows_before, out.rows_after = len(want), len(have)
     missing = sorted(want - have)
     if missing:
@@ -533,13 +533,26 @@ class _Pool:
             with self.lock:
                 self.opened.append(conn)
         if task.relation.subset:
-            return {h for (h,) in conn.execute(DISTINCT_KEYS.format(task.query))}
+            return _keys(conn, task.query)
         return _buckets(conn, task.query)
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
         for conn in self.opened:
             conn.close()
+
+
+def prepare(after_conn: psycopg.Connection, before: Catalog, after: Catalog, contract: Contract,
+            groups: Iterable[str] = (), rollback: bool = False, expected: Expectations | None = None,
+            ) -> tuple[list[Relation], list[Finding], Expectations, list[Finding]]:
+    """What a comparison needs before it scans: the relations and the plan's findings, and the expectations
+    (journal, quarantine; recounts excused only where the counter equals its aggregate), and the counters'
+    own findings (G8-COUNT), which callers report apart or together."""
+    relations, findings = plan(before, after, contract, groups, rollback)
+    known = expected if expected is not None else Expectations.load(after_conn)
+    counted, drifts = counters.check(after_conn, after, contract, groups, legacy=rollback)
+    known.recount(drifts)
+    return relations, findings, known, counted
 
 
 def run(before_dsn: str, after_dsn: str, contract: Contract, groups: Iterable[str] = (), rollback: bool = False,
@@ -550,11 +563,8 @@ def run(before_dsn: str, after_dsn: str, contract: Contract, groups: Iterable[st
     began = time.perf_counter()
     jobs = max(1, jobs or default_jobs())
     with connect(before_dsn) as b, connect(after_dsn) as a:
-        after = read_catalog(a)
-        relations, findings = plan(read_catalog(b), after, contract, groups, rollback)
-        known = expected if expected is not None else Expectations.load(a)
-        counted, drifts = counters.check(a, after, contract, groups, legacy=rollback)
-        known.recount(drifts)
+        relations, findings, known, counted = prepare(a, read_catalog(b), read_catalog(a), contract, groups,
+                                                      rollback, expected)
         findings += counted
         scanned = scan(before_dsn, after_dsn, relations, jobs)
         outcomes = [compare(b, a, r, known, scanned=sides) for r, sides in zip(relations, scanned, strict=True)]

@@ -331,8 +331,9 @@ def _migration(args: argparse.Namespace, limits: config.Migration, out: Path, us
         locust = _locust(args, out, users, spawn, f"{int(bound)}s", host, env)
         result = orchestrate.under_load(dsn, plan, locust, args.config, args.before, args.after, _say)
     prepared = ("off" if prepare is None else prepare) if args.workload != "api" else "off (the reference API's engine)"
-    summary, findings = _judge(result, timeline.read(locust.timeline), limits, out, args, args.workload, users, prepared)
-    facts = _run_facts(args, locust, timeline.read(locust.timeline))
+    requests = timeline.read(locust.timeline)
+    summary, findings = _judge(result, requests, limits, out, args, args.workload, users, prepared)
+    facts = _run_facts(args, locust, requests)
     summary |= facts | {"statement_workload": _workload_summary(wl)}
     summary["text"] += "\n" + "\n".join([*verdict.fact_lines(facts), *([f"  workload: {wl.line()}"] if wl else [])])
     return summary, findings

@@ -49,7 +49,7 @@ from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
 from synap_verify.groups import SCHEMA
-from synap_verify.loadtest import workload
+from synap_verify.loadtest import config, workload
 from synap_verify.resources import LOAD_CONFIG
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -291,8 +291,7 @@ class _SqlUser(_Paced, User):
             raise StopUser("no tenant pool or database (SYNAP_LOAD_POOL, SYNAP_LOAD_DSN)")
         self.pace(self.ctx)
         self.conn: psycopg.Connection | None = None
-        prepare = self.ctx["prepare"]
-        self.prepare_threshold = None if prepare in ("off", "none", "false") else int(prepare)
+        self.prepare_threshold = config.prepare_threshold(self.ctx["prepare"])
 
     def on_stop(self) -> None:
         if self.conn is not None:

@@ -26,7 +26,7 @@ import psycopg
 from alembic.script import Script
 
 from synap_verify import migrate
-from synap_verify.errors import SynapError
+from synap_verify.errors import SynapError, first_line
 from synap_verify.groups import SCHEMA as S
 from synap_verify.loadtest import blocking, config
 from synap_verify.loadtest.blocking import StepWindow, Wait
@@ -311,7 +311,7 @@ def apply(dsn: str, plan: MigrationPlan, revisions: list[Script], say: Say) -> l
                 steps = migrate.upgrade(dsn, plan.location, [rev.revision])
             except Exception as exc:  # noqa: BLE001 - a failed step is a result of the run, not a crash of it
                 windows.append(StepWindow(rev.revision, _doc(rev.doc), start, time.time(), _detail(exc)))
-                say(f"synap-verify: {rev.revision} FAILED under load: {_first_line(exc)}")
+                say(f"synap-verify: {rev.revision} FAILED under load: {first_line(exc)}")
                 break
             done = StepWindow(rev.revision, _doc(rev.doc), start, time.time(), None, _exclusive(steps))
             windows.append(done)
@@ -353,8 +353,6 @@ def _doc(doc: str | None) -> str:
     return (doc or "").strip().splitlines()[0] if doc and doc.strip() else ""
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
 def _detail(exc: BaseException) -> str:

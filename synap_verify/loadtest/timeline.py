@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -100,8 +101,8 @@ def rate_held(requests: Sequence[Request], target: float, ramp: float, width: fl
     first = requests[0].start + ramp + 1.0
     last = max(r.start for r in requests)
     starts = [r.start for r in requests if first <= r.start < last]
-    windows = [sum(first + i * width <= t < first + (i + 1) * width for t in starts) / width
-               for i in range(int((last - first) // width))]
+    per_window = Counter(int((t - first) // width) for t in starts)
+    windows = [per_window[i] / width for i in range(int((last - first) // width))]
     seconds = last - first
     return {"target": target, "achieved": len(starts) / seconds if seconds > 0 else 0.0, "seconds": seconds,
             "window_min": min(windows, default=0.0), "window_max": max(windows, default=0.0)}

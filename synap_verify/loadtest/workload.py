@@ -23,7 +23,7 @@ import psycopg
 import yaml
 from psycopg import sql
 
-from synap_verify.errors import SynapError
+from synap_verify.errors import SynapError, first_line
 from synap_verify.groups import SCHEMA as S
 from synap_verify.server import redact
 
@@ -180,10 +180,10 @@ def read_statements(dsn: str) -> list[Statement]:
         raise SynapError(f"pg_stat_statements is installed in {redact(dsn)} but not loaded: add it to "
                          "shared_preload_libraries and restart the server") from None
     except psycopg.errors.InsufficientPrivilege as exc:
-        raise SynapError(f"pg_stat_statements of {redact(dsn)} is not readable ({_first(exc)}): "
+        raise SynapError(f"pg_stat_statements of {redact(dsn)} is not readable ({first_line(exc, 200)}): "
                          "GRANT pg_read_all_stats TO the user of --workload-from") from None
     except psycopg.OperationalError as exc:
-        raise SynapError(f"cannot connect to --workload-from {redact(dsn)}: {_first(exc)}") from None
+        raise SynapError(f"cannot connect to --workload-from {redact(dsn)}: {first_line(exc, 200)}") from None
     statements = [Statement(q, _tidy(text), int(calls), float(ms)) for q, text, calls, ms in rows if text is not None]
     hidden = [s for s in statements if s.query == "<insufficient privilege>"]
     if hidden:  # other users' statements: the mix would be this user's own only
@@ -223,10 +223,12 @@ def build(statements: list[Statement], dsn_under_test: str, share: float, source
         on_schema = [s for s in statements if DML.match(s.query) and _tables(s.query, schema)]
         schema_calls = sum(s.calls for s in on_schema)
         chosen: list[Statement] = []
+        covered = 0
         for s in on_schema:
-            if sum(c.calls for c in chosen) >= share * schema_calls:
+            if covered >= share * schema_calls:
                 break
             chosen.append(s)
+            covered += s.calls
         kept, skipped = [], []
         for s in chosen:
             reason = _prepare_error(conn, s.query)
@@ -321,12 +323,8 @@ def _prepare_error(conn: psycopg.Connection, query: str) -> str | None:
             conn.execute(f"PREPARE synap_workload_check AS {query}")  # type: ignore[arg-type]
             conn.execute("DEALLOCATE synap_workload_check")
     except psycopg.Error as exc:
-        return f"not valid on the database under test: {_first(exc)}"
+        return f"not valid on the database under test: {first_line(exc, 200)}"
     return None
-
-
-def _first(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
 def rebind(saved: Workload, dsn_under_test: str) -> Workload:
@@ -371,10 +369,11 @@ def sample(dsn: str, workload: Workload, tenants: list[str]) -> dict[str, dict[s
                 table, column = parent.parent
             values = f'SELECT DISTINCT "{column}"::text FROM {S}."{table}" WHERE ' + \
                 (f'"{column}" IS NOT NULL' if p.source == "column" or (table, column) != (p.table, p.column) else "true")
-            if "tenant_id" in schema.get(table, {}):
-                for t in tenants:
-                    rows = conn.execute(f"{values} AND tenant_id = %s LIMIT {SAMPLES}", (t,)).fetchall()  # type: ignore[arg-type]
-                    samples[t][key] = [r[0] for r in rows]
+            if tenant := schema.get(table, {}).get("tenant_id"):  # one query for all tenants, a row each
+                per_tenant = conn.execute(f"SELECT u.i, ARRAY({values} AND tenant_id = u.t LIMIT {SAMPLES}) "  # type: ignore[arg-type]
+                                          f"FROM unnest(%s::{tenant.type}[]) WITH ORDINALITY u(t, i)", (tenants,))
+                for i, found in per_tenant:
+                    samples[tenants[i - 1]][key] = list(found)
             else:
                 rows = conn.execute(f"{values} LIMIT {SAMPLES}").fetchall()  # type: ignore[arg-type]
                 for t in tenants:

@@ -144,8 +144,8 @@ def build(config: pytest.Config, outcomes: list[dict[str, Any]], exitstatus: int
         "findings": findings,
         "rls": rls,
         "benchmark": bench,
-        "migration": _migration(pipeline),
-        "load": _load(pipeline),
+        "migration": migration_section(pipeline),
+        "load": load_section(pipeline),
         "skipped_states": skips,
     }
     doc["groups"] = summarise_groups(doc, settings.groups)
@@ -271,15 +271,18 @@ def _group_of(revision: str) -> str:
     return prefix if prefix in GROUPS else NO_GROUP
 
 
-def _migration(pipeline: Any) -> dict[str, Any]:
+def migration_section(pipeline: Any) -> dict[str, Any]:
+    """The pipeline's migration steps and stage timings (also the rehearsal's report)."""
     if pipeline is None:
         return {"steps": [], "timings": {}}
     steps = [{**asdict(step), "group": _group_of(step.revision), "seconds": round(step.seconds, 3)}
              for step in pipeline.steps]
-    return {"steps": steps, "timings": {k: round(v, 2) for k, v in pipeline.timings.items()}}
+    reused = [name for name in pipeline.cached.stored if name in pipeline.cached.used] if pipeline.cached else []
+    return {"steps": steps, "timings": {k: round(v, 2) for k, v in pipeline.timings.items()}, "reused": reused}
 
 
-def _load(pipeline: Any) -> dict[str, Any] | None:
+def load_section(pipeline: Any) -> dict[str, Any] | None:
+    """What the load stage generated, per table (also the rehearsal's report)."""
     report = getattr(pipeline, "load_report", None)
     if report is None:
         return None

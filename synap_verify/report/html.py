@@ -285,7 +285,10 @@ def _migration(migration: Mapping[str, Any]) -> str:
     out = '<h2 id="migration">Migration steps and locks</h2>'
     steps = migration["steps"]
     if not steps:
-        return out + '<p class="muted">No migration ran in this session.</p>'
+        reused = migration.get("reused") or []
+        why = f" the states came from the state cache ({', '.join(reused)}); --synap-cache=off reruns and times it" \
+            if reused else ""
+        return out + f'<p class="muted">No migration ran in this session.{_e(why)}</p>'
     timings = ", ".join(f"{k} {v:.2f} s" for k, v in migration["timings"].items())
     return (out + f'<p class="muted">Pipeline: {_e(timings)}. Bars: step time; red: the longest ACCESS EXCLUSIVE '
             "lock the step was seen holding (the time the application would wait).</p>"

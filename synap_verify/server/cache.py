@@ -55,7 +55,6 @@ def fingerprint(*paths: Path) -> str:
 class Entry:
     """A stored cluster: its data directory and the template databases (states) it holds."""
 
-    key: str
     pgdata: Path
     states: dict[str, float]  # template database -> when a session last used it (epoch seconds)
     inputs: dict[str, str]
@@ -97,9 +96,7 @@ class StateCache:
 
     def nearest(self, inputs: Mapping[str, str]) -> Entry | None:
         """The most recently used entry of the same server, to say which inputs changed."""
-        candidates = [e for e in map(self._entry, self.root.iterdir())
-                      if e is not None and e.inputs.get("postgres") == inputs.get("postgres")]
-        return max(candidates, key=lambda e: (e.pgdata.parent / MANIFEST).stat().st_mtime, default=None)
+        return next((e for e in self._entries() if e.inputs.get("postgres") == inputs.get("postgres")), None)
 
     def store(self, key: str, pgdata: Path, states: Mapping[str, float], inputs: Mapping[str, str]) -> Path:
         """Copy a stopped cluster's data directory in under a temporary name, then swap it in."""
@@ -124,15 +121,18 @@ class StateCache:
             return None
         try:
             manifest = json.loads((folder / MANIFEST).read_text())
-            return Entry(folder.name, folder / "data", dict(manifest["states"]), dict(manifest["inputs"]))
+            return Entry(folder / "data", dict(manifest["states"]), dict(manifest["inputs"]))
         except (OSError, ValueError, KeyError, TypeError):  # unreadable or another version's: not an entry
             return None
 
+    def _entries(self) -> list[Entry]:
+        """Every entry, the most recently used first."""
+        entries = (e for e in map(self._entry, self.root.iterdir()) if e is not None)
+        return sorted(entries, key=lambda e: (e.pgdata.parent / MANIFEST).stat().st_mtime, reverse=True)
+
     def _prune(self) -> None:
         """Keep the KEEP most recently used entries; remove what killed writers left (their pid is gone)."""
-        entries = sorted((e for e in map(self._entry, self.root.iterdir()) if e is not None),
-                         key=lambda e: (e.pgdata.parent / MANIFEST).stat().st_mtime, reverse=True)
-        for stale in entries[KEEP:]:
+        for stale in self._entries()[KEEP:]:
             shutil.rmtree(stale.pgdata.parent, ignore_errors=True)
         for folder in self.root.glob(f"{TEMP}*"):
             pid = folder.name.rsplit("-", 1)[-1]

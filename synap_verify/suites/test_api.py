@@ -86,14 +86,11 @@ def api_stats(request: pytest.FixtureRequest) -> Iterator[dict[str, Counter[int]
     """Responses per operation and status; printed at the end of the module."""
     stats: dict[str, Counter[int]] = defaultdict(Counter)
     yield stats
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is None or not stats:
-        return
-    reporter.write_line("")
-    reporter.write_line(f"synap-verify API: {len(stats)} operations, {sum(c.total() for c in stats.values())} generated requests")
-    for label in sorted(stats):
-        statuses = ", ".join(f"{code}x{n}" for code, n in sorted(stats[label].items()))
-        reporter.write_line(f"  {label:<60} {statuses}")
+    if stats:
+        _write_lines(request, ["", f"synap-verify API: {len(stats)} operations, "
+                                   f"{sum(c.total() for c in stats.values())} generated requests",
+                               *(f"  {label:<60} " + ", ".join(f"{code}x{n}" for code, n in sorted(stats[label].items()))
+                                 for label in sorted(stats))])
 
 
 @pytest.fixture(scope="module")
@@ -101,12 +98,18 @@ def api_failures(request: pytest.FixtureRequest) -> Iterator[dict[str, set[str]]
     """Operations per kind of failure (server error, undocumented status code, schema violation, ...): one line each."""
     kinds: dict[str, set[str]] = defaultdict(set)
     yield kinds
+    if kinds:
+        _write_lines(request, ["synap-verify API failures by kind:",
+                               *(f"  {kind:<30} {len(kinds[kind])} operation(s): {', '.join(sorted(kinds[kind])[:4])}"
+                                 for kind in sorted(kinds))])
+
+
+def _write_lines(request: pytest.FixtureRequest, lines: list[str]) -> None:
+    """A summary in the terminal (quietly nothing without a terminal reporter)."""
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is None or not kinds:
-        return
-    reporter.write_line("synap-verify API failures by kind:")
-    for kind in sorted(kinds):
-        reporter.write_line(f"  {kind:<30} {len(kinds[kind])} operation(s): {', '.join(sorted(kinds[kind])[:4])}")
+    if reporter is not None:
+        for line in lines:
+            reporter.write_line(line)
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")
@@ -202,14 +205,11 @@ def test_cross_tenant_probe(probes: list[synap_api.Probe], request: pytest.Fixtu
     """
     probed = [p for p in probes if p.status is not None]
     assert probed, "no operation could be probed: " + "; ".join(f"{p.operation}: {p.skipped}" for p in probes)
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     verdicts = Counter(p.verdict for p in probed)
-    if reporter is not None:
-        reporter.write_line(f"\nsynap-verify cross-tenant probe: {len(probed)} operations: "
-                            + ", ".join(f"{v} {n}" for v, n in sorted(verdicts.items())))
-        for p in probed:
-            if p.verdict == synap_api.INCONCLUSIVE:
-                reporter.write_line(f"  inconclusive {p.operation}: {p.reason}")
+    _write_lines(request, ["", f"synap-verify cross-tenant probe: {len(probed)} operations: "
+                           + ", ".join(f"{v} {n}" for v, n in sorted(verdicts.items())),
+                           *(f"  inconclusive {p.operation}: {p.reason}" for p in probed
+                             if p.verdict == synap_api.INCONCLUSIVE)])
     leaks = [f"{p.operation}: {p.reason}" for p in probed if p.verdict == synap_api.LEAK]
     assert not leaks, f"{len(leaks)} of {len(probed)} operations cross the tenant boundary ({synap_api.PROBE_LEAK}):\n" \
         + "\n".join(leaks)

@@ -17,11 +17,11 @@ import pytest
 from synap_verify import migrate
 from synap_verify.contract import Contract, load_contract
 from synap_verify.findings import Finding, render_text
-from synap_verify.integrity import counters, equivalence
+from synap_verify.integrity import equivalence
 from synap_verify.pipeline import Pipeline
 from synap_verify.server.templates import Database
 from synap_verify.settings import Settings
-from synap_verify.stash import SETTINGS
+from synap_verify.stash import SETTINGS, record
 
 BACKUP_TABLES = "backup_*"
 
@@ -29,19 +29,18 @@ BACKUP_TABLES = "backup_*"
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """One item per (group, table) of the contract, marked with its group so ``--synap-group`` selects it;
     one per counted counter (group, table.column) for the G8 data check."""
-    settings = metafunc.config.stash[SETTINGS]
+    contract = load_contract(metafunc.config.stash[SETTINGS].contract)
     if "counter" in metafunc.fixturenames:
-        counted = [(spec.group, f"{spec.name}.{c.column}") for spec in load_contract(settings.contract).tables.values()
-                   for c in spec.counters.values() if c.source]
-        metafunc.parametrize(("group", "counter"), [pytest.param(g, c, marks=pytest.mark.synap_group(g), id=f"{g}-{c}")
-                                                    for g, c in counted])
-    if "table" not in metafunc.fixturenames:
-        return
-    contract = load_contract(settings.contract)
-    pairs = [(spec.group, spec.name) for spec in contract.tables.values()]
-    pairs.append((contract.rules.backup_group, BACKUP_TABLES))
-    metafunc.parametrize(("group", "table"), [pytest.param(g, t, marks=pytest.mark.synap_group(g), id=f"{g}-{t}")
-                                              for g, t in pairs])
+        _by_group(metafunc, "counter", [(spec.group, f"{spec.name}.{c.column}") for spec in contract.tables.values()
+                                        for c in spec.counters.values() if c.source])
+    if "table" in metafunc.fixturenames:
+        _by_group(metafunc, "table", [*((spec.group, spec.name) for spec in contract.tables.values()),
+                                      (contract.rules.backup_group, BACKUP_TABLES)])
+
+
+def _by_group(metafunc: pytest.Metafunc, name: str, pairs: list[tuple[str, str]]) -> None:
+    metafunc.parametrize(("group", name), [pytest.param(g, x, marks=pytest.mark.synap_group(g), id=f"{g}-{x}")
+                                           for g, x in pairs])
 
 
 @dataclass
@@ -76,30 +75,30 @@ def contract(synap_settings: Settings) -> Contract:
 def comparison(synap_legacy_db: Database, synap_migrated_db: Database, contract: Contract,
                synap_settings: Settings) -> Iterator[Comparison]:
     with equivalence.connect(synap_legacy_db.dsn) as before, equivalence.connect(synap_migrated_db.dsn) as after:
-        migrated = synap_migrated_db.catalog()
-        relations, findings = equivalence.plan(synap_legacy_db.catalog(), migrated, contract, synap_settings.groups)
-        expected = equivalence.Expectations.load(after)
-        counted, drifts = counters.check(after, migrated, contract, synap_settings.groups)
-        expected.recount(drifts)
+        relations, findings, expected, counted = equivalence.prepare(
+            after, synap_legacy_db.catalog(), synap_migrated_db.catalog(), contract, synap_settings.groups)
         scanned = equivalence.scan(synap_legacy_db.dsn, synap_migrated_db.dsn, relations)
         yield Comparison(before, after, relations, findings, expected, counted, scanned)
 
 
-def test_nothing_lost(comparison: Comparison, contract: Contract, group: str, table: str) -> None:
+def test_nothing_lost(comparison: Comparison, contract: Contract, group: str, table: str,
+                      pytestconfig: pytest.Config) -> None:
     """Every legacy row and value of the table is in the migrated database with the same meaning, or accounted for."""
     findings = comparison.check(table, contract.rules.backup_group)
+    record(pytestconfig, "nothing-lost", findings)
     assert not findings, f"{group}/{table}: data lost or altered by the migration:\n" + render_text(findings)
 
 
-def test_counter_equals_its_rows(comparison: Comparison, group: str, counter: str) -> None:
+def test_counter_equals_its_rows(comparison: Comparison, group: str, counter: str, pytestconfig: pytest.Config) -> None:
     """G8 in the data: the migrated counter equals its aggregate over the rows it counts, on every row."""
     table, column = counter.split(".")
     findings = [f for f in comparison.counters if (f.table, f.column) == (table, column)]
+    record(pytestconfig, "nothing-lost", findings)
     assert not findings, f"{group}/{counter}: the counter disagrees with its rows:\n" + render_text(findings)
 
 
 def test_rollback_restores_legacy_data(synap_pipeline: Pipeline, synap_legacy_db: Database, contract: Contract,
-                                       synap_settings: Settings) -> None:
+                                       synap_settings: Settings, pytestconfig: pytest.Config) -> None:
     """Downgrade to base on a migrated database gives back the legacy data: a rollback that loses rows is no plan."""
     if not synap_pipeline.server.disposable:
         pytest.skip("needs a disposable server (pass --synap-dsn-disposable)")
@@ -112,4 +111,5 @@ def test_rollback_restores_legacy_data(synap_pipeline: Pipeline, synap_legacy_db
                                  expected=expected)
     finally:
         db.drop()
+    record(pytestconfig, "nothing-lost", report.findings)
     assert not report.findings, "downgrade to base did not restore the legacy data:\n" + render_text(report.findings)

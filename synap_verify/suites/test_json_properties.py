@@ -33,7 +33,7 @@ from synap_verify import migrate
 from synap_verify.datagen.values import ALL_JSON_CASES, DST_TIMESTAMPS
 from synap_verify.integrity import jsonsem
 from synap_verify.pipeline import Pipeline
-from synap_verify.resources import reference_migrations
+from synap_verify.resources import REFERENCE_MIGRATIONS
 from synap_verify.server import sqlalchemy_url
 from synap_verify.settings import Settings
 from synapscale.migrations import ops
@@ -98,7 +98,7 @@ def scratch(synap_settings: Settings, request: pytest.FixtureRequest) -> Iterato
 
     Skipped before any server starts when the system under test is not the reference.
     """
-    reference = reference_migrations()
+    reference = REFERENCE_MIGRATIONS
     if Path(migrate.script_directory(synap_settings.alembic).dir).resolve() != reference.resolve():
         pytest.skip(f"these properties exercise the reference's conversion code ({reference}), not the system "
                     f"under test ({synap_settings.alembic}); the integrity suite checks what its migrations did")

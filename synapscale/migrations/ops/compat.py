@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from functools import partial
 
 import psycopg
+from alembic import op
 
 from synapscale.migrations.ops.declarations import JSONB_SUSPECT, SCHEMA, SHADOW, Table
 from synapscale.migrations.ops.jsonb import backfill, quarantine_json
@@ -221,6 +222,15 @@ def revert_columns(t: Table) -> None:
 
 
 # ---- contract guard ---------------------------------------------------------------------------------------------
+
+
+def expanded_tables(revisions: Iterable[str]) -> list[Table]:
+    """The renamed tables and tables with renamed or kept columns, as the group revisions ``revisions`` declare
+    them (their ``GROUP``): what a contract revision removes the old names of, read from where they are stated."""
+    scripts = op.get_context().script
+    assert scripts is not None
+    found = [t for rev in revisions for t in scripts.get_revision(rev).module.GROUP.tables]  # type: ignore[union-attr]
+    return [t for t in found if t.legacy_name or t.renames or t.kept]
 
 
 def old_names(tables: Iterable[Table]) -> list[str]:

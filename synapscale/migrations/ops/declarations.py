@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 APP_ROLE = "synapscale_app"
 CASCADE, SET_NULL, RESTRICT = "CASCADE", "SET NULL", "RESTRICT"
 REQUIRED, GLOBAL = "required", "global"  # tenant modes: NOT NULL where possible / NULL means global
-LEGACY_ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL"}
+LEGACY_ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
 # json text jsonb may reject: NUL escapes, lone surrogates, exponents beyond numeric's range (either sign:
 # 1e-99999 overflows numeric as much as 1e99999 does).
 JSONB_SUSPECT = r"\\u0000|\\u[dD][89a-fA-F]|[eE][+-]?[0-9]{5,}"
@@ -44,6 +44,18 @@ class Fk:
 
 
 @dataclass(frozen=True)
+class Policy:
+    """A legacy policy exactly as it was, so a downgrade can create it again (``Table.legacy_policies``)."""
+
+    name: str
+    command: str  # SELECT / INSERT / UPDATE / DELETE / ALL
+    using: str | None = None
+    with_check: str | None = None
+    permissive: bool = True
+    roles: tuple[str, ...] = ("public",)
+
+
+@dataclass(frozen=True)
 class Table:
     """One table of a group and what the global rules need to know about it."""
 
@@ -54,7 +66,13 @@ class Table:
     tenant: str | None = None
     tenant_was_not_null: bool = False
     parents: tuple[tuple[str, str], ...] = ()
-    legacy_rls: str | None = None  # 'policy' (enabled, unforced, legacy policy) or 'no_policy'
+    # 'policy' (enabled, unforced, the legacy fixture's policy) or 'no_policy'; 'enabled' / 'forced' restore
+    # those flags and then exactly ``legacy_policies`` (what a generated revision freezes)
+    legacy_rls: str | None = None
+    legacy_policies: tuple[Policy, ...] = ()
+    # the naive timestamp columns to convert and, on downgrade, to convert back; None: every naive column
+    # found at upgrade and every timestamptz column at downgrade (the hand-written revisions' legacy state)
+    timestamps: tuple[str, ...] | None = None
     fks: tuple[Fk, ...] = ()
     # parent columns (of ``parents``) tied to the parent's tenant by a composite FK instead of a guard
     # trigger: high-volume insert paths (see apply_tenant_keys)

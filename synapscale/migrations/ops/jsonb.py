@@ -151,7 +151,7 @@ def apply_json_and_time(t: Table) -> None:
     renamed columns) is ops.compat's expand. Idempotent: each step reads the catalog, so a rerun does what is left.
     """
     step(partial(_json, t), *with_views(t.name))
-    naive = columns_of(t.name, "timestamp without time zone")
+    naive = [c for c in columns_of(t.name, "timestamp without time zone") if t.timestamps is None or c in t.timestamps]
     large = bool(naive) and row_estimate(t.name, expand_contract_rows()) > expand_contract_rows()
     for c in naive:
         rebuilt = _drop_plain_indexes(t.name, c) if large else []
@@ -243,6 +243,8 @@ def revert_json_and_time(t: Table) -> None:
         if c in jsonb_now:
             parts.append(f"ALTER COLUMN {c} TYPE json USING {c}::json")
     for c in columns_of(t.name, "timestamp with time zone"):
+        if t.timestamps is not None and c not in t.timestamps:
+            continue
         parts.append(f'ALTER COLUMN "{c}" TYPE timestamp')
         if _has_now_default(t.name, c):
             parts.append(f"""ALTER COLUMN "{c}" SET DEFAULT (now() AT TIME ZONE 'utc')""")

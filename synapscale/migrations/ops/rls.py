@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 
-from synapscale.migrations.ops.declarations import GLOBAL, REQUIRED, SCHEMA, Table
+from synapscale.migrations.ops.declarations import GLOBAL, REQUIRED, SCHEMA, Policy, Table
 from synapscale.migrations.ops.jsonb import _plain_indexes
 from synapscale.migrations.ops.plumbing import (
     autocommit,
@@ -89,6 +89,10 @@ def revert_tenant(t: Table) -> None:
     run(f"ALTER TABLE {q(t.name)} DISABLE ROW LEVEL SECURITY")
     if t.legacy_rls:
         run(f"ALTER TABLE {q(t.name)} ENABLE ROW LEVEL SECURITY")
+    if t.legacy_rls == "forced":
+        run(f"ALTER TABLE {q(t.name)} FORCE ROW LEVEL SECURITY")
+    for p in t.legacy_policies:
+        run(create_policy_sql(t.name, p))
     if t.legacy_rls == "policy":
         legacy = t.legacy_name or t.name
         run(f"CREATE POLICY {legacy}_tenant_isolation ON {q(t.name)} "
@@ -98,6 +102,18 @@ def revert_tenant(t: Table) -> None:
         run(f"UPDATE {q(t.name)} x SET tenant_id = NULL FROM {q('migration_undo')} u WHERE u.table_name = %(t)s "
             f"AND u.kind = 'tenant_backfill' AND x.id::text = u.primary_key", {"t": t.name})
         forget(t.name, "tenant_backfill")
+
+
+def create_policy_sql(table: str, p: Policy) -> str:
+    """``CREATE POLICY`` for a policy frozen from the catalog (its expressions as pg_get_expr printed them)."""
+    roles = ", ".join(r if r == "public" else f'"{r}"' for r in p.roles)
+    sql = (f'CREATE POLICY "{p.name}" ON {q(table)} AS {"PERMISSIVE" if p.permissive else "RESTRICTIVE"} '
+           f"FOR {p.command} TO {roles}")
+    if p.using is not None:
+        sql += f" USING ({p.using})"
+    if p.with_check is not None:
+        sql += f" WITH CHECK ({p.with_check})"
+    return sql
 
 
 @dataclass(frozen=True)

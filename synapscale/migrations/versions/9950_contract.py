@@ -11,8 +11,6 @@ Revises: expanded
 
 from __future__ import annotations
 
-from alembic import op
-
 from synapscale.migrations import ops
 
 revision = "restructured"
@@ -23,21 +21,13 @@ depends_on = None
 EXPANDS = ("workflows_1", "llm_1", "workspaces_1", "nodes_1")  # the group revisions with renamed or kept names
 
 
-def tables() -> list[ops.Table]:
-    """The renamed tables and tables with renamed columns, as their group revisions declare them."""
-    scripts = op.get_context().script
-    assert scripts is not None
-    found = [t for rev in EXPANDS for t in scripts.get_revision(rev).module.GROUP.tables]  # type: ignore[union-attr]
-    return [t for t in found if t.legacy_name or t.renames or t.kept]
-
-
 def upgrade() -> None:
     ops.begin()
     with ops.autocommit():
-        ops.contract(tables())
+        ops.contract(ops.expanded_tables(EXPANDS))
 
 
 def downgrade() -> None:
     ops.begin()
     with ops.autocommit():
-        ops.re_expand(tables())
+        ops.re_expand(ops.expanded_tables(EXPANDS))

@@ -1,0 +1,345 @@
+"""The restructure as data: (contract, live catalog) -> per-group declarations for the ops engine.
+
+The planner emits the same declarations the hand-written revisions carry (``ops.Table``, ``ops.Fk``,
+``ops.Gin``), each with the legacy state it replaces frozen in it (constraint names and actions, RLS
+flags and policies, which columns were naive), so the downgrade restores what was there. Legacy objects
+are matched by meaning: an FK by its column and referenced table, whatever its name; duplicates on one
+column collapse into one declaration; anything already in its target state is left out, so a migrated
+database plans to nothing. What the contract cannot decide becomes a ``PLAN-MANUAL`` finding, never a
+guess: the contract checker says what is wrong, and each finding it makes that no declaration can fix
+is handed on as such.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from synap_verify.catalog import Catalog, ForeignKey
+from synap_verify.catalog import Table as CatalogTable
+from synap_verify.contract.check import ROLE_EXPECTED, check, expected_action
+from synap_verify.contract.model import MANUAL, ON_DELETE_ACTIONS, Contract, TableSpec
+from synap_verify.findings import Finding
+from synap_verify.groups import GROUPS
+from synapscale.migrations import ops
+
+# contract rules whose findings the declarations fix; every other finding of a planned group is manual
+PLANNED_RULES = frozenset({"G1", "G2", "G3", "G4", "G5", "G6", "G7", "G8", "G9", "T-FK", "T-RENAME"})
+OPS_TENANT_COLUMN = "tenant_id"  # the column the ops engine's policies, guards and backfills name
+
+Manual = Callable[..., None]  # records one PLAN-MANUAL finding for the table being planned
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    """One group's revision as data: what the ops engine applies, and what it cannot."""
+
+    group: str
+    tables: tuple[ops.Table, ...] = ()
+    gin: tuple[ops.Gin, ...] = ()
+    archive: tuple[str, ...] = ()  # G9: backup tables to archive (pg_dump + checksum + audit) and drop
+    manual: tuple[Finding, ...] = ()
+    counters: tuple[ops.Counter, ...] = ()  # G8, declared with the counted table's group
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to apply (manual findings aside)."""
+        return not (self.tables or self.gin or self.archive or self.counters)
+
+
+@dataclass(frozen=True)
+class Plan:
+    groups: tuple[GroupPlan, ...]
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for g in self.groups for f in g.manual]
+
+    @property
+    def empty(self) -> bool:
+        return all(g.empty for g in self.groups) and not self.findings
+
+    def group(self, name: str) -> GroupPlan | None:
+        return next((g for g in self.groups if g.group == name), None)
+
+
+def build_plan(catalog: Catalog, contract: Contract, groups: Iterable[str] = ()) -> Plan:
+    """The plan of every selected group (every group the contract names when empty), in the spec's order."""
+    contract = contract.covering(catalog)
+    selected = set(groups) or set(contract.groups)
+    plans = tuple(_plan_group(catalog, contract, g) for g in GROUPS if g in selected and g in contract.groups)
+    if contract.schemas == (ops.SCHEMA,):
+        return Plan(plans)
+    # the ops engine qualifies every name with its one schema: what it would run elsewhere is said, not written
+    return Plan(tuple(GroupPlan(g.group, manual=(*g.manual, _manual(
+        g.group, "-", f"{len(g.tables)} table(s) to restructure in {', '.join(contract.schemas)}: the ops engine works in "
+        f"{ops.SCHEMA} only", expected=ops.SCHEMA, actual=", ".join(contract.schemas)))) if not g.empty else g
+        for g in plans))
+
+
+def _plan_group(catalog: Catalog, contract: Contract, group: str) -> GroupPlan:
+    findings = check(catalog, contract, (group,))
+    manual: list[Finding] = []
+    for f in findings:
+        if f.rule not in PLANNED_RULES or _unplannable(f):
+            manual.append(_manual(f.group, f.table, f"the contract does not say how to fix: {f.message}", f.column,
+                                  f.constraint, f.expected, f.actual))
+    tables: list[ops.Table] = []
+    gin: list[ops.Gin] = []
+    for spec in sorted(contract.tables_in({group}), key=lambda s: s.name):
+        table_findings = [f for f in findings if f.table == spec.name]
+
+        def add(message: str, column: str | None = None, constraint: str | None = None, expected: str | None = None,
+                actual: str | None = None, spec: TableSpec = spec) -> None:
+            manual.append(_manual(group, spec.name, message, column, constraint, expected, actual))
+
+        planned = _plan_table(catalog, contract, spec, table_findings, add)
+        if planned is not None:
+            tables.append(planned)
+        guarded = {col for col, _ in planned.parents} if planned else set()
+        for f in table_findings:
+            if f.rule == "G7" and f.column not in guarded:
+                add(f"{f.message}: no FK from {f.column} to a tenant table to guard", column=f.column,
+                    expected=f.expected, actual=f.actual)
+        gin += [ops.Gin(spec.name, f.column) for f in table_findings if f.rule == "G6" and f.column]
+    rules = contract.rules
+    archive: tuple[str, ...] = ()
+    if group == rules.backup_group:
+        archive = tuple(sorted(f.table for f in findings if f.rule == "G9"))
+    counters = _counters(catalog, contract, group, manual)
+    return GroupPlan(group, tuple(tables), tuple(gin), archive, tuple(manual), counters)
+
+
+def _counters(catalog: Catalog, contract: Contract, group: str, manual: list[Finding]) -> tuple[ops.Counter, ...]:
+    """G8: one ``Counter`` per (counter table, counted table, FK column) whose counted table is in ``group``.
+
+    The counter's trigger lives on the counted table, so it is declared with the counted table's group (as
+    the hand-written revisions do: ``workflow_templates``' counters are kept by the templates group). A
+    counted table that already has a trigger the contract's ``G8.trigger_pattern`` accepts is left alone,
+    as the checker judges it.
+    """
+    if "G8" not in contract.rules.enabled:
+        return ()
+    pattern = re.compile(contract.rules.counter_trigger_pattern, re.IGNORECASE)
+    mapping = contract.mapping()
+    found: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
+    for parent in contract.tables.values():
+        table = catalog.table(parent.name) or catalog.table(parent.legacy_name or "")
+        for counter in parent.counters.values():
+            source_spec = contract.tables.get(counter.source or "")
+            if source_spec is None or source_spec.group != group or table is None or table.column(counter.column) is None:
+                continue  # no counted table, another group's, or the counter is gone (T/G8 manual where judged)
+            source = catalog.table(source_spec.name) or catalog.table(source_spec.legacy_name or "")
+            if source is None or any(pattern.search(t) for t in source.triggers):
+                continue
+            names = {parent.name, table.name}
+            fk = counter.via or next((f.columns[0] for f in source.foreign_keys if len(f.columns) == 1
+                                      and (mapping.new_table(f.target_table) or f.target_table) in names), None)
+            if fk is None:
+                manual.append(_manual(group, source_spec.name, f"{parent.name}.{counter.column} counts {source.name}, "
+                                      f"which has no FK to {parent.name}: state `via:` in the contract",
+                                      column=counter.column, expected=f"FK to {parent.name}", actual="none"))
+                continue
+            found.setdefault((parent.name, source_spec.name, fk), []).append((counter.column, counter.aggregate))
+    out = []
+    for (parent_name, child, fk), assignments in found.items():
+        watch = tuple(dict.fromkeys(c for _, expr in assignments for c in re.findall(r"\bc\.(\w+)", expr) if c != fk))
+        out.append(ops.Counter(parent_name, child, fk, tuple(assignments), watch))
+    return tuple(out)
+
+
+def _unplannable(f: Finding) -> bool:
+    """Findings of planned rules that no declaration fixes: a missing FK or one to another table, a lost tenant
+    column or counter."""
+    if f.rule == "T-FK":
+        return f.expected not in ON_DELETE_ACTIONS
+    return f.rule in ("G5", "G8") and f.actual == "absent"
+
+
+def _manual(group: str, table: str, message: str, column: str | None = None, constraint: str | None = None,
+            expected: str | None = None, actual: str | None = None) -> Finding:
+    return Finding("PLAN-MANUAL", group, table, f"{message} (PLAN-MANUAL)", column, constraint, expected, actual)
+
+
+def _plan_table(catalog: Catalog, contract: Contract, spec: TableSpec, findings: list[Finding],
+                manual: Manual) -> ops.Table | None:
+    """The declaration of one table, or None when it is in its target state (or cannot be planned at all)."""
+    rules = contract.rules
+    target = catalog.table(spec.name)
+    legacy = catalog.table(spec.legacy_name) if spec.legacy_name else None
+    if target is None and legacy is None:
+        return None  # T-MISSING, already handed on as manual
+    if target is not None and legacy is not None:
+        manual(f"both {legacy.name} and {spec.name} exist: merge them by hand, then plan again",
+               expected=spec.name, actual=f"{legacy.name}, {spec.name}")
+    table = target or legacy
+    assert table is not None
+    names = set(table.column_names) - set(spec.dropped)  # a column to drop is neither converted nor renamed
+    kept = [c for c in table.columns if c.name in names]
+    json = tuple(c.name for c in kept if "G1" in rules.enabled and c.type == "json")
+    timestamps = tuple(c.name for c in kept if "G2" in rules.enabled and c.type == "timestamp without time zone")
+    renames = _renames(table, spec, contract, names, manual)
+    fks = _foreign_keys(catalog, contract, spec, table, manual)
+    tenant, parents = _tenant(catalog, contract, spec, table, findings, manual)
+    declared = ops.Table(
+        spec.name, legacy_name=spec.legacy_name if target is None else None, json=json, renames=renames,
+        timestamps=timestamps, fks=fks, parents=parents, **tenant)
+    if declared == ops.Table(spec.name, timestamps=()):
+        return None
+    return declared
+
+
+def _renames(table: CatalogTable, spec: TableSpec, contract: Contract, names: set[str],
+             manual: Manual) -> tuple[tuple[str, str], ...]:
+    """G3's renamed columns and the contract's ``renamed``, for each old name still present without the new one."""
+    wanted = dict(contract.rules.renamed_columns) if "G3" in contract.rules.enabled else {}
+    wanted.update({c.legacy_name: c.name for c in spec.columns.values() if c.legacy_name})
+    out: list[tuple[str, str]] = []
+    for old, new in wanted.items():
+        if old not in names:
+            continue
+        if new in names:
+            manual(f"{table.name} has both {old} and {new}: merge them by hand", column=old, expected=new,
+                   actual=f"{old}, {new}")
+            continue
+        out.append((old, new))
+    return tuple(out)
+
+
+def _foreign_keys(catalog: Catalog, contract: Contract, spec: TableSpec, table: CatalogTable,
+                  manual: Manual) -> tuple[ops.Fk, ...]:
+    """One ``Fk`` per single-column FK whose constraints are not already one with the decided action.
+
+    Constraints are grouped by their column and the table they reference, never by name: two constraints
+    on one column are a duplicate whatever they are called, and an FK already right under another name is
+    left alone.
+    """
+    rules = contract.rules
+    by_columns: dict[tuple[str, ...], list[ForeignKey]] = {}
+    for fk in table.foreign_keys:
+        by_columns.setdefault(fk.columns, []).append(fk)
+    out: list[ops.Fk] = []
+    for cols, fks in sorted(by_columns.items()):
+        if set(cols) & set(spec.dropped):
+            continue  # goes with its column
+        label = f"{table.name}.{', '.join(cols)}"
+        listing = ", ".join(f"{fk.name} {fk.on_delete}" for fk in fks)
+        refs = {fk.target_table for fk in fks}
+        redeclarable = (len(cols) == 1 and len(refs) == 1 and all(fk.target_columns == ("id",) for fk in fks)
+                        and all(fk.target_schema in contract.schemas for fk in fks))
+        stated = expected_action(contract, spec, fks[0])
+        if not redeclarable:
+            broken = len(fks) > 1 or any(fk.on_delete not in rules.allowed_actions for fk in fks) or \
+                (stated is not None and any(fk.on_delete != stated for fk in fks))
+            if broken:
+                manual(f"{label} ({listing}) is not a single-column FK to an id in the contract's schemas: the ops "
+                       "engine cannot redeclare it", column=cols[0], constraint=", ".join(fk.name for fk in fks),
+                       expected=stated or "/".join(rules.allowed_actions), actual=listing)
+            continue
+        column = table.column(cols[0])
+        nullable = column.nullable if column else True
+        ref = _reference(catalog, contract, spec, fks[0].target_table)
+        action = stated or _unstated_action(contract, cols[0], ref, nullable, fks, label, listing, manual)
+        if action is None:
+            continue
+        if action == "SET NULL" and not nullable:
+            manual(f"{label} → {ref} must be ON DELETE SET NULL but {cols[0]} is NOT NULL: make it nullable or state "
+                   "another action", column=cols[0], constraint=fks[0].name, expected="nullable column", actual="NOT NULL")
+            continue
+        if len(fks) == 1 and fks[0].on_delete == action:
+            continue  # already in its target state, whatever its name
+        legacy = " ".join(f"{fk.name}:{ops.ACTION_CODES[fk.on_delete]}" for fk in sorted(fks, key=lambda f: f.name))
+        out.append(ops.Fk(cols[0], ref, action, legacy))
+    return tuple(out)
+
+
+def _unstated_action(contract: Contract, column: str, ref: str, nullable: bool, fks: list[ForeignKey], label: str,
+                     listing: str, manual: Manual) -> str | None:
+    """The action of an FK the contract does not state: the one allowed action its constraints already carry,
+    else the first matching ``rules.G4.defaults``; None (and a manual finding) when neither decides."""
+    rules = contract.rules
+    present = sorted({fk.on_delete for fk in fks} & set(rules.allowed_actions))
+    if len(present) == 1:
+        return present[0]
+    if len(present) > 1:
+        manual(f"{label} has conflicting FK constraints ({listing}) and the contract states no action: state one",
+               column=column, constraint=", ".join(fk.name for fk in fks), expected="one action", actual=listing)
+        return None
+    default = next((d for d in rules.fk_defaults if d.matches(column, ref, nullable, rules.tenant_column)), None)
+    if default is None or default.action == MANUAL:
+        why = "a G4 default says a person decides" if default else "no G4 default matches it"
+        manual(f"{label} → {ref} is ON DELETE {fks[0].on_delete}; the contract states no action and {why}",
+               column=column, constraint=", ".join(fk.name for fk in fks),
+               expected="/".join(rules.allowed_actions), actual=listing)
+        return None
+    return default.action
+
+
+def _reference(catalog: Catalog, contract: Contract, spec: TableSpec, current: str) -> str:
+    """The name an FK's parent has when the revision runs: renamed only if its rename runs first (same group)."""
+    new = contract.mapping().new_table(current)
+    if new is None or new == current:
+        return current
+    renamed_here = contract.tables[new].group == spec.group
+    return new if renamed_here or catalog.table(new) is not None else current
+
+
+def _tenant(catalog: Catalog, contract: Contract, spec: TableSpec, table: CatalogTable, findings: list[Finding],
+            manual: Manual) -> tuple[dict[str, Any], tuple[tuple[str, str], ...]]:
+    """G5's declaration (tenant mode, legacy NOT NULL, legacy RLS frozen) and G7's parents to guard."""
+    rules = contract.rules
+    tc = rules.tenant_column
+    if table.column(tc) is None or tc in spec.dropped:
+        return {}, ()
+    g5 = [f for f in findings if f.rule == "G5" and f.expected != ROLE_EXPECTED]
+    for f in findings:
+        if f.rule == "G5" and f.expected == ROLE_EXPECTED:
+            manual(f"{f.message}: change the role by hand", expected=f.expected, actual=f.actual)
+    parents = tuple((col, parent) for col, parent in _parent_columns(catalog, contract, spec, table)
+                    if not _guarded(table, col, tc))
+    if (g5 or parents) and tc != OPS_TENANT_COLUMN:
+        manual(f"{table.name}: the ops engine writes policies and guards on {OPS_TENANT_COLUMN}, not {tc}",
+               column=tc, expected=OPS_TENANT_COLUMN, actual=tc)
+        return {}, ()
+    if not g5:
+        return {}, parents
+    col = table.column(tc)
+    assert col is not None
+    legacy_rls = "forced" if table.rls_forced else "enabled" if table.rls_enabled else None
+    policies = tuple(ops.Policy(p.name, p.command, p.using, p.with_check, p.permissive, p.roles) for p in table.policies)
+    return {"tenant": ops.REQUIRED if spec.tenant == "required" else ops.GLOBAL, "tenant_was_not_null": not col.nullable,
+            "legacy_rls": legacy_rls, "legacy_policies": policies}, parents
+
+
+def _parent_columns(catalog: Catalog, contract: Contract, spec: TableSpec, table: CatalogTable) -> list[tuple[str, str]]:
+    """(column, parent) of each single-column FK to a table that keeps a required tenant column: G7's pairs.
+
+    A ``shared`` table (a catalogue other tenants' rows may reference) is neither a parent nor a child of
+    such a pair unless the contract states it in ``tenant_parents``, which always counts.
+    """
+    tc = contract.rules.tenant_column
+    out: list[tuple[str, str]] = []
+    for fk in table.foreign_keys:
+        if len(fk.columns) != 1 or fk.columns[0] == tc:
+            continue
+        stated = fk.columns[0] in spec.tenant_parents
+        if spec.shared and not stated:
+            continue
+        ref = _reference(catalog, contract, spec, fk.target_table)
+        parent_spec = contract.tables.get(contract.mapping().new_table(fk.target_table) or fk.target_table)
+        parent = catalog.table(fk.target_table)
+        if parent is None or parent.column(tc) is None or parent_spec is None or parent_spec.tenant != "required" \
+                or tc in parent_spec.dropped or parent_spec.shared and not stated:
+            continue
+        if (fk.columns[0], ref) not in out:
+            out.append((fk.columns[0], ref))
+    return sorted(out)
+
+
+def _guarded(table: CatalogTable, column: str, tc: str) -> bool:
+    """A guard trigger of the ops engine's name, or a composite FK (column, tenant) already ties the pair."""
+    if ops.guard_name(table.name, column) in table.triggers:
+        return True
+    return any({column, tc} <= set(fk.columns) for fk in table.foreign_keys)
