@@ -525,7 +525,8 @@ def test_rehearse_reaches_a_clean_copy_and_says_when_it_does_not(decided: Contra
     err = capsys.readouterr().err
     doc = json.loads(report.with_suffix(".json").read_text())
     assert doc["verdict"]["status"] == "GO" and "GO" in report.read_text()
-    assert [s["revision"] for s in doc["migration"]["steps"]] == ["foundation", "contacts_1", "templates_1", "expanded", "restructured"]
+    assert [s["revision"] for s in doc["migration"]["steps"]] == [
+        "foundation", "contacts_1", "templates_1", "expanded", "restructured"]
     assert set(doc["migration"]["timings"]) == {"load", "plan", "migrate", "contract", "equivalence", "rls"}
     assert "contract findings before 117 " in err and "-> after 0 {}; PLAN-MANUAL 0" in err
     assert "equivalence 0 finding(s)" in err and "RLS 0 finding(s)" in err and "0 finding(s) on the migrated copy" in err

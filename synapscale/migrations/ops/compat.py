@@ -202,7 +202,12 @@ def contract_columns(t: Table) -> None:
             continue
         if is_not_null(t.name, old):
             set_not_null(t.name, new)
-        step(lambda old=old: (_drop_sync(t.name, old), run(f"ALTER TABLE {q(t.name)} DROP COLUMN {old}")), t.name)
+        step(partial(_drop_renamed, t.name, old), t.name)
+
+
+def _drop_renamed(table: str, old: str) -> None:
+    _drop_sync(table, old)
+    run(f"ALTER TABLE {q(table)} DROP COLUMN {old}")
 
 
 def revert_columns(t: Table) -> None:
