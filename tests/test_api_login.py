@@ -216,12 +216,12 @@ def test_a_body_placeholder_without_its_credential_names_the_fix(passwords: Issu
 # --- the suite as a user runs it: nothing secret in pytest's output ------------------------------------
 
 
-def _run_suite(pytester: pytest.Pytester, url: str) -> pytest.RunResult:
+def _run_suite(pytester: pytest.Pytester, url: str, *args: str) -> pytest.RunResult:
     """The API suite's probe tests against ``url``, as verbose as pytest gets (locals of failing tests shown)."""
     options = [f"--synap-{key.replace('_', '-')}={value}" for key, value in RECIPE.items()]
     return pytester.runpytest_subprocess(
-        str(suites_dir() / "test_api.py"), "-p", "no:cacheprovider", "-k", "cross_tenant", "-vv", "-l",
-        "--tb=long", f"--synap-api-url={url}", *(f"--synap-api-tenant={t}" for t in TENANTS), *options)
+        str(suites_dir() / "test_api.py"), "-p", "no:cacheprovider", "-k", "cross_tenant", "-vv", "-l", "-s",
+        "--tb=long", f"--synap-api-url={url}", *(f"--synap-api-tenant={t}" for t in TENANTS), *options, *args)
 
 
 def test_the_suite_reports_a_leak_and_never_prints_a_token(pytester: pytest.Pytester, passwords: Issuer) -> None:
@@ -296,3 +296,18 @@ def test_ids_from_the_database_the_api_serves(served_db: tuple[str, str, str], p
                                               synap_api.api_state(schema, target.tenants[1].headers, ids))
     assert [(p.operation, p.verdict) for p in probes] == [
         ("GET /workspaces/{workspace_id}", synap_api.LEAK if leak else synap_api.PASS)]
+
+
+@pytest.mark.parametrize("leak", [False, True])
+def test_the_suite_reads_ids_from_synap_dsn(served_db: tuple[str, str, str], passwords: Issuer,
+                                            pytester: pytest.Pytester, leak: bool) -> None:
+    """The suite as a user runs it against an API at a URL with --synap-dsn naming the API's database."""
+    dsn, a, b = served_db
+    passwords.tenant_of = {"alice@a.test": a, "bob@b.test": b}
+    with _serve(_workspaces_app(passwords, dsn, leak)) as url:
+        result = _run_suite(pytester, url, f"--synap-dsn={dsn}")
+    output = result.stdout.str() + result.stderr.str()
+    assert result.ret == (pytest.ExitCode.TESTS_FAILED if leak else pytest.ExitCode.OK), output
+    assert ("GET /workspaces/{workspace_id}: answered 200 with tenant B's workspace_id" in output) == leak, output
+    assert "cross-tenant probe: 1 operations: " + ("LEAK 1" if leak else "pass 1") in output, output
+    assert not _secrets_in(output, passwords)
