@@ -111,7 +111,7 @@ class LoginRecipe:
     (``access_token``, ``data.token``, ``tokens.0``) and send it as ``header`` (``{token}`` replaced)."""
 
     url: str  # absolute, or a path relative to the API
-    body: Any = field(default_factory=lambda: dict(DEFAULT_LOGIN_BODY))
+    body: Any = field(default_factory=lambda: dict(DEFAULT_LOGIN_BODY), repr=False)  # ${VAR}s expanded
     token: str = "access_token"
     header: str = "Authorization: Bearer {token}"
     tenant_id: str | None = None  # JSON path of the tenant's id in the login answer
@@ -138,8 +138,7 @@ def parse_header(text: str) -> tuple[str, str]:
     """``'Name: value'`` -> ``('Name', 'value')``; anything else is a usage error (naming the header, not its value)."""
     name, sep, value = text.partition(":")
     if not sep or not name.strip() or any(c.isspace() for c in name.strip()):
-        first = (text.split() or [""])[0].split(":")[0][:40]
-        raise SynapError(f"--synap-api-header expects 'Name: value', got {first!r}… (the rest not shown)")
+        raise SynapError(f"--synap-api-header expects 'Name: value', got {_first_word(text)!r}… (the rest not shown)")
     return name.strip(), expand_env(value.strip())
 
 
@@ -154,13 +153,13 @@ def parse_tenants(texts: Iterable[str], ids: Iterable[str] = ()) -> tuple[Tenant
             pairs = [pair.partition("=") for pair in rest.removeprefix("login:").split(",") if pair.strip()]
             if not sep or not name or not pairs or not all(eq and key.strip() for key, eq, _ in pairs):
                 raise SynapError(f"--synap-api-tenant expects NAME=login:key=value,... (e.g. alice=login:username="
-                                 f"alice,password=${{ALICE_PASSWORD}}), got {name[:40]!r}=login:… (values not shown)")
+                                 f"alice,password=${{ALICE_PASSWORD}}), got {_first_word(text)!r}… (the rest not shown)")
             credentials.setdefault(name, {}).update({k.strip(): expand_env(v.strip()) for k, _, v in pairs})
             headers.setdefault(name, {})
             continue
         if not sep or not name or ":" not in rest:
             raise SynapError(f"--synap-api-tenant expects NAME=Header: value or NAME=login:key=value,..., "
-                             f"got {text.split(':')[0][:40]!r}…")
+                             f"got {_first_word(text)!r}… (the rest not shown)")
         key, value = parse_header(rest)
         headers.setdefault(name, {})[key] = value
     both = [name for name in headers if headers[name] and credentials.get(name)]
@@ -178,6 +177,11 @@ def parse_tenants(texts: Iterable[str], ids: Iterable[str] = ()) -> tuple[Tenant
                              f"({', '.join(headers) or 'none named'}), got {text!r}")
         known[name] = value
     return tuple(Tenant(n, h, credentials.get(n, {}), known.get(n)) for n, h in headers.items())
+
+
+def _first_word(text: str) -> str:
+    """What an error may quote of an option that can hold a credential: its first word (a name, never a value)."""
+    return re.split(r"[\s:=]", text.strip(), maxsplit=1)[0][:40]
 
 
 def login_recipe(settings: Settings) -> LoginRecipe | None:
@@ -664,6 +668,9 @@ def probe_cross_tenant(schema: OpenApiSchema, headers_a: dict[str, str], ids_b: 
     """Call every operation that takes an id as tenant A with tenant B's ids (by path parameter); judge each
     answer (:func:`judge`) and, after every write, check through ``state_b`` that B's objects are unchanged."""
     results = []
+    # an answer may echo the caller's credentials ("invalid token …"): its reasons are printed without them
+    secrets = {part for value in headers_a.values() for part in (value, value.split()[-1] if value else "")
+               if len(part) >= 8}
     before = state_b()
     for operation in _operations(schema):
         probe = Probe(operation.label)
@@ -677,7 +684,8 @@ def probe_cross_tenant(schema: OpenApiSchema, headers_a: dict[str, str], ids_b: 
             continue
         response = _call(operation, headers_a, {n: ids_b[n] for n in names})
         probe.status = response.status_code
-        probe.verdict, probe.reason = judge(response.status_code, response.text, {n: ids_b[n] for n in names})
+        probe.verdict, reason = judge(response.status_code, response.text, {n: ids_b[n] for n in names})
+        probe.reason = _redact(reason, secrets)
         if operation.method.upper() in ("GET", "HEAD"):
             continue
         after = state_b()

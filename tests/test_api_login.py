@@ -86,6 +86,11 @@ def _items_app(issuer: Issuer, leak: bool = False) -> FastAPI:
         owned(authorization, item_id)["name"] = name
         return {"ok": "renamed"}
 
+    @app.delete("/items/{item_id}", responses={409: {}})
+    def delete(item_id: str, authorization: str = Header()) -> None:
+        """Refused before the object is reached, echoing the caller's credentials (as some frameworks do)."""
+        raise HTTPException(409, f"deletes are disabled for {authorization}")
+
     return app
 
 
@@ -153,9 +158,12 @@ def test_tenants_log_in_and_a_correct_api_passes(passwords: Issuer) -> None:
         target = _logged_in(url)
         assert [(t.name, t.tenant_id) for t in target.tenants] == [("alice", "a"), ("bob", "b")]
         assert len(passwords.tokens) == 2 and target.headers == target.tenants[0].headers  # alice acts
-        assert {op: p.verdict for op, p in _verdicts(target).items()} == {
-            "GET /items/{item_id}": synap_api.PASS, "PUT /items/{item_id}": synap_api.PASS}
-    shown = repr(target) + repr(Settings.resolve({"api_tenant": TENANTS, **RECIPE}))
+        probes = _verdicts(target)
+    assert {op: p.verdict for op, p in probes.items()} == {
+        "GET /items/{item_id}": synap_api.PASS, "PUT /items/{item_id}": synap_api.PASS,
+        "DELETE /items/{item_id}": synap_api.INCONCLUSIVE}
+    assert "deletes are disabled for ***\"" in probes["DELETE /items/{item_id}"].reason  # the echo redacted
+    shown = repr(target) + repr(Settings.resolve({"api_tenant": TENANTS, **RECIPE})) + repr(list(probes.values()))
     assert not _secrets_in(shown, passwords), shown
 
 
@@ -230,6 +238,7 @@ def test_the_suite_reports_a_leak_and_never_prints_a_token(pytester: pytest.Pyte
     output = result.stdout.str() + result.stderr.str()
     assert result.ret == pytest.ExitCode.TESTS_FAILED, output
     assert "cross the tenant boundary (API-LEAK)" in output and "GET /items/{item_id}: answered 200" in output
+    assert "inconclusive DELETE /items/{item_id}: answered 409 before reaching the object" in output
     assert len(passwords.tokens) == 2 and not _secrets_in(output, passwords), _secrets_in(output, passwords)
 
 
