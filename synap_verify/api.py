@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from schemathesis import Case
     from schemathesis.specs.openapi.schemas import OpenApiSchema
 
+    from synap_verify.rls.context import TenantContext
     from synap_verify.settings import Settings
 
 REFERENCE_APP = "synapscale.api.app:create_app"
@@ -484,11 +485,11 @@ def tenant_ids(conn: psycopg.Connection, tables: Iterable[str] = ID_TABLES.value
 
 
 def ids_from_database(dsn: str, tenant: str, params: Iterable[str], column: str = "tenant_id",
-                      settings_names: Iterable[str] = ()) -> dict[str, str]:
+                      context: TenantContext | None = None) -> dict[str, str]:
     """Tenant B's ids, by path parameter, from the database the API serves: one row of B's per table that has
     the tenant column and takes a parameter (:data:`ID_TABLES`, else the parameter's plural: ``x_id`` -> ``xs``).
 
-    Read only, in one transaction that also sets the tenant settings to B (rows under RLS stay visible to an
+    Read only, in one transaction that also makes B the tenant (``context``: rows under RLS stay visible to an
     application role). For an API that lists nothing of B's and can create nothing.
     """
     import psycopg
@@ -497,8 +498,8 @@ def ids_from_database(dsn: str, tenant: str, params: Iterable[str], column: str 
 
     with psycopg.connect(dsn) as conn:
         conn.read_only = True
-        for name in settings_names:
-            conn.execute("SELECT set_config(%s, %s, true)", (name, tenant))
+        if context is not None:
+            conn.execute(context.set_local(tenant))
         catalog = read_catalog(conn)
         tables = {param: ID_TABLES.get(param, param.removesuffix("_id") + "s") for param in params}
         held = {param: table for param, table in tables.items()
@@ -584,13 +585,13 @@ def ids_from_api(schema: OpenApiSchema, headers_b: Mapping[str, str]) -> dict[st
 
 
 def owner_ids(schema: OpenApiSchema, owner: Tenant, dsn: str | None = None, column: str = "tenant_id",
-              settings_names: Iterable[str] = ()) -> dict[str, str]:
+              context: TenantContext | None = None) -> dict[str, str]:
     """Tenant B's ids by path parameter: listed or created by B through the API (:func:`ids_from_api`); those
     the API gives none for, from the database it serves (``dsn``) when B's tenant id there is known."""
     ids = ids_from_api(schema, owner.headers)
     missing = dict.fromkeys(p.name for op in _operations(schema) for p in op.path_parameters if p.name not in ids)
     if missing and dsn and owner.tenant_id:
-        ids |= ids_from_database(dsn, owner.tenant_id, missing, column, settings_names)
+        ids |= ids_from_database(dsn, owner.tenant_id, missing, column, context)
     return ids
 
 

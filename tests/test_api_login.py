@@ -25,6 +25,7 @@ from synap_verify import api as synap_api
 from synap_verify.errors import SynapError
 from synap_verify.pipeline import Pipeline
 from synap_verify.resources import suites_dir
+from synap_verify.rls.context import TenantContext
 from synap_verify.settings import Settings
 
 
@@ -216,6 +217,18 @@ def test_bad_login_options_are_one_line(options: dict[str, object], error: str, 
     assert "\n" not in str(raised.value) and not _secrets_in(str(raised.value), passwords)
 
 
+def test_tenant_ids_given_as_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--synap-api-tenant-id gives B's id to tenants that send headers (no login answer to read it from);
+    headers expand ${VAR} as credentials do."""
+    monkeypatch.setenv("SYNAP_API_TENANT_ID", "bob=6f1c0f0e-0000-4000-8000-000000000002")
+    monkeypatch.setenv("TOKEN_B", "tb")
+    target = synap_api.api_target(Settings.resolve(
+        {"api_tenant": ["alice=Authorization: Bearer ta", "bob=Authorization: Bearer ${TOKEN_B}"]}))
+    assert [(t.name, t.tenant_id) for t in target.tenants] == [
+        ("alice", None), ("bob", "6f1c0f0e-0000-4000-8000-000000000002")]
+    assert target.tenants[1].headers == {"Authorization": "Bearer tb"} and "tb" not in repr(target)
+
+
 def test_a_body_placeholder_without_its_credential_names_the_fix(passwords: Issuer) -> None:
     with _serve(_items_app(passwords)) as url, pytest.raises(SynapError, match=r"uses \{email\} but tenant alice"):
         _logged_in(url, api_tenant=["alice=login:user=alice,password=x", TENANTS[1]])
@@ -296,7 +309,7 @@ def test_ids_from_the_database_the_api_serves(served_db: tuple[str, str, str], p
         target = _logged_in(url)
         schema = synap_api.load_schema(target)
         assert synap_api.owner_ids(schema, target.tenants[1]) == {}  # the API alone gives nothing
-        ids = synap_api.owner_ids(schema, target.tenants[1], dsn, "tenant_id", ("app.current_tenant_id",))
+        ids = synap_api.owner_ids(schema, target.tenants[1], dsn, "tenant_id", TenantContext())
         with psycopg.connect(dsn) as conn:
             owner = conn.execute("SELECT tenant_id::text FROM synapscale_db.workspaces WHERE id::text = %s",
                                  (ids["workspace_id"],)).fetchone()

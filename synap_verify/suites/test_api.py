@@ -230,11 +230,13 @@ def _served_dsn(api_target: synap_api.ApiTarget, request: pytest.FixtureRequest)
 
 
 def _tenancy(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """The contract's tenant column and the settings that name the current tenant, for reading B's rows."""
-    from synap_verify.contract import load_contract
+    """The contract's tenant column and the settings that name the current tenant (as the RLS suite reads
+    them), for reading B's rows."""
+    from synap_verify.rls import setup
 
     settings = request.config.stash[SETTINGS_KEY]
-    return {"column": load_contract(settings.contract).rules.tenant_column, "settings_names": settings.tenant_settings}
+    config = setup(settings.contract, settings.tenant_settings).config
+    return {"column": config.tenant_column, "context": config.context}
 
 
 def test_cross_tenant_probe(probes: list[synap_api.Probe], request: pytest.FixtureRequest) -> None:
