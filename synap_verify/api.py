@@ -6,6 +6,8 @@ migrated clone), or ``--synap-api-url=http://host:port`` (a running server; its 
 ``<url>/openapi.json`` unless the URL names a ``.json``/``.yaml`` file). ``--synap-api-header
 'Name: value'`` (repeatable) is sent with every request. Like every option they come through
 :class:`~synap_verify.settings.Settings` (pyproject, ini, ``SYNAP_API_HEADER`` one header per line).
+Two tenants of the API (``--synap-api-tenant``) give their headers, or log in through a recipe
+(``--synap-api-login``: :class:`LoginRecipe`); credentials and tokens never appear in a message or repr.
 
 Beyond Schemathesis's own checks this module has the two that are specific to the restructure:
 the cross-tenant probe (tenant A calling every operation with tenant B's ids gets 404 and changes
@@ -17,11 +19,15 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
+import os
+import re
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from synap_verify.catalog import ident
 from synap_verify.errors import SynapError
 from synap_verify.groups import SCHEMA
 
@@ -30,6 +36,7 @@ if TYPE_CHECKING:
     from schemathesis import Case
     from schemathesis.specs.openapi.schemas import OpenApiSchema
 
+    from synap_verify.rls.context import TenantContext
     from synap_verify.settings import Settings
 
 REFERENCE_APP = "synapscale.api.app:create_app"
@@ -62,15 +69,19 @@ ID_TABLES = {
 }
 
 
+DEFAULT_LOGIN_BODY = {"username": "{username}", "password": "{password}"}
+
+
 @dataclass(frozen=True)
 class ApiTarget:
     """What to test: an ASGI app (``app`` = 'module:attr') or a URL, plus headers for every request."""
 
     app: str = REFERENCE_APP
     url: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)  # credentials: never in a repr
     tenants: tuple[Tenant, ...] = ()  # (A, B) of the API under test, when the user names them
     public: tuple[str, ...] = ()  # operations ('GET /health') or paths ('/docs') served without credentials
+    login: LoginRecipe | None = None  # how tenants given as ``NAME=login:...`` get their token
 
     def is_public(self, method: str, path: str) -> bool:
         return path in self.public or f"{method.upper()} {path}" in self.public
@@ -81,44 +92,229 @@ class ApiTarget:
 
 @dataclass(frozen=True)
 class Tenant:
-    """A tenant of the API under test, as its credentials: the headers every request on its behalf carries."""
+    """A tenant of the API under test: the headers every request on its behalf carries, or the credentials
+    it logs in with (:class:`LoginRecipe`), and its id in the API's database when known."""
 
     name: str
-    headers: dict[str, str]
+    headers: dict[str, str] = field(repr=False)
+    credentials: dict[str, str] = field(default_factory=dict, repr=False)
+    tenant_id: str | None = None
+
+    @property
+    def logs_in(self) -> bool:
+        return bool(self.credentials) and not self.headers
+
+
+@dataclass(frozen=True)
+class LoginRecipe:
+    """How a tenant of an API that issues tokens gets one: POST ``body`` (a JSON template whose strings take
+    the tenant's credentials as ``{name}``) to ``url``, read the token at the JSON path ``token``
+    (``access_token``, ``data.token``, ``tokens.0``) and send it as ``header`` (``{token}`` replaced)."""
+
+    url: str  # absolute, or a path relative to the API
+    body: Any = field(default_factory=lambda: dict(DEFAULT_LOGIN_BODY), repr=False)  # ${VAR}s expanded
+    token: str = "access_token"
+    header: str = "Authorization: Bearer {token}"
+    tenant_id: str | None = None  # JSON path of the tenant's id in the login answer
+
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+_VARIABLE = re.compile(r"\$\{(\w+)\}")
+
+
+def expand_env(text: str, env: Mapping[str, str] | None = None) -> str:
+    """``${VAR}`` -> the variable's value, so credentials need not be written on the command line."""
+    env = os.environ if env is None else env
+
+    def value(match: re.Match[str]) -> str:
+        if match.group(1) not in env:
+            raise SynapError(f"${{{match.group(1)}}} is not set: export it before the run (it holds a credential "
+                             "of --synap-api-tenant or --synap-api-login-body)")
+        return env[match.group(1)]
+
+    return _VARIABLE.sub(value, text)
 
 
 def parse_header(text: str) -> tuple[str, str]:
-    """``'Name: value'`` -> ``('Name', 'value')``; anything else is a usage error."""
+    """``'Name: value'`` -> ``('Name', 'value')``; anything else is a usage error (naming the header, not its value)."""
     name, sep, value = text.partition(":")
     if not sep or not name.strip() or any(c.isspace() for c in name.strip()):
-        raise SynapError(f"--synap-api-header expects 'Name: value', got {text!r}")
-    return name.strip(), value.strip()
+        raise SynapError(f"--synap-api-header expects 'Name: value', got {_first_word(text)!r}… (the rest not shown)")
+    return name.strip(), expand_env(value.strip())
 
 
-def parse_tenants(texts: Iterable[str]) -> tuple[Tenant, ...]:
-    """``NAME=Name: value`` entries -> tenants in order of first mention; a name repeated adds a header."""
-    tenants: dict[str, dict[str, str]] = {}
+def parse_tenants(texts: Iterable[str], ids: Iterable[str] = ()) -> tuple[Tenant, ...]:
+    """``NAME=Name: value`` or ``NAME=login:key=value,...`` entries -> tenants in order of first mention; a name
+    repeated adds a header or credentials. ``ids``: ``NAME=ID`` entries, the tenants' ids in the API's database."""
+    headers: dict[str, dict[str, str]] = {}
+    credentials: dict[str, dict[str, str]] = {}
     for text in texts:
-        name, sep, header = text.partition("=")
-        if not sep or not name.strip() or ":" not in header:
-            raise SynapError(f"--synap-api-tenant expects NAME=Header: value, got {text.split(':')[0]!r}…")
-        key, value = parse_header(header)
-        tenants.setdefault(name.strip(), {})[key] = value
-    if tenants and len(tenants) != 2:
-        raise SynapError(f"--synap-api-tenant names {len(tenants)} tenants ({', '.join(tenants)}): give exactly two, "
+        name, sep, rest = (part.strip() for part in text.partition("="))
+        if rest.startswith("login:"):
+            pairs = [pair.partition("=") for pair in rest.removeprefix("login:").split(",") if pair.strip()]
+            if not sep or not name or not pairs or not all(eq and key.strip() for key, eq, _ in pairs):
+                raise SynapError(f"--synap-api-tenant expects NAME=login:key=value,... (e.g. alice=login:username="
+                                 f"alice,password=${{ALICE_PASSWORD}}), got {_first_word(text)!r}… (the rest not shown)")
+            credentials.setdefault(name, {}).update({k.strip(): expand_env(v.strip()) for k, _, v in pairs})
+            headers.setdefault(name, {})
+            continue
+        if not sep or not name or ":" not in rest:
+            raise SynapError(f"--synap-api-tenant expects NAME=Header: value or NAME=login:key=value,..., "
+                             f"got {_first_word(text)!r}… (the rest not shown)")
+        key, value = parse_header(rest)
+        headers.setdefault(name, {})[key] = value
+    both = [name for name in headers if headers[name] and credentials.get(name)]
+    if both:
+        raise SynapError(f"--synap-api-tenant {both[0]} gives both a header and a login: give one (a login's token "
+                         "is sent as --synap-api-login-header)")
+    if headers and len(headers) != 2:
+        raise SynapError(f"--synap-api-tenant names {len(headers)} tenants ({', '.join(headers)}): give exactly two, "
                          "the first acts, the second owns the probed objects")
-    return tuple(Tenant(n, h) for n, h in tenants.items())
+    known = {}
+    for text in ids:
+        name, sep, value = (part.strip() for part in text.partition("="))
+        if not sep or not value or name not in headers:
+            raise SynapError(f"--synap-api-tenant-id expects NAME=ID for a tenant named by --synap-api-tenant "
+                             f"({', '.join(headers) or 'none named'}), got {text!r}")
+        known[name] = value
+    return tuple(Tenant(n, h, credentials.get(n, {}), known.get(n)) for n, h in headers.items())
+
+
+def _first_word(text: str) -> str:
+    """What an error may quote of an option that can hold a credential: its first word (a name, never a value)."""
+    return re.split(r"[\s:=]", text.strip(), maxsplit=1)[0][:40]
+
+
+def login_recipe(settings: Settings) -> LoginRecipe | None:
+    """The settings' login recipe, its body template parsed (and ``${VAR}`` expanded) once."""
+    if not settings.api_login:
+        return None
+    body: Any = DEFAULT_LOGIN_BODY
+    if settings.api_login_body:
+        try:
+            body = json.loads(settings.api_login_body)
+        except json.JSONDecodeError as exc:
+            raise SynapError(f"--synap-api-login-body is not JSON ({exc.msg} at character {exc.pos}): give a JSON "
+                             'object such as {"email": "{username}", "password": "{password}"}') from None
+    header = settings.api_login_header or LoginRecipe.header
+    if "{token}" not in header:
+        raise SynapError(f"--synap-api-login-header must place the token: 'Name: ... {{token}}', got {header!r}")
+    parse_header(header)
+    return LoginRecipe(url=settings.api_login, body=_fill(body, expand_env), token=settings.api_login_token
+                       or LoginRecipe.token, header=header, tenant_id=settings.api_login_tenant_id)
 
 
 def api_target(settings: Settings) -> ApiTarget:
-    """The API the suite tests, as the settings name it (validated there: one of app or URL)."""
+    """The API the suite tests, as the settings name it (validated there: one of app or URL); tenants that
+    log in have no headers yet (:func:`log_in`)."""
     headers = dict(parse_header(h) for h in settings.api_header)
-    tenants = parse_tenants(settings.api_tenant)
+    tenants = parse_tenants(settings.api_tenant, settings.api_tenant_id)
+    login = login_recipe(settings)
+    logging_in = [t.name for t in tenants if t.logs_in]
+    if logging_in and login is None:
+        raise SynapError(f"tenant {logging_in[0]} logs in but no --synap-api-login names where: give the login URL "
+                         "(or a path relative to the API), e.g. --synap-api-login=/auth/login")
+    if login is not None and not logging_in:
+        raise SynapError("--synap-api-login is given but no tenant logs in: --synap-api-tenant "
+                         "'NAME=login:username=...,password=${VAR}' for each tenant")
     if tenants and not headers:
         headers = dict(tenants[0].headers)  # tenant A is who the suite acts as
     url = settings.api_url
     return ApiTarget(app=settings.api or REFERENCE_APP, url=url.rstrip("/") if url else None, headers=headers,
-                     tenants=tenants, public=settings.api_public)
+                     tenants=tenants, public=settings.api_public, login=login)
+
+
+def log_in(target: ApiTarget, app: Any = None) -> ApiTarget:
+    """The target with every tenant that logs in given its token header (and its tenant id when the recipe
+    names where the answer holds it). ``app``: the in-process API, for a login path relative to it."""
+    recipe = target.login
+    if recipe is None or not any(t.logs_in for t in target.tenants):
+        return target
+    import httpx
+
+    absolute = recipe.url.startswith(("http://", "https://"))
+    if absolute or target.url:
+        client = httpx.Client(base_url="" if absolute else target.url or "", timeout=30)
+    else:
+        from starlette.testclient import TestClient
+
+        client = TestClient(app)
+    with client:
+        tenants = tuple(_log_in(client, recipe, t, target.describe()) if t.logs_in else t for t in target.tenants)
+    return replace(target, tenants=tenants, headers=target.headers or dict(tenants[0].headers))
+
+
+def _log_in(client: Any, recipe: LoginRecipe, tenant: Tenant, api: str) -> Tenant:
+    """One tenant's login; every failure is one line with the fix, and none shows a credential or the token."""
+    import httpx
+
+    def credential(key: str) -> str:
+        if key not in tenant.credentials:
+            raise SynapError(f"--synap-api-login-body uses {{{key}}} but tenant {tenant.name} gives no {key}=: "
+                             f"--synap-api-tenant '{tenant.name}=login:{key}=...' (or change the body template)")
+        return tenant.credentials[key]
+
+    body = _fill(recipe.body, lambda text: _PLACEHOLDER.sub(lambda m: credential(m.group(1)), text))
+    where = f"login of tenant {tenant.name} at {recipe.url}"
+    try:
+        response = client.post(recipe.url, json=body)
+    except httpx.HTTPError as exc:
+        raise SynapError(f"{where}: unreachable ({type(exc).__name__}): check --synap-api-login and that {api} "
+                         "is running") from None
+    if not 200 <= response.status_code < 300:
+        first = _redact(_first_line(response.text), tenant.credentials.values())[:160]
+        raise SynapError(f"{where} answered {response.status_code}: {first}: check the tenant's credentials "
+                         "(--synap-api-tenant NAME=login:...) and --synap-api-login-body")
+    try:
+        answer = response.json()
+    except ValueError:
+        raise SynapError(f"{where} answered {response.status_code} without JSON: point --synap-api-login at the "
+                         "endpoint that issues tokens") from None
+    token = json_path(answer, recipe.token)
+    if not isinstance(token, str | int) or token == "":
+        keys = ", ".join(map(str, answer)) if isinstance(answer, dict) else type(answer).__name__
+        raise SynapError(f"{where} answered {response.status_code} without a token at {recipe.token!r} (the answer "
+                         f"has: {keys}): set --synap-api-login-token to the token's JSON path, e.g. data.token")
+    name, value = parse_header(recipe.header)
+    tenant_id = tenant.tenant_id
+    if tenant_id is None and recipe.tenant_id:
+        found = json_path(answer, recipe.tenant_id)
+        if found is None:
+            raise SynapError(f"{where}: no tenant id at {recipe.tenant_id!r} in the answer: set "
+                             "--synap-api-login-tenant-id to its JSON path, or give --synap-api-tenant-id NAME=ID")
+        tenant_id = str(found)
+    return replace(tenant, headers={name: value.replace("{token}", str(token))}, tenant_id=tenant_id)
+
+
+def json_path(document: Any, path: str) -> Any:
+    """The value at a dotted path (``data.token``, ``tokens.0``) of a JSON document; None when absent."""
+    for part in path.split("."):
+        if isinstance(document, dict) and part in document:
+            document = document[part]
+        elif isinstance(document, list) and part.isdigit() and int(part) < len(document):
+            document = document[int(part)]
+        else:
+            return None
+    return document
+
+
+def _fill(template: Any, text: Callable[[str], str]) -> Any:
+    """A JSON template with ``text`` applied to every string (keys stay as written)."""
+    if isinstance(template, str):
+        return text(template)
+    if isinstance(template, dict):
+        return {key: _fill(value, text) for key, value in template.items()}
+    if isinstance(template, list):
+        return [_fill(value, text) for value in template]
+    return template
+
+
+def _redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret replaced (an error body may echo the request it refused)."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, "***")
+    return text
 
 
 def load_app(spec: str, database_url: str) -> Any:
@@ -275,16 +471,41 @@ def judge(status: int, body: str, ids_b: Mapping[str, str]) -> tuple[str, str]:
     return INCONCLUSIVE, f"answered {status} before reaching the object, so tenancy was not tested: {first}"
 
 
-def tenant_ids(conn: psycopg.Connection, tables: Iterable[str] = ID_TABLES.values()) -> dict[str, dict[str, str]]:
+def tenant_ids(conn: psycopg.Connection, tables: Iterable[str] = ID_TABLES.values(),
+               column: str = "tenant_id") -> dict[str, dict[str, str]]:
     """For each tenant, one id per table it has rows in: ``{tenant: {table: id}}``."""
     found: dict[str, dict[str, str]] = {}
     for table in dict.fromkeys(tables):
         rows = conn.execute(
-            f'SELECT DISTINCT ON (tenant_id) tenant_id::text, id::text FROM {SCHEMA}."{table}" '
-            "WHERE tenant_id IS NOT NULL ORDER BY tenant_id, id").fetchall()
+            f'SELECT DISTINCT ON ({ident(column)}) {ident(column)}::text, id::text FROM {SCHEMA}.{ident(table)} '
+            f"WHERE {ident(column)} IS NOT NULL ORDER BY {ident(column)}, id").fetchall()
         for tenant, id_ in rows:
             found.setdefault(tenant, {})[table] = id_
     return found
+
+
+def ids_from_database(dsn: str, tenant: str, params: Iterable[str], column: str = "tenant_id",
+                      context: TenantContext | None = None) -> dict[str, str]:
+    """Tenant B's ids, by path parameter, from the database the API serves: one row of B's per table that has
+    the tenant column and takes a parameter (:data:`ID_TABLES`, else the parameter's plural: ``x_id`` -> ``xs``).
+
+    Read only, in one transaction that also makes B the tenant (``context``: rows under RLS stay visible to an
+    application role). For an API that lists nothing of B's and can create nothing.
+    """
+    import psycopg
+
+    from synap_verify.catalog import read_catalog
+
+    with psycopg.connect(dsn) as conn:
+        conn.read_only = True
+        if context is not None:
+            conn.execute(context.set_local(tenant))
+        catalog = read_catalog(conn)
+        tables = {param: ID_TABLES.get(param, param.removesuffix("_id") + "s") for param in params}
+        held = {param: table for param, table in tables.items()
+                if (t := catalog.table(table)) is not None and t.column(column) is not None and t.column("id")}
+        ids = tenant_ids(conn, held.values(), column).get(tenant, {})
+    return {param: ids[table] for param, table in held.items() if table in ids}
 
 
 def pick_tenants(ids: Mapping[str, Mapping[str, str]]) -> tuple[str, str]:
@@ -363,6 +584,17 @@ def ids_from_api(schema: OpenApiSchema, headers_b: Mapping[str, str]) -> dict[st
     return {param: values[0] for param, values in listed.items()}
 
 
+def owner_ids(schema: OpenApiSchema, owner: Tenant, dsn: str | None = None, column: str = "tenant_id",
+              context: TenantContext | None = None) -> dict[str, str]:
+    """Tenant B's ids by path parameter: listed or created by B through the API (:func:`ids_from_api`); those
+    the API gives none for, from the database it serves (``dsn``) when B's tenant id there is known."""
+    ids = ids_from_api(schema, owner.headers)
+    missing = dict.fromkeys(p.name for op in _operations(schema) for p in op.path_parameters if p.name not in ids)
+    if missing and dsn and owner.tenant_id:
+        ids |= ids_from_database(dsn, owner.tenant_id, missing, column, context)
+    return ids
+
+
 def _collections(param: str, paths: Iterable[str]) -> list[str]:
     """The collection paths that hold ``param``'s objects: the path before ``/{param}``, or any ending in its plural."""
     plural = "/" + param.removesuffix("_id") + "s"
@@ -437,6 +669,9 @@ def probe_cross_tenant(schema: OpenApiSchema, headers_a: dict[str, str], ids_b: 
     """Call every operation that takes an id as tenant A with tenant B's ids (by path parameter); judge each
     answer (:func:`judge`) and, after every write, check through ``state_b`` that B's objects are unchanged."""
     results = []
+    # an answer may echo the caller's credentials ("invalid token …"): its reasons are printed without them
+    secrets = {part for value in headers_a.values() for part in (value, value.split()[-1] if value else "")
+               if len(part) >= 8}
     before = state_b()
     for operation in _operations(schema):
         probe = Probe(operation.label)
@@ -450,7 +685,8 @@ def probe_cross_tenant(schema: OpenApiSchema, headers_a: dict[str, str], ids_b: 
             continue
         response = _call(operation, headers_a, {n: ids_b[n] for n in names})
         probe.status = response.status_code
-        probe.verdict, probe.reason = judge(response.status_code, response.text, {n: ids_b[n] for n in names})
+        probe.verdict, reason = judge(response.status_code, response.text, {n: ids_b[n] for n in names})
+        probe.reason = _redact(reason, secrets)
         if operation.method.upper() in ("GET", "HEAD"):
             continue
         after = state_b()

@@ -44,8 +44,16 @@ OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "api": ("ASGI app under test, module:app (or module:factory taking the migrated database's SQLAlchemy URL)", {}),
     "api-url": ("base URL (or OpenAPI document URL) of a running API to test instead", {}),
     "api-header": ("'Name: value' header sent with every API request (repeatable)", {"action": "append"}),
-    "api-tenant": ("NAME=Header: value, a tenant of the API under test (twice: the first acts, the second owns the "
-                   "probed objects)", {"action": "append"}),
+    "api-tenant": ("NAME=Header: value, or NAME=login:key=value,... (${VAR} expanded), a tenant of the API under "
+                   "test (twice: the first acts, the second owns the probed objects)", {"action": "append"}),
+    "api-tenant-id": ("NAME=ID: a tenant's id in the database the API serves (--synap-dsn), to read its ids there "
+                      "(repeatable)", {"action": "append"}),
+    "api-login": ("URL, or path relative to the API, where tenants given as NAME=login:... get their token (POST)", {}),
+    "api-login-body": ("JSON template of the login request; {key} takes the tenant's key=value "
+                       "(default {\"username\": \"{username}\", \"password\": \"{password}\"})", {}),
+    "api-login-token": ("JSON path of the token in the login answer, e.g. data.token (default access_token)", {}),
+    "api-login-header": ("how the token is sent (default 'Authorization: Bearer {token}')", {}),
+    "api-login-tenant-id": ("JSON path of the tenant's id in the login answer, e.g. user.tenant_id", {}),
     "api-public": ("an operation ('GET /health') or path ('/docs') the API serves without credentials (repeatable)",
                    {"action": "append"}),
     "bench-round-trip-ms": ("benchmark gate: the application's least statement round trip; a slowdown must exceed "

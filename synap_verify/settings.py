@@ -61,8 +61,16 @@ class Settings:
     report: Path | None = None  # an HTML report (and its .json twin) written at the session's end
     api: str | None = None  # module:attr of the ASGI app under test (default: the reference app)
     api_url: str | None = None  # a running API to test instead
-    api_header: tuple[str, ...] = ()  # 'Name: value' sent with every API request
-    api_tenant: tuple[str, ...] = ()  # 'NAME=Header: value' per tenant: the first acts, the second owns
+    # credentials: never in a repr (pytest shows reprs of what a failing assertion or fixture holds)
+    api_header: tuple[str, ...] = field(default=(), repr=False)  # 'Name: value' sent with every API request
+    # 'NAME=Header: value' or 'NAME=login:key=value,...' per tenant: the first acts, the second owns
+    api_tenant: tuple[str, ...] = field(default=(), repr=False)
+    api_tenant_id: tuple[str, ...] = ()  # 'NAME=ID': a tenant's id in the database the API serves
+    api_login: str | None = None  # URL (or path relative to the API) that issues tokens to tenants that log in
+    api_login_body: str | None = field(default=None, repr=False)  # JSON template, {key} from the tenant's login:
+    api_login_token: str | None = None  # JSON path of the token in the login answer (default access_token)
+    api_login_header: str | None = None  # how the token is sent (default 'Authorization: Bearer {token}')
+    api_login_tenant_id: str | None = None  # JSON path of the tenant's id in the login answer
     api_public: tuple[str, ...] = ()  # operations ('GET /health') or paths ('/docs') served without credentials
     bench_round_trip_ms: float | None = None  # a slowdown must exceed 5% of this round trip (None: the gate's G6)
     bench_unprepared: bool = False  # time unprepared statements (planning in every sample)
@@ -124,12 +132,12 @@ class Settings:
             out["server_preload"] = tuple(lib for lib in _as_list(out["server_preload"]) if lib)
             if not all(re.fullmatch(r"\w+", lib) for lib in out["server_preload"]):
                 raise SynapError("server_preload: library names only, e.g. pg_stat_statements")
-        for key in ("api_header", "api_tenant", "api_public"):
+        for key in ("api_header", "api_tenant", "api_tenant_id", "api_public"):
             if key in out:
                 out[key] = tuple(h.strip() for h in _as_list(out[key], sep="\n") if h.strip())
         if len(out.get("api_tenant", ())) == 1:
-            raise SynapError("--synap-api-tenant names one tenant: give two, NAME=HEADER each (the first acts, "
-                             "the second owns the objects)")
+            raise SynapError("--synap-api-tenant names one tenant: give two, NAME=HEADER or NAME=login:... each (the "
+                             "first acts, the second owns the objects)")
         if out.get("api") and out.get("api_url"):
             raise SynapError("--synap-api and --synap-api-url name two different APIs: give one")
         if out.get("api") and ":" not in out["api"]:

@@ -32,12 +32,34 @@ SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
 
 
 @pytest.fixture(scope="module")
-def api_target(pytestconfig: pytest.Config) -> synap_api.ApiTarget:
-    """The API under test; it serves the whole migrated schema, so a run restricted to some groups skips it."""
+def api_parsed(pytestconfig: pytest.Config) -> synap_api.ApiTarget:
+    """The API under test as the options name it; it serves the whole migrated schema, so a run restricted to
+    some groups skips it."""
     if pytestconfig.stash[SETTINGS_KEY].groups != GROUPS:
         pytest.skip("the API suite needs every group migrated: run it without --synap-group")
     try:
         return synap_api.api_target(pytestconfig.stash[SETTINGS_KEY])
+    except SynapError as exc:
+        pytest.fail(f"synap-verify: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def api_app(api_parsed: synap_api.ApiTarget, request: pytest.FixtureRequest) -> Any:
+    """The in-process app on the migrated clone; None for an API at a URL (which has its own database)."""
+    if api_parsed.url:
+        return None
+    db: Database = request.getfixturevalue("synap_migrated_db")
+    try:
+        return synap_api.load_app(api_parsed.app, sqlalchemy_url(db.dsn))
+    except SynapError as exc:
+        pytest.fail(f"synap-verify: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def api_target(api_parsed: synap_api.ApiTarget, api_app: Any) -> synap_api.ApiTarget:
+    """The API under test, its tenants logged in (--synap-api-login) when they give credentials."""
+    try:
+        return synap_api.log_in(api_parsed, api_app)
     except SynapError as exc:
         pytest.fail(f"synap-verify: {exc}", pytrace=False)
 
@@ -72,11 +94,10 @@ def api_headers(api_target: synap_api.ApiTarget, request: pytest.FixtureRequest)
 
 
 @pytest.fixture(scope="module")
-def api_schema(api_target: synap_api.ApiTarget, synap_migrated_db: Database) -> Any:
+def api_schema(api_target: synap_api.ApiTarget, api_app: Any) -> Any:
     """The API's OpenAPI document as Schemathesis loads it: one clear error when it is missing or broken."""
     try:
-        app = None if api_target.url else synap_api.load_app(api_target.app, sqlalchemy_url(synap_migrated_db.dsn))
-        return synap_api.load_schema(api_target, app)
+        return synap_api.load_schema(api_target, api_app)
     except SynapError as exc:
         pytest.fail(f"synap-verify: {exc}", pytrace=False)
 
@@ -176,16 +197,20 @@ def probes(api_schema: Any, api_headers: dict[str, str], api_target: synap_api.A
     """Tenant A calls every operation that takes an id with tenant B's ids; each answer gets a verdict.
 
     B's ids and B's state come from the API itself when the user names two tenants (--synap-api-tenant);
-    from the migrated clone only when the API is an app served on that clone: an API with its own
-    database has never seen the harness's ids.
+    ids no listing or creation gives, from the database the API serves when B's tenant id is known (an API
+    at a URL: --synap-dsn; an app: the migrated clone it is served on). The harness's own fixture is used
+    only for an app served on it: an API with its own database has never seen the harness's ids.
     """
     if api_target.tenants:
-        owner = api_target.tenants[1].headers
-        ids = synap_api.ids_from_api(api_schema, owner)
+        owner = api_target.tenants[1]
+        ids = synap_api.owner_ids(api_schema, owner, _served_dsn(api_target, request), **_tenancy(request))
         if not ids:
-            pytest.fail(f"synap-verify: tenant {api_target.tenants[1].name} lists no object through the API's "
-                        "GET collections: create some for it, or check its credentials", pytrace=False)
-        return synap_api.probe_cross_tenant(api_schema, api_headers, ids, synap_api.api_state(api_schema, owner, ids))
+            pytest.fail(f"synap-verify: tenant {owner.name} lists no object through the API's GET collections and "
+                        "creates none through its POSTs: create some for it, check its credentials, or let the "
+                        "probe read its ids from the API's database (--synap-dsn and --synap-api-tenant-id "
+                        f"{owner.name}=ID, or --synap-api-login-tenant-id)", pytrace=False)
+        return synap_api.probe_cross_tenant(api_schema, api_headers, ids,
+                                            synap_api.api_state(api_schema, owner.headers, ids))
     if api_target.url:
         pytest.fail("synap-verify: the cross-tenant probe of an API at a URL needs two of its tenants: "
                     "--synap-api-tenant 'A=Header: value' --synap-api-tenant 'B=Header: value'", pytrace=False)
@@ -194,6 +219,24 @@ def probes(api_schema: Any, api_headers: dict[str, str], api_target: synap_api.A
     ids_b = synap_api.param_ids(request.getfixturevalue("tenant_ids")[tenant_b])
     with db.connect() as conn:
         return synap_api.probe_cross_tenant(api_schema, api_headers, ids_b, synap_api.database_state(conn, tenant_b))
+
+
+def _served_dsn(api_target: synap_api.ApiTarget, request: pytest.FixtureRequest) -> str | None:
+    """The database the API under test serves: --synap-dsn for an API at a URL, the migrated clone for an app."""
+    if api_target.url:
+        return request.config.stash[SETTINGS_KEY].dsn
+    db: Database = request.getfixturevalue("synap_migrated_db")
+    return db.dsn
+
+
+def _tenancy(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The contract's tenant column and the settings that name the current tenant (as the RLS suite reads
+    them), for reading B's rows."""
+    from synap_verify.rls import setup
+
+    settings = request.config.stash[SETTINGS_KEY]
+    config = setup(settings.contract, settings.tenant_settings).config
+    return {"column": config.tenant_column, "context": config.context}
 
 
 def test_cross_tenant_probe(probes: list[synap_api.Probe], request: pytest.FixtureRequest) -> None:
