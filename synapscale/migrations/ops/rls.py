@@ -1,11 +1,11 @@
-"""G5 tenant_id + RLS: part of the restructure's shared mechanics (see the package docstring)."""
+"""G5 tenant column + RLS: part of the restructure's shared mechanics (see the package docstring)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
 
-from synapscale.migrations.ops.declarations import GLOBAL, REQUIRED, SCHEMA, Policy, Table
+from synapscale.migrations.ops.declarations import GLOBAL, REQUIRED, Policy, Table, target
 from synapscale.migrations.ops.jsonb import _plain_indexes
 from synapscale.migrations.ops.plumbing import (
     autocommit,
@@ -18,7 +18,9 @@ from synapscale.migrations.ops.plumbing import (
     q,
     quarantine,
     run,
+    schema,
     step,
+    tenant,
 )
 
 
@@ -39,32 +41,27 @@ def set_not_null(table: str, column: str) -> None:
 
 
 def apply_tenant(t: Table) -> None:
-    """tenant_id: derived from the parent where NULL, then NOT NULL if nothing is left; then RLS forced.
+    """The tenant column: derived from the parent where NULL, then NOT NULL if nothing is left; then RLS forced.
 
     The backfill and the check for leftovers take no table lock beyond their writes; the policies
     swap in one short transaction (RLS is never enabled without its policies).
     """
     if t.tenant is None:
         return
+    tc = tenant()
     if t.tenant == REQUIRED and not t.tenant_was_not_null:
         for col, parent in t.parents:
             if parent == t.name:
                 continue
             step(partial(
-                journal, t.name, "tenant_id", "tenant_backfill",
-                f"UPDATE {q(t.name)} c SET tenant_id = p.tenant_id FROM {q(parent)} p WHERE c.tenant_id IS NULL "
-                f"AND c.{col} = p.id AND p.tenant_id IS NOT NULL RETURNING c.id, NULL::text"))
-        missing = step(lambda: quarantine(t.name, "tenant_id", "tenant_missing",
-                                          f"SELECT id, NULL::text FROM {q(t.name)} WHERE tenant_id IS NULL"))
+                journal, t.name, tc, "tenant_backfill",
+                f"UPDATE {q(t.name)} c SET {tc} = p.{tc} FROM {q(parent)} p WHERE c.{tc} IS NULL "
+                f"AND c.{col} = p.id AND p.{tc} IS NOT NULL RETURNING c.id, NULL::text"))
+        missing = step(lambda: quarantine(t.name, tc, "tenant_missing",
+                                          f"SELECT id, NULL::text FROM {q(t.name)} WHERE {tc} IS NULL"))
         if not missing:
-            set_not_null(t.name, "tenant_id")
+            set_not_null(t.name, tc)
     step(lambda: _policies(t), t.name)
-
-
-# what current_tenant_id() returns, written out: the planner inlines a SQL function by parsing its
-# body again on every plan, +6 us per statement planned (measured on a by-id SELECT: 27.4 us as the
-# owner, 33.3 us with this expression, 38.9 us through the function)
-TENANT_CONTEXT = "NULLIF(current_setting('app.current_tenant_id', true), '')::uuid"
 
 
 def _policies(t: Table) -> None:
@@ -72,8 +69,9 @@ def _policies(t: Table) -> None:
         run(f'DROP POLICY "{pol}" ON {q(t.name)}')
     run(f"ALTER TABLE {q(t.name)} ENABLE ROW LEVEL SECURITY")
     run(f"ALTER TABLE {q(t.name)} FORCE ROW LEVEL SECURITY")
-    mine = f"tenant_id = {TENANT_CONTEXT}"
-    visible = f"({mine} OR tenant_id IS NULL)" if t.tenant == GLOBAL else mine
+    tc = tenant()
+    mine = f"{tc} = {target().tenant_context}"
+    visible = f"({mine} OR {tc} IS NULL)" if t.tenant == GLOBAL else mine
     run(f"CREATE POLICY {t.name}_tenant_select ON {q(t.name)} FOR SELECT USING ({visible})")
     run(f"CREATE POLICY {t.name}_tenant_insert ON {q(t.name)} FOR INSERT WITH CHECK ({mine})")
     run(f"CREATE POLICY {t.name}_tenant_update ON {q(t.name)} FOR UPDATE USING ({mine}) WITH CHECK ({mine})")
@@ -96,10 +94,10 @@ def revert_tenant(t: Table) -> None:
     if t.legacy_rls == "policy":
         legacy = t.legacy_name or t.name
         run(f"CREATE POLICY {legacy}_tenant_isolation ON {q(t.name)} "
-            f"USING (tenant_id = current_setting('app.current_tenant_id')::uuid)")
+            f"USING ({tenant()} = current_setting({lit(target().tenant_setting)})::uuid)")
     if not t.tenant_was_not_null:
-        run(f"ALTER TABLE {q(t.name)} ALTER COLUMN tenant_id DROP NOT NULL")
-        run(f"UPDATE {q(t.name)} x SET tenant_id = NULL FROM {q('migration_undo')} u WHERE u.table_name = %(t)s "
+        run(f"ALTER TABLE {q(t.name)} ALTER COLUMN {tenant()} DROP NOT NULL")
+        run(f"UPDATE {q(t.name)} x SET {tenant()} = NULL FROM {q('migration_undo')} u WHERE u.table_name = %(t)s "
             f"AND u.kind = 'tenant_backfill' AND x.id::text = u.primary_key", {"t": t.name})
         forget(t.name, "tenant_backfill")
 
@@ -157,7 +155,7 @@ def apply_indexes(t: Table) -> None:
                 step(partial(journal, t.name, wide.key[0], "index_widened",
                              f"SELECT {lit(old)}, {lit(definition)} WHERE NOT EXISTS (SELECT 1 FROM {q('migration_undo')} "
                              f"WHERE table_name = {lit(t.name)} AND kind = 'index_widened' AND primary_key = {lit(old)})"))
-                concurrently(f'DROP INDEX CONCURRENTLY IF EXISTS {SCHEMA}."{old}"', t.name)
+                concurrently(f'DROP INDEX CONCURRENTLY IF EXISTS {schema()}."{old}"', t.name)
 
 
 def revert_indexes(t: Table) -> None:
@@ -167,5 +165,5 @@ def revert_indexes(t: Table) -> None:
                              {"t": t.name}):
         run(str(definition).replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1))
     for columns in t.indexes:
-        run(f"DROP INDEX IF EXISTS {SCHEMA}.{WideIndex.of(t.name, columns).name}")
+        run(f"DROP INDEX IF EXISTS {schema()}.{WideIndex.of(t.name, columns).name}")
     forget(t.name, "index_widened")
