@@ -23,6 +23,7 @@ from synap_verify.contract.check import ROLE_EXPECTED, check, expected_action
 from synap_verify.contract.model import MANUAL, ON_DELETE_ACTIONS, Contract, TableSpec
 from synap_verify.findings import Finding
 from synap_verify.groups import GROUPS
+from synap_verify.rls.lints import view_sources
 from synapscale.migrations import ops
 
 # contract rules whose findings the declarations fix; every other finding of a planned group is manual
@@ -42,11 +43,12 @@ class GroupPlan:
     archive: tuple[str, ...] = ()  # G9: backup tables to archive (pg_dump + checksum + audit) and drop
     manual: tuple[Finding, ...] = ()
     counters: tuple[ops.Counter, ...] = ()  # G8, declared with the counted table's group
+    views: tuple[str, ...] = ()  # views over the group's tenant tables to make security_invoker
 
     @property
     def empty(self) -> bool:
         """Nothing to apply (manual findings aside)."""
-        return not (self.tables or self.gin or self.archive or self.counters)
+        return not (self.tables or self.gin or self.archive or self.counters or self.views)
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,28 @@ def _plan_group(catalog: Catalog, contract: Contract, group: str) -> GroupPlan:
     if group == rules.backup_group:
         archive = tuple(sorted(f.table for f in findings if f.rule == "G9"))
     counters = _counters(catalog, contract, group, manual)
-    return GroupPlan(group, tuple(tables), tuple(gin), archive, tuple(manual), counters)
+    views = _views(catalog, contract, group, manual)
+    return GroupPlan(group, tuple(tables), tuple(gin), archive, tuple(manual), counters, views)
+
+
+def _views(catalog: Catalog, contract: Contract, group: str, manual: list[Finding]) -> tuple[str, ...]:
+    """Views over tenant tables that run with their owner's rights (RLS010), with the group of their first tenant
+    table: a view is made ``security_invoker``; a materialized view holds every tenant's rows and is manual."""
+    if "G5" not in contract.rules.enabled:
+        return ()
+    tenant = {t.name: t.group for t in contract.tables.values() if t.tenant != "none"}
+    out: list[str] = []
+    for view in catalog.views:
+        sources = sorted(set(tenant) & view_sources(view))
+        if view.security_invoker or not sources or tenant[sources[0]] != group:
+            continue
+        if view.materialized:
+            manual.append(_manual(group, view.name, f"materialized view {view.name} holds the rows of every tenant of "
+                                  f"{', '.join(sources)}: revoke it from the application role or scope it by hand",
+                                  expected="no tenant rows to the application", actual="materialized view"))
+        else:
+            out.append(view.name)
+    return tuple(out)
 
 
 def _counters(catalog: Catalog, contract: Contract, group: str, manual: list[Finding]) -> tuple[ops.Counter, ...]:

@@ -77,6 +77,7 @@ def revision_source(plan: GroupPlan, origin: str) -> str:
     counters = "".join(f"\n    ops.{c!r}," for c in plan.counters)
     gin = "".join(f"ops.Gin({g.table!r}, {g.column!r}), " for g in plan.gin)
     archive = "".join(f"\n    {name!r}," for name in plan.archive)
+    views = "".join(f"\n    {name!r}," for name in plan.views)
     return f'''"""{plan.group}: {MARK} from {origin}.
 
 Every legacy name and action the downgrade restores is frozen below (FK constraints, RLS flags and
@@ -103,7 +104,9 @@ COUNTERS: tuple[ops.Counter, ...] = ({counters}
 GIN: tuple[ops.Gin, ...] = ({gin})
 ARCHIVE: tuple[str, ...] = ({archive}
 )
-GROUP = ops.Group(TABLES, COUNTERS, GIN)
+VIEWS: tuple[str, ...] = ({views}
+)
+GROUP = ops.Group(TABLES, COUNTERS, GIN, VIEWS)
 
 
 def upgrade() -> None:
@@ -347,6 +350,9 @@ def _dry_steps(plan: Plan, rows: dict[str, int], tc: str) -> list[DryStep]:
                 f"WHERE c.{counter.fk} = p.id) "
                 f"in batches of {ops.DEFAULT_RECOUNT_BATCH} parents", "ROW EXCLUSIVE (one batch's parent rows at a time)",
                 count(est(counter.parent), "updates up to"))
+        for view in g.views:
+            add(view, "G5 view: security_invoker", f"ALTER VIEW {ops.q(view)} SET (security_invoker = true)",
+                "ACCESS EXCLUSIVE", "none (catalog only)")
         for gin in g.gin:
             add(gin.table, "G6 GIN", f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {gin.name} ON {ops.q(gin.table)} "
                 f"USING gin ({gin.column})", "SHARE UPDATE EXCLUSIVE (writes go on)", count(est(gin.table), "reads"))
@@ -381,6 +387,7 @@ def render_summary(plan: Plan) -> str:
         guards = sum(len(t.parents) for t in g.tables)
         renames = sum(len(t.renames) + bool(t.legacy_name) for t in g.tables)
         lines.append(f"{g.group:<12} {len(g.tables):3} tables: {fks} FK, {json} json, {ts} timestamp, {renames} rename, "
-                     f"{rls} RLS, {guards} guard, {len(g.counters)} counter, {len(g.gin)} GIN, {len(g.archive)} archive; "
+                     f"{rls} RLS, {len(g.views)} view, {guards} guard, {len(g.counters)} counter, {len(g.gin)} GIN, "
+                     f"{len(g.archive)} archive; "
                      f"{len(g.manual)} manual")
     return "\n".join(lines)

@@ -169,4 +169,7 @@ class Group:
     tables: tuple[Table, ...]
     counters: tuple[Counter, ...] = ()
     gin: tuple[Gin, ...] = ()
+    # views reading the group's tenant tables that ran with their owner's rights: made security_invoker, so the
+    # tables' RLS applies to whoever reads them (the downgrade resets the option)
+    views: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)

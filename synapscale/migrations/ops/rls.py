@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
 
@@ -64,23 +65,40 @@ def apply_tenant(t: Table) -> None:
     step(lambda: _policies(t), t.name)
 
 
+def partitions(table: str) -> list[str]:
+    """The partitions of ``table``, at every level: a query naming one directly skips the parent's policies."""
+    return [r[0] for r in run(
+        "WITH RECURSIVE p(oid) AS (SELECT inhrelid FROM pg_inherits WHERE inhparent = %(t)s::regclass "
+        "UNION SELECT i.inhrelid FROM pg_inherits i JOIN p ON i.inhparent = p.oid) "
+        "SELECT c.relname::text FROM p JOIN pg_class c ON c.oid = p.oid ORDER BY 1", {"t": q(table)})]
+
+
 def _policies(t: Table) -> None:
-    for (pol,) in run("SELECT polname FROM pg_policy WHERE polrelid = %(t)s::regclass", {"t": q(t.name)}):
-        run(f'DROP POLICY "{pol}" ON {q(t.name)}')
-    run(f"ALTER TABLE {q(t.name)} ENABLE ROW LEVEL SECURITY")
-    run(f"ALTER TABLE {q(t.name)} FORCE ROW LEVEL SECURITY")
+    """The four tenant policies, RLS enabled and forced: on the table and on each of its partitions."""
     tc = tenant()
     mine = f"{tc} = {target().tenant_context}"
     visible = f"({mine} OR {tc} IS NULL)" if t.tenant == GLOBAL else mine
-    run(f"CREATE POLICY {t.name}_tenant_select ON {q(t.name)} FOR SELECT USING ({visible})")
-    run(f"CREATE POLICY {t.name}_tenant_insert ON {q(t.name)} FOR INSERT WITH CHECK ({mine})")
-    run(f"CREATE POLICY {t.name}_tenant_update ON {q(t.name)} FOR UPDATE USING ({mine}) WITH CHECK ({mine})")
-    run(f"CREATE POLICY {t.name}_tenant_delete ON {q(t.name)} FOR DELETE USING ({mine})")
+    for name in (t.name, *partitions(t.name)):
+        for (pol,) in run("SELECT polname FROM pg_policy WHERE polrelid = %(t)s::regclass", {"t": q(name)}):
+            run(f'DROP POLICY "{pol}" ON {q(name)}')
+        run(f"ALTER TABLE {q(name)} ENABLE ROW LEVEL SECURITY")
+        run(f"ALTER TABLE {q(name)} FORCE ROW LEVEL SECURITY")
+        run(f"CREATE POLICY {name}_tenant_select ON {q(name)} FOR SELECT USING ({visible})")
+        run(f"CREATE POLICY {name}_tenant_insert ON {q(name)} FOR INSERT WITH CHECK ({mine})")
+        run(f"CREATE POLICY {name}_tenant_update ON {q(name)} FOR UPDATE USING ({mine}) WITH CHECK ({mine})")
+        run(f"CREATE POLICY {name}_tenant_delete ON {q(name)} FOR DELETE USING ({mine})")
 
 
 def revert_tenant(t: Table) -> None:
+    """Back to the legacy RLS state; partitions back to none (the planner leaves a partition with RLS of its own
+    to a person)."""
     if t.tenant is None:
         return
+    for name in partitions(t.name):
+        for (pol,) in run("SELECT polname FROM pg_policy WHERE polrelid = %(t)s::regclass", {"t": q(name)}):
+            run(f'DROP POLICY "{pol}" ON {q(name)}')
+        run(f"ALTER TABLE {q(name)} NO FORCE ROW LEVEL SECURITY")
+        run(f"ALTER TABLE {q(name)} DISABLE ROW LEVEL SECURITY")
     for (pol,) in run("SELECT polname FROM pg_policy WHERE polrelid = %(t)s::regclass", {"t": q(t.name)}):
         run(f'DROP POLICY "{pol}" ON {q(t.name)}')
     run(f"ALTER TABLE {q(t.name)} NO FORCE ROW LEVEL SECURITY")
@@ -167,3 +185,16 @@ def revert_indexes(t: Table) -> None:
     for columns in t.indexes:
         run(f"DROP INDEX IF EXISTS {schema()}.{WideIndex.of(t.name, columns).name}")
     forget(t.name, "index_widened")
+
+
+def secure_views(views: Iterable[str]) -> None:
+    """``security_invoker`` on views reading tenant tables: the tables' RLS then applies to the view's reader, where
+    a view running with its owner's rights shows every tenant's rows (the compatibility views are made so too)."""
+    for view in views:
+        step(partial(run, f"ALTER VIEW {q(view)} SET (security_invoker = true)"), view)
+
+
+def revert_views(views: Iterable[str]) -> None:
+    for view in views:
+        if exists_table(view):
+            run(f"ALTER VIEW {q(view)} RESET (security_invoker)")
