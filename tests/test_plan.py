@@ -571,6 +571,15 @@ def test_another_schema_and_tenant_column_are_the_revisions_target(pg: Server, t
     assert {k: v for k, v in structure(back).items() if not k.startswith("migration_")} == structure(start)
 
 
+def test_an_out_folder_with_an_env_py_of_its_own_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "env.py").write_text("from alembic import context\n")
+    assert main(["plan", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "has no `TARGET = ops.Target(...)` line to write the plan's target into" in err.splitlines()[-1]
+    assert "Traceback" not in err
+    assert (tmp_path / "env.py").read_text() == "from alembic import context\n"
+
+
 def test_a_plan_over_several_schemas_is_manual(pg: Server, tmp_path: Path) -> None:
     name = f"plan_{next(_names)}"
     with pg.connect() as conn:

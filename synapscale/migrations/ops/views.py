@@ -1,4 +1,5 @@
-"""Compatibility views under the old names of renamed tables: found, locked first, lifted around a change.
+"""Views reading a table (the compatibility views under the old names of renamed tables, and the database's
+own): found, locked first, lifted around a change.
 
 Part of the zero-downtime renames (see :mod:`synapscale.migrations.ops.compat`); kept apart so the G1/G2
 conversions, which must lift these views around a type change, need nothing else of it.
