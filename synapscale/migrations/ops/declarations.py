@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 
-from synapscale.models import SCHEMA as SCHEMA  # re-exported: ops.SCHEMA, which the revisions use
+from synapscale.models import SCHEMA as SCHEMA  # the reference's schema: Target's default, re-exported as ops.SCHEMA
 
 log = logging.getLogger(__name__)
 
