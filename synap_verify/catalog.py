@@ -98,6 +98,7 @@ class View:
     owner: str
     security_invoker: bool
     definition: str
+    materialized: bool = False  # holds its rows: no security_invoker can scope them
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,7 @@ _VIEWS = """
 SELECT n.nspname, c.relname, pg_get_userbyid(c.relowner),
        coalesce(c.reloptions @> ARRAY['security_invoker=true'] OR c.reloptions @> ARRAY['security_invoker=on']
                 OR c.reloptions @> ARRAY['security_invoker=1'], false),
-       pg_get_viewdef(c.oid, true)
+       pg_get_viewdef(c.oid, true), c.relkind = 'm'
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = ANY(%(schemas)s) AND c.relkind IN ('v', 'm') ORDER BY n.nspname, c.relname
 """

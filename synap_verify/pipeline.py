@@ -41,7 +41,7 @@ Progress = Callable[[str], None]
 # Settings fields the states are made of (paths by content, other values as they are). A new input is one
 # more name in the tuple of the first state it changes: the loaded states' inputs key a cache entry, the
 # migrated state's inputs are hashed into its name, so an entry holds migrated states of several histories.
-LOADED_INPUTS = ("baseline", "baseline_prelude", "baseline_skip_missing", "scale", "seed")
+LOADED_INPUTS = ("baseline", "baseline_prelude", "baseline_skip_missing", "scale", "seed", "tenant_column")
 MIGRATED_INPUTS = ("alembic", "contract", "groups")
 GENERATOR = (Path(datagen.__file__).parent, PROFILES)  # the data generator's sources and profiles
 ENVIRONMENT = ("SYNAPSCALE_", "PG")  # variables a migration or a load may read (hashed: they may hold secrets)
@@ -207,7 +207,8 @@ class Pipeline:
             catalog = read_catalog(conn, user_schemas(conn))
         self.say(f"synap-verify: loading {len(catalog.tables)} tables at scale '{self.settings.scale}' "
                  f"(seed {self.settings.seed})")
-        report = datagen.fill(dsn, catalog, self.settings.scale, self.settings.seed, self._progress())
+        report = datagen.fill(dsn, catalog, self.settings.scale, self.settings.seed, self._progress(),
+                              self.settings.tenant_column)
         self.load_report = replace(report, notes=tuple(f"left out of the baseline: {x}" for x in self.left_out)
                                    + report.notes)
         self.timings["load"] = time.perf_counter() - began

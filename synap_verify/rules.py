@@ -243,7 +243,8 @@ _RULES = (
     Rule("PLAN-MANUAL", "plan", "the contract does not decide a change the database needs: a column to drop whose "
          "data must move first, a column with no source of data, a NOT NULL or type change that needs values, a "
          "counter's aggregate, a SET NULL target on a NOT NULL column, conflicting FKs or an FK no G4 default "
-         "covers, an FK or tenant column the ops engine cannot redeclare",
+         "covers, an FK the ops engine cannot redeclare, a tenant column that is not uuid, a materialized view over "
+         "tenant tables, a contract over several schemas",
          "a planner that guessed would restructure the data in a way nobody reviewed",
          "state it in the contract (e.g. `foreign_keys`, `rules.G4.defaults`) and plan again, or write that step "
          "in the group's revision by hand"),

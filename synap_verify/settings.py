@@ -57,6 +57,7 @@ class Settings:
     cache: Path | None = field(default_factory=default_root)  # the state cache's folder; None: off
     docker_image: str = "postgres:16"
     tenant_settings: tuple[str, ...] = field(default=("app.current_tenant_id",))
+    tenant_column: str = "tenant_id"  # the generated rows take their parents' value of it (the contract's G5)
     suites: tuple[str, ...] = DEFAULT_SUITES
     report: Path | None = None  # an HTML report (and its .json twin) written at the session's end
     api: str | None = None  # module:attr of the ASGI app under test (default: the reference app)

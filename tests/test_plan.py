@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from synap_verify import migrate
+from synap_verify import migrate, rls
 from synap_verify.catalog import Catalog, read_catalog
 from synap_verify.cli import main
 from synap_verify.contract import check, load_contract
@@ -35,6 +35,7 @@ from synap_verify.plan import Plan, build_plan
 from synap_verify.plan.render import write_revisions
 from synap_verify.resources import GENERIC_CONTRACT, LEGACY_SCHEMA
 from synap_verify.server import Server
+from synap_verify.server.templates import Database
 from synap_verify.settings import Settings
 from synapscale.migrations import ops
 
@@ -453,9 +454,10 @@ def test_generic_contract_with_another_tenant_column(pg: Server, tmp_path: Path,
                    ("tasks", "reviewer_id"): "SET NULL"}  # $tenant_column and nullable defaults
     manual = [f.message for f in plan.findings]
     assert any("tasks.project_id → projects" in m and "a person decides" in m for m in manual)
-    # the ops engine writes its policies and guards on tenant_id: said, not attempted
-    assert sum("the ops engine writes policies and guards on tenant_id, not organization_id" in m for m in manual) == 2
-    assert tables["tasks"].tenant is None and not tables["tasks"].parents
+    # the ops engine works on the contract's tenant column: RLS and guards planned on organization_id
+    assert plan.target == ops.Target(S, "organization_id", "app.current_tenant_id")
+    assert tables["tasks"].tenant == ops.REQUIRED and not tables["tasks"].tenant_was_not_null
+    assert tables["tasks"].parents == (("project_id", "projects"), ("reviewer_id", "projects"))
     # the same from the command line, the tenant column given as an option instead of a contract of one's own
     assert main(["plan", "--dsn", dsn, "--contract", str(GENERIC_CONTRACT), "--tenant-column", "organization_id"]) == 1
     assert "[PLAN-MANUAL] other/tasks: tasks.project_id → projects" in capsys.readouterr().out
@@ -497,18 +499,100 @@ def test_any_half_migrated_start_converges_and_comes_back(pg: Server, legacy: st
     assert structure(catalog(dsn)) == structure(start)
 
 
-def test_plan_outside_the_ops_engines_schema_is_manual(pg: Server, tmp_path: Path) -> None:
+ORGS = ["CREATE TABLE public.organizations (id uuid PRIMARY KEY, name text NOT NULL)",
+        "CREATE TABLE public.projects (id uuid PRIMARY KEY, organization_id uuid NOT NULL REFERENCES public.organizations, "
+        "name text NOT NULL, settings json, created_at timestamp)",
+        "CREATE TABLE public.tasks (id uuid PRIMARY KEY, organization_id uuid REFERENCES public.organizations, "
+        "project_id uuid REFERENCES public.projects, title text)",
+        "CREATE TABLE public.events (id uuid NOT NULL, organization_id uuid NOT NULL REFERENCES public.organizations, "
+        "at timestamptz NOT NULL, PRIMARY KEY (id, at)) PARTITION BY RANGE (at)",
+        "CREATE TABLE public.events_default PARTITION OF public.events DEFAULT",
+        "CREATE VIEW public.project_names AS SELECT p.id, p.name, p.created_at FROM public.projects p",
+        "INSERT INTO public.organizations SELECT ('00000000-0000-0000-0000-00000000000' || i)::uuid, 'org ' || i "
+        "FROM generate_series(1, 2) i",
+        "INSERT INTO public.projects SELECT gen_random_uuid(), o.id, 'p' || i, '{\"a\": 1}', '2024-01-01' "
+        "FROM public.organizations o, generate_series(1, 3) i",
+        "INSERT INTO public.tasks SELECT gen_random_uuid(), NULL, p.id, 't' || i FROM public.projects p, "
+        "generate_series(1, 2) i",  # the tenant comes from the project
+        "INSERT INTO public.events SELECT gen_random_uuid(), o.id, now() FROM public.organizations o, generate_series(1, 3)"]
+ORG_CONTRACT = """extends: {base}
+schemas: [public]
+rules:
+  G5: {{tenant_column: organization_id, tenant_settings: [app.current_organization_id]}}
+"""
+
+
+def test_another_schema_and_tenant_column_are_the_revisions_target(pg: Server, tmp_path: Path) -> None:
+    """A database in public, multi-tenant by organization_id read from app.current_organization_id: the planned
+    revisions run there (env.py's target), reach the contract, keep every row, isolate tenants on the tables, their
+    partitions and views; a policy broken on one table of that schema is caught by the probes, a lost row by
+    equivalence; the downgrade gives back the start."""
     name = f"plan_{next(_names)}"
     with pg.connect() as conn:
         conn.execute(f"CREATE DATABASE {name}")
-    sql(pg.dsn(name), "CREATE TABLE public.things (id uuid PRIMARY KEY, tenant_id uuid NOT NULL, data json)")
-    path = tmp_path / "public.yaml"
-    path.write_text(f"extends: {GENERIC_CONTRACT}\nschemas: [public]\n")
+    dsn = pg.dsn(name)
+    sql(dsn, *ORGS)
+    with pg.connect() as conn:
+        conn.execute(f"CREATE DATABASE {name}_before TEMPLATE {name}")
+    path = tmp_path / "orgs.yaml"
+    path.write_text(ORG_CONTRACT.format(base=GENERIC_CONTRACT))
+    contract = load_contract(path)
+    start = catalog_of(dsn, contract)
+    plan = build_plan(start, contract)
+    assert plan.target == ops.Target("public", "organization_id", "app.current_organization_id")
+    assert not plan.findings and plan.group("other").views == ("project_names",)  # type: ignore[union-attr]
+    out = tmp_path / "migrations"
+    write_revisions(plan, out, "a public schema")
+    assert "TARGET = ops.Target(schema='public', tenant_column='organization_id', " \
+           "tenant_setting='app.current_organization_id')" in (out / "env.py").read_text()
+    migrate.upgrade(dsn, out, ["heads"])
+    after = catalog_of(dsn, contract)
+    assert check(after, contract) == [] and build_plan(after, contract).empty
+    assert after.table("alembic_version") and after.table("migration_quarantine")  # in the target's schema
+    policy = next(p for p in after.tables["events_default"].policies if p.command == "SELECT")
+    assert "current_setting('app.current_organization_id'" in str(policy.using)
+    assert [v.security_invoker for v in after.views] == [True]
+    assert equivalence.run(pg.dsn(f"{name}_before"), dsn, contract).findings == []
+    probes = rls.from_contract(contract.covering(after))
+    assert rls.check(Database(pg, name), probes.config, probes.groups).findings == []
+    # seeded: one table's policy lets every tenant through; one task row lost
+    sql(dsn, "ALTER POLICY projects_tenant_select ON public.projects USING (true)",
+        "DELETE FROM public.tasks WHERE ctid = (SELECT min(ctid) FROM public.tasks)")
+    leaks = {(f.rule, f.table) for f in rls.check(Database(pg, name), probes.config, probes.groups).findings}
+    assert ("PROBE-SELECT", "projects") in leaks and ("RLS006", "projects") in leaks
+    assert {t for _, t in leaks} == {"projects", "project_names"}  # the view reads it with the reader's rights
+    lost = equivalence.run(pg.dsn(f"{name}_before"), dsn, contract).findings
+    assert [(f.rule, f.table) for f in lost] == [("EQ-ROWS", "tasks")]
+    sql(dsn, "ALTER POLICY projects_tenant_select ON public.projects USING (organization_id = "
+        "NULLIF(current_setting('app.current_organization_id', true), '')::uuid)")
+    migrate.downgrade(dsn, out, "foundation")
+    back = catalog_of(dsn, contract)
+    assert [v.security_invoker for v in back.views] == [False]
+    assert {k: v for k, v in structure(back).items() if not k.startswith("migration_")} == structure(start)
+
+
+def test_an_out_folder_with_an_env_py_of_its_own_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "env.py").write_text("from alembic import context\n")
+    assert main(["plan", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "has no `TARGET = ops.Target(...)` line to write the plan's target into" in err.splitlines()[-1]
+    assert "Traceback" not in err
+    assert (tmp_path / "env.py").read_text() == "from alembic import context\n"
+
+
+def test_a_plan_over_several_schemas_is_manual(pg: Server, tmp_path: Path) -> None:
+    name = f"plan_{next(_names)}"
+    with pg.connect() as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    sql(pg.dsn(name), "CREATE SCHEMA other", "CREATE TABLE public.things (id uuid PRIMARY KEY, tenant_id uuid NOT NULL, "
+        "data json)")
+    path = tmp_path / "two.yaml"
+    path.write_text(f"extends: {GENERIC_CONTRACT}\nschemas: [public, other]\n")
     contract = load_contract(path)
     plan = build_plan(catalog_of(pg.dsn(name), contract), contract)
     assert all(g.empty for g in plan.groups)
     assert [f.message for f in plan.findings] == [
-        "1 table(s) to restructure in public: the ops engine works in synapscale_db only (PLAN-MANUAL)"]
+        "1 table(s) to restructure in public, other: the ops engine works in one schema per migrations folder (PLAN-MANUAL)"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -525,8 +609,8 @@ def test_rehearse_reaches_a_clean_copy_and_says_when_it_does_not(decided: Contra
     err = capsys.readouterr().err
     doc = json.loads(report.with_suffix(".json").read_text())
     assert doc["verdict"]["status"] == "GO" and "GO" in report.read_text()
-    assert [s["revision"] for s in doc["migration"]["steps"]] == [
-        "foundation", "contacts_1", "templates_1", "expanded", "restructured"]
+    assert [s["revision"] for s in doc["migration"]["steps"]] == ["foundation", "contacts_1", "templates_1", "expanded",
+                                                                 "restructured"]
     assert set(doc["migration"]["timings"]) == {"load", "plan", "migrate", "contract", "equivalence", "rls"}
     assert "contract findings before 117 " in err and "-> after 0 {}; PLAN-MANUAL 0" in err
     assert "equivalence 0 finding(s)" in err and "RLS 0 finding(s)" in err and "0 finding(s) on the migrated copy" in err
@@ -538,6 +622,14 @@ def test_rehearse_reaches_a_clean_copy_and_says_when_it_does_not(decided: Contra
     assert verdict == {"status": "NO-GO", "reasons": ["plan: 5 finding(s)", "contract: 5 finding(s)"], "counts": {}}
 
 
+# the generic contract for Lago: drifted legacy rows stay visible to their own tenant, as the ops engine's guards
+# leave them (reported, never moved: docs/decisions.md)
+LAGO = """extends: {base}
+schemas: [public]
+rules:
+  G5: {{tenant_column: organization_id, tenant_settings: [app.current_organization_id]}}
+  G7: {{drift_visible_to_child: true}}
+"""
 # ../shared/corpus beside the checkout (CI), or beside the folder holding checkouts side by side
 CORPUS = next((p for p in (ROOT.parent / "shared" / "corpus", ROOT.parent.parent / "shared" / "corpus") if p.is_dir()),
               ROOT.parent / "shared" / "corpus")
@@ -552,15 +644,43 @@ def test_a_foreign_schema_plans_under_the_generic_contract(pg: Server, tmp_path:
         conn.execute(f"CREATE DATABASE {name}")
     load_schema_file(pg.dsn(name), CORPUS / "lago-api" / "structure.sql", skip_missing=True)
     path = tmp_path / "lago.yaml"
-    path.write_text(f"extends: {GENERIC_CONTRACT}\nschemas: [public]\nrules:\n  G5: {{tenant_column: organization_id}}\n")
+    path.write_text(LAGO.format(base=GENERIC_CONTRACT))
     contract = load_contract(path)
     cat = catalog_of(pg.dsn(name), contract)
     assert count_by_rule(check(cat, contract)) == {"G1": 2, "G2": 23, "G4": 330, "G5": 250}
     plan = build_plan(cat, contract)
+    assert plan.target == ops.Target("public", "organization_id", "app.current_organization_id")
+    other = plan.group("other")
+    assert other is not None and len(other.tables) == 125 and sum(bool(t.tenant) for t in other.tables) == 124
+    assert len(other.views) == 33  # the exports_* views and two more, made security_invoker
     messages = [f.message for f in plan.findings]
-    assert messages[-1] == "119 table(s) to restructure in public: the ops engine works in synapscale_db only (PLAN-MANUAL)"
-    assert sum("not organization_id" in m for m in messages) == 124
     assert sum("a person decides" in m for m in messages) == 129  # NOT NULL FKs to anything but the tenant
+    assert sum("materialized view last_hour_events_mv" in m for m in messages) == 1
+    assert sum("membership_roles.membership_id, organization_id" in m for m in messages) == 1  # a composite FK
+    assert len(messages) == 131
+
+
+@pytest.mark.skipif(not (CORPUS / "lago-api").is_dir(), reason=f"the corpus of real dumps is not at {CORPUS}")
+def test_lago_rehearses_to_its_target(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole of Lago (public, organization_id, app.current_organization_id) loaded with rows, planned, migrated
+    and judged: what is left of the contract is what the plan hands to a person, no row is lost, and the RLS lints
+    and probes find no leak but the materialized view the plan also hands on."""
+    monkeypatch.setenv("SYNAP_CACHE", "off")
+    path = tmp_path / "lago.yaml"
+    path.write_text(LAGO.format(base=GENERIC_CONTRACT))
+    report = tmp_path / "lago.html"
+    assert main(["rehearse", "--baseline", str(CORPUS / "lago-api" / "structure.sql"), "--contract", str(path),
+                 "--skip-missing", "--report", str(report)]) == 1
+    err = capsys.readouterr().err
+    assert "contract findings before 605 {'G1': 2, 'G2': 23, 'G4': 330, 'G5': 250} -> after 130 {'G4': 130}" in err
+    found = json.loads(report.with_suffix(".json").read_text())["findings"]
+    manual = {(f["table"], f["column"]) for f in found["plan"]}
+    assert len(found["plan"]) == 131 and all((f["table"], f["column"]) in manual for f in found["contract"])
+    assert found["nothing-lost"] == []
+    leaks = [f for f in found["rls"] if "not covered" not in f["message"]]
+    assert [(f["rule"], f["table"]) for f in leaks] == [("RLS010", "last_hour_events_mv")]
+    assert ("last_hour_events_mv", None) in manual
 
 
 def test_a_plan_that_drops_a_column_before_its_data_moved_is_caught_by_equivalence(filled: Pipeline, contract: Contract,

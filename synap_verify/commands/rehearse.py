@@ -13,7 +13,6 @@ import platform
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +24,7 @@ from synap_verify.commands import add_contract_argument, add_tenant_column_argum
 from synap_verify.contract import check, load_contract
 from synap_verify.errors import SynapError, first_line
 from synap_verify.findings import RENDERERS, Finding, count_by_rule
-from synap_verify.groups import SCHEMA, resolve_groups
+from synap_verify.groups import resolve_groups
 from synap_verify.plan import build_plan
 from synap_verify.plan.render import render_summary, write_revisions
 from synap_verify.server import redact
@@ -66,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     selected = groups if args.group else ()
     settings = Settings.resolve({"baseline": args.baseline, "baseline_prelude": args.prelude,
                                  "baseline_skip_missing": args.skip_missing, "scale": args.scale, "seed": args.seed,
-                                 "groups": list(groups), "contract": args.contract})
+                                 "groups": list(groups), "contract": args.contract,
+                                 "tenant_column": contract.rules.tenant_column})
     timings: dict[str, float] = {}
     began, started = time.perf_counter(), time.time()
     pipeline = Pipeline.start(settings, say=say)
@@ -87,27 +87,22 @@ def run(args: argparse.Namespace) -> int:
         steps = migrate.upgrade(work.dsn, out, ["heads"]) if not all(g.empty for g in plan.groups) else []
         timings["migrate"] = time.perf_counter() - t
         t = time.perf_counter()
-        findings_after = check(work.catalog(contract.schemas), contract, selected)
+        after = work.catalog(contract.schemas)
+        findings_after = check(after, contract, selected)
         timings["contract"] = time.perf_counter() - t
-        same: list[Finding] = []
-        guarded: list[Finding] = []
-        if contract.schemas != (SCHEMA,):
-            say(f"synap-verify: equivalence and RLS probes skipped: they read {SCHEMA} only, the contract names "
-                f"{', '.join(contract.schemas)} (docs/plan.md)")
-        else:
-            t = time.perf_counter()
-            compared = equivalence.run(before.dsn, work.dsn, contract, selected)
-            same = compared.findings
-            timings["equivalence"] = time.perf_counter() - t
-            say(f"synap-verify: equivalence {len(same)} finding(s) over {compared.rows:,} rows")
-            t = time.perf_counter()
-            probes = rls.setup(args.contract)
-            config = replace(probes.config, tenant_column=contract.rules.tenant_column)
-            # the probes run on every tenant table; a rehearsal of some groups judges only theirs (as `rls --group`)
-            guarded = [f for f in rls.check(work, config, probes.groups).findings
-                       if not selected or f.group in selected or f.table == "-"]
-            timings["rls"] = time.perf_counter() - t
-            say(f"synap-verify: RLS {len(guarded)} finding(s)")
+        t = time.perf_counter()
+        compared = equivalence.run(before.dsn, work.dsn, contract, selected)
+        same = compared.findings
+        timings["equivalence"] = time.perf_counter() - t
+        say(f"synap-verify: equivalence {len(same)} finding(s) over {compared.rows:,} rows")
+        t = time.perf_counter()
+        probes = rls.from_contract(contract.covering(after))
+        # the probes run on every tenant table; a rehearsal of some groups judges only theirs (as `rls --group`)
+        guarded = [f for f in rls.check(work, probes.config, probes.groups).findings
+                   if not selected or f.group in selected or f.table == "-"]
+        timings["rls"] = time.perf_counter() - t
+        say(f"synap-verify: RLS {len(guarded)} finding(s) in {', '.join(contract.schemas)} on "
+            f"{contract.rules.tenant_column}")
     except psycopg.Error as exc:
         raise SynapError(f"rehearsal failed: {first_line(exc)}") from None
     finally:
@@ -115,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     pipeline.steps, pipeline.timings = steps, timings
     sections = {"plan": plan.findings, "contract": findings_after, "nothing-lost": same, "rls": guarded}
     if args.report is not None:
-        html, _, status = write_report(args.report, pipeline, sections, started, args, out)
+        html, _, status = write_report(args.report, pipeline, sections, started, args, out, contract.schemas)
         say(f"synap-verify: report {html}: {status}")
     for s in steps:
         worst = s.longest_exclusive()
@@ -135,7 +130,7 @@ def source(settings: Settings) -> str:
 
 
 def write_report(path: Path, pipeline: Pipeline, sections: dict[str, list[Finding]], started: float,
-                 args: argparse.Namespace, out: Path) -> tuple[Path, Path, str]:
+                 args: argparse.Namespace, out: Path, schemas: tuple[str, ...]) -> tuple[Path, Path, str]:
     """The rehearsal in the pytest report's shape (groups, findings per section, migration steps, rows loaded):
     GO when no section has a finding, NO-GO with the count per section otherwise."""
     from synap_verify.report.collect import commit, load_section, migration_section, summarise_groups, write
@@ -143,7 +138,7 @@ def write_report(path: Path, pipeline: Pipeline, sections: dict[str, list[Findin
     settings = pipeline.settings
     found = {name: [f.as_dict() for f in findings] for name, findings in sections.items()}
     doc: dict[str, Any] = {
-        "meta": {"title": f"rehearsal of {source(settings)}", "database": SCHEMA,
+        "meta": {"title": f"rehearsal of {source(settings)}", "database": ", ".join(schemas),
                  "server": {"backend": pipeline.server.backend, "where": pipeline.server.describe(), "version": None},
                  "scale": settings.scale, "seed": settings.seed, "groups": list(settings.groups),
                  "contract": str(args.contract), "migrations": str(out), "commit": commit(),

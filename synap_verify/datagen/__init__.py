@@ -62,13 +62,15 @@ class LoadReport:
             [f"{t}: not fillable: {why}" for t, why in sorted(self.unfillable.items())]
 
 
-def fill(dsn: str, catalog: Catalog, scale: str, seed: int, progress: Progress | None = None) -> LoadReport:
-    """Fill every table of ``catalog`` in FK order with COPY, then VACUUM ANALYZE. Deterministic from seed."""
+def fill(dsn: str, catalog: Catalog, scale: str, seed: int, progress: Progress | None = None,
+         tenant_column: str = "tenant_id") -> LoadReport:
+    """Fill every table of ``catalog`` in FK order with COPY, then VACUUM ANALYZE. Deterministic from seed.
+    Rows carry the tenant (``tenant_column``) of the parents they reference."""
     began = time.perf_counter()
     profile = load_profile(scale)
     with psycopg.connect(dsn, autocommit=True) as conn:
         types = read_type_info(conn, catalog.schemas)
-        planner = Planner(catalog, profile, seed, types)
+        planner = Planner(catalog, profile, seed, types, tenant_column)
         plans = planner.build()
         planned = time.perf_counter() - began
         replica = _skip_triggers(conn)

@@ -332,8 +332,10 @@ def zipf_split(total: int, tenants: int) -> np.ndarray:
 class Planner:
     """Builds the :class:`TablePlan` of every table, parents first."""
 
-    def __init__(self, catalog: Catalog, profile: Profile, seed: int, types: TypeInfo) -> None:
+    def __init__(self, catalog: Catalog, profile: Profile, seed: int, types: TypeInfo,
+                 tenant_column: str = "tenant_id") -> None:
         self.catalog, self.profile, self.seed, self.types = catalog, profile, seed, types
+        self.tenant_column = tenant_column  # every row's tenant, taken from its parents' so rows never drift
         self.notes: list[str] = []
         self.unfillable: dict[str, str] = {}
         self.plans: dict[str, TablePlan] = {}
@@ -366,7 +368,7 @@ class Planner:
         if "tenants" in self.catalog.tables:
             return "tenants"
         targets = [fk.target_table for t in self.catalog.tables.values() for fk in t.foreign_keys
-                   if fk.columns == ("tenant_id",)]
+                   if fk.columns == (self.tenant_column,)]
         return max(set(targets), key=targets.count) if targets else None
 
     def _order(self) -> tuple[list[Table], set[tuple[str, str]]]:
@@ -410,8 +412,8 @@ class Planner:
         tenant_fks = [fk for fk in table.foreign_keys if fk.target_table == self.tenant_table
                       and fk.target_table != table.name]
         tenant_cols = {c for fk in tenant_fks for c in fk.columns if len(fk.columns) == 1}
-        if table.column("tenant_id") is not None and table.name != self.tenant_table:
-            tenant_cols.add("tenant_id")
+        if table.column(self.tenant_column) is not None and table.name != self.tenant_table:
+            tenant_cols.add(self.tenant_column)
         seen: set[tuple[object, ...]] = set()
         for fk in table.foreign_keys:
             if (same := (fk.columns, fk.target_schema, fk.target_table, fk.target_columns)) in seen:
@@ -584,7 +586,7 @@ class Planner:
         owner = self.plans.get(self.tenant_table or "")
         target = fk.fk.target_columns[fk.fk.columns.index(col.name)] if fk else None
         if target is None and owner is not None and len(owner.table.primary_key) == 1:
-            target = owner.table.primary_key[0]  # a tenant_id without FK still holds real tenant ids
+            target = owner.table.primary_key[0]  # a tenant column without FK still holds real tenant ids
         if owner is not None and target is not None:
             fn = owner.det[target]
             return lambda j: fn(tp.tenant_of(j)[0])

@@ -91,18 +91,19 @@ class Expectations:
     counters_off: dict[tuple[str, str], set[str]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, conn: psycopg.Connection) -> Expectations:
-        """Read both audit tables when they exist (an unmigrated or foreign database has neither)."""
+    def load(cls, conn: psycopg.Connection, schema: str = SCHEMA) -> Expectations:
+        """Read both audit tables of ``schema`` (where the migration restructured) when they exist (an unmigrated or
+        foreign database has neither)."""
         found = cls()
-        if _exists(conn, "migration_quarantine"):
+        if _exists(conn, schema, "migration_quarantine"):
             for table, pk, column, text, reason in conn.execute(
                     f"SELECT table_name, primary_key, coalesce(column_name, ''), original_text, reason "
-                    f"FROM {SCHEMA}.migration_quarantine"):
+                    f"FROM {ident(schema)}.migration_quarantine"):
                 found.quarantined.setdefault((table, pk, column), set()).add(text)
                 found.reasons.setdefault((table, pk, column), set()).add(reason)
-        if _exists(conn, "migration_undo"):
+        if _exists(conn, schema, "migration_undo"):
             for table, pk, column in conn.execute(
-                    f"SELECT table_name, primary_key, coalesce(column_name, '') FROM {SCHEMA}.migration_undo"):
+                    f"SELECT table_name, primary_key, coalesce(column_name, '') FROM {ident(schema)}.migration_undo"):
                 found.journaled.add((table, pk, column))
         return found
 
@@ -149,8 +150,8 @@ def _safe(dsn: str) -> str:
     return re.sub(r"(password=)\S+|(:)[^:@/]+(@)", r"\1\2***\3", dsn)
 
 
-def _exists(conn: psycopg.Connection, table: str) -> bool:
-    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f'{SCHEMA}."{table}"',)).fetchone()
+def _exists(conn: psycopg.Connection, schema: str, table: str) -> bool:
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{ident(schema)}.{ident(table)}",)).fetchone()
     return bool(row and row[0])
 
 
@@ -177,7 +178,7 @@ def _select(table: Table, columns: Sequence[tuple[str, str, str]], key: Sequence
     exprs = [render(name, types[name], other) for name, other, _ in columns]
     keyed = " || '|' || ".join(f"{ident(k)}::text" for k in key) if key else f"md5(row({', '.join(exprs)})::text)"
     rendered = "".join(f", {e} AS {ident(label)}" for e, (_, _, label) in zip(exprs, columns, strict=True))
-    return f"SELECT {keyed} AS k{rendered} FROM {SCHEMA}.{ident(table.name)}"
+    return f"SELECT {keyed} AS k{rendered} FROM {ident(table.schema)}.{ident(table.name)}"
 
 
 def plan(before: Catalog, after: Catalog, contract: Contract, groups: Iterable[str] = (),
@@ -187,6 +188,7 @@ def plan(before: Catalog, after: Catalog, contract: Contract, groups: Iterable[s
     Forward (legacy → migrated): tables and columns through the contract's mapping, dropped columns
     checked at their destination. ``rollback`` (legacy → downgraded): every name is the legacy one.
     """
+    contract = contract.covering(before)  # a contract with ``unlisted:`` compares every table the database had
     selected = set(groups) or set(contract.groups)
     mapping = contract.mapping()
     renamed = contract.rules.renamed_columns
@@ -258,8 +260,8 @@ def _backups(before: Catalog, after: Catalog, contract: Contract, rollback: bool
         elif rollback or not archived:
             findings.append(Finding("EQ-TABLE", group, table.name, f"{table.name} is gone and nothing archived it"))
         else:
-            count = f"SELECT count(*)::text AS k FROM {SCHEMA}.{ident(table.name)}"
-            audit = (f"SELECT row_count::text AS k FROM (SELECT row_count FROM {SCHEMA}.migration_archive "
+            count = f"SELECT count(*)::text AS k FROM {ident(table.schema)}.{ident(table.name)}"
+            audit = (f"SELECT row_count::text AS k FROM (SELECT row_count FROM {ident(table.schema)}.migration_archive "
                      f"WHERE table_name = {sql.Literal(table.name).as_string(None)} AND restored_rows = row_count "
                      "ORDER BY id DESC LIMIT 1) a")
             out.append(Relation(group, table.name, count, audit, subset=True, source=f"the row count of {table.name}",
@@ -478,8 +480,8 @@ def scan(before_dsn: str, after_dsn: str, relations: Sequence[Relation], jobs: i
 def _tasks(dsn: str, relations: Sequence[Relation], side: str, jobs: int) -> Iterator[_Task]:
     with connect(dsn) as conn:
         pages: dict[str, int] = dict(conn.execute(
-            "SELECT c.relname, pg_relation_size(c.oid) / current_setting('block_size')::int FROM pg_class c "
-            "WHERE c.relnamespace = %s::regnamespace AND c.relkind = 'r'", (SCHEMA,)).fetchall())
+            "SELECT n.nspname || '.' || c.relname, pg_relation_size(c.oid) / current_setting('block_size')::int "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r'").fetchall())
         ranges = int(conn.info.server_version) >= 140000
     for index, relation in enumerate(relations):
         query = relation.before_sql if side == "before" else relation.after_sql
@@ -496,9 +498,11 @@ def _tasks(dsn: str, relations: Sequence[Relation], side: str, jobs: int) -> Ite
 
 
 def _scanned_table(query: str) -> str | None:
-    """The table a row relation reads: :func:`_select` ends every query with ``FROM schema.table``."""
-    found = re.search(rf' FROM {SCHEMA}\.("(?:[^"]|"")+"|\w+)$', query)
-    return found.group(1).strip('"').replace('""', '"') if found else None
+    """The table a row relation reads, as ``schema.table`` unquoted: :func:`_select` ends every query with
+    ``FROM schema.table``."""
+    part = r'("(?:[^"]|"")+"|\w+)'
+    found = re.search(rf" FROM {part}\.{part}$", query)
+    return ".".join(g.strip('"').replace('""', '"') for g in found.groups()) if found else None
 
 
 def _merge(parts: list[Scanned]) -> Scanned:
@@ -549,7 +553,7 @@ def prepare(after_conn: psycopg.Connection, before: Catalog, after: Catalog, con
     (journal, quarantine; recounts excused only where the counter equals its aggregate), and the counters'
     own findings (G8-COUNT), which callers report apart or together."""
     relations, findings = plan(before, after, contract, groups, rollback)
-    known = expected if expected is not None else Expectations.load(after_conn)
+    known = expected if expected is not None else Expectations.load(after_conn, contract.schemas[0])
     counted, drifts = counters.check(after_conn, after, contract, groups, legacy=rollback)
     known.recount(drifts)
     return relations, findings, known, counted
@@ -563,7 +567,8 @@ def run(before_dsn: str, after_dsn: str, contract: Contract, groups: Iterable[st
     began = time.perf_counter()
     jobs = max(1, jobs or default_jobs())
     with connect(before_dsn) as b, connect(after_dsn) as a:
-        relations, findings, known, counted = prepare(a, read_catalog(b), read_catalog(a), contract, groups,
+        relations, findings, known, counted = prepare(a, read_catalog(b, contract.schemas), read_catalog(a, contract.schemas),
+                                                      contract, groups,
                                                       rollback, expected)
         findings += counted
         scanned = scan(before_dsn, after_dsn, relations, jobs)

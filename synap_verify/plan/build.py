@@ -23,11 +23,12 @@ from synap_verify.contract.check import ROLE_EXPECTED, check, expected_action
 from synap_verify.contract.model import MANUAL, ON_DELETE_ACTIONS, Contract, TableSpec
 from synap_verify.findings import Finding
 from synap_verify.groups import GROUPS
+from synap_verify.rls.lints import view_sources
 from synapscale.migrations import ops
 
 # contract rules whose findings the declarations fix; every other finding of a planned group is manual
 PLANNED_RULES = frozenset({"G1", "G2", "G3", "G4", "G5", "G6", "G7", "G8", "G9", "T-FK", "T-RENAME"})
-OPS_TENANT_COLUMN = "tenant_id"  # the column the ops engine's policies, guards and backfills name
+TENANT_TYPE = "uuid"  # the ops engine's policies and guards cast the tenant setting to it
 
 Manual = Callable[..., None]  # records one PLAN-MANUAL finding for the table being planned
 
@@ -42,16 +43,18 @@ class GroupPlan:
     archive: tuple[str, ...] = ()  # G9: backup tables to archive (pg_dump + checksum + audit) and drop
     manual: tuple[Finding, ...] = ()
     counters: tuple[ops.Counter, ...] = ()  # G8, declared with the counted table's group
+    views: tuple[str, ...] = ()  # views over the group's tenant tables to make security_invoker
 
     @property
     def empty(self) -> bool:
         """Nothing to apply (manual findings aside)."""
-        return not (self.tables or self.gin or self.archive or self.counters)
+        return not (self.tables or self.gin or self.archive or self.counters or self.views)
 
 
 @dataclass(frozen=True)
 class Plan:
     groups: tuple[GroupPlan, ...]
+    target: ops.Target = ops.REFERENCE  # the schema, tenant column and setting the revisions restructure (env.py)
 
     @property
     def findings(self) -> list[Finding]:
@@ -70,13 +73,20 @@ def build_plan(catalog: Catalog, contract: Contract, groups: Iterable[str] = ())
     contract = contract.covering(catalog)
     selected = set(groups) or set(contract.groups)
     plans = tuple(_plan_group(catalog, contract, g) for g in GROUPS if g in selected and g in contract.groups)
-    if contract.schemas == (ops.SCHEMA,):
-        return Plan(plans)
-    # the ops engine qualifies every name with its one schema: what it would run elsewhere is said, not written
+    if len(contract.schemas) == 1:
+        return Plan(plans, target(contract))
+    # a migrations folder restructures one schema (its env.py's target): what it would run is said, not written
     return Plan(tuple(GroupPlan(g.group, manual=(*g.manual, _manual(
-        g.group, "-", f"{len(g.tables)} table(s) to restructure in {', '.join(contract.schemas)}: the ops engine works in "
-        f"{ops.SCHEMA} only", expected=ops.SCHEMA, actual=", ".join(contract.schemas)))) if not g.empty else g
-        for g in plans))
+        g.group, "-", f"{len(g.tables)} table(s) to restructure in {', '.join(contract.schemas)}: the ops engine works "
+        "in one schema per migrations folder", expected="one schema", actual=", ".join(contract.schemas))))
+        if not g.empty else g for g in plans))
+
+
+def target(contract: Contract) -> ops.Target:
+    """The ops engine's target of a one-schema contract: its schema, G5's tenant column and first tenant setting."""
+    rules = contract.rules
+    return ops.Target(contract.schemas[0], rules.tenant_column,
+                      rules.tenant_settings[0] if rules.tenant_settings else ops.REFERENCE.tenant_setting)
 
 
 def _plan_group(catalog: Catalog, contract: Contract, group: str) -> GroupPlan:
@@ -109,7 +119,28 @@ def _plan_group(catalog: Catalog, contract: Contract, group: str) -> GroupPlan:
     if group == rules.backup_group:
         archive = tuple(sorted(f.table for f in findings if f.rule == "G9"))
     counters = _counters(catalog, contract, group, manual)
-    return GroupPlan(group, tuple(tables), tuple(gin), archive, tuple(manual), counters)
+    views = _views(catalog, contract, group, manual)
+    return GroupPlan(group, tuple(tables), tuple(gin), archive, tuple(manual), counters, views)
+
+
+def _views(catalog: Catalog, contract: Contract, group: str, manual: list[Finding]) -> tuple[str, ...]:
+    """Views over tenant tables that run with their owner's rights (RLS010), with the group of their first tenant
+    table: a view is made ``security_invoker``; a materialized view holds every tenant's rows and is manual."""
+    if "G5" not in contract.rules.enabled:
+        return ()
+    tenant = {t.name: t.group for t in contract.tables.values() if t.tenant != "none"}
+    out: list[str] = []
+    for view in catalog.views:
+        sources = sorted(set(tenant) & view_sources(view))
+        if view.security_invoker or not sources or tenant[sources[0]] != group:
+            continue
+        if view.materialized:
+            manual.append(_manual(group, view.name, f"materialized view {view.name} holds the rows of every tenant of "
+                                  f"{', '.join(sources)}: revoke it from the application role or scope it by hand",
+                                  expected="no tenant rows to the application", actual="materialized view"))
+        else:
+            out.append(view.name)
+    return tuple(out)
 
 
 def _counters(catalog: Catalog, contract: Contract, group: str, manual: list[Finding]) -> tuple[ops.Counter, ...]:
@@ -299,14 +330,14 @@ def _tenant(catalog: Catalog, contract: Contract, spec: TableSpec, table: Catalo
             manual(f"{f.message}: change the role by hand", expected=f.expected, actual=f.actual)
     parents = tuple((col, parent) for col, parent in _parent_columns(catalog, contract, spec, table)
                     if not _guarded(table, col, tc))
-    if (g5 or parents) and tc != OPS_TENANT_COLUMN:
-        manual(f"{table.name}: the ops engine writes policies and guards on {OPS_TENANT_COLUMN}, not {tc}",
-               column=tc, expected=OPS_TENANT_COLUMN, actual=tc)
+    col = table.column(tc)
+    assert col is not None
+    if (g5 or parents) and col.type != TENANT_TYPE:
+        manual(f"{table.name}.{tc} is {col.type}: the ops engine's policies and guards compare the tenant as "
+               f"{TENANT_TYPE}", column=tc, expected=TENANT_TYPE, actual=col.type)
         return {}, ()
     if not g5:
         return {}, parents
-    col = table.column(tc)
-    assert col is not None
     legacy_rls = "forced" if table.rls_forced else "enabled" if table.rls_enabled else None
     policies = tuple(ops.Policy(p.name, p.command, p.using, p.with_check, p.permissive, p.roles) for p in table.policies)
     return {"tenant": ops.REQUIRED if spec.tenant == "required" else ops.GLOBAL, "tenant_was_not_null": not col.nullable,

@@ -8,6 +8,7 @@ the lock that statement takes and the rows it touches (``pg_class.reltuples``, t
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import psycopg
 
+from synap_verify.errors import SynapError
 from synap_verify.plan.build import GroupPlan, Plan
 from synap_verify.resources import REFERENCE_MIGRATIONS
 from synapscale.migrations import ops
@@ -75,6 +77,7 @@ def revision_source(plan: GroupPlan, origin: str) -> str:
     counters = "".join(f"\n    ops.{c!r}," for c in plan.counters)
     gin = "".join(f"ops.Gin({g.table!r}, {g.column!r}), " for g in plan.gin)
     archive = "".join(f"\n    {name!r}," for name in plan.archive)
+    views = "".join(f"\n    {name!r}," for name in plan.views)
     return f'''"""{plan.group}: {MARK} from {origin}.
 
 Every legacy name and action the downgrade restores is frozen below (FK constraints, RLS flags and
@@ -101,7 +104,9 @@ COUNTERS: tuple[ops.Counter, ...] = ({counters}
 GIN: tuple[ops.Gin, ...] = ({gin})
 ARCHIVE: tuple[str, ...] = ({archive}
 )
-GROUP = ops.Group(TABLES, COUNTERS, GIN)
+VIEWS: tuple[str, ...] = ({views}
+)
+GROUP = ops.Group(TABLES, COUNTERS, GIN, VIEWS)
 
 
 def upgrade() -> None:
@@ -187,15 +192,38 @@ def downgrade() -> None:
 '''
 
 
+TARGET_LINE = re.compile(r"^TARGET = ops\.Target\(.*\)$", re.MULTILINE)
+
+
+def target_source(target: ops.Target) -> str:
+    """The ``TARGET = ops.Target(...)`` line of env.py: the arguments that differ from the reference's."""
+    args = ", ".join(f"{f.name}={getattr(target, f.name)!r}" for f in fields(target)
+                     if getattr(target, f.name) != getattr(ops.REFERENCE, f.name))
+    return f"TARGET = ops.Target({args})"
+
+
+def write_env(out: Path, target: ops.Target) -> None:
+    """The reference's env.py (copied when missing) with the plan's target: the schema, tenant column and setting
+    every revision of the folder works on, and where Alembic keeps its version table."""
+    env = out / "env.py"
+    if not env.exists():
+        shutil.copyfile(REFERENCE_MIGRATIONS / "env.py", env)
+    text = env.read_text(encoding="utf-8")
+    if not TARGET_LINE.search(text):
+        raise SynapError(f"{env} has no `TARGET = ops.Target(...)` line to write the plan's target into: "
+                         "remove it (the reference's is copied) or add that line")
+    env.write_text(TARGET_LINE.sub(target_source(target), text, count=1), encoding="utf-8")
+
+
 def write_revisions(plan: Plan, out: Path, origin: str) -> list[Path]:
-    """A migrations folder Alembic can run: the reference's env.py, script template and foundation (copied when
-    missing), one revision per group with something to apply (the expand), a merge joining them (``expanded``, the
-    switch) and the contract revision (``restructured``, the one head)."""
+    """A migrations folder Alembic can run: the reference's env.py (with the plan's target), script template and
+    foundation (copied when missing), one revision per group with something to apply (the expand), a merge joining
+    them (``expanded``, the switch) and the contract revision (``restructured``, the one head)."""
     versions = out / "versions"
     versions.mkdir(parents=True, exist_ok=True)
-    for name in ("env.py", "script.py.mako"):
-        if not (out / name).exists():
-            shutil.copyfile(REFERENCE_MIGRATIONS / name, out / name)
+    write_env(out, plan.target)
+    if not (out / "script.py.mako").exists():
+        shutil.copyfile(REFERENCE_MIGRATIONS / "script.py.mako", out / "script.py.mako")
     foundation = versions / "0000_foundation.py"
     if not foundation.exists():
         shutil.copyfile(REFERENCE_MIGRATIONS / "versions" / "0000_foundation.py", foundation)
@@ -236,7 +264,13 @@ def row_estimates(conn: psycopg.Connection, schemas: Iterable[str]) -> dict[str,
 
 
 def dry_steps(plan: Plan, rows: dict[str, int]) -> list[DryStep]:
-    """The steps in the order the ops engine runs them (``upgrade_group``), one or more per declaration."""
+    """The steps in the order the ops engine runs them (``upgrade_group``), one or more per declaration, named in
+    the plan's target."""
+    with ops.using(plan.target):
+        return _dry_steps(plan, rows, plan.target.tenant_column)
+
+
+def _dry_steps(plan: Plan, rows: dict[str, int], tc: str) -> list[DryStep]:
     out: list[DryStep] = []
     threshold = ops.DEFAULT_EXPAND_CONTRACT_ROWS
     for g in plan.groups:
@@ -290,19 +324,19 @@ def dry_steps(plan: Plan, rows: dict[str, int]) -> list[DryStep]:
         for t in g.tables:
             n = est(t.name, t.legacy_name)
             if t.tenant == ops.REQUIRED and not t.tenant_was_not_null:
-                add(t.name, "G5 tenant_id from parents, then NOT NULL",
-                    f"UPDATE {ops.q(t.name)} ... SET tenant_id = parent's WHERE tenant_id IS NULL; ADD CHECK (tenant_id IS "
+                add(t.name, f"G5 {tc} from parents, then NOT NULL",
+                    f"UPDATE {ops.q(t.name)} ... SET {tc} = parent's WHERE {tc} IS NULL; ADD CHECK ({tc} IS "
                     "NOT NULL) NOT VALID; VALIDATE; SET NOT NULL", "ROW EXCLUSIVE; SHARE UPDATE EXCLUSIVE for the validation",
                     count(n, "reads"))
             if t.tenant:
                 drops = "".join(f'DROP POLICY "{p.name}"; ' for p in t.legacy_policies)
                 add(t.name, "G5 RLS", f"{drops}ALTER TABLE {ops.q(t.name)} ENABLE + FORCE "
                     f"ROW LEVEL SECURITY; CREATE POLICY {t.name}_tenant_{{select,insert,update,delete}} "
-                    f"(tenant_id = {ops.TENANT_CONTEXT})", "ACCESS EXCLUSIVE", "none (catalog only)")
+                    f"({tc} = {plan.target.tenant_context})", "ACCESS EXCLUSIVE", "none (catalog only)")
             for col, parent in t.parents:
                 add(t.name, f"G7 guard {col} -> {parent}",
                     f"CREATE FUNCTION {ops.guard_function(t.name, col)}(); CREATE TRIGGER {ops.guard_name(t.name, col)} "
-                    f"BEFORE INSERT OR UPDATE OF tenant_id, {col}", "SHARE ROW EXCLUSIVE", "none")
+                    f"BEFORE INSERT OR UPDATE OF {tc}, {col}", "SHARE ROW EXCLUSIVE", "none")
                 add(t.name, f"G7 drift report {col}", f"INSERT INTO migration_quarantine SELECT ... JOIN {ops.q(parent)}",
                     "ACCESS SHARE", count(n, "reads"))
         for counter in g.counters:
@@ -316,6 +350,9 @@ def dry_steps(plan: Plan, rows: dict[str, int]) -> list[DryStep]:
                 f"WHERE c.{counter.fk} = p.id) "
                 f"in batches of {ops.DEFAULT_RECOUNT_BATCH} parents", "ROW EXCLUSIVE (one batch's parent rows at a time)",
                 count(est(counter.parent), "updates up to"))
+        for view in g.views:
+            add(view, "G5 view: security_invoker", f"ALTER VIEW {ops.q(view)} SET (security_invoker = true)",
+                "ACCESS EXCLUSIVE", "none (catalog only)")
         for gin in g.gin:
             add(gin.table, "G6 GIN", f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {gin.name} ON {ops.q(gin.table)} "
                 f"USING gin ({gin.column})", "SHARE UPDATE EXCLUSIVE (writes go on)", count(est(gin.table), "reads"))
@@ -350,6 +387,7 @@ def render_summary(plan: Plan) -> str:
         guards = sum(len(t.parents) for t in g.tables)
         renames = sum(len(t.renames) + bool(t.legacy_name) for t in g.tables)
         lines.append(f"{g.group:<12} {len(g.tables):3} tables: {fks} FK, {json} json, {ts} timestamp, {renames} rename, "
-                     f"{rls} RLS, {guards} guard, {len(g.counters)} counter, {len(g.gin)} GIN, {len(g.archive)} archive; "
+                     f"{rls} RLS, {len(g.views)} view, {guards} guard, {len(g.counters)} counter, {len(g.gin)} GIN, "
+                     f"{len(g.archive)} archive; "
                      f"{len(g.manual)} manual")
     return "\n".join(lines)

@@ -10,6 +10,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from synap_verify.contract.model import Contract
 from synap_verify.errors import SynapError
 from synap_verify.findings import Finding
 from synap_verify.resources import CONTRACT, LEGACY_GROUPS
@@ -18,7 +19,7 @@ from synap_verify.rls.lints import lint, read_facts
 from synap_verify.rls.probes import LEAK, NA, NOT_COVERED, PASS, TABLE_PROBES, ProbeReport, run_probes
 from synap_verify.server.templates import Database
 
-__all__ = ["RlsConfig", "RlsResult", "RlsSetup", "TenantContext", "check", "render_matrix", "setup"]
+__all__ = ["RlsConfig", "RlsResult", "RlsSetup", "TenantContext", "check", "from_contract", "render_matrix", "setup"]
 
 # tables the restructure renames: the legacy groups file knows them by their old names
 _RENAMED = {"conversation_turns": "llm", "messages": "llm", "message_feedbacks": "llm"}
@@ -72,6 +73,12 @@ def setup(contract_path: Path | None = None, tenant_settings: tuple[str, ...] = 
         tables = {table: group for group, names in data["groups"].items() for table in names}
         context = TenantContext(settings=tenant_settings or TenantContext().settings)
         return RlsSetup(RlsConfig(context=context), {**_RENAMED, **tables}, tables, frozenset(tables))
+    return from_contract(contract, tenant_settings)
+
+
+def from_contract(contract: Contract, tenant_settings: tuple[str, ...] = ()) -> RlsSetup:
+    """The RLS setup of a loaded contract: its schemas, tenant column, settings and tables (a contract with
+    ``unlisted:`` covers a catalog first, :meth:`Contract.covering`)."""
     rules = contract.rules
     tables = {t.name: t.group for t in contract.tables.values()}
     groups = {t.legacy_name: t.group for t in contract.tables.values() if t.legacy_name} | tables

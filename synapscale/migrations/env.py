@@ -4,6 +4,10 @@ The connection comes from the caller when there is one (the harness passes
 ``config.attributes["connection"]``), otherwise from ``SYNAPSCALE_DATABASE_URL`` or ``sqlalchemy.url``
 for a human running ``alembic upgrade heads``. Each revision runs in its own transaction, so a
 revision can leave it (``autocommit_block``) for ``CREATE INDEX CONCURRENTLY``.
+
+``TARGET`` is where the revisions restructure (schema, tenant column, tenant setting): every revision's
+``ops.begin()`` takes it from the context, and Alembic keeps its version table in that schema. The
+planner writes the database's own here (``synap-verify plan --out``).
 """
 
 from __future__ import annotations
@@ -13,17 +17,19 @@ import os
 from alembic import context
 from sqlalchemy import Connection, create_engine
 
-from synapscale.models import SCHEMA
+from synapscale.migrations import ops
 
+TARGET = ops.Target()
 config = context.config
 
 
 def run(connection: Connection) -> None:
     context.configure(
         connection=connection,
-        version_table_schema=SCHEMA,
+        version_table_schema=TARGET.schema,
         transaction_per_migration=True,
         target_metadata=None,
+        **{ops.TARGET_OPTION: TARGET},
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -14,8 +14,7 @@ from pathlib import Path
 
 from alembic import op
 
-from synapscale.migrations.ops.declarations import SCHEMA
-from synapscale.migrations.ops.plumbing import exists_table, q, run, scalar
+from synapscale.migrations.ops.plumbing import exists_table, q, run, scalar, schema
 
 
 def archive_dir() -> Path:
@@ -69,8 +68,8 @@ def archive_table(table: str, revision: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     rows = int(scalar(f"SELECT count(*) FROM {q(table)}"))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    path = folder / f"{SCHEMA}.{table}.{stamp}.dump"
-    subprocess.run([pg_tool("pg_dump"), "-Fc", "-t", f"{SCHEMA}.{table}", "-f", str(path), dsn], env=env, check=True,
+    path = folder / f"{schema()}.{table}.{stamp}.dump"
+    subprocess.run([pg_tool("pg_dump"), "-Fc", "-t", f"{schema()}.{table}", "-f", str(path), dsn], env=env, check=True,
                    capture_output=True)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     restored = _restored_rows(path, env)

@@ -22,7 +22,7 @@ from functools import partial
 import psycopg
 from alembic import op
 
-from synapscale.migrations.ops.declarations import JSONB_SUSPECT, SCHEMA, SHADOW, Table
+from synapscale.migrations.ops.declarations import JSONB_SUSPECT, SHADOW, Table
 from synapscale.migrations.ops.jsonb import backfill, quarantine_json
 from synapscale.migrations.ops.plumbing import (
     exists_table,
@@ -34,6 +34,7 @@ from synapscale.migrations.ops.plumbing import (
     run,
     run_all,
     scalar,
+    schema,
     step,
 )
 from synapscale.migrations.ops.rls import set_not_null
@@ -98,7 +99,7 @@ def _types(t: Table, old: str, new: str) -> tuple[str, str]:
 def _converters(old_type: str, new_type: str) -> tuple[str, str]:
     """Format strings turning a value of the old column into the new type, and back."""
     if (old_type, new_type) == ("json", "jsonb"):
-        return f"{SCHEMA}.json_to_jsonb({{}})", "({})::json"
+        return f"{schema()}.json_to_jsonb({{}})", "({})::json"
     return "{}", "{}"
 
 
@@ -115,11 +116,12 @@ def sync_function_sql(t: Table, old: str, new: str) -> str:
     n_old, n_new, o_old, o_new = f"NEW.{old}", f"NEW.{new}", f"OLD.{old}", f"OLD.{new}"
     keep = ""
     if old_type == "json":
-        keep = (f"IF {n_old} IS NOT NULL AND {n_old}::text ~ {lit(JSONB_SUSPECT)} AND NOT {SCHEMA}.jsonb_accepts({n_old}::text) "
+        keep = (f"IF {n_old} IS NOT NULL AND {n_old}::text ~ {lit(JSONB_SUSPECT)} "
+                f"AND NOT {schema()}.jsonb_accepts({n_old}::text) "
                 f"AND (TG_OP = 'INSERT' OR {n_old}::text IS DISTINCT FROM {o_old}::text) THEN INSERT INTO "
                 f"{q('migration_quarantine')} (table_name, primary_key, column_name, original_text, reason) VALUES "
                 f"({lit(t.name)}, NEW.id::text, {lit(old)}, {n_old}::text, 'jsonb_rejects'); END IF;\n    ")
-    return (f"CREATE OR REPLACE FUNCTION {SCHEMA}.{sync_name(t.name, old)}() RETURNS trigger LANGUAGE plpgsql "
+    return (f"CREATE OR REPLACE FUNCTION {schema()}.{sync_name(t.name, old)}() RETURNS trigger LANGUAGE plpgsql "
             f"SECURITY DEFINER SET search_path = pg_catalog AS $$\nBEGIN\n    {keep}"
             f"IF TG_OP = 'INSERT' THEN\n"
             f"        IF {n_new} IS NULL THEN {n_new} := {to_new.format(n_old)};\n"
@@ -142,7 +144,7 @@ def _add_synced(t: Table, old: str, new: str) -> None:
         run(f"ALTER TABLE {q(t.name)} ADD COLUMN {old} {old_type}")
     name = sync_name(t.name, old)
     run_all(sync_function_sql(t, old, new), f"DROP TRIGGER IF EXISTS {name} ON {q(t.name)}",
-            f"CREATE TRIGGER {name} BEFORE INSERT OR UPDATE ON {q(t.name)} FOR EACH ROW EXECUTE FUNCTION {SCHEMA}.{name}()")
+            f"CREATE TRIGGER {name} BEFORE INSERT OR UPDATE ON {q(t.name)} FOR EACH ROW EXECUTE FUNCTION {schema()}.{name}()")
 
 
 def expand_columns(t: Table) -> None:
@@ -186,13 +188,18 @@ def _restore_kept(t: Table, old: str, new: str) -> None:
 def _drop_kept(t: Table, old: str) -> None:
     """The contract of a kept column: its values journaled (the downgrade puts them back exactly), then dropped."""
     journal(t.name, old, "kept_dropped", f"SELECT id, {old} FROM {q(t.name)} WHERE {old} IS NOT NULL")
-    _drop_sync(t.name, old)
-    run(f"ALTER TABLE {q(t.name)} DROP COLUMN {old}")
+    _drop_old(t.name, old)
 
 
 def _drop_sync(table: str, old: str) -> None:
     run(f"DROP TRIGGER IF EXISTS {sync_name(table, old)} ON {q(table)}")
-    run(f"DROP FUNCTION IF EXISTS {SCHEMA}.{sync_name(table, old)}()")
+    run(f"DROP FUNCTION IF EXISTS {schema()}.{sync_name(table, old)}()")
+
+
+def _drop_old(table: str, old: str) -> None:
+    """The old column and the trigger keeping it in sync."""
+    _drop_sync(table, old)
+    run(f"ALTER TABLE {q(table)} DROP COLUMN {old}")
 
 
 def contract_columns(t: Table) -> None:
@@ -202,12 +209,7 @@ def contract_columns(t: Table) -> None:
             continue
         if is_not_null(t.name, old):
             set_not_null(t.name, new)
-        step(partial(_drop_renamed, t.name, old), t.name)
-
-
-def _drop_renamed(table: str, old: str) -> None:
-    _drop_sync(table, old)
-    run(f"ALTER TABLE {q(table)} DROP COLUMN {old}")
+        step(partial(_drop_old, t.name, old), t.name)
 
 
 def revert_columns(t: Table) -> None:

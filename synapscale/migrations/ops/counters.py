@@ -8,8 +8,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from functools import partial
 
-from synapscale.migrations.ops.declarations import DEFAULT_RECOUNT_BATCH, SCHEMA, Counter
-from synapscale.migrations.ops.plumbing import exists_table, lit, q, quarantine, run, run_all, scalar, step
+from synapscale.migrations.ops.declarations import DEFAULT_RECOUNT_BATCH, Counter
+from synapscale.migrations.ops.plumbing import exists_table, lit, q, quarantine, run, run_all, scalar, schema, step
 
 
 def counter_trigger(c: Counter) -> str:
@@ -22,7 +22,7 @@ def _set_clause(c: Counter) -> str:
 
 def counter_function(c: Counter) -> str:
     """The counter trigger's own function, named like its trigger."""
-    return f"{SCHEMA}.{counter_trigger(c)}"
+    return f"{schema()}.{counter_trigger(c)}"
 
 
 def _is_count(expr: str) -> bool:

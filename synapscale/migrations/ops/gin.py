@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from synapscale.migrations.ops.declarations import SCHEMA, Gin, log
-from synapscale.migrations.ops.plumbing import autocommit, concurrently, exists_table, has_column, q, run, scalar
+from synapscale.migrations.ops.declarations import Gin, log
+from synapscale.migrations.ops.plumbing import autocommit, concurrently, exists_table, has_column, q, run, scalar, schema, tenant
 
 # The containment operators the GIN indexes serve. Under RLS the planner may use a condition as an
 # index condition only when its function is LEAKPROOF (else it could see other tenants' rows before
@@ -36,7 +36,7 @@ def _leakproof(functions: Iterable[str], on: bool) -> None:
 def apply_gin(indexes: Sequence[Gin]) -> None:
     """CREATE INDEX CONCURRENTLY outside any transaction; a leftover invalid index is rebuilt.
 
-    On a tenant table the index leads with ``tenant_id`` (btree_gin): every application query is
+    On a tenant table the index leads with the tenant column (btree_gin): every application query is
     tenant-scoped, and a GIN posting list of the whole table for a common value (a widget type, a
     tag) costs more than the tenant's rows it is intersected with. Measured at small under RLS: the
     widget-type lookup went 0.024 -> 0.083 ms through a plain GIN index, 0.018 ms through this one.
@@ -44,12 +44,12 @@ def apply_gin(indexes: Sequence[Gin]) -> None:
     if not indexes:
         return
     with autocommit():
-        tenant = {g.table: has_column(g.table, "tenant_id") for g in indexes}
+        tenant_led = {g.table: has_column(g.table, tenant()) for g in indexes}
         _leakproof(sorted({f for f in map(_containment, indexes) if f}), on=True)
-        if any(tenant.values()):
+        if any(tenant_led.values()):
             run("CREATE EXTENSION IF NOT EXISTS btree_gin WITH SCHEMA public")
         for g in indexes:
-            columns = f"tenant_id, {g.column}" if tenant[g.table] else g.column
+            columns = f"{tenant()}, {g.column}" if tenant_led[g.table] else g.column
             concurrently(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {g.name} ON {q(g.table)} USING gin ({columns})",
                          g.table, g.name)
 
@@ -59,9 +59,9 @@ def revert_gin(indexes: Sequence[Gin]) -> None:
     btree_gin stays installed: it may have been there before, and it changes nothing by itself."""
     kinds = {f for g in indexes if exists_table(g.table) and (f := _containment(g))}
     for g in indexes:
-        run(f"DROP INDEX IF EXISTS {SCHEMA}.{g.name}")
+        run(f"DROP INDEX IF EXISTS {schema()}.{g.name}")
     remaining = scalar("SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a "
                        "ON a.oid = c.relam WHERE a.amname = 'gin' AND c.relnamespace = %(s)s::regnamespace",
-                       {"s": SCHEMA})
+                       {"s": schema()})
     if kinds and not remaining:
         _leakproof(sorted(kinds), on=False)

@@ -13,7 +13,14 @@ from synapscale.migrations.ops.gin import apply_gin, revert_gin
 from synapscale.migrations.ops.guards import apply_guards, apply_tenant_keys, revert_guards, revert_tenant_keys
 from synapscale.migrations.ops.jsonb import apply_json_and_time, revert_json_and_time
 from synapscale.migrations.ops.plumbing import autocommit, exists_table, grant_app, q, run_all, step
-from synapscale.migrations.ops.rls import apply_indexes, apply_tenant, revert_indexes, revert_tenant
+from synapscale.migrations.ops.rls import (
+    apply_indexes,
+    apply_tenant,
+    revert_indexes,
+    revert_tenant,
+    revert_views,
+    secure_views,
+)
 from synapscale.migrations.ops.views import is_view
 
 
@@ -44,6 +51,7 @@ def upgrade_group(g: Group) -> None:
         for t in g.tables:
             apply_tenant(t)
             apply_indexes(t)
+        secure_views(g.views)
         for t in g.tables:
             apply_guards(t)
             apply_tenant_keys(t)
@@ -62,6 +70,7 @@ def downgrade_group(g: Group) -> None:
     for t in g.tables:
         revert_tenant_keys(t)
         revert_guards(t)
+    revert_views(g.views)
     for t in g.tables:
         revert_indexes(t)
         revert_tenant(t)

@@ -4,8 +4,20 @@ from __future__ import annotations
 
 from functools import partial
 
-from synapscale.migrations.ops.declarations import CASCADE, SCHEMA, Table, log
-from synapscale.migrations.ops.plumbing import autocommit, concurrently, lit, q, quarantine, run, run_all, scalar, step
+from synapscale.migrations.ops.declarations import CASCADE, Table, log
+from synapscale.migrations.ops.plumbing import (
+    autocommit,
+    concurrently,
+    lit,
+    q,
+    quarantine,
+    run,
+    run_all,
+    scalar,
+    schema,
+    step,
+    tenant,
+)
 
 
 def guard_name(table: str, column: str) -> str:
@@ -14,7 +26,7 @@ def guard_name(table: str, column: str) -> str:
 
 def guard_function(table: str, column: str) -> str:
     """The guard's own trigger function, named like its trigger."""
-    return f"{SCHEMA}.{guard_name(table, column)}"
+    return f"{schema()}.{guard_name(table, column)}"
 
 
 def guard_function_sql(table: str, column: str, parent: str) -> str:
@@ -24,14 +36,15 @@ def guard_function_sql(table: str, column: str, parent: str) -> str:
     the caller cannot see (RLS) is refused like a foreign one. SECURITY INVOKER, so the caller's RLS
     decides what "visible" means.
     """
+    tc = tenant()
     return (
         f"CREATE OR REPLACE FUNCTION {guard_function(table, column)}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
         "DECLARE\n    parent_tenant uuid;\n    seen boolean;\nBEGIN\n"
         f"    IF NEW.{column} IS NULL THEN\n        RETURN NEW;\n    END IF;\n"
-        f"    SELECT p.tenant_id, true INTO parent_tenant, seen FROM {q(parent)} p WHERE p.id = NEW.{column};\n"
-        "    IF NEW.tenant_id IS NULL AND seen THEN\n        NEW.tenant_id := parent_tenant;\n"
-        "    ELSIF seen IS NOT TRUE OR parent_tenant IS DISTINCT FROM NEW.tenant_id THEN\n"
-        "        RAISE EXCEPTION '%.tenant_id % differs from the tenant of %.% %', TG_TABLE_NAME, NEW.tenant_id,\n"
+        f"    SELECT p.{tc}, true INTO parent_tenant, seen FROM {q(parent)} p WHERE p.id = NEW.{column};\n"
+        f"    IF NEW.{tc} IS NULL AND seen THEN\n        NEW.{tc} := parent_tenant;\n"
+        f"    ELSIF seen IS NOT TRUE OR parent_tenant IS DISTINCT FROM NEW.{tc} THEN\n"
+        f"        RAISE EXCEPTION '%.{tc} % differs from the tenant of %.% %', TG_TABLE_NAME, NEW.{tc},\n"
         f"            {lit(parent)}, {lit(column)}, NEW.{column} USING ERRCODE = 'check_violation';\n"
         "    END IF;\n    RETURN NEW;\nEND $$"
     )
@@ -53,7 +66,7 @@ def apply_guards(t: Table) -> None:
         name = guard_name(t.name, col)
         step(partial(
             run_all, guard_function_sql(t.name, col, parent), f"DROP TRIGGER IF EXISTS {name} ON {q(t.name)}",
-            f"CREATE TRIGGER {name} BEFORE INSERT OR UPDATE OF tenant_id, {col} ON {q(t.name)} FOR EACH ROW "
+            f"CREATE TRIGGER {name} BEFORE INSERT OR UPDATE OF {tenant()}, {col} ON {q(t.name)} FOR EACH ROW "
             f"WHEN (NEW.{col} IS NOT NULL) EXECUTE FUNCTION {guard_function(t.name, col)}()"),
              t.name, mode="SHARE ROW EXCLUSIVE")
         step(partial(_report_drift, t.name, col, parent))
@@ -61,10 +74,11 @@ def apply_guards(t: Table) -> None:
 
 def _report_drift(table: str, col: str, parent: str) -> int:
     """Quarantine-report the rows whose tenant differs from their parent's (reason 'tenant_drift')."""
+    tc = tenant()
     return quarantine(table, col, "tenant_drift",
-                      f"SELECT c.id, json_build_object('tenant_id', c.tenant_id, {lit(col)}, c.{col}, "
-                      f"'parent_tenant_id', p.tenant_id)::text FROM {q(table)} c JOIN {q(parent)} p ON p.id = c.{col} "
-                      f"WHERE c.tenant_id IS DISTINCT FROM p.tenant_id")
+                      f"SELECT c.id, json_build_object({lit(tc)}, c.{tc}, {lit(col)}, c.{col}, "
+                      f"{lit('parent_' + tc)}, p.{tc})::text FROM {q(table)} c JOIN {q(parent)} p ON p.id = c.{col} "
+                      f"WHERE c.{tc} IS DISTINCT FROM p.{tc}")
 
 
 def tenant_key_name(table: str, column: str) -> str:
@@ -72,7 +86,7 @@ def tenant_key_name(table: str, column: str) -> str:
 
 
 def parent_key_name(parent: str) -> str:
-    return f"{parent}_id_tenant_id_key"[:63]
+    return f"{parent}_id_{tenant()}_key"[:63]
 
 
 def apply_tenant_keys(t: Table) -> None:
@@ -98,11 +112,11 @@ def apply_tenant_keys(t: Table) -> None:
             raise ValueError(f"{t.name}.{col}: a composite tenant FK must CASCADE like its column's FK, not {fks[col].on_delete}")
         name, key = tenant_key_name(t.name, col), parent_key_name(parent)
         with autocommit():
-            concurrently(f"CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {key} ON {q(parent)} (id, tenant_id)", parent, key)
+            concurrently(f"CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {key} ON {q(parent)} (id, {tenant()})", parent, key)
         if not scalar("SELECT 1 FROM pg_constraint WHERE conrelid = %(t)s::regclass AND conname = %(n)s",
                       {"t": q(t.name), "n": name}):
-            step(partial(run, f'ALTER TABLE {q(t.name)} ADD CONSTRAINT "{name}" FOREIGN KEY ({col}, tenant_id) '
-                              f"REFERENCES {q(parent)} (id, tenant_id) ON DELETE CASCADE NOT VALID"),
+            step(partial(run, f'ALTER TABLE {q(t.name)} ADD CONSTRAINT "{name}" FOREIGN KEY ({col}, {tenant()}) '
+                              f"REFERENCES {q(parent)} (id, {tenant()}) ON DELETE CASCADE NOT VALID"),
                  t.name, parent, mode="SHARE ROW EXCLUSIVE")
         drifted = step(partial(_report_drift, t.name, col, parent))  # counts rows a rerun finds recorded too
         if drifted:
@@ -116,8 +130,8 @@ def revert_tenant_keys(t: Table) -> None:
     for col in t.tenant_keys:
         run(f'ALTER TABLE {q(t.name)} DROP CONSTRAINT IF EXISTS "{tenant_key_name(t.name, col)}"')
         key = parent_key_name(dict(t.parents)[col])
-        if not scalar("SELECT 1 FROM pg_constraint WHERE conindid = to_regclass(%(k)s)", {"k": f"{SCHEMA}.{key}"}):
-            run(f"DROP INDEX IF EXISTS {SCHEMA}.{key}")
+        if not scalar("SELECT 1 FROM pg_constraint WHERE conindid = to_regclass(%(k)s)", {"k": f"{schema()}.{key}"}):
+            run(f"DROP INDEX IF EXISTS {schema()}.{key}")
 
 
 def revert_guards(t: Table) -> None:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable
 from functools import partial
 
-from synapscale.migrations.ops.declarations import DEFAULT_EXPAND_CONTRACT_ROWS, JSONB_SUSPECT, SCHEMA, SHADOW, Table
+from synapscale.migrations.ops.declarations import DEFAULT_EXPAND_CONTRACT_ROWS, JSONB_SUSPECT, SHADOW, Table
 from synapscale.migrations.ops.plumbing import (
     autocommit,
     columns_of,
@@ -23,6 +23,7 @@ from synapscale.migrations.ops.plumbing import (
     run,
     run_all,
     scalar,
+    schema,
     step,
 )
 from synapscale.migrations.ops.views import lifted, with_views
@@ -50,13 +51,13 @@ def quarantine_json(table: str, column: str) -> int:
     """Every value of a json column that jsonb rejects goes, verbatim, into migration_quarantine."""
     return quarantine(table, column, "jsonb_rejects",
                       f"SELECT id, {column}::text FROM {q(table)} WHERE {column} IS NOT NULL "
-                      f"AND {column}::text ~ {lit(JSONB_SUSPECT)} AND NOT {SCHEMA}.jsonb_accepts({column}::text)")
+                      f"AND {column}::text ~ {lit(JSONB_SUSPECT)} AND NOT {schema()}.jsonb_accepts({column}::text)")
 
 
 def sanitise_json(table: str, column: str) -> None:
     """Rewrite (after quarantining) the values jsonb rejects into what json_sanitize keeps of them."""
-    run(f"UPDATE {q(table)} SET {column} = {SCHEMA}.json_sanitize({column}::text)::json WHERE {column} IS NOT NULL "
-        f"AND {column}::text ~ {lit(JSONB_SUSPECT)} AND NOT {SCHEMA}.jsonb_accepts({column}::text)")
+    run(f"UPDATE {q(table)} SET {column} = {schema()}.json_sanitize({column}::text)::json WHERE {column} IS NOT NULL "
+        f"AND {column}::text ~ {lit(JSONB_SUSPECT)} AND NOT {schema()}.jsonb_accepts({column}::text)")
 
 
 def expand_large(tables: Iterable[Table], batch: int = 5000) -> None:
@@ -79,12 +80,12 @@ def expand_large(tables: Iterable[Table], batch: int = 5000) -> None:
             cols = [c for c in converted(t) if c in columns_of(t.name, "json")]
             if not cols:
                 continue
-            fn = f"{SCHEMA}.{t.name}{SHADOW}_sync"
+            fn = f"{schema()}.{t.name}{SHADOW}_sync"
             body = "".join(f"IF NEW.{c} IS NOT NULL AND NEW.{c}::text ~ {lit(JSONB_SUSPECT)} "
-                           f"AND NOT {SCHEMA}.jsonb_accepts(NEW.{c}::text) THEN INSERT INTO {q('migration_quarantine')} "
+                           f"AND NOT {schema()}.jsonb_accepts(NEW.{c}::text) THEN INSERT INTO {q('migration_quarantine')} "
                            f"(table_name, primary_key, column_name, original_text, reason) VALUES ({lit(t.name)}, "
                            f"NEW.id::text, {lit(c)}, NEW.{c}::text, 'jsonb_rejects'); END IF; "
-                           f"NEW.{c}{SHADOW} := {SCHEMA}.json_to_jsonb(NEW.{c}); " for c in cols)
+                           f"NEW.{c}{SHADOW} := {schema()}.json_to_jsonb(NEW.{c}); " for c in cols)
 
             def shadow(t: Table = t, cols: list[str] = cols, fn: str = fn, body: str = body) -> None:
                 for c in cols:
@@ -99,7 +100,7 @@ def expand_large(tables: Iterable[Table], batch: int = 5000) -> None:
             step(shadow, t.name)
             for c in cols:  # a scan, without any lock beyond reading
                 step(partial(quarantine_json, t.name, c))
-            backfill(t.name, ", ".join(f"{c}{SHADOW} = {SCHEMA}.json_to_jsonb(t.{c})" for c in cols), batch=batch)
+            backfill(t.name, ", ".join(f"{c}{SHADOW} = {schema()}.json_to_jsonb(t.{c})" for c in cols), batch=batch)
             for c in cols:  # NOT NULL on the shadow without a long scan under an exclusive lock
                 if is_not_null(t.name, c):
                     ck = f"{t.name}_{c}{SHADOW}_nn"[:63]
@@ -128,7 +129,7 @@ def backfill(table: str, sets: str, where: str = "true", batch: int = 5000) -> N
 def _contract(t: Table, cols: list[str]) -> None:
     """Swap the backfilled shadow columns in: drop trigger and old column, rename, restore NOT NULL."""
     run(f"DROP TRIGGER IF EXISTS {t.name}{SHADOW}_sync ON {q(t.name)}")
-    run(f"DROP FUNCTION IF EXISTS {SCHEMA}.{t.name}{SHADOW}_sync()")
+    run(f"DROP FUNCTION IF EXISTS {schema()}.{t.name}{SHADOW}_sync()")
     for c in cols:
         notnull = is_not_null(t.name, c)
         run(f"ALTER TABLE {q(t.name)} DROP COLUMN {c}")
@@ -204,7 +205,7 @@ def _drop_plain_indexes(table: str, column: str) -> list[str]:
     with autocommit():
         for name, definition in rows:
             step(partial(journal, table, column, "index_rebuild", f"SELECT {lit(name)}, {lit(definition)}"))
-            concurrently(f'DROP INDEX CONCURRENTLY IF EXISTS {SCHEMA}."{name}"', table)
+            concurrently(f'DROP INDEX CONCURRENTLY IF EXISTS {schema()}."{name}"', table)
     return found
 
 
@@ -249,7 +250,8 @@ def revert_json_and_time(t: Table) -> None:
         if _has_now_default(t.name, c):
             parts.append(f"""ALTER COLUMN "{c}" SET DEFAULT (now() AT TIME ZONE 'utc')""")
     if parts:
-        run(f"ALTER TABLE {q(t.name)} " + ", ".join(parts))
+        with lifted(t.name):  # the database's own views reading the columns
+            run(f"ALTER TABLE {q(t.name)} " + ", ".join(parts))
     for c in t.json:
         run(f"UPDATE {q(t.name)} x SET {c} = s.original_text::json FROM ("
             f"SELECT DISTINCT ON (primary_key) primary_key, original_text FROM {q('migration_quarantine')} "

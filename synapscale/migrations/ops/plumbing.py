@@ -16,15 +16,28 @@ from synapscale.migrations.ops.declarations import (
     AUDIT_TABLES,
     DEFAULT_LOCK_RETRIES,
     DEFAULT_LOCK_TIMEOUT,
+    REFERENCE,
     RETRYABLE,
-    SCHEMA,
+    TARGET_OPTION,
     log,
+    target,
+    use,
 )
+
+
+def schema() -> str:
+    """The schema the running revisions restructure (:class:`Target`)."""
+    return target().schema
+
+
+def tenant() -> str:
+    """The tenant column of the running revisions (:class:`Target`)."""
+    return target().tenant_column
 
 
 def q(name: str) -> str:
     """A schema-qualified, quoted table name."""
-    return f'{SCHEMA}."{name}"'
+    return f'{schema()}."{name}"'
 
 
 def lit(text: str) -> str:
@@ -54,11 +67,13 @@ def lock_settings() -> None:
 
 
 def begin() -> None:
-    """Session settings of every revision: short lock waits, instants read as UTC.
+    """The run's :class:`Target` (env.py's ``synapscale_target``, else the reference's), then the session settings
+    of every revision: short lock waits, instants read as UTC.
 
     Session-wide, not LOCAL: a revision commits many short transactions and each must read naive
     timestamps as UTC.
     """
+    use(op.get_context().opts.get(TARGET_OPTION, REFERENCE))
     lock_settings()
     run("SET TimeZone = 'UTC'")
 
@@ -151,8 +166,8 @@ def concurrently(sql: str, table: str, building: str | None = None) -> None:
     for i in range(tries):
         try:
             if building and scalar("SELECT NOT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%(n)s)",
-                                   {"n": f"{SCHEMA}.{building}"}):
-                run(f"DROP INDEX CONCURRENTLY IF EXISTS {SCHEMA}.{building}")
+                                   {"n": f"{schema()}.{building}"}):
+                run(f"DROP INDEX CONCURRENTLY IF EXISTS {schema()}.{building}")
             run(sql)
             return
         except RETRYABLE as exc:
@@ -162,7 +177,7 @@ def concurrently(sql: str, table: str, building: str | None = None) -> None:
 
 
 def exists_table(name: str) -> bool:
-    return bool(scalar("SELECT to_regclass(%(n)s) IS NOT NULL", {"n": f'{SCHEMA}."{name}"'}))
+    return bool(scalar("SELECT to_regclass(%(n)s) IS NOT NULL", {"n": q(name)}))
 
 
 def columns_of(table: str, type_name: str) -> list[str]:
@@ -185,9 +200,9 @@ def is_not_null(table: str, column: str) -> bool:
 
 def grant_app() -> None:
     """Re-grant the application role on every table (new ones included); never on the audit tables."""
-    run(f"GRANT USAGE ON SCHEMA {SCHEMA} TO {APP_ROLE}")
-    run(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {SCHEMA} TO {APP_ROLE}")
-    run(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {SCHEMA} TO {APP_ROLE}")
+    run(f"GRANT USAGE ON SCHEMA {schema()} TO {APP_ROLE}")
+    run(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema()} TO {APP_ROLE}")
+    run(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema()} TO {APP_ROLE}")
     for t in AUDIT_TABLES:
         if exists_table(t):
             run(f"REVOKE ALL ON {q(t)} FROM {APP_ROLE}")

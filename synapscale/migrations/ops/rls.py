@@ -1,11 +1,12 @@
-"""G5 tenant_id + RLS: part of the restructure's shared mechanics (see the package docstring)."""
+"""G5 tenant column + RLS: part of the restructure's shared mechanics (see the package docstring)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
 
-from synapscale.migrations.ops.declarations import GLOBAL, REQUIRED, SCHEMA, Policy, Table
+from synapscale.migrations.ops.declarations import GLOBAL, REQUIRED, Policy, Table, target
 from synapscale.migrations.ops.jsonb import _plain_indexes
 from synapscale.migrations.ops.plumbing import (
     autocommit,
@@ -18,7 +19,9 @@ from synapscale.migrations.ops.plumbing import (
     q,
     quarantine,
     run,
+    schema,
     step,
+    tenant,
 )
 
 
@@ -39,50 +42,63 @@ def set_not_null(table: str, column: str) -> None:
 
 
 def apply_tenant(t: Table) -> None:
-    """tenant_id: derived from the parent where NULL, then NOT NULL if nothing is left; then RLS forced.
+    """The tenant column: derived from the parent where NULL, then NOT NULL if nothing is left; then RLS forced.
 
     The backfill and the check for leftovers take no table lock beyond their writes; the policies
     swap in one short transaction (RLS is never enabled without its policies).
     """
     if t.tenant is None:
         return
+    tc = tenant()
     if t.tenant == REQUIRED and not t.tenant_was_not_null:
         for col, parent in t.parents:
             if parent == t.name:
                 continue
             step(partial(
-                journal, t.name, "tenant_id", "tenant_backfill",
-                f"UPDATE {q(t.name)} c SET tenant_id = p.tenant_id FROM {q(parent)} p WHERE c.tenant_id IS NULL "
-                f"AND c.{col} = p.id AND p.tenant_id IS NOT NULL RETURNING c.id, NULL::text"))
-        missing = step(lambda: quarantine(t.name, "tenant_id", "tenant_missing",
-                                          f"SELECT id, NULL::text FROM {q(t.name)} WHERE tenant_id IS NULL"))
+                journal, t.name, tc, "tenant_backfill",
+                f"UPDATE {q(t.name)} c SET {tc} = p.{tc} FROM {q(parent)} p WHERE c.{tc} IS NULL "
+                f"AND c.{col} = p.id AND p.{tc} IS NOT NULL RETURNING c.id, NULL::text"))
+        missing = step(lambda: quarantine(t.name, tc, "tenant_missing",
+                                          f"SELECT id, NULL::text FROM {q(t.name)} WHERE {tc} IS NULL"))
         if not missing:
-            set_not_null(t.name, "tenant_id")
+            set_not_null(t.name, tc)
     step(lambda: _policies(t), t.name)
 
 
-# what current_tenant_id() returns, written out: the planner inlines a SQL function by parsing its
-# body again on every plan, +6 us per statement planned (measured on a by-id SELECT: 27.4 us as the
-# owner, 33.3 us with this expression, 38.9 us through the function)
-TENANT_CONTEXT = "NULLIF(current_setting('app.current_tenant_id', true), '')::uuid"
+def partitions(table: str) -> list[str]:
+    """The partitions of ``table``, at every level: a query naming one directly skips the parent's policies."""
+    return [r[0] for r in run(
+        "WITH RECURSIVE p(oid) AS (SELECT inhrelid FROM pg_inherits WHERE inhparent = %(t)s::regclass "
+        "UNION SELECT i.inhrelid FROM pg_inherits i JOIN p ON i.inhparent = p.oid) "
+        "SELECT c.relname::text FROM p JOIN pg_class c ON c.oid = p.oid ORDER BY 1", {"t": q(table)})]
 
 
 def _policies(t: Table) -> None:
-    for (pol,) in run("SELECT polname FROM pg_policy WHERE polrelid = %(t)s::regclass", {"t": q(t.name)}):
-        run(f'DROP POLICY "{pol}" ON {q(t.name)}')
-    run(f"ALTER TABLE {q(t.name)} ENABLE ROW LEVEL SECURITY")
-    run(f"ALTER TABLE {q(t.name)} FORCE ROW LEVEL SECURITY")
-    mine = f"tenant_id = {TENANT_CONTEXT}"
-    visible = f"({mine} OR tenant_id IS NULL)" if t.tenant == GLOBAL else mine
-    run(f"CREATE POLICY {t.name}_tenant_select ON {q(t.name)} FOR SELECT USING ({visible})")
-    run(f"CREATE POLICY {t.name}_tenant_insert ON {q(t.name)} FOR INSERT WITH CHECK ({mine})")
-    run(f"CREATE POLICY {t.name}_tenant_update ON {q(t.name)} FOR UPDATE USING ({mine}) WITH CHECK ({mine})")
-    run(f"CREATE POLICY {t.name}_tenant_delete ON {q(t.name)} FOR DELETE USING ({mine})")
+    """The four tenant policies, RLS enabled and forced: on the table and on each of its partitions."""
+    tc = tenant()
+    mine = f"{tc} = {target().tenant_context}"
+    visible = f"({mine} OR {tc} IS NULL)" if t.tenant == GLOBAL else mine
+    for name in (t.name, *partitions(t.name)):
+        for (pol,) in run("SELECT polname FROM pg_policy WHERE polrelid = %(t)s::regclass", {"t": q(name)}):
+            run(f'DROP POLICY "{pol}" ON {q(name)}')
+        run(f"ALTER TABLE {q(name)} ENABLE ROW LEVEL SECURITY")
+        run(f"ALTER TABLE {q(name)} FORCE ROW LEVEL SECURITY")
+        run(f"CREATE POLICY {name}_tenant_select ON {q(name)} FOR SELECT USING ({visible})")
+        run(f"CREATE POLICY {name}_tenant_insert ON {q(name)} FOR INSERT WITH CHECK ({mine})")
+        run(f"CREATE POLICY {name}_tenant_update ON {q(name)} FOR UPDATE USING ({mine}) WITH CHECK ({mine})")
+        run(f"CREATE POLICY {name}_tenant_delete ON {q(name)} FOR DELETE USING ({mine})")
 
 
 def revert_tenant(t: Table) -> None:
+    """Back to the legacy RLS state; partitions back to none (the planner leaves a partition with RLS of its own
+    to a person)."""
     if t.tenant is None:
         return
+    for name in partitions(t.name):
+        for (pol,) in run("SELECT polname FROM pg_policy WHERE polrelid = %(t)s::regclass", {"t": q(name)}):
+            run(f'DROP POLICY "{pol}" ON {q(name)}')
+        run(f"ALTER TABLE {q(name)} NO FORCE ROW LEVEL SECURITY")
+        run(f"ALTER TABLE {q(name)} DISABLE ROW LEVEL SECURITY")
     for (pol,) in run("SELECT polname FROM pg_policy WHERE polrelid = %(t)s::regclass", {"t": q(t.name)}):
         run(f'DROP POLICY "{pol}" ON {q(t.name)}')
     run(f"ALTER TABLE {q(t.name)} NO FORCE ROW LEVEL SECURITY")
@@ -96,10 +112,10 @@ def revert_tenant(t: Table) -> None:
     if t.legacy_rls == "policy":
         legacy = t.legacy_name or t.name
         run(f"CREATE POLICY {legacy}_tenant_isolation ON {q(t.name)} "
-            f"USING (tenant_id = current_setting('app.current_tenant_id')::uuid)")
+            f"USING ({tenant()} = current_setting({lit(target().tenant_setting)})::uuid)")
     if not t.tenant_was_not_null:
-        run(f"ALTER TABLE {q(t.name)} ALTER COLUMN tenant_id DROP NOT NULL")
-        run(f"UPDATE {q(t.name)} x SET tenant_id = NULL FROM {q('migration_undo')} u WHERE u.table_name = %(t)s "
+        run(f"ALTER TABLE {q(t.name)} ALTER COLUMN {tenant()} DROP NOT NULL")
+        run(f"UPDATE {q(t.name)} x SET {tenant()} = NULL FROM {q('migration_undo')} u WHERE u.table_name = %(t)s "
             f"AND u.kind = 'tenant_backfill' AND x.id::text = u.primary_key", {"t": t.name})
         forget(t.name, "tenant_backfill")
 
@@ -157,7 +173,7 @@ def apply_indexes(t: Table) -> None:
                 step(partial(journal, t.name, wide.key[0], "index_widened",
                              f"SELECT {lit(old)}, {lit(definition)} WHERE NOT EXISTS (SELECT 1 FROM {q('migration_undo')} "
                              f"WHERE table_name = {lit(t.name)} AND kind = 'index_widened' AND primary_key = {lit(old)})"))
-                concurrently(f'DROP INDEX CONCURRENTLY IF EXISTS {SCHEMA}."{old}"', t.name)
+                concurrently(f'DROP INDEX CONCURRENTLY IF EXISTS {schema()}."{old}"', t.name)
 
 
 def revert_indexes(t: Table) -> None:
@@ -167,5 +183,18 @@ def revert_indexes(t: Table) -> None:
                              {"t": t.name}):
         run(str(definition).replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1))
     for columns in t.indexes:
-        run(f"DROP INDEX IF EXISTS {SCHEMA}.{WideIndex.of(t.name, columns).name}")
+        run(f"DROP INDEX IF EXISTS {schema()}.{WideIndex.of(t.name, columns).name}")
     forget(t.name, "index_widened")
+
+
+def secure_views(views: Iterable[str]) -> None:
+    """``security_invoker`` on views reading tenant tables: the tables' RLS then applies to the view's reader, where
+    a view running with its owner's rights shows every tenant's rows (the compatibility views are made so too)."""
+    for view in views:
+        step(partial(run, f"ALTER VIEW {q(view)} SET (security_invoker = true)"), view)
+
+
+def revert_views(views: Iterable[str]) -> None:
+    for view in views:
+        if exists_table(view):
+            run(f"ALTER VIEW {q(view)} RESET (security_invoker)")

@@ -2,7 +2,7 @@
 
 What every group revision needs first (spec: G5 tenant context and application role, G1 quarantine,
 G9 archive audit):
-- ``current_tenant_id()``: ``app.current_tenant_id`` read with missing_ok, NULL when absent or empty
+- ``current_tenant_id()``: the target's tenant setting (``app.current_tenant_id``) read with missing_ok, NULL when absent or empty
   (fail closed: no tenant context, no rows);
 - role ``synapscale_app``: LOGIN, not superuser, not BYPASSRLS, owns nothing (cluster-wide, so
   created only if missing);
@@ -26,10 +26,13 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-S = ops.SCHEMA
-FUNCTIONS = f"""
+
+def functions(target: ops.Target) -> str:
+    """The shared functions, in the run's schema (env.py's target): computed when the revision runs."""
+    S = target.schema
+    return f"""
 CREATE OR REPLACE FUNCTION {S}.current_tenant_id() RETURNS uuid LANGUAGE sql STABLE AS $$
-    SELECT NULLIF(current_setting('app.current_tenant_id', true), '')::uuid
+    SELECT {target.tenant_context}
 $$;
 
 CREATE OR REPLACE FUNCTION {S}.jsonb_accepts(txt text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$
@@ -68,7 +71,10 @@ CREATE OR REPLACE FUNCTION {S}.json_to_jsonb(j json) RETURNS jsonb LANGUAGE sql 
 $$;
 """
 
-TABLES = f"""
+
+def tables(S: str) -> str:
+    """The audit tables in schema ``S``."""
+    return f"""
 CREATE TABLE IF NOT EXISTS {S}.migration_quarantine (
     id              bigserial PRIMARY KEY,
     table_name      text NOT NULL,
@@ -113,13 +119,14 @@ def upgrade() -> None:
         END IF;
     END $$""")
     ops.run(f"ALTER ROLE {ops.APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS")
-    ops.run(TABLES)
-    ops.run(FUNCTIONS)
+    ops.run(tables(ops.schema()))
+    ops.run(functions(ops.target()))
     ops.grant_app()
 
 
 def downgrade() -> None:
     ops.begin()
+    S = ops.schema()
     # a G7/G8 trigger function its group's downgrade left behind (a table gone, a renamed group)
     ops.run(f"""DO $$ DECLARE f regprocedure; BEGIN
         FOR f IN SELECT p.oid FROM pg_proc p WHERE p.pronamespace = '{S}'::regnamespace
