@@ -26,6 +26,7 @@ import psycopg
 from synap_verify import datagen, migrate
 from synap_verify.catalog import read_catalog, user_schemas
 from synap_verify.datagen.schema import LeftOut, dump_schema, load_schema_file
+from synap_verify.datagen.stats import load_stats
 from synap_verify.errors import SynapError
 from synap_verify.groups import GROUPS
 from synap_verify.resources import LEGACY_SCHEMA, PROFILES
@@ -41,7 +42,7 @@ Progress = Callable[[str], None]
 # Settings fields the states are made of (paths by content, other values as they are). A new input is one
 # more name in the tuple of the first state it changes: the loaded states' inputs key a cache entry, the
 # migrated state's inputs are hashed into its name, so an entry holds migrated states of several histories.
-LOADED_INPUTS = ("baseline", "baseline_prelude", "baseline_skip_missing", "scale", "seed")
+LOADED_INPUTS = ("baseline", "baseline_prelude", "baseline_skip_missing", "scale", "seed", "stats", "stats_scale")
 MIGRATED_INPUTS = ("alembic", "contract", "groups")
 GENERATOR = (Path(datagen.__file__).parent, PROFILES)  # the data generator's sources and profiles
 ENVIRONMENT = ("SYNAPSCALE_", "PG")  # variables a migration or a load may read (hashed: they may hold secrets)
@@ -207,7 +208,12 @@ class Pipeline:
             catalog = read_catalog(conn, user_schemas(conn))
         self.say(f"synap-verify: loading {len(catalog.tables)} tables at scale '{self.settings.scale}' "
                  f"(seed {self.settings.seed})")
-        report = datagen.fill(dsn, catalog, self.settings.scale, self.settings.seed, self._progress())
+        stats = None if self.settings.stats is None else load_stats(self.settings.stats)
+        if stats is not None:
+            self.say(f"synap-verify: shaping the data by the statistics of {len(stats.tables)} tables "
+                     f"(row counts x {self.settings.stats_scale:g}; statistics only, no row was read)")
+        report = datagen.fill(dsn, catalog, self.settings.scale, self.settings.seed, self._progress(), stats,
+                              self.settings.stats_scale)
         self.load_report = replace(report, notes=tuple(f"left out of the baseline: {x}" for x in self.left_out)
                                    + report.notes)
         self.timings["load"] = time.perf_counter() - began
@@ -260,7 +266,10 @@ def loaded_inputs(settings: Settings, baseline: Path) -> dict[str, str]:
     """What the schema and legacy states are made of, each by content: a cache entry's key is their hash."""
     inputs = {"postgres": f"{settings.backend}: {binary_version(local_bindir(settings.backend))}",
               "generator": fingerprint(*GENERATOR)}
-    return inputs | _values(settings, LOADED_INPUTS, {"baseline": baseline})
+    values = _values(settings, LOADED_INPUTS, {"baseline": baseline})
+    if isinstance(settings.stats, str):  # statistics read from a DSN: keyed by what was read, never by the DSN
+        values["stats"] = hashlib.sha256(load_stats(settings.stats).to_json().encode()).hexdigest()
+    return inputs | values
 
 
 def migrated_inputs(settings: Settings) -> dict[str, str]:

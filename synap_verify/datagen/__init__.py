@@ -23,6 +23,7 @@ from synap_verify.datagen import scenarios
 from synap_verify.datagen.fallback import TableOutcome, fill_validated, remove_orphans
 from synap_verify.datagen.plan import INT_CAPACITY, Chunk, Planner, TablePlan, TypeInfo, copy_text, read_type_info
 from synap_verify.datagen.profiles import load_profile
+from synap_verify.datagen.stats import Stats, build_shape
 
 __all__ = ["LoadReport", "TableOutcome", "fill", "fk_violations"]
 
@@ -62,13 +63,18 @@ class LoadReport:
             [f"{t}: not fillable: {why}" for t, why in sorted(self.unfillable.items())]
 
 
-def fill(dsn: str, catalog: Catalog, scale: str, seed: int, progress: Progress | None = None) -> LoadReport:
-    """Fill every table of ``catalog`` in FK order with COPY, then VACUUM ANALYZE. Deterministic from seed."""
+def fill(dsn: str, catalog: Catalog, scale: str, seed: int, progress: Progress | None = None,
+         stats: Stats | None = None, stats_scale: float = 1.0) -> LoadReport:
+    """Fill every table of ``catalog`` in FK order with COPY, then VACUUM ANALYZE. Deterministic from seed.
+    With ``stats``, row counts are production's times ``stats_scale`` and columns follow its statistics."""
     began = time.perf_counter()
     profile = load_profile(scale)
     with psycopg.connect(dsn, autocommit=True) as conn:
         types = read_type_info(conn, catalog.schemas)
-        planner = Planner(catalog, profile, seed, types)
+        shape = None if stats is None else build_shape(conn, catalog, stats, stats_scale, types.domains)
+        planner = Planner(catalog, profile, seed, types, shape)
+        if shape is not None:
+            planner.notes.extend(shape.notes)
         plans = planner.build()
         planned = time.perf_counter() - began
         replica = _skip_triggers(conn)
