@@ -85,8 +85,7 @@ class Stats:
 
 
 def read_stats(conn: psycopg.Connection, schemas: Sequence[str]) -> Stats:
-    """reltuples and pg_stats of every table of ``schemas``, in a read-only transaction (no row is read)."""
-    conn.read_only = True
+    """reltuples and pg_stats of every table of ``schemas`` (no row is read), in one transaction."""
     with conn.transaction():
         tables: dict[str, TableStats] = {}
         for schema, name, rows in conn.execute(
@@ -124,7 +123,8 @@ def load_stats(source: Path | str) -> Stats:
     from synap_verify.server import redact
 
     try:
-        with psycopg.connect(source, connect_timeout=10) as conn:
+        with psycopg.connect(source, autocommit=True, connect_timeout=10) as conn:
+            conn.read_only = True  # every transaction of this session is read-only: nothing can be written
             return read_stats(conn, user_schemas(conn))
     except psycopg.Error as exc:
         raise SynapError(f"cannot read statistics from {redact(source)}: {first_line(exc, 160)}: check the DSN "
@@ -236,10 +236,9 @@ def _column_shape(conn: psycopg.Connection, table: Table, col: Column, typ: str,
         return ColumnShape(np.array([OWN, V.NULL], dtype=object), np.array([1.0 - null, 1.0])) if col.nullable else None
     weights = [f for _, f in mcv]
     share = max(0.0, 1.0 - null - sum(weights))
-    if rest:
-        weights += [share / len(rest)] * len(rest)
-    elif weights:  # no histogram: the MCVs take the whole non-NULL mass
-        weights = [w * (1 - null) / sum(weights) for w in weights]
+    if rest:  # each at the share it would have among all the values wanted (fewer made: all scale up alike)
+        weights += [share / max(len(rest), rest_count)] * len(rest)
+    weights = [w * (1 - null) / sum(weights) for w in weights]  # the non-NULL mass, whatever was dropped
     probs = np.array([*weights, null], dtype=np.float64)
     texts = np.empty(len(probs), dtype=object)
     texts[:-1] = [V.copy_escape(v) for v in [v for v, _ in mcv] + rest]
