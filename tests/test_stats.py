@@ -3,6 +3,7 @@ its exported statistics alone, measured column by column and plan by plan; bad s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -179,3 +180,17 @@ def test_unreachable_dsn_is_exit_2_and_one_line(capsys: pytest.CaptureFixture[st
     assert err.count("\n") == 1 and "check the DSN" in err and "secret" not in err
     assert cli.main(["stats", "compare", "--source", str(tmp_path / "missing.json"), "--copy", str(out)]) == 2
     assert "synap-verify stats export" in capsys.readouterr().err
+
+
+def test_generate_shapes_by_a_statistics_file(source: tuple[psycopg.Connection, Path], tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """The command end to end: a dump and a statistics file in, production's row counts times the factor out."""
+    _, path = source
+    dump = tmp_path / "shop.sql"
+    dump.write_text(SCHEMA)
+    assert cli.main(["generate", "--baseline", str(dump), "--stats", str(path), "--stats-scale", "0.5",
+                     "--scale", "tiny"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^customers\s+1,500$", out, re.M) and re.search(r"^orders\s+3,000$", out, re.M), out
+    assert cli.main(["generate", "--baseline", str(dump), "--stats", str(tmp_path / "none.json")]) == 2
+    assert "--synap-stats" in capsys.readouterr().err

@@ -738,8 +738,8 @@ class Planner:
         null_rate = 0.0 if not col.nullable or name in checks.forced or not own else \
             0.85 if any(h in name for h in RARELY_SET) else 0.1
         shaped = self.shape.columns.get((tp.name, name)) if self.shape is not None and own else None
-        if shaped is not None and name not in checks.forced:
-            return self._shaped_fn(tp, col, checks, shaped)
+        if shaped is not None and (name not in checks.forced or shaped.values[0] != OWN):
+            return self._shaped_fn(tp, col, checks, shaped.non_null() if name in checks.forced else shaped)
         if name in checks.allowed:
             return _pool_fn(_obj([V.copy_escape(v) for v in checks.allowed[name]]), null_rate)
         if typ in self.types.enums:

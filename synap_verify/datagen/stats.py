@@ -140,6 +140,11 @@ class ColumnShape:
     values: np.ndarray  # COPY texts (or OWN); the last slot is NULL
     cdf: np.ndarray  # one per value; the last is 1.0
 
+    def non_null(self) -> ColumnShape:
+        """The distribution without its NULL share: for columns whose NULLs a row rule decides."""
+        body = self.cdf[-2] if len(self.cdf) > 1 and self.cdf[-2] > 0 else 1.0
+        return ColumnShape(self.values, np.minimum(self.cdf / body, 1.0))
+
     def draw(self, j: np.ndarray, count: int, salt: int) -> list[str]:
         """Values of logical rows ``j`` of ``count``: stratified, not sampled. A salted bijection of 0..count-1
         puts every row on its own quantile, so each value gets its frequency's share of the rows to within one
