@@ -23,10 +23,9 @@ from synap_verify.datagen.fidelity import (
     PlanLikeness,
     compare_columns,
     compare_plans,
-    id_columns,
     summary,
 )
-from synap_verify.datagen.stats import Stats, load_stats, read_stats
+from synap_verify.datagen.stats import Stats, id_columns, load_stats, read_stats
 from synap_verify.errors import SynapError
 from synap_verify.groups import SCHEMA
 from synap_verify.resources import WORKLOAD

@@ -15,7 +15,6 @@ from typing import Any
 import psycopg
 
 from synap_verify.bench.workload import Query
-from synap_verify.catalog import Catalog
 from synap_verify.datagen.stats import ColumnStats, Stats
 from synap_verify.errors import first_line
 
@@ -30,16 +29,6 @@ class ColumnLikeness:
     distinct_ratio: float  # max/min of the two distinct counts (1 = equal)
     mcv_overlap: float | None  # share of the source's MCV frequency mass whose values are MCVs of the copy too
     ids: bool = False  # key/FK column: its values are made afresh, so the overlap is of the MCV frequencies
-
-
-def id_columns(catalog: Catalog) -> set[tuple[str, str]]:
-    """(schema.table, column) of keys, FKs and tenant columns: identifiers a copy makes afresh (never copied)."""
-    out = set()
-    for t in catalog.tables.values():
-        cols = {*t.primary_key, *(c for u in t.uniques for c in u), *(c for fk in t.foreign_keys for c in fk.columns),
-                *(c for ix in t.indexes if ix.unique for c in ix.columns), "tenant_id"}
-        out |= {(f"{t.schema}.{t.name}", c) for c in cols}
-    return out
 
 
 def compare_columns(source: Stats, copy: Stats, ids: set[tuple[str, str]] = frozenset()) -> list[ColumnLikeness]:  # type: ignore[assignment]

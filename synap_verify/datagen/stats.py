@@ -194,6 +194,7 @@ def build_shape(conn: psycopg.Connection, catalog: Catalog, stats: Stats, factor
     """Match the statistics to the catalog and build every column's checked distribution."""
     shape = Shape(stats, factor)
     check_matches(stats, catalog)
+    ids = id_columns(catalog)
     for table in catalog.tables.values():
         ts = shape.table(table)
         if ts is None:
@@ -206,11 +207,23 @@ def build_shape(conn: psycopg.Connection, catalog: Catalog, stats: Stats, factor
             if col is None:
                 shape.notes.append(f"statistics: {table.name}.{name} is not a column of the baseline: ignored")
                 continue
+            if (f"{table.schema}.{table.name}", name) in ids:
+                continue  # made from the row's key (FKs take their NULL share and fan-out from the statistics)
             typ = base_type.get(col.type, col.type)
             made = _column_shape(conn, table, col, typ, cs, rows, shape.notes)
             if made is not None:
                 shape.columns[(table.name, name)] = made
     return shape
+
+
+def id_columns(catalog: Catalog) -> set[tuple[str, str]]:
+    """(schema.table, column) of keys, FKs and tenant columns: identifiers a copy makes afresh (never copied)."""
+    out = set()
+    for t in catalog.tables.values():
+        cols = {*t.primary_key, *(c for u in t.uniques for c in u), *(c for fk in t.foreign_keys for c in fk.columns),
+                *(c for ix in t.indexes if ix.unique for c in ix.columns), "tenant_id"}
+        out |= {(f"{t.schema}.{t.name}", c) for c in cols}
+    return out
 
 
 def check_matches(stats: Stats, catalog: Catalog) -> None:
@@ -236,7 +249,8 @@ def _column_shape(conn: psycopg.Connection, table: Table, col: Column, typ: str,
     if dropped:
         notes.append(f"statistics: {table.name}.{col.name}: {len(dropped)} most common value(s) dropped, they do not "
                      f"fit the column's type or CHECK constraints (e.g. {dropped[0][:40]!r})")
-    rest = [v for v in rest if v in fits and v not in dict(mcv)]
+    common = {v for v, _ in mcv}
+    rest = [v for v in rest if v in fits and v not in common]
     if not mcv and not rest:  # no values stated (json has no MCVs): the generator's own, with the stated NULLs
         return ColumnShape(np.array([OWN, V.NULL], dtype=object), np.array([1.0 - null, 1.0])) if col.nullable else None
     weights = [f for _, f in mcv]
