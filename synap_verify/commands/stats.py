@@ -153,7 +153,8 @@ def _print(columns: list[ColumnLikeness], plans: list[PlanLikeness], worst: int)
           f"({s['mcv_within']:.1%} at least {GOALS['mcv']:.0%}); id columns' MCV frequencies over {s['id_columns']:.0f} "
           f"columns median {s.get('id_frequencies_median', 1):.0%} worst {s.get('id_frequencies_worst', 1):.0%}; "
           f"plans: {s['plans_same']:.0%} of "
-          f"{s['plans_comparable']:.0f} comparable queries have the same node types ({s['plans']:.0f} read queries in the workload)")
+          f"{s['plans_comparable']:.0f} comparable queries have the same node types "
+          f"({s['plans']:.0f} read queries in the workload)")
     met = s["null_frac_within"] == 1 and s["n_distinct_within"] == 1 and s["mcv_within"] == 1 \
         and s["plans_same"] >= GOALS["plans"]
     return 0 if met else 1
