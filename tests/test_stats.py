@@ -19,7 +19,10 @@ from synap_verify.datagen import LoadReport, fill
 from synap_verify.datagen.fidelity import GOALS, compare_columns, compare_plans, summary
 from synap_verify.datagen.stats import Stats, id_columns, load_stats, read_stats
 from synap_verify.errors import SynapError
+from synap_verify.pipeline import loaded_inputs
+from synap_verify.resources import LEGACY_SCHEMA
 from synap_verify.server import Server
+from synap_verify.settings import Settings
 
 SCHEMA = """
 CREATE SCHEMA shop;
@@ -173,6 +176,16 @@ def test_a_malformed_statistics_file_is_one_line_naming_the_fix(tmp_path: Path, 
     assert "\n" not in str(caught.value)
 
 
+def test_the_statistics_key_the_loaded_state(source: tuple[psycopg.Connection, Path]) -> None:
+    """A state built from statistics is never taken from the cache for one built without (or from others)."""
+    _, path = source
+    keys = {loaded_inputs(Settings.resolve(given), LEGACY_SCHEMA)["stats"]
+            for given in ({}, {"stats": str(path)}, {"stats": str(path), "stats_scale": "0.5"})}
+    with_factor = {loaded_inputs(Settings.resolve({"stats": str(path), "stats_scale": f}), LEGACY_SCHEMA)["stats_scale"]
+                   for f in ("1", "0.5")}
+    assert len(keys) == 2 and len(with_factor) == 2
+
+
 def test_unreachable_dsn_is_exit_2_and_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     out = tmp_path / "stats.json"
     code = cli.main(["stats", "export", "--dsn", "postgresql://someone:secret@127.0.0.1:1/prod", "--out", str(out)])
@@ -192,6 +205,8 @@ def test_generate_shapes_by_a_statistics_file(source: tuple[psycopg.Connection, 
     assert cli.main(["generate", "--baseline", str(dump), "--stats", str(path), "--stats-scale", "0.5",
                      "--scale", "tiny"]) == 0
     out = capsys.readouterr().out
+    assert "statistics: data shaped by the statistics of 2 tables, row counts production's x 0.5 (only reltuples " \
+           "and pg_stats were read, never a row)" in out
     assert re.search(r"^customers\s+1,500$", out, re.M) and re.search(r"^orders\s+3,000$", out, re.M), out
     assert cli.main(["generate", "--baseline", str(dump), "--stats", str(tmp_path / "none.json")]) == 2
     assert "--synap-stats" in capsys.readouterr().err
