@@ -39,7 +39,8 @@ CREATE TABLE shop.orders (
     customer_id bigint REFERENCES shop.customers (id),
     amount numeric(10,2) NOT NULL CHECK (amount >= 0),
     status text NOT NULL,
-    placed date
+    placed date,
+    created timestamptz NOT NULL
 );
 CREATE INDEX ix_orders_customer ON shop.orders (customer_id);
 CREATE INDEX ix_orders_status ON shop.orders (status);
@@ -55,7 +56,7 @@ SELECT i, CASE WHEN i % 10 < 7 THEN 'gold' WHEN i % 10 < 9 THEN 'silver' ELSE 'b
 INSERT INTO shop.orders
 SELECT i, CASE WHEN i % 10 <> 0 THEN 1 + (i * 31) % 500 END, (i * 13 % 10000) / 100.0,
        CASE WHEN i % 20 = 0 THEN 'refunded' WHEN i % 20 < 4 THEN 'pending' ELSE 'paid' END,
-       date '2024-01-01' + i % 300
+       date '2024-01-01' + i % 300, timestamptz '2024-01-01 00:00+00' + i * interval '1 minute'
   FROM generate_series(1, 6000) i;
 ANALYZE;
 """
@@ -105,6 +106,8 @@ def test_a_copy_from_statistics_alone_has_the_sources_statistics_and_plans(
     assert s["n_distinct_within"] == 1, s
     assert s["mcv_columns"] >= 5 and s["mcv_within"] == 1, s
     assert s["plans_comparable"] == 2 and s["plans_same"] == 1, s
+    # orders.created rises with the rows; tier and status show the correlation ties alone make (about 0.54, 0.66)
+    assert s["ordered_columns"] == 3 and s["correlation_within"] == 1, s
     # FK fan-out: 500 of the 3000 customers have orders, in the copy as in the source
     referenced = copy.execute("SELECT count(DISTINCT customer_id) FROM shop.orders").fetchone()[0]  # type: ignore[index]
     assert 250 <= referenced <= 1000
@@ -118,6 +121,7 @@ def test_shaping_ignored_is_caught_by_the_measurement(pg: Server, source: tuple[
     assert s["null_frac_within"] < 1 and s["null_frac_diff_worst"] > 0.1, s
     assert s["mcv_within"] < 1, s
     assert s["plans_same"] < 1, s  # the profile's row counts plan the workload differently
+    assert s["correlation_within"] < 1, s
 
 
 def test_null_shares_ignored_are_caught(pg: Server, source: tuple[psycopg.Connection, Path]) -> None:

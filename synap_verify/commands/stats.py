@@ -152,6 +152,8 @@ def _print(columns: list[ColumnLikeness], plans: list[PlanLikeness], worst: int)
           f"columns median {s.get('mcv_overlap_median', 1):.0%} worst {s.get('mcv_overlap_worst', 1):.0%} "
           f"({s['mcv_within']:.1%} at least {GOALS['mcv']:.0%}); id columns' MCV frequencies over {s['id_columns']:.0f} "
           f"columns median {s.get('id_frequencies_median', 1):.0%} worst {s.get('id_frequencies_worst', 1):.0%}; "
+          f"correlation of {s['ordered_columns']:.0f} ordered columns within {GOALS['correlation']}: "
+          f"{s['correlation_within']:.1%} (worst diff {s.get('correlation_diff_worst', 0):.2f}); "
           f"plans: {s['plans_same']:.0%} of "
           f"{s['plans_comparable']:.0f} comparable queries have the same node types "
           f"({s['plans']:.0f} read queries in the workload)")

@@ -722,13 +722,14 @@ class Planner:
         """Values as the statistics state them; where they state none (OWN), the generator's own."""
         salt = stable_id(self.seed, tp.tid, col.name) % (1 << 30)
         if shaped.values[0] != OWN:
-            return lambda ch: shaped.draw(ch.j, tp.count, salt)
+            return lambda ch: shaped.draw(ch.j, tp.count, salt, (tp.a, tp.b))
         made = self._random_fn(tp, col, checks, own=False)
         if made is None:
             return None
 
         def values(ch: Chunk) -> list[str]:
-            return [m if d == OWN else d for m, d in zip(made(ch), shaped.draw(ch.j, tp.count, salt), strict=True)]
+            return [m if d == OWN else d for m, d in zip(made(ch), shaped.draw(ch.j, tp.count, salt, (tp.a, tp.b)),
+                                                              strict=True)]
 
         return values
 

@@ -30,6 +30,7 @@ from synap_verify.errors import SynapError, first_line
 FORMAT = "synap-verify statistics 1"
 OWN = "\x00own"  # a slot for a value of the generator's own making (the statistics state none)
 NUMERIC = ("smallint", "integer", "bigint", "numeric", "real", "double precision")
+ORDERED = 0.5  # a |correlation| (beyond ties) from which a column is laid out in physical order (range scans)
 MAX_REST = 20_000  # distinct non-MCV values built per column (beyond: the n_distinct ratio is reported)
 
 
@@ -139,20 +140,29 @@ class ColumnShape:
 
     values: np.ndarray  # COPY texts (or OWN); the last slot is NULL
     cdf: np.ndarray  # one per value; the last is 1.0
+    order: int = 0  # 1: values rise with the physical row order (pg_stats.correlation >= ORDERED), -1: fall, 0: unrelated
 
     def non_null(self) -> ColumnShape:
         """The distribution without its NULL share: for columns whose NULLs a row rule decides."""
         body = self.cdf[-2] if len(self.cdf) > 1 and self.cdf[-2] > 0 else 1.0
-        return ColumnShape(self.values, np.minimum(self.cdf / body, 1.0))
+        return ColumnShape(self.values, np.minimum(self.cdf / body, 1.0), self.order)
 
-    def draw(self, j: np.ndarray, count: int, salt: int) -> list[str]:
-        """Values of logical rows ``j`` of ``count``: stratified, not sampled. A salted bijection of 0..count-1
-        puts every row on its own quantile, so each value gets its frequency's share of the rows to within one
-        row (the copy's MCVs and NULL share are the source's, not a sample's), in an order unrelated to j."""
-        a = (0x9E3779B1 + 2 * salt) % count or 1
-        while math.gcd(a, count) != 1:
-            a += 1
-        u = ((j * a + salt) % count + 0.5) / count
+    def draw(self, j: np.ndarray, count: int, salt: int, physical: tuple[int, int]) -> list[str]:
+        """Values of logical rows ``j`` of ``count``: stratified, not sampled. A bijection of 0..count-1 puts every
+        row on its own quantile, so each value gets its frequency's share of the rows to within one row (the
+        copy's MCVs and NULL share are the source's, not a sample's). The bijection is salted (an order unrelated
+        to the rows'), or, for an ordered column, the row's physical position (``j = (a*i + b) mod count``
+        inverted), so the copy's correlation is the source's."""
+        if self.order:
+            a, b = physical
+            pos = ((j - b) * pow(a, -1, count)) % count
+            pos = pos if self.order > 0 else count - 1 - pos
+        else:
+            a = (0x9E3779B1 + 2 * salt) % count or 1
+            while math.gcd(a, count) != 1:
+                a += 1
+            pos = (j * a + salt) % count
+        u = (pos + 0.5) / count
         return self.values[np.minimum(np.searchsorted(self.cdf, u, side="right"), len(self.values) - 1)].tolist()  # type: ignore[no-any-return]
 
 
@@ -266,7 +276,18 @@ def _column_shape(conn: psycopg.Connection, table: Table, col: Column, typ: str,
     texts[-1] = V.NULL
     cdf = np.cumsum(probs) / probs.sum()
     cdf[-1] = 1.0
-    return ColumnShape(texts, cdf)
+    return ColumnShape(texts, cdf, _order(cs.correlation, probs[:-1] / max(probs[:-1].sum(), 1e-12)))
+
+
+def _order(correlation: float | None, shares: np.ndarray) -> int:
+    """1/-1 when the column's values follow the physical row order beyond what ties alone make. pg_stats ranks
+    equal values by position, so a column of values in random order shows a correlation of about the sum of
+    its squared value shares (70/20/10%: 0.54); only the excess over that says the rows are laid out in order."""
+    if correlation is None:
+        return 0
+    ties = float((shares**2).sum())
+    excess = (abs(correlation) - ties) / max(1 - ties, 1e-9)
+    return 0 if excess < ORDERED else 1 if correlation > 0 else -1
 
 
 def _spread(typ: str, bounds: Sequence[str], count: int) -> list[str]:
