@@ -106,8 +106,8 @@ def test_a_copy_from_statistics_alone_has_the_sources_statistics_and_plans(
     assert s["n_distinct_within"] == 1, s
     assert s["mcv_columns"] >= 5 and s["mcv_within"] == 1, s
     assert s["plans_comparable"] == 2 and s["plans_same"] == 1, s
-    # orders.created rises with the rows; tier and status show the correlation ties alone make (about 0.54, 0.66)
-    assert s["ordered_columns"] == 3 and s["correlation_within"] == 1, s
+    # orders.created rises with the rows (tier and status show only the correlation ties make: 0.54, 0.66)
+    assert s["ordered_columns"] == 1 and s["correlation_within"] == 1, s
     # FK fan-out: 500 of the 3000 customers have orders, in the copy as in the source
     referenced = copy.execute("SELECT count(DISTINCT customer_id) FROM shop.orders").fetchone()[0]  # type: ignore[index]
     assert 250 <= referenced <= 1000

@@ -12,10 +12,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import psycopg
 
 from synap_verify.bench.workload import Query
-from synap_verify.datagen.stats import ORDERED, ColumnStats, Stats
+from synap_verify.datagen.stats import ColumnStats, Stats, laid_out
 from synap_verify.errors import first_line
 
 GOALS = {"null_frac": 0.02, "n_distinct": 2.0, "mcv": 0.8, "plans": 0.9,  # the issue's bars
@@ -30,7 +31,7 @@ class ColumnLikeness:
     distinct_ratio: float  # max/min of the two distinct counts (1 = equal)
     mcv_overlap: float | None  # share of the source's MCV frequency mass whose values are MCVs of the copy too
     ids: bool = False  # key/FK column: its values are made afresh, so the overlap is of the MCV frequencies
-    correlation_diff: float | None = None  # |copy - source| of pg_stats.correlation, for columns ordered in the source
+    correlation_diff: float | None = None  # |copy - source| of pg_stats.correlation, for columns laid out in order
 
 
 def compare_columns(source: Stats, copy: Stats, ids: set[tuple[str, str]] = frozenset()) -> list[ColumnLikeness]:  # type: ignore[assignment]
@@ -46,7 +47,7 @@ def compare_columns(source: Stats, copy: Stats, ids: set[tuple[str, str]] = froz
                 key = (name, col) in ids
                 out.append(ColumnLikeness(name, col, abs(c.null_frac - s.null_frac),
                                           _ratio(s.distinct(st.reltuples), c.distinct(ct.reltuples)),
-                                          _frequencies(s, c) if key else _overlap(s, c), key, _order(s, c)))
+                                          _frequencies(s, c) if key else _overlap(s, c), key, _order(s, c, st.reltuples)))
     return out
 
 
@@ -62,11 +63,13 @@ def _overlap(s: ColumnStats, c: ColumnStats) -> float | None:
     return sum(f for v, f in zip(s.mcv, s.mcf, strict=False) if v in theirs) / sum(s.mcf)
 
 
-def _order(s: ColumnStats, c: ColumnStats) -> float | None:
-    """For columns ordered in the source: how far the copy's correlation is from it."""
-    if s.correlation is None or abs(s.correlation) < ORDERED:
+def _order(s: ColumnStats, c: ColumnStats, rows: float) -> float | None:
+    """For columns laid out in order in the source (beyond ties; tables of 100 rows or more, below which a
+    correlation is noise): how far the copy's correlation is from it."""
+    shares = np.array(s.mcf, dtype=np.float64)
+    if rows < 100 or not laid_out(s.correlation, shares / max(1 - s.null_frac, 1e-9)):
         return None
-    return abs((c.correlation or 0.0) - s.correlation)
+    return abs((c.correlation or 0.0) - (s.correlation or 0.0))
 
 
 def _frequencies(s: ColumnStats, c: ColumnStats) -> float | None:

@@ -270,16 +270,20 @@ def _column_shape(conn: psycopg.Connection, table: Table, col: Column, typ: str,
     if rest:  # each at the share it would have among all the values wanted (fewer made: all scale up alike)
         weights += [share / max(len(rest), rest_count)] * len(rest)
     weights = [w * (1 - null) / sum(weights) for w in weights]  # the non-NULL mass, whatever was dropped
-    probs = np.array([*weights, null], dtype=np.float64)
+    entries = list(zip([v for v, _ in mcv] + rest, weights, strict=True))
+    order = laid_out(cs.correlation, np.array(weights) / max(sum(weights), 1e-12))
+    if order:  # laid out in physical order: the values in the type's order (quantile order = row order)
+        entries.sort(key=lambda e: fits[e[0]])
+    probs = np.array([w for _, w in entries] + [null], dtype=np.float64)
     texts = np.empty(len(probs), dtype=object)
-    texts[:-1] = [V.copy_escape(v) for v in [v for v, _ in mcv] + rest]
+    texts[:-1] = [V.copy_escape(v) for v, _ in entries]
     texts[-1] = V.NULL
     cdf = np.cumsum(probs) / probs.sum()
     cdf[-1] = 1.0
-    return ColumnShape(texts, cdf, _order(cs.correlation, probs[:-1] / max(probs[:-1].sum(), 1e-12)))
+    return ColumnShape(texts, cdf, order)
 
 
-def _order(correlation: float | None, shares: np.ndarray) -> int:
+def laid_out(correlation: float | None, shares: np.ndarray) -> int:
     """1/-1 when the column's values follow the physical row order beyond what ties alone make. pg_stats ranks
     equal values by position, so a column of values in random order shows a correlation of about the sum of
     its squared value shares (70/20/10%: 0.54); only the excess over that says the rows are laid out in order."""
@@ -327,28 +331,29 @@ def _spread(typ: str, bounds: Sequence[str], count: int) -> list[str]:
     return list(bounds)
 
 
-def _fitting(conn: psycopg.Connection, table: Table, col: Column, typ: str, candidates: list[str]) -> set[str]:
-    """The candidates the server accepts as the column's type and that pass its single-column CHECKs."""
+def _fitting(conn: psycopg.Connection, table: Table, col: Column, typ: str, candidates: list[str]) -> dict[str, int]:
+    """The candidates the server accepts as the column's type and that pass its single-column CHECKs, with
+    their rank in the type's order."""
     if not candidates:
-        return set()
+        return {}
     names = set(table.column_names)
     own = [re.sub(r"^CHECK \((.*)\)( NOT VALID)?$", r"\1", d) for _, d in table.checks
            if set(re.findall(r"\w+", re.sub(r"'(?:[^']|'')*'", "", d))) & names == {col.name}]
     same = "v = v::{t}::text" if typ.startswith("character") else "true"  # an explicit cast would truncate
     test = sql.SQL("SELECT v FROM unnest(%s::text[]) AS u(v) WHERE " + same + " AND (SELECT {c} FROM "
-                   "(SELECT u.v::{t} AS {n}) AS x) IS NOT FALSE").format(
+                   "(SELECT u.v::{t} AS {n}) AS x) IS NOT FALSE ORDER BY v::{t}").format(
         t=sql.SQL(col.type), n=sql.Identifier(col.name),
         c=sql.SQL(" AND ".join(f"({c})" for c in own) or "true"))
     try:
         with conn.transaction():
-            return {r[0] for r in conn.execute(test, [candidates])}
-    except psycopg.Error:  # a value the type refuses: judge them one by one
-        keep = set()
+            return {r[0]: rank for rank, r in enumerate(conn.execute(test, [candidates]))}
+    except psycopg.Error:  # a value the type refuses (or a type without order): judge them one by one
+        keep: dict[str, int] = {}
         for value in candidates:
             try:
                 with conn.transaction():
                     if conn.execute(test, [[value]]).fetchone():
-                        keep.add(value)
+                        keep[value] = len(keep)
             except psycopg.Error:
                 continue
         return keep
