@@ -10,6 +10,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import yaml
 from psycopg import sql
 
 from synap_verify import cli
@@ -214,3 +215,19 @@ def test_generate_shapes_by_a_statistics_file(source: tuple[psycopg.Connection, 
     assert re.search(r"^customers\s+1,500$", out, re.M) and re.search(r"^orders\s+3,000$", out, re.M), out
     assert cli.main(["generate", "--baseline", str(dump), "--stats", str(tmp_path / "none.json")]) == 2
     assert "--synap-stats" in capsys.readouterr().err
+
+
+def test_compare_command_passes_the_shaped_copy_and_fails_the_unshaped(
+        pg: Server, source: tuple[psycopg.Connection, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, path = source
+    workload = tmp_path / "workload.yaml"
+    workload.write_text(yaml.safe_dump({"queries": {q.name: {"group": "shop", "sql": q.legacy, "params": "SELECT 1"}
+                                                    for q in QUERIES}}))
+    _copy(pg, "stats_cmp_shaped", load_stats(path))
+    _copy(pg, "stats_cmp_unshaped", None)
+    for name, code in (("stats_cmp_shaped", 0), ("stats_cmp_unshaped", 1)):
+        assert cli.main(["stats", "compare", "--source", pg.dsn("stats_source"), "--copy", pg.dsn(name),
+                         "--workload", str(workload)]) == code
+        out = capsys.readouterr().out
+        assert "2 comparable queries" in out, out
+    assert "plan differs: orders_of_customer" in out or "plan differs: refunds" in out

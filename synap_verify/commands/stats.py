@@ -158,6 +158,7 @@ def _print(columns: list[ColumnLikeness], plans: list[PlanLikeness], worst: int)
           f"{s['plans_comparable']:.0f} comparable queries have the same node types "
           f"({s['plans']:.0f} read queries in the workload)")
     met = s["null_frac_within"] == 1 and s["n_distinct_within"] == 1 and s["mcv_within"] == 1 \
+        and s["correlation_within"] == 1 \
         and s["plans_same"] >= GOALS["plans"]
     return 0 if met else 1
 
@@ -166,7 +167,7 @@ def _badness(c: ColumnLikeness) -> float:
     """How far a column is from the bars, in multiples of each bar (1 = just at it)."""
     mcv = 1.0 if c.mcv_overlap is None or c.ids else c.mcv_overlap
     return max(c.null_diff / GOALS["null_frac"], math.log(c.distinct_ratio) / math.log(GOALS["n_distinct"]),
-               (1 - mcv) / (1 - GOALS["mcv"]))
+               (1 - mcv) / (1 - GOALS["mcv"]), (c.correlation_diff or 0.0) / GOALS["correlation"])
 
 
 def _shape(shape: tuple[str, ...] | str) -> str:
