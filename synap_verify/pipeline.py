@@ -77,6 +77,7 @@ class Pipeline:
     left_out: list[LeftOut] = field(default_factory=list)  # statements of the baseline not loaded, and why
     cached: CacheUse | None = None
     _baseline: Path | None = None
+    _stats_digest: str | None = None
 
     @classmethod
     def start(cls, settings: Settings, say: Progress = print) -> Pipeline:
@@ -112,7 +113,14 @@ class Pipeline:
 
     @property
     def tag(self) -> str:
-        return f"{self.settings.scale}_{self.settings.seed}"
+        """Scale and seed, and the statistics' digest and factor when they shape the data: a legacy state built
+        from other statistics (or none) is another database, also on a server that outlives the session."""
+        plain = f"{self.settings.scale}_{self.settings.seed}"
+        if self.settings.stats is None:
+            return plain
+        if self._stats_digest is None:
+            self._stats_digest = stats_digest(self.settings.stats)
+        return f"{plain}_stats_{self._stats_digest[:10]}_x{self.settings.stats_scale:g}".replace(".", "_")
 
     def schema_template(self) -> str:
         """The baseline schema with no rows: for structural checks that rerun migrations many times."""
@@ -267,9 +275,16 @@ def loaded_inputs(settings: Settings, baseline: Path) -> dict[str, str]:
     inputs = {"postgres": f"{settings.backend}: {binary_version(local_bindir(settings.backend))}",
               "generator": fingerprint(*GENERATOR)}
     values = _values(settings, LOADED_INPUTS, {"baseline": baseline})
-    if isinstance(settings.stats, str):  # statistics read from a DSN: keyed by what was read, never by the DSN
-        values["stats"] = hashlib.sha256(load_stats(settings.stats).to_json().encode()).hexdigest()
+    if settings.stats is not None:
+        values["stats"] = stats_digest(settings.stats)
     return inputs | values
+
+
+def stats_digest(source: Path | str) -> str:
+    """The statistics by content: a file's bytes, or what a DSN gave (a DSN itself is never stored or hashed)."""
+    if isinstance(source, Path):
+        return fingerprint(source)
+    return hashlib.sha256(load_stats(source).to_json().encode()).hexdigest()
 
 
 def migrated_inputs(settings: Settings) -> dict[str, str]:

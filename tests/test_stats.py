@@ -20,7 +20,7 @@ from synap_verify.datagen import LoadReport, fill
 from synap_verify.datagen.fidelity import GOALS, compare_columns, compare_plans, summary
 from synap_verify.datagen.stats import Stats, id_columns, load_stats, read_stats
 from synap_verify.errors import SynapError
-from synap_verify.pipeline import loaded_inputs
+from synap_verify.pipeline import Pipeline, loaded_inputs
 from synap_verify.resources import LEGACY_SCHEMA
 from synap_verify.server import Server
 from synap_verify.settings import Settings
@@ -181,9 +181,12 @@ def test_a_malformed_statistics_file_is_one_line_naming_the_fix(tmp_path: Path, 
     assert "\n" not in str(caught.value)
 
 
-def test_the_statistics_key_the_loaded_state(source: tuple[psycopg.Connection, Path]) -> None:
-    """A state built from statistics is never taken from the cache for one built without (or from others)."""
+def test_the_statistics_key_the_loaded_state(pg: Server, source: tuple[psycopg.Connection, Path]) -> None:
+    """A state built from statistics is never taken (from the cache, or a server's earlier templates) for one
+    built without them, from other statistics or at another factor."""
     _, path = source
+    given = ({}, {"stats": str(path)}, {"stats": str(path), "stats_scale": "0.5"})
+    assert len({Pipeline(Settings.resolve(g), pg).tag for g in given}) == 3
     keys = {loaded_inputs(Settings.resolve(given), LEGACY_SCHEMA)["stats"]
             for given in ({}, {"stats": str(path)}, {"stats": str(path), "stats_scale": "0.5"})}
     with_factor = {loaded_inputs(Settings.resolve({"stats": str(path), "stats_scale": f}), LEGACY_SCHEMA)["stats_scale"]
