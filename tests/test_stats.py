@@ -204,9 +204,10 @@ def test_unreachable_dsn_is_exit_2_and_one_line(capsys: pytest.CaptureFixture[st
     assert "synap-verify stats export" in capsys.readouterr().err
 
 
-def test_generate_shapes_by_a_statistics_file(source: tuple[psycopg.Connection, Path], tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
-    """The command end to end: a dump and a statistics file in, production's row counts times the factor out."""
+def test_generate_shapes_by_a_statistics_file_or_dsn(pg: Server, source: tuple[psycopg.Connection, Path],
+                                                     tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The command end to end: a dump and statistics (a file, or a DSN) in, production's row counts times the
+    factor out."""
     _, path = source
     dump = tmp_path / "shop.sql"
     dump.write_text(SCHEMA)
@@ -216,6 +217,8 @@ def test_generate_shapes_by_a_statistics_file(source: tuple[psycopg.Connection, 
     assert "statistics: data shaped by the statistics of 2 tables, row counts production's x 0.5 (only reltuples " \
            "and pg_stats were read, never a row)" in out
     assert re.search(r"^customers\s+1,500$", out, re.M) and re.search(r"^orders\s+3,000$", out, re.M), out
+    assert cli.main(["generate", "--baseline", str(dump), "--stats", pg.dsn("stats_source"), "--scale", "tiny"]) == 0
+    assert re.search(r"^orders\s+6,000$", capsys.readouterr().out, re.M)  # read from the DSN: production's counts
     assert cli.main(["generate", "--baseline", str(dump), "--stats", str(tmp_path / "none.json")]) == 2
     assert "--synap-stats" in capsys.readouterr().err
 
