@@ -32,6 +32,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench-migrate": ("synap_verify.commands.bench_migrate", "time each revision and its longest ACCESS EXCLUSIVE lock"),
     "generate": ("synap_verify.commands.generate", "build a scratch database from any schema dump and fill it with "
                  "production-shaped data that meets every constraint"),
+    "stats": ("synap_verify.commands.stats", "export production's planner statistics (never a row), or measure how "
+              "close a statistics-shaped copy is to its source"),
     "load": ("synap_verify.loadtest.command", "Locust load on the API, or the migration run under load (zero downtime)"),
 }
 

@@ -26,6 +26,7 @@ import psycopg
 from synap_verify import datagen, migrate
 from synap_verify.catalog import read_catalog, user_schemas
 from synap_verify.datagen.schema import LeftOut, dump_schema, load_schema_file
+from synap_verify.datagen.stats import load_stats
 from synap_verify.errors import SynapError
 from synap_verify.groups import GROUPS
 from synap_verify.resources import LEGACY_SCHEMA, PROFILES
@@ -41,7 +42,8 @@ Progress = Callable[[str], None]
 # Settings fields the states are made of (paths by content, other values as they are). A new input is one
 # more name in the tuple of the first state it changes: the loaded states' inputs key a cache entry, the
 # migrated state's inputs are hashed into its name, so an entry holds migrated states of several histories.
-LOADED_INPUTS = ("baseline", "baseline_prelude", "baseline_skip_missing", "scale", "seed", "tenant_column")
+LOADED_INPUTS = ("baseline", "baseline_prelude", "baseline_skip_missing", "scale", "seed", "tenant_column", "stats",
+                 "stats_scale")
 MIGRATED_INPUTS = ("alembic", "contract", "groups")
 GENERATOR = (Path(datagen.__file__).parent, PROFILES)  # the data generator's sources and profiles
 ENVIRONMENT = ("SYNAPSCALE_", "PG")  # variables a migration or a load may read (hashed: they may hold secrets)
@@ -76,6 +78,7 @@ class Pipeline:
     left_out: list[LeftOut] = field(default_factory=list)  # statements of the baseline not loaded, and why
     cached: CacheUse | None = None
     _baseline: Path | None = None
+    _stats_digest: str | None = None
 
     @classmethod
     def start(cls, settings: Settings, say: Progress = print) -> Pipeline:
@@ -111,7 +114,14 @@ class Pipeline:
 
     @property
     def tag(self) -> str:
-        return f"{self.settings.scale}_{self.settings.seed}"
+        """Scale and seed, and the statistics' digest and factor when they shape the data: a legacy state built
+        from other statistics (or none) is another database, also on a server that outlives the session."""
+        plain = f"{self.settings.scale}_{self.settings.seed}"
+        if self.settings.stats is None:
+            return plain
+        if self._stats_digest is None:
+            self._stats_digest = stats_digest(self.settings.stats)
+        return f"{plain}_stats_{self._stats_digest[:10]}_x{self.settings.stats_scale:g}".replace(".", "_")
 
     def schema_template(self) -> str:
         """The baseline schema with no rows: for structural checks that rerun migrations many times."""
@@ -207,8 +217,12 @@ class Pipeline:
             catalog = read_catalog(conn, user_schemas(conn))
         self.say(f"synap-verify: loading {len(catalog.tables)} tables at scale '{self.settings.scale}' "
                  f"(seed {self.settings.seed})")
+        stats = None if self.settings.stats is None else load_stats(self.settings.stats)
+        if stats is not None:
+            self.say(f"synap-verify: shaping the data by the statistics of {len(stats.tables)} tables "
+                     f"(row counts x {self.settings.stats_scale:g}; statistics only, no row was read)")
         report = datagen.fill(dsn, catalog, self.settings.scale, self.settings.seed, self._progress(),
-                              self.settings.tenant_column)
+                              self.settings.tenant_column, stats, self.settings.stats_scale)
         self.load_report = replace(report, notes=tuple(f"left out of the baseline: {x}" for x in self.left_out)
                                    + report.notes)
         self.timings["load"] = time.perf_counter() - began
@@ -261,7 +275,17 @@ def loaded_inputs(settings: Settings, baseline: Path) -> dict[str, str]:
     """What the schema and legacy states are made of, each by content: a cache entry's key is their hash."""
     inputs = {"postgres": f"{settings.backend}: {binary_version(local_bindir(settings.backend))}",
               "generator": fingerprint(*GENERATOR)}
-    return inputs | _values(settings, LOADED_INPUTS, {"baseline": baseline})
+    values = _values(settings, LOADED_INPUTS, {"baseline": baseline})
+    if settings.stats is not None:
+        values["stats"] = stats_digest(settings.stats)
+    return inputs | values
+
+
+def stats_digest(source: Path | str) -> str:
+    """The statistics by content: a file's bytes, or what a DSN gave (a DSN itself is never stored or hashed)."""
+    if isinstance(source, Path):
+        return fingerprint(source)
+    return hashlib.sha256(load_stats(source).to_json().encode()).hexdigest()
 
 
 def migrated_inputs(settings: Settings) -> dict[str, str]:

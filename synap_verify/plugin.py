@@ -37,6 +37,9 @@ OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
                          "does not define", {}),
     "baseline-skip-missing": ("load what the server can and leave out (and list) every statement that needs an "
                               "object the dump does not define or an extension the server lacks", {"action": "store_true"}),
+    "stats": ("production's planner statistics to shape the generated data by: a file from synap-verify stats "
+              "export, or a DSN to read them from (statistics only, never a row)", {}),
+    "stats-scale": ("with --synap-stats: rows per table = production's row count times this factor (default 1)", {}),
     "keep": ("leave the server and databases up at the end and print how to connect", {"action": "store_true"}),
     "cache": ("folder of the persistent database states (default: the user cache folder), or off to build "
               "every state afresh; used by the embedded and system backends", {}),

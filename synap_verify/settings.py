@@ -53,6 +53,8 @@ class Settings:
     baseline: Path | str | None = None  # a schema file, or the DSN of a database to take it from
     baseline_prelude: Path | None = None  # SQL run before the baseline (objects the dump uses but does not define)
     baseline_skip_missing: bool = False  # load what the server can, leave out (and list) what needs a missing object
+    stats: Path | str | None = None  # production's statistics (a stats export file, or a DSN to read them from)
+    stats_scale: float = 1.0  # with stats: rows per table = production's reltuples times this factor
     keep: bool = False
     cache: Path | None = field(default_factory=default_root)  # the state cache's folder; None: off
     docker_image: str = "postgres:16"
@@ -121,11 +123,13 @@ class Settings:
         for key in ("dsn_disposable", "keep", "bench_unprepared", "baseline_skip_missing"):
             if key in out:
                 out[key] = _as_bool(out[key], key)
-        for key, kind in (("seed", int), ("bench_rounds", int), ("bench_round_trip_ms", float)):
+        for key, kind in (("seed", int), ("bench_rounds", int), ("bench_round_trip_ms", float), ("stats_scale", float)):
             if key in out:
                 out[key] = _as_number(out[key], key, kind)
         if out.get("bench_round_trip_ms", 0) < 0 or out.get("bench_rounds", 1) < 1:  # absent: the gate's own
             raise SynapError("--synap-bench-round-trip-ms must be >= 0 and --synap-bench-rounds >= 1")
+        if out.get("stats_scale", 1.0) <= 0:
+            raise SynapError("--synap-stats-scale multiplies production's row counts: give a number > 0, e.g. 0.1")
         if "suites" in out:
             out["suites"] = resolve_names(_as_list(out["suites"]), tuple(SUITES), "suite", "--synap-suites",
                                           empty=DEFAULT_SUITES)
@@ -148,8 +152,8 @@ class Settings:
             out["cache"] = None if off else Path(out["cache"]).expanduser().resolve()
         if out.get("report"):
             out["report"] = Path(out["report"]).expanduser().resolve()
-        for key in ("alembic", "contract", "baseline", "baseline_prelude"):
-            if key == "baseline" and isinstance(out.get(key), str) and is_dsn(out[key]):
+        for key in ("alembic", "contract", "baseline", "baseline_prelude", "stats"):
+            if key in ("baseline", "stats") and isinstance(out.get(key), str) and is_dsn(out[key]):
                 continue
             if out.get(key) is not None:
                 path = Path(out[key]).expanduser()
@@ -166,7 +170,7 @@ class Settings:
 
 
 def is_dsn(value: str) -> bool:
-    """A baseline given as a live database rather than a file."""
+    """A baseline (or statistics) given as a live database rather than a file."""
     return value.startswith(("postgresql://", "postgres://")) or "dbname=" in value or "host=" in value
 
 

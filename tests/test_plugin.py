@@ -86,6 +86,8 @@ CASES: dict[str, tuple[str, Any]] = {
     "baseline": ("schema.sql", "<tmp>/schema.sql"),
     "baseline-prelude": ("schema.sql", "<tmp>/schema.sql"),
     "baseline-skip-missing": ("true", True),
+    "stats": ("schema.sql", "<tmp>/schema.sql"),
+    "stats-scale": ("0.5", 0.5),
     "cache": ("off", None),
     "keep": ("true", True),
     "report": ("out/report.html", "<tmp>/out/report.html"),

@@ -24,6 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="leave out (and list) what needs an object the dump does not define or the server lacks")
     parser.add_argument("--scale", default="small", help=f"data profile: {', '.join(SCALES)} (default: small)")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--stats", help="shape the data by production's statistics: a file from 'synap-verify stats "
+                        "export', or a DSN to read them from (statistics only, never a row)")
+    parser.add_argument("--stats-scale", type=float, default=None,
+                        help="with --stats: rows per table = production's row count times this factor (default 1)")
     parser.add_argument("--backend", default=None, help=f"where PostgreSQL comes from: {', '.join(BACKENDS)}")
     parser.add_argument("--dsn", help="a disposable server to build on (with --backend=dsn)")
     parser.add_argument("--dsn-disposable", action="store_true", help="the --dsn server may be written to")
@@ -35,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
 
     settings = Settings.resolve({
         "baseline": args.baseline, "baseline_prelude": args.prelude, "baseline_skip_missing": args.skip_missing,
-        "scale": args.scale, "seed": args.seed, "backend": args.backend, "dsn": args.dsn,
+        "scale": args.scale, "seed": args.seed, "stats": args.stats, "stats_scale": args.stats_scale,
+        "backend": args.backend, "dsn": args.dsn,
         "dsn_disposable": args.dsn_disposable, "keep": args.keep,
         "cache": "off",  # the command measures the load it does: a state from the cache would measure nothing
     })
@@ -67,6 +72,8 @@ def _print(report: LoadReport, catalog: Catalog, violations: list[str], seconds:
         print(f"{name:<48} {report.rows[name]:>10,}")
     left = [n for n in report.notes if n.startswith("left out of the baseline")]
     for line in left:
+        print(line)
+    for line in (n for n in report.notes if n.startswith("statistics:")):
         print(line)
     print("constraint report:")
     for line in report.constraint_report() or ["every table made by the generator, no row refused by a constraint"]:

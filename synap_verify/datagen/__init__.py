@@ -23,6 +23,7 @@ from synap_verify.datagen import scenarios
 from synap_verify.datagen.fallback import TableOutcome, fill_validated, remove_orphans
 from synap_verify.datagen.plan import INT_CAPACITY, Chunk, Planner, TablePlan, TypeInfo, copy_text, read_type_info
 from synap_verify.datagen.profiles import load_profile
+from synap_verify.datagen.stats import Stats, build_shape
 
 __all__ = ["LoadReport", "TableOutcome", "fill", "fk_violations"]
 
@@ -63,14 +64,18 @@ class LoadReport:
 
 
 def fill(dsn: str, catalog: Catalog, scale: str, seed: int, progress: Progress | None = None,
-         tenant_column: str = "tenant_id") -> LoadReport:
+         tenant_column: str = "tenant_id", stats: Stats | None = None, stats_scale: float = 1.0) -> LoadReport:
     """Fill every table of ``catalog`` in FK order with COPY, then VACUUM ANALYZE. Deterministic from seed.
-    Rows carry the tenant (``tenant_column``) of the parents they reference."""
+    Rows carry the tenant (``tenant_column``) of the parents they reference. With ``stats``, row counts are
+    production's times ``stats_scale`` and columns follow its statistics."""
     began = time.perf_counter()
     profile = load_profile(scale)
     with psycopg.connect(dsn, autocommit=True) as conn:
         types = read_type_info(conn, catalog.schemas)
-        planner = Planner(catalog, profile, seed, types, tenant_column)
+        shape = None if stats is None else build_shape(conn, catalog, stats, stats_scale, types.domains)
+        planner = Planner(catalog, profile, seed, types, tenant_column, shape)
+        if shape is not None:
+            planner.notes.extend(shape.notes)
         plans = planner.build()
         planned = time.perf_counter() - began
         replica = _skip_triggers(conn)

@@ -26,6 +26,7 @@ import psycopg
 from synap_verify.catalog import Catalog, Column, ForeignKey, Table
 from synap_verify.datagen import values as V
 from synap_verify.datagen.profiles import Profile
+from synap_verify.datagen.stats import OWN, ColumnShape, Shape
 
 U64 = np.uint64
 MASK48 = (1 << 48) - 1
@@ -264,6 +265,7 @@ class FkPlan:
     nullable: bool
     null_rate: float = 0.0
     digit: int = 0  # radix mode: position among the table's radix FKs
+    spread: float = 1.0  # pick mode: the share of the parent rows children reference (from statistics)
 
 
 @dataclass
@@ -333,8 +335,8 @@ class Planner:
     """Builds the :class:`TablePlan` of every table, parents first."""
 
     def __init__(self, catalog: Catalog, profile: Profile, seed: int, types: TypeInfo,
-                 tenant_column: str = "tenant_id") -> None:
-        self.catalog, self.profile, self.seed, self.types = catalog, profile, seed, types
+                 tenant_column: str = "tenant_id", shape: Shape | None = None) -> None:
+        self.catalog, self.profile, self.seed, self.types, self.shape = catalog, profile, seed, types, shape
         self.tenant_column = tenant_column  # every row's tenant, taken from its parents' so rows never drift
         self.notes: list[str] = []
         self.unfillable: dict[str, str] = {}
@@ -348,7 +350,9 @@ class Planner:
         self.uuid_pool = _obj([str(_uuid4(rnd)) for _ in range(4096)])
         self.pools: dict[tuple[object, ...], np.ndarray] = {}
         self.tenant_table = self._find_tenant_table()
-        self.tenants = max(1, profile.tenants)
+        owner = catalog.tables.get(self.tenant_table or "")
+        stated = shape.rows(owner) if shape is not None and owner is not None else None
+        self.tenants = max(1, profile.tenants if stated is None else stated)
         self.order, self.deferred = self._order()
 
     # -- ordering
@@ -434,7 +438,14 @@ class Planner:
             rate = 0.0
             if nullable and mode in ("pick", "late"):
                 rate = 0.4 if any(h in c for c in fk.columns for h in RARELY_SET) else 0.05
-            tp.fks.append(FkPlan(fk, parent, mode, nullable, rate))
+            spread = 1.0
+            if self.shape is not None and mode in ("pick", "late"):
+                stated = self.shape.null_frac(table, fk.columns[0])
+                rate = rate if stated is None or not nullable else stated
+                target = self.catalog.tables.get(fk.target_table)
+                if mode == "pick" and len(fk.columns) == 1 and target is not None:
+                    spread = self.shape.fk_spread(table, fk.columns[0], target)
+            tp.fks.append(FkPlan(fk, parent, mode, nullable, rate, spread=spread))
         tp.scoped = bool(tenant_cols) or any(f.mode == "pick" and f.parent is not None and f.parent.scoped
                                              for f in tp.fks)
         fk_cols = {c for f in tp.fks for c in f.fk.columns}
@@ -446,6 +457,7 @@ class Planner:
         tp.key_columns = keyed
         self._radix(tp, tenant_cols)
         self._count(tp, keyed, checks)
+        self._stated_nulls(tp)
         for col in table.columns:
             if (table.schema, table.name, col.name) in self.types.generated:
                 continue
@@ -455,6 +467,17 @@ class Planner:
         tp.est_bytes = 8 + sum(self._est(tp, c) for c in tp.copy_columns)
         tp.rules = self._rules(tp, checks)
         return tp
+
+    def _stated_nulls(self, tp: TablePlan) -> None:
+        """An FK's stated NULL share counts the rows whose tenant has no parent row (NULL anyway): only the
+        rest is drawn, so the copy's share is the stated one rather than both added."""
+        for f in tp.fks:
+            if f.mode != "pick" or not f.nullable or f.parent is None or not tp.count or self.shape is None \
+                    or self.shape.null_frac(tp.table, f.fk.columns[0]) is None:
+                continue
+            tenants = np.arange(len(tp.starts) - 1)
+            orphans = np.diff(tp.starts)[f.parent.block(tenants)[1] == 0].sum() / tp.count
+            f.null_rate = max(0.0, (f.null_rate - orphans) / (1 - orphans)) if orphans < 1 else 0.0
 
     def _rules(self, tp: TablePlan, checks: Checks) -> list[Rule]:
         """NULL patterns (exactly one of, all or none of) and orderings between columns of a row."""
@@ -507,7 +530,9 @@ class Planner:
 
     def _count(self, tp: TablePlan, keyed: set[str], checks: Checks) -> None:
         table = tp.table
-        want = self.tenants if table.name == self.tenant_table else self.profile.rows(table.name)
+        stated = self.shape.rows(table) if self.shape is not None else None
+        want = self.tenants if table.name == self.tenant_table else \
+            self.profile.rows(table.name) if stated is None else stated
         for c in keyed:
             want = min(want, self._capacity(table.column(c), checks))  # type: ignore[arg-type]
         for f in tp.fks:
@@ -623,7 +648,8 @@ class Planner:
                 r = r // np.maximum(g.parent.block(t)[1], 1)  # type: ignore[union-attr]
             pj = first + r % np.maximum(size, 1)
         else:
-            pj = first + (h % np.maximum(size, 1).astype(U64)).astype(np.int64)
+            used = np.maximum(np.ceil(size * f.spread), 1).astype(U64)  # fan-out: children share fewer parents
+            pj = first + (h % used).astype(np.int64)
         empty = size == 0
         if empty.any():  # this tenant has no parent row: NULL if allowed, else any parent row
             pj = np.where(empty, (h % U64(max(parent.count, 1))).astype(np.int64), pj)
@@ -693,10 +719,29 @@ class Planner:
             return _fit(lambda k: f"{V.WORDS[k % 28]}-", lambda k: "", limit)
         return _fit(lambda k: f"{name[:12]}-", lambda k: "", limit)
 
-    def _random_fn(self, tp: TablePlan, col: Column, checks: Checks) -> RandomFn | None:
+    def _shaped_fn(self, tp: TablePlan, col: Column, checks: Checks, shaped: ColumnShape) -> RandomFn | None:
+        """Values as the statistics state them; where they state none (OWN), the generator's own."""
+        salt = stable_id(self.seed, tp.tid, col.name) % (1 << 30)
+        if shaped.values[0] != OWN:
+            return lambda ch: shaped.draw(ch.j, tp.count, salt, (tp.a, tp.b))
+        made = self._random_fn(tp, col, checks, own=False)
+        if made is None:
+            return None
+
+        def values(ch: Chunk) -> list[str]:
+            return [m if d == OWN else d for m, d in zip(made(ch), shaped.draw(ch.j, tp.count, salt, (tp.a, tp.b)),
+                                                              strict=True)]
+
+        return values
+
+    def _random_fn(self, tp: TablePlan, col: Column, checks: Checks, own: bool = True) -> RandomFn | None:
+        """``own=False``: without NULLs, and not shaped by statistics (the caller applies them)."""
         typ, name = self._base_type(col), col.name
-        null_rate = 0.0 if not col.nullable or name in checks.forced else \
+        null_rate = 0.0 if not col.nullable or name in checks.forced or not own else \
             0.85 if any(h in name for h in RARELY_SET) else 0.1
+        shaped = self.shape.columns.get((tp.name, name)) if self.shape is not None and own else None
+        if shaped is not None and (name not in checks.forced or shaped.values[0] != OWN):
+            return self._shaped_fn(tp, col, checks, shaped.non_null() if name in checks.forced else shaped)
         if name in checks.allowed:
             return _pool_fn(_obj([V.copy_escape(v) for v in checks.allowed[name]]), null_rate)
         if typ in self.types.enums:
