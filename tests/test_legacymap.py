@@ -59,6 +59,8 @@ MAPPED = [
 AMBIGUOUS = (f"SELECT e.id, meta_data FROM {S}.workflow_executions e JOIN {S}.load_notes n ON n.id = e.id "
              "WHERE e.tenant_id = $1")
 DROPPED = f"SELECT m.id, m.rating FROM {S}.llms_messages m WHERE m.tenant_id = $1 LIMIT $2"  # rating: dropped
+DIRTY = (f"UPDATE {S}.workflow_executions SET meta_data = '{{\"nul\": \"\\u0000\"}}' WHERE id IN "
+         f"(SELECT DISTINCT ON (tenant_id) id FROM {S}.workflow_executions ORDER BY tenant_id, id)")
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +70,8 @@ def dbs(pipeline: Pipeline) -> Iterator[tuple[str, str]]:
     for db in (legacy, migrated):
         with psycopg.connect(db.dsn, autocommit=True) as conn:
             conn.execute(NOTES)  # type: ignore[arg-type]
+    with psycopg.connect(legacy.dsn, autocommit=True) as conn:  # json jsonb refuses, in one execution per tenant
+        conn.execute(DIRTY)  # type: ignore[arg-type]
     yield legacy.dsn, migrated.dsn
     legacy.drop()
     migrated.drop()
@@ -123,6 +127,12 @@ def test_statements_map_both_ways_and_run_on_both_databases(dbs: tuple[str, str]
     wl = workload.rebind(saved, legacy, contract, migrated)
     spec = workload.prepare_run(wl, legacy, tenants)
     assert len(spec["statements"]) == len(MAPPED), wl.skipped
+    # json the legacy data holds and jsonb refuses (DIRTY) is not sampled: the new form writes it to jsonb
+    with psycopg.connect(legacy) as conn:
+        dirty = conn.execute(f"SELECT count(*) FROM {S}.workflow_executions WHERE tenant_id = ANY(%s::uuid[]) "  # type: ignore[arg-type]
+                             f"AND meta_data::text ~ {workload.JSONB_REFUSES}", (tenants,)).fetchone()
+    sampled = [v for t in tenants for v in spec["samples"][t]["workflow_executions.meta_data (NULL too)"] if v]
+    assert dirty and dirty[0] >= len(tenants) and sampled and not any("\\u0000" in v for v in sampled)
     assert _run_all(spec, legacy, tenants) == len(MAPPED)
     assert _run_all(workload.run_spec(wl, spec["samples"], "new"), migrated, tenants) == len(MAPPED)
 

@@ -192,11 +192,12 @@ class _Pass:
     def on_conflict(self, clause: Any, target: _Entry, outer: list[list[_Entry]], ctes: dict[str, _Entry]) -> None:
         if clause is None:
             return
+        excluded = _Entry("excluded", target.columns, target.renames)
+        scopes = [[target, excluded], *outer]
         for elem in (clause.infer.indexElems or ()) if clause.infer else ():
             if elem.name in target.renames:  # an IndexElem has no position in the text to map it at
                 raise Unmappable(f"ON CONFLICT ({elem.name}) names a renamed column")
-        excluded = _Entry("excluded", target.columns, target.renames)
-        scopes = [[target, excluded], *outer]
+            self.expr(elem.expr, [[target], *outer], ctes)  # an expression's column references do
         if clause.infer:
             self.expr(clause.infer.whereClause, scopes, ctes)
         for col in clause.targetList or ():
