@@ -51,7 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="load users: the reference API, SQL valid on both schemas, statements of --workload-from, "
                              "the old (legacy) or new application's SQL over the renamed tables and columns, or phased: "
                              "legacy through the expand and new from the switch (default: api; with --migrate phased, "
-                             "sql with --group or --unsafe; statements with --workload-from)")
+                             "sql with --group or --unsafe; statements with --workload-from, phased with --migrate of the whole "
+                             "reference: the old application runs their legacy forms, the new one their new forms)")
     parser.add_argument("--phases", default=",".join(orchestrate.PHASES),
                         help="--migrate, phased: the phases run under load, expand,contract (default), expand or contract")
     parser.add_argument("--switch", type=float, default=5.0,
@@ -83,7 +84,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--master-host", help="--worker: the master's address")
     parser.add_argument("--workload-from",
                         help="SQL workload from pg_stat_statements: a DSN to read them from (read-only), or a file "
-                             "written by --save-workload")
+                             "written by --save-workload; each statement mapped through the contract to the names of "
+                             "the database it runs on")
     parser.add_argument("--workload-share", type=float, default=0.95,
                         help="--workload-from: share of the calls on the schema's tables to cover (default 0.95)")
     parser.add_argument("--save-workload", type=Path,

@@ -40,8 +40,7 @@ class Forms:
 
     legacy: str = ""
     new: str = ""
-    mapped: tuple[str, ...] = ()  # legacy -> new
-    mapped_back: tuple[str, ...] = ()  # new -> legacy: the text was written in the new names
+    mapped: tuple[str, ...] = ()  # legacy -> new, whichever names the statement was taken in
     reason: str = ""
 
 
@@ -108,11 +107,11 @@ class Mapper:
     def forms(self, query: str) -> Forms:
         """Both forms of ``query``, whichever names it was written in; ``reason`` set when it cannot be mapped."""
         try:
-            legacy, back = self.to(query, "legacy")
+            legacy, _ = self.to(query, "legacy")
             new, forward = self.to(legacy, "new")
         except Unmappable as exc:
             return Forms(reason=f"not mapped through the contract: {exc}")
-        return Forms(legacy, new, tuple(forward), tuple(back))
+        return Forms(legacy, new, tuple(forward))
 
 
 class _Pass:
