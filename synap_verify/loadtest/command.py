@@ -405,7 +405,9 @@ def _phased(args: argparse.Namespace, plan: MigrationPlan, limits: config.Migrat
     summary |= {"phases": [r.as_dict() for r in rows], "seeded_defect": plan.seeded, "new_locust_exit": result.new_exit,
                 "by_app_and_name": {app: _by_name(reqs) for app, reqs in by_app.items()},
                 "statement_workload": _workload_summary(wl)}
-    summary["text"] += "\n\n" + verdict.phase_table(rows)
+    mapped = sum(bool(s.mapped) for s in wl.statements) if wl else 0
+    summary["text"] += (f"\n  workload: {wl.line()}; {mapped} mapped through the contract (legacy forms by the old "
+                        "application, new forms by the new one)" if wl else "") + "\n\n" + verdict.phase_table(rows)
     (out / "phases.md").write_text(verdict.phase_table(rows) + "\n")
     return summary, findings
 
