@@ -80,13 +80,14 @@ def permissions_dropped_first(text: str) -> str:
 
 def backfill_skips_last_batch(text: str) -> str:
     """The expand/contract backfill loops ``rows // batch`` times: the last, partial batch is never copied."""
-    source = inspect.getsource(ops.expand_large)
-    source = _swap(source, "def expand_large(", "def expand_large_in_batches(")
-    source = _swap(source, "            while True:\n",
-                   "            for _ in range(int(scalar(f\"SELECT count(*) FROM {q(t.name)}\")) // batch):\n")
+    expand = _swap(inspect.getsource(ops.expand_large), "def expand_large(", "def expand_large_in_batches(")
+    expand = _swap(expand, "            backfill(", "            backfill_skipping_last(")
+    loop = _swap(inspect.getsource(ops.backfill), "def backfill(", "def backfill_skipping_last(")
+    loop = _swap(loop, "    while True:\n",
+                 "    for _ in range(int(scalar(f\"SELECT count(*) FROM {q(table)}\")) // batch):\n")
     text = _swap(text, "    ops.expand_large(GROUP.tables)\n", "    expand_large_in_batches(GROUP.tables, batch=5)\n")
     header = "from synapscale.migrations.ops import *  # noqa: E402,F403 - the backfill below is ops' own, edited"
-    return f"{text}\n\n{header}\n\n\n{source}"
+    return f"{text}\n\n{header}\n\n\n{expand}\n\n{loop}"
 
 
 def nul_rows_deleted(text: str) -> str:
