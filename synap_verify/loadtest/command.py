@@ -24,11 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from synap_verify import migrate
+from synap_verify.contract import load_contract
 from synap_verify.errors import SynapError
 from synap_verify.findings import Finding, render_text
 from synap_verify.loadtest import config, orchestrate, plot, timeline, verdict, workload
 from synap_verify.loadtest.config import CONFIG_FILE, THRESHOLDS_FILE
 from synap_verify.loadtest.orchestrate import LocustRun, MigrationPlan, MigrationRun
+from synap_verify.resources import CONTRACT
 from synap_verify.server import redact
 from synap_verify.settings import Settings
 
@@ -49,7 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="load users: the reference API, SQL valid on both schemas, statements of --workload-from, "
                              "the old (legacy) or new application's SQL over the renamed tables and columns, or phased: "
                              "legacy through the expand and new from the switch (default: api; with --migrate phased, "
-                             "sql with --group or --unsafe; statements with --workload-from)")
+                             "sql with --group or --unsafe; statements with --workload-from, phased with --migrate of the whole "
+                             "reference: the old application runs their legacy forms, the new one their new forms)")
     parser.add_argument("--phases", default=",".join(orchestrate.PHASES),
                         help="--migrate, phased: the phases run under load, expand,contract (default), expand or contract")
     parser.add_argument("--switch", type=float, default=5.0,
@@ -81,7 +84,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--master-host", help="--worker: the master's address")
     parser.add_argument("--workload-from",
                         help="SQL workload from pg_stat_statements: a DSN to read them from (read-only), or a file "
-                             "written by --save-workload")
+                             "written by --save-workload; each statement mapped through the contract to the names of "
+                             "the database it runs on")
     parser.add_argument("--workload-share", type=float, default=0.95,
                         help="--workload-from: share of the calls on the schema's tables to cover (default 0.95)")
     parser.add_argument("--save-workload", type=Path,
@@ -125,9 +129,9 @@ def run(args: argparse.Namespace) -> int:
         raise SynapError("--rate must be a number of requests per second > 0")
     if args.workers is not None and args.workers < 0 or args.master and not args.workers:
         raise SynapError("--workers must be >= 0 (and >= 1 with --master: the workers expected to connect)")
-    if args.workload_from:
-        args.workload = args.workload or "statements"
-    if (args.workload == "statements") != bool(args.workload_from):
+    if args.workload_from:  # the whole reference migrated: the statements as the old and the new application's
+        args.workload = args.workload or (PHASED if args.migrate and not (args.group or args.unsafe) else "statements")
+    if (args.workload == "statements") != bool(args.workload_from) and args.workload != PHASED:
         raise SynapError("--workload statements runs the statements of --workload-from DSN|FILE: give both or neither")
     mode = "unsafe" if args.unsafe else "migrate" if args.migrate else "baseline"
     out = args.out or Path("loadtests") / "results" / f"{mode}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
@@ -166,13 +170,15 @@ def _say(line: str) -> None:
 
 
 @contextmanager
-def _embedded(state: str, scale: str, seed: int | None, preload: tuple[str, ...] = ()) -> Iterator[str]:
-    """A fresh embedded database in ``state``; the server (and the database) go when the run ends."""
+def _embedded(state: str, scale: str, seed: int | None, preload: tuple[str, ...] = (),
+              other: str | None = None) -> Iterator[tuple[str, str | None]]:
+    """A fresh embedded database in ``state`` (and one in ``other``, to check statements on); the server
+    (and the databases) go when the run ends."""
     from synap_verify.pipeline import Pipeline
 
     pipeline = Pipeline.start(Settings.resolve({"scale": scale, "seed": seed, "server_preload": preload}), say=_say)
     try:
-        yield pipeline.clone(state).dsn
+        yield pipeline.clone(state).dsn, pipeline.clone(other).dsn if other else None
     finally:
         pipeline.server.stop()
 
@@ -200,34 +206,48 @@ def _prepare(args: argparse.Namespace, defaults: config.RunDefaults) -> int | No
     return defaults.prepare_threshold if args.prepare_threshold is None else config.prepare_threshold(args.prepare_threshold)
 
 
-def _sql_env(args: argparse.Namespace, dsn: str, pool: list[dict[str, Any]], out: Path,
-             prepare: int | None) -> tuple[dict[str, str], workload.Workload | None]:
-    """What the SQL users need; with --workload-from, the statement workload built against ``dsn``."""
+def _sql_env(args: argparse.Namespace, dsn: str, pool: list[dict[str, Any]], out: Path, prepare: int | None,
+             other_dsn: str | None = None) -> tuple[dict[str, str], workload.Workload | None, dict[str, str]]:
+    """What the SQL users need; with --workload-from, the statement workload built against ``dsn``, each
+    statement mapped through the contract to the names of that database. With ``other_dsn``, a database
+    of the other shape, each statement's other form must prepare there, and the third value is the
+    environment of the users running the other form (the phased run's new application)."""
     env = {"SYNAP_LOAD_DSN": dsn, "SYNAP_LOAD_PREPARE_THRESHOLD": "off" if prepare is None else str(prepare)}
-    if args.workload != "statements":
-        return env, None
-    source = args.workload_from
+    if not args.workload_from:
+        return env, None, env
+    source, contract = args.workload_from, load_contract(CONTRACT)
     if Path(source).is_file():
-        wl = workload.rebind(workload.Workload.load(Path(source)), dsn)
+        wl = workload.rebind(workload.Workload.load(Path(source)), dsn, contract, other_dsn)
     else:
-        wl = workload.build(workload.read_statements(source), dsn, args.workload_share, redact(source))
+        wl = workload.build(workload.read_statements(source), dsn, args.workload_share, redact(source), contract,
+                            other_dsn)
         if args.save_workload:
             _say(f"synap-verify: workload written to {wl.save(args.save_workload)}")
     spec = workload.prepare_run(wl, dsn, [t["tenant"] for t in pool])
     _say(f"synap-verify: workload: {wl.line()}")
+    for s in wl.statements:
+        if s.mapped:
+            _say(f"synap-verify: mapped ({s.calls:,} calls, {s.name}, taken in the {s.written_in} names): "
+                 + ", ".join(s.mapped))
     for skipped in wl.skipped:
         _say(f"synap-verify: skipped ({skipped.calls:,} calls): {' '.join(skipped.query.split())[:100]} -- {skipped.reason}")
     if not wl.statements:
         raise SynapError("no statement of the workload can run on the database under test (the skipped ones are listed)")
-    env["SYNAP_LOAD_STATEMENTS"] = str(orchestrate.write_json(out / "statements.json", spec))
-    return env, wl
+    env["SYNAP_LOAD_STATEMENTS"] = str(orchestrate.write_json(out / f"statements-{wl.form or 'as-written'}.json", spec))
+    if other_dsn is None:
+        return env, wl, env
+    other = "legacy" if wl.form == "new" else "new"
+    other_spec = workload.run_spec(wl, spec["samples"], other)
+    return env, wl, env | {"SYNAP_LOAD_STATEMENTS": str(orchestrate.write_json(out / f"statements-{other}.json", other_spec))}
 
 
 def _workload_summary(wl: workload.Workload | None) -> dict[str, Any] | None:
     if wl is None:
         return None
     return {"line": wl.line(), "statements": len(wl.statements), "run_calls": wl.run_calls,
-            "schema_calls": wl.schema_calls, "total_calls": wl.total_calls,
+            "schema_calls": wl.schema_calls, "total_calls": wl.total_calls, "bound_form": wl.form,
+            "mapped": [{"name": s.name, "calls": s.calls, "written_in": s.written_in, "mapped": s.mapped}
+                       for s in wl.statements if s.mapped],
             "skipped": [{"calls": s.calls, "query": s.query, "reason": s.reason} for s in wl.skipped]}
 
 
@@ -264,15 +284,15 @@ def _baseline(args: argparse.Namespace, limits: config.Baseline, out: Path, user
                 raise SynapError("the load writes rows: pass --disposable (or a database named *_test, *_ci, ...)")
             dsn = args.dsn
         else:
-            dsn = stack.enter_context(_embedded("migrated", args.scale, args.seed,
-                                                ("pg_stat_statements",) if snapshot else ()))
+            dsn, _ = stack.enter_context(_embedded("migrated", args.scale, args.seed,
+                                                   ("pg_stat_statements",) if snapshot else ()))
         if args.workload == "api" and not args.url:
             host = stack.enter_context(orchestrate.serve_api(dsn, out / "api.log"))
         pool = orchestrate.tenant_pool(dsn, defaults.tenants)
         orchestrate.write_json(out / "pool.json", pool)
         env = {"SYNAP_LOAD_POOL": str(out / "pool.json")} | ({"SYNAP_LOAD_ALLOWED_URL": host} if args.url and host else {})
         if args.workload != "api":
-            sql_env, wl = _sql_env(args, dsn, pool, out, _prepare(args, defaults))
+            sql_env, wl, _ = _sql_env(args, dsn, pool, out, _prepare(args, defaults))
             env |= sql_env
         if snapshot:
             workload.reset_statements(dsn)
@@ -316,7 +336,7 @@ def _migration(args: argparse.Namespace, limits: config.Migration, out: Path, us
         raise SynapError("--seeded-defect seeds a phased run: --migrate of the whole reference, without --workload/--group")
     wl: workload.Workload | None = None
     with ExitStack() as stack:
-        dsn = stack.enter_context(_embedded("legacy", args.scale, args.seed))
+        dsn, _ = stack.enter_context(_embedded("legacy", args.scale, args.seed))
         if args.extra_events:
             _say(f"synap-verify: {orchestrate.grow_events(dsn, args.extra_events):,} analytics_events rows added")
         pool = orchestrate.tenant_pool(dsn, defaults.tenants)
@@ -326,7 +346,7 @@ def _migration(args: argparse.Namespace, limits: config.Migration, out: Path, us
         if args.workload == "api":
             host = stack.enter_context(orchestrate.serve_api(dsn, out / "api.log"))
         else:
-            sql_env, wl = _sql_env(args, dsn, pool, out, prepare)
+            sql_env, wl, _ = _sql_env(args, dsn, pool, out, prepare)
             env |= sql_env
         locust = _locust(args, out, users, spawn, f"{int(bound)}s", host, env)
         result = orchestrate.under_load(dsn, plan, locust, args.config, args.before, args.after, _say)
@@ -351,8 +371,6 @@ def _phased(args: argparse.Namespace, plan: MigrationPlan, limits: config.Migrat
     """The deployment under load: the old application through the expand, the new one from the switch on."""
     if args.group or args.unsafe:
         raise SynapError("--workload phased runs the whole reference migration: drop --group/--unsafe")
-    if args.workload_from:
-        raise SynapError("--workload phased runs the old and new application's SQL users, not --workload-from statements")
     plan.phases, plan.seeded = _phases(args.phases), args.seeded_defect
     if plan.seeded and ("contract" if plan.seeded == "old-app-at-contract" else "expand") not in plan.phases:
         raise SynapError(f"--seeded-defect {plan.seeded} needs its phase in --phases")
@@ -362,15 +380,22 @@ def _phased(args: argparse.Namespace, plan: MigrationPlan, limits: config.Migrat
                          f"in {plan.location}: use --workload sql for a history without one")
     (out / "old-app").mkdir(parents=True, exist_ok=True)
     (out / "new-app").mkdir(parents=True, exist_ok=True)
+    wl: workload.Workload | None = None
     with ExitStack() as stack:
-        dsn = stack.enter_context(_embedded("legacy", args.scale, args.seed))
+        # with --workload-from the statements' new forms are checked on a migrated database before the run
+        dsn, migrated = stack.enter_context(_embedded("legacy", args.scale, args.seed,
+                                                      other="migrated" if args.workload_from else None))
         if args.extra_events:
             _say(f"synap-verify: {orchestrate.grow_events(dsn, args.extra_events):,} analytics_events rows added")
         pool = orchestrate.tenant_pool(dsn, tenants)
         orchestrate.write_json(out / "pool.json", pool)
-        env = {"SYNAP_LOAD_POOL": str(out / "pool.json")} | _sql_env(args, dsn, pool, out, prepare)[0]
-        old = _locust(args, out / "old-app", users, spawn, f"{int(bound)}s", None, env, USER_CLASSES["legacy"])
-        new = _locust(args, out / "new-app", users, spawn, f"{int(bound)}s", None, env, USER_CLASSES["new"])
+        # with --workload-from: the old application runs the legacy forms, the new one the new forms
+        sql_env, wl, new_env = _sql_env(args, dsn, pool, out, prepare, migrated)
+        pool_env = {"SYNAP_LOAD_POOL": str(out / "pool.json")}
+        classes = ("statements", "statements") if wl else ("legacy", "new")
+        old = _locust(args, out / "old-app", users, spawn, f"{int(bound)}s", None, pool_env | sql_env, USER_CLASSES[classes[0]])
+        new = _locust(args, out / "new-app", users, spawn, f"{int(bound)}s", None, pool_env | new_env,
+                      USER_CLASSES[classes[1]])
         result = orchestrate.phased_under_load(dsn, plan, old, new, args.config, args.before, args.switch, args.after, _say)
     by_app = {"old": timeline.read(old.timeline), "new": timeline.read(new.timeline)}
     requests = sorted(by_app["old"] + by_app["new"], key=lambda r: r.start)
@@ -378,8 +403,11 @@ def _phased(args: argparse.Namespace, plan: MigrationPlan, limits: config.Migrat
     summary, findings = _judge(result, requests, limits, out, args, PHASED, users, "off" if prepare is None else prepare)
     rows = verdict.phase_rows(result.phases, by_app)
     summary |= {"phases": [r.as_dict() for r in rows], "seeded_defect": plan.seeded, "new_locust_exit": result.new_exit,
-                "by_app_and_name": {app: _by_name(reqs) for app, reqs in by_app.items()}}
-    summary["text"] += "\n\n" + verdict.phase_table(rows)
+                "by_app_and_name": {app: _by_name(reqs) for app, reqs in by_app.items()},
+                "statement_workload": _workload_summary(wl)}
+    mapped = sum(bool(s.mapped) for s in wl.statements) if wl else 0
+    summary["text"] += (f"\n  workload: {wl.line()}; {mapped} mapped through the contract (legacy forms by the old "
+                        "application, new forms by the new one)" if wl else "") + "\n\n" + verdict.phase_table(rows)
     (out / "phases.md").write_text(verdict.phase_table(rows) + "\n")
     return summary, findings
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Container
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,8 +25,10 @@ import psycopg
 import yaml
 from psycopg import sql
 
+from synap_verify.contract import Contract
 from synap_verify.errors import SynapError, first_line
 from synap_verify.groups import SCHEMA as S
+from synap_verify.loadtest.legacymap import Forms, Mapper
 from synap_verify.server import redact
 
 LIMIT, OFFSET = 20, 0  # the values a LIMIT / OFFSET parameter runs with (stated in the file, not guessed)
@@ -44,6 +48,9 @@ NOT_ALIAS = {"where", "on", "using", "set", "values", "order", "group", "limit",
              "lateral", "window", "fetch", "except", "intersect", "and", "or"}
 FRESH_TYPES = ("uuid", "text", "character varying")
 SAMPLED = ("column", "written")
+# json texts jsonb refuses (NUL, unpaired surrogate escapes): legacy dirt, not sampled, since a value runs in the
+# statement's legacy and new form alike and the new schema's column is jsonb (a statement's own ::jsonb cast too)
+JSONB_REFUSES = r"'\\u0000|\\u[dD][89a-fA-F]'"
 
 STATS_SQL = """
 SELECT s.queryid::text, s.query, s.calls, s.mean_exec_time
@@ -89,11 +96,25 @@ class Param:
 
 @dataclass
 class Statement:
+    """A statement as ``pg_stat_statements`` has it (``query``), and its legacy and new forms through the contract."""
+
     queryid: str
     query: str
     calls: int
     mean_ms: float
     params: list[Param] = field(default_factory=list)
+    legacy: str = ""
+    new: str = ""
+    mapped: list[str] = field(default_factory=list)  # each name the new form renames: "llms_messages -> messages"
+
+    @property
+    def written_in(self) -> str:
+        """Whose names the statement was taken in: the new or the legacy application's (mixed: some of each)."""
+        return "new" if self.query == self.new else "legacy" if self.query == self.legacy else "mixed"
+
+    def text(self, form: str) -> str:
+        """The text one application runs: ``legacy``, ``new``, or the statement as written (no mapping)."""
+        return {"legacy": self.legacy, "new": self.new}.get(form) or self.query
 
     @property
     def name(self) -> str:
@@ -119,6 +140,7 @@ class Workload:
     statements: list[Statement]
     skipped: list[Skipped]
     taken_at: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    form: str = ""  # the form bound to the database under test: legacy, new, or "" (as written, no contract)
 
     @property
     def run_calls(self) -> int:
@@ -142,7 +164,8 @@ class Workload:
         try:
             data = yaml.safe_load(path.read_text())
             statements = [Statement(s["queryid"], s["query"], int(s["calls"]), float(s["mean_ms"]),
-                                    [Param(**p) for p in s.get("params") or []]) for s in data["statements"]]
+                                    [Param(**p) for p in s.get("params") or []], s.get("legacy") or "",
+                                    s.get("new") or "", list(s.get("mapped") or [])) for s in data["statements"]]
             return cls(data["source"], float(data["share"]), int(data["total_calls"]), int(data["schema_calls"]),
                        statements, [Skipped(**s) for s in data.get("skipped") or []], data.get("taken_at", ""))
         except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
@@ -208,19 +231,27 @@ class _Dumper(yaml.SafeDumper):
 _Dumper.add_representer(str, _block)
 
 
-def build(statements: list[Statement], dsn_under_test: str, share: float, source: str) -> Workload:
+def build(statements: list[Statement], dsn_under_test: str, share: float, source: str,
+          contract: Contract | None = None, other_dsn: str | None = None) -> Workload:
     """Keep the most called statements on the schema's tables up to ``share`` of their calls; bind their parameters.
 
-    Each kept statement is prepared on the database under test (``dsn_under_test``): one that does not
-    prepare there, or has a parameter without a source, is skipped with the reason.
+    With ``contract`` each statement is mapped to its legacy and its new form (``legacymap``), whichever
+    names it was written in, and the form of the database under test's shape is the one bound there;
+    ``other_dsn``, a database of the other shape, must prepare the other form. Each kept statement is
+    prepared on the database under test (``dsn_under_test``): one that does not prepare there, cannot be
+    mapped without guessing, or has a parameter without a source, is skipped with the reason.
     """
     if not 0 < share <= 1:
         raise SynapError("--workload-share must be in (0, 1], e.g. 0.95")
-    with psycopg.connect(dsn_under_test, autocommit=True) as conn:
+    with psycopg.connect(dsn_under_test, autocommit=True) as conn, \
+            (psycopg.connect(other_dsn, autocommit=True) if other_dsn else nullcontext()) as other:
         schema = read_schema(conn)
         if not schema:
             raise SynapError(f"the database under test has no schema {S}: nothing to bind the statements to")
-        on_schema = [s for s in statements if DML.match(s.query) and _tables(s.query, schema)]
+        mapper = Mapper(contract, schema) if contract else None
+        form = mapper.shape(schema) if mapper else ""
+        names = mapper.names() if mapper else set(schema)
+        on_schema = [s for s in statements if DML.match(s.query) and _tables(s.query, names)]
         schema_calls = sum(s.calls for s in on_schema)
         chosen: list[Statement] = []
         covered = 0
@@ -231,17 +262,24 @@ def build(statements: list[Statement], dsn_under_test: str, share: float, source
             covered += s.calls
         kept, skipped = [], []
         for s in chosen:
-            reason = _prepare_error(conn, s.query)
-            params, unbound = ([], [reason]) if reason else bind(s.query, schema)
+            forms = mapper.forms(s.query) if mapper else Forms()
+            text = (forms.new if form == "new" else forms.legacy) if mapper else s.query
+            reason = forms.reason or _prepare_error(conn, text)
+            if not reason and other is not None:
+                other_form = "legacy" if form == "new" else "new"
+                reason = _prepare_error(other, forms.new if other_form == "new" else forms.legacy,
+                                        f"the {other_form} form: not valid on the {other_form} database")
+            params, unbound = ([], [reason]) if reason else bind(text, schema)
             if unbound:
                 skipped.append(Skipped(s.query, s.calls, "; ".join(unbound)))
             else:
-                kept.append(Statement(s.queryid, s.query, s.calls, s.mean_ms, params))
-    return Workload(source, share, sum(s.calls for s in statements), schema_calls, kept, skipped)
+                kept.append(Statement(s.queryid, s.query, s.calls, s.mean_ms, params, forms.legacy, forms.new,
+                                      list(forms.mapped)))
+    return Workload(source, share, sum(s.calls for s in statements), schema_calls, kept, skipped, form=form)
 
 
-def _tables(query: str, schema: Schema) -> dict[str, str]:
-    """alias (or table name) -> table of the schema, for each relation the statement names."""
+def _tables(query: str, schema: Container[str]) -> dict[str, str]:
+    """alias (or table name) -> table of the schema (``schema``: its table names), for each relation the statement names."""
     found: dict[str, str] = {}
     for ref, alias in RELATION.findall(query):
         parts = [p.strip('"') for p in ref.split(".")]
@@ -316,22 +354,24 @@ def _inserted(query: str) -> list[tuple[str, int]]:
     return pairs
 
 
-def _prepare_error(conn: psycopg.Connection, query: str) -> str | None:
-    """Why ``query`` does not prepare on the database under test (None when it does)."""
+def _prepare_error(conn: psycopg.Connection, query: str, what: str = "not valid on the database under test") -> str | None:
+    """Why ``query`` does not prepare on the database of ``conn`` (None when it does)."""
     try:
         with conn.transaction():
             conn.execute(f"PREPARE synap_workload_check AS {query}")  # type: ignore[arg-type]
             conn.execute("DEALLOCATE synap_workload_check")
     except psycopg.Error as exc:
-        return f"not valid on the database under test: {first_line(exc, 200)}"
+        return f"{what}: {first_line(exc, 200)}"
     return None
 
 
-def rebind(saved: Workload, dsn_under_test: str) -> Workload:
-    """A workload file checked against the database under test: each statement prepared and its parameters bound again."""
-    fresh = build(saved.statements, dsn_under_test, 1.0, saved.source)
+def rebind(saved: Workload, dsn_under_test: str, contract: Contract | None = None,
+           other_dsn: str | None = None) -> Workload:
+    """A workload file checked against the database under test: each statement mapped (with ``contract``),
+    prepared and its parameters bound again."""
+    fresh = build(saved.statements, dsn_under_test, 1.0, saved.source, contract, other_dsn)
     return Workload(saved.source, saved.share, saved.total_calls, saved.schema_calls, fresh.statements,
-                    saved.skipped + fresh.skipped, saved.taken_at)
+                    saved.skipped + fresh.skipped, saved.taken_at, fresh.form)
 
 
 def reset_statements(dsn: str) -> None:
@@ -369,6 +409,8 @@ def sample(dsn: str, workload: Workload, tenants: list[str]) -> dict[str, dict[s
                 table, column = parent.parent
             values = f'SELECT DISTINCT "{column}"::text FROM {S}."{table}" WHERE ' + \
                 (f'"{column}" IS NOT NULL' if p.source == "column" or (table, column) != (p.table, p.column) else "true")
+            if getattr(schema.get(table, {}).get(column), "type", "") == "json":
+                values += f' AND ("{column}" IS NULL OR "{column}"::text !~ {JSONB_REFUSES})'
             if tenant := schema.get(table, {}).get("tenant_id"):  # one query for all tenants, a row each
                 per_tenant = conn.execute(f"SELECT u.i, ARRAY({values} AND tenant_id = u.t LIMIT {SAMPLES}) "  # type: ignore[arg-type]
                                           f"FROM unnest(%s::{tenant.type}[]) WITH ORDINALITY u(t, i)", (tenants,))
@@ -385,9 +427,12 @@ def runnable(statement: Statement, values: dict[str, list[str | None]]) -> bool:
     return all(values.get(p.key) for p in statement.params if p.source in SAMPLED)
 
 
-def run_spec(workload: Workload, samples: dict[str, dict[str, list[str | None]]]) -> dict[str, Any]:
-    """What the Locust users need (JSON): statements in psycopg's placeholder style, and the samples by tenant."""
-    return {"statements": [{"name": s.name, "sql": to_psycopg(s.query), "weight": s.calls,
+def run_spec(workload: Workload, samples: dict[str, dict[str, list[str | None]]], form: str | None = None) -> dict[str, Any]:
+    """What the Locust users need (JSON): statements in psycopg's placeholder style (in ``form``, default: the
+    form bound to the database under test), and the samples by tenant (the same for both forms: the
+    parameters and the rows they are sampled from are the same)."""
+    form = workload.form if form is None else form
+    return {"statements": [{"name": s.name, "sql": to_psycopg(s.text(form)), "weight": s.calls,
                             "params": [asdict(p) | {"key": p.key} for p in s.params]} for s in workload.statements],
             "samples": samples, "limit": LIMIT, "offset": OFFSET}
 
