@@ -48,6 +48,7 @@ MIGRATED_INPUTS = ("alembic", "contract", "groups")
 GENERATOR = (Path(datagen.__file__).parent, PROFILES)  # the data generator's sources and profiles
 ENVIRONMENT = ("SYNAPSCALE_", "PG")  # variables a migration or a load may read (hashed: they may hold secrets)
 MIGRATED_KEPT = 3  # migrated states an entry keeps besides the ones its last session used
+ARCHIVE_VARIABLE = "SYNAPSCALE_ARCHIVE_DIR"  # where the migrations put the dumps of the tables they archive
 
 
 @dataclass
@@ -78,6 +79,8 @@ class Pipeline:
     left_out: list[LeftOut] = field(default_factory=list)  # statements of the baseline not loaded, and why
     cached: CacheUse | None = None
     _baseline: Path | None = None
+    _archive_before: str | None = None  # the archive variable as the session found it, put back at the end
+    _archive_temp: Path | None = None
     _stats_digest: str | None = None
 
     @classmethod
@@ -89,6 +92,7 @@ class Pipeline:
         else:
             pipeline = cls._from_cache(settings, StateCache(settings.cache), say)
             server = pipeline.server
+        pipeline._claim_archive()
         say(f"synap-verify: {server.backend} PostgreSQL {server.version()} at {server.describe()} "
             f"(ready in {server.started_in:.2f}s)")
         pipeline.timings["provision"] = server.started_in
@@ -111,6 +115,27 @@ class Pipeline:
                 f"at its end in {cache.root}")
         use = CacheUse(cache, inputs, dict(entry.states) if entry else {})
         return cls(settings, server, say, cached=use, _baseline=baseline)
+
+    def _claim_archive(self) -> None:
+        """The archive folder of every migration this session runs: in the state cache when it is on (a cached
+        migrated state's audit rows name their dumps, which must travel with it to another checkout or machine),
+        else a folder of the session. Never the working directory (the user's repository), nor a folder the
+        user set for production: these databases are copies. Set before any migrated state is named, so the
+        folder is part of its name (``migrated_inputs`` hashes the variable)."""
+        self._archive_before = os.environ.get(ARCHIVE_VARIABLE)
+        if self.cached:
+            folder = self.cached.cache.root / "archive"
+        else:
+            folder = self._archive_temp = Path(tempfile.mkdtemp(prefix="synap-archive-"))
+        os.environ[ARCHIVE_VARIABLE] = str(folder)
+
+    def _release_archive(self) -> None:
+        if self._archive_before is None:
+            os.environ.pop(ARCHIVE_VARIABLE, None)
+        else:
+            os.environ[ARCHIVE_VARIABLE] = self._archive_before
+        if self._archive_temp is not None and not self.settings.keep:
+            shutil.rmtree(self._archive_temp, ignore_errors=True)
 
     @property
     def tag(self) -> str:
@@ -180,6 +205,7 @@ class Pipeline:
         """Stop the server; first store its states when this session built any (never with ``keep``)."""
         if isinstance(self.settings.baseline, str) and self._baseline is not None:  # a dump taken from a DSN
             shutil.rmtree(self._baseline.parent, ignore_errors=True)
+        self._release_archive()
         if self.settings.keep:
             return
         if self.cached and self.cached.built:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from synap_verify import migrate
 from synap_verify.pipeline import Pipeline
 from synap_verify.resources import CONTRACT, REFERENCE_MIGRATIONS
 from synap_verify.server import Server
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # a session in another process: start from the cache, build the schema state, end normally (storing it)
 SESSION = """
 import sys, time
+from synap_verify import migrate
 from synap_verify.pipeline import Pipeline
 from synap_verify.settings import Settings
 pipeline = Pipeline.start(Settings.resolve({{"scale": "tiny", "cache": {cache!r}}}), say=lambda line: print(line, flush=True))
@@ -79,6 +81,34 @@ def test_a_second_session_starts_from_the_stored_state(stored: tuple[Path, tuple
     finally:
         pipeline.stop()
     assert not any("stored" in line for line in said), "a session that built nothing stores nothing"
+
+
+def test_a_cached_migrated_state_rolls_back_from_another_folder(stored: tuple[Path, tuple[int, str]], tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The archived backup tables of a cached migrated state live in the cache, not in the folder the session
+    that built it ran from: another checkout (here: another working directory, the builder's archive folder
+    removed) still downgrades it to the legacy state, and nothing is written to the working directory.
+
+    Seeded defect: archives in ``./archive`` of the building session; the downgrade meets a missing dump."""
+    cache, _ = stored
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SYNAPSCALE_ARCHIVE_DIR", str(tmp_path / "production-archive"))  # the user's, not for copies
+    pipeline = start(cache, [])
+    db = pipeline.clone("migrated")
+    try:
+        with db.connect() as conn:
+            archived = conn.execute("SELECT table_name, row_count, file_path FROM synapscale_db.migration_archive").fetchall()
+        assert archived and all(Path(p).is_relative_to(cache / "archive") and Path(p).is_file()
+                                for _, _, p in archived), archived
+        migrate.downgrade(db.dsn, REFERENCE_MIGRATIONS, "base")
+        with db.connect() as conn:
+            for table, rows, _ in archived:
+                assert conn.execute(f"SELECT count(*) FROM synapscale_db.{table}").fetchone() == (rows,), table
+    finally:
+        db.drop()
+        pipeline.stop()
+    assert os.environ["SYNAPSCALE_ARCHIVE_DIR"] == str(tmp_path / "production-archive")
+    assert not list(tmp_path.iterdir()), "the session wrote into its working directory"
 
 
 def _changed_migration(tmp: Path) -> dict[str, object]:
