@@ -111,6 +111,12 @@ def group_target(location: Path, groups: Iterable[str], every_group: bool) -> li
     return wanted
 
 
+def stops_before_head(location: Path, groups: Iterable[str], every_group: bool) -> bool:
+    """Whether the selected groups' targets stop before the single head: in a three-phase history, after the
+    groups' expand revisions and before the switch and the contract, so the old names are still kept."""
+    return group_target(location, groups, every_group) != [single_head(location)]
+
+
 def resolve(location: Path, targets: Iterable[str]) -> set[str]:
     """The revision ids that symbolic targets (``heads``, ``analytics@head``) stand for."""
     scripts = script_directory(location)

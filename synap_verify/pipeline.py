@@ -180,6 +180,10 @@ class Pipeline:
         digest = StateCache.key(migrated_inputs(self.settings))[:10]
         return f"synap_migrated_{self.tag}_{suffix}"[:52] + f"_{digest}"
 
+    def stops_before_the_contract(self) -> bool:
+        """Whether the migrated state is the selected groups' expand (a subset of the groups), not the end state."""
+        return migrate.stops_before_head(self.settings.alembic, self.settings.groups, self.settings.groups == GROUPS)
+
     def _ensure(self, name: str, build: Callable[[str], None], source: Callable[[], str] | None = None) -> None:
         """Build ``name`` unless the server has it (from the cache, or built earlier in this session);
         ``source`` names the state it is built from, itself ensured only when ``name`` must be built."""

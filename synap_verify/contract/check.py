@@ -4,6 +4,10 @@ Each defect is reported once, under the most specific rule that explains it: a c
 is G1 (not also T-TYPE), a ``meta_data`` column is G3 (not also T-RENAME), an FK with NO ACTION is G4
 (not also T-FK). Tables the contract does not list are ignored, except that G9 claims ``backup_*``
 tables for its group. Partitions are skipped: their FKs and RLS are their parent's.
+
+Before the contract phase (``expanded=True``: the groups' expand revisions applied, the contract not yet), an
+old column the expand keeps for the old application, recognisable by its sync trigger, is where it should
+be; on the end state the same column is a finding as any other.
 """
 
 from __future__ import annotations
@@ -15,19 +19,21 @@ from synap_verify import g5
 from synap_verify.catalog import Catalog, ForeignKey, Table
 from synap_verify.contract.model import Contract, Rules, TableSpec
 from synap_verify.findings import Finding
+from synapscale.migrations.ops.compat import sync_name
 
 ROLE_EXPECTED = "no superuser, no BYPASSRLS, not owner"  # the G5 finding on the application role, not a table
 Add = Callable[..., None]  # records one finding for the table being checked
 
 
-def check(catalog: Catalog, contract: Contract, groups: Iterable[str] = ()) -> list[Finding]:
-    """Every finding of the contract's rules over the selected groups (all groups when empty)."""
+def check(catalog: Catalog, contract: Contract, groups: Iterable[str] = (), expanded: bool = False) -> list[Finding]:
+    """Every finding of the contract's rules over the selected groups (all groups when empty); ``expanded``:
+    the database stops before the contract phase, so the old columns its sync triggers keep are not findings."""
     contract = contract.covering(catalog)
     selected = set(groups) or set(contract.groups)
     rules = contract.rules
     findings: list[Finding] = []
     for spec in contract.tables_in(selected):
-        findings += _check_table(catalog, contract, spec, frozenset(selected))
+        findings += _check_table(catalog, contract, spec, frozenset(selected), expanded)
     if "G9" in rules.enabled and rules.backup_group in selected:
         pattern = re.compile(rules.backup_pattern)
         for table in catalog.tables.values():
@@ -38,11 +44,15 @@ def check(catalog: Catalog, contract: Contract, groups: Iterable[str] = ()) -> l
     return findings
 
 
-def _check_table(catalog: Catalog, contract: Contract, spec: TableSpec, selected: frozenset[str]) -> list[Finding]:
+def _check_table(catalog: Catalog, contract: Contract, spec: TableSpec, selected: frozenset[str],
+                 expanded: bool) -> list[Finding]:
     out: list[Finding] = []
+    kept: set[str] = set()  # old columns kept in sync until the contract phase (only before it)
 
     def add(rule: str, message: str, column: str | None = None, constraint: str | None = None,
             expected: str | None = None, actual: str | None = None) -> None:
+        if column in kept and rule in ("G1", "G2", "G3", "T-DROP", "T-RENAME", "T-TYPE", "T-NULL"):
+            return
         if rule in rules.enabled or rule.startswith("T-"):
             out.append(Finding(rule, spec.group, spec.name, f"{message} ({rule})", column, constraint, expected, actual))
 
@@ -60,6 +70,8 @@ def _check_table(catalog: Catalog, contract: Contract, spec: TableSpec, selected
     elif legacy is not None:
         add("T-RENAME", f"legacy table {legacy.name} still exists next to {spec.name}", expected="absent", actual=legacy.name)
     name = table.name
+    if expanded:
+        kept.update(_kept_until_contract(table, spec, rules))
 
     flagged = _columns_g1_g3(table, spec, rules, add)
     _columns_expected(table, spec, flagged, add)
@@ -82,6 +94,15 @@ def _check_table(catalog: Catalog, contract: Contract, spec: TableSpec, selected
     _parents(catalog, contract, table, spec, add)
     _counters(catalog, contract, table, spec, selected, add)
     return out
+
+
+def _kept_until_contract(table: Table, spec: TableSpec, rules: Rules) -> set[str]:
+    """Old columns an expand keeps for the old application: a column the contract drops, or an old name whose
+    new column is there, either with its sync trigger (``<table>_<column>_compat_sync``, the ops engine's)."""
+    old = {d.column for d in spec.dropped.values()}
+    old |= {w.legacy_name for w in spec.columns.values() if w.legacy_name and table.column(w.name)}
+    old |= {legacy for legacy, new in rules.renamed_columns.items() if table.column(new)}
+    return {c for c in old if table.column(c) and sync_name(table.name, c) in table.triggers}
 
 
 def _columns_g1_g3(table: Table, spec: TableSpec, rules: Rules, add: Add) -> set[str]:
