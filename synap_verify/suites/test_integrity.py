@@ -17,7 +17,7 @@ import pytest
 from synap_verify import migrate
 from synap_verify.contract import Contract, load_contract
 from synap_verify.findings import Finding, render_text
-from synap_verify.integrity import equivalence
+from synap_verify.integrity import counters, equivalence
 from synap_verify.pipeline import Pipeline
 from synap_verify.server.templates import Database
 from synap_verify.settings import Settings
@@ -89,9 +89,12 @@ def test_nothing_lost(comparison: Comparison, contract: Contract, group: str, ta
     assert not findings, f"{group}/{table}: data lost or altered by the migration:\n" + render_text(findings)
 
 
-def test_counter_equals_its_rows(comparison: Comparison, group: str, counter: str, pytestconfig: pytest.Config) -> None:
+def test_counter_equals_its_rows(comparison: Comparison, contract: Contract, synap_settings: Settings, group: str,
+                                 counter: str, pytestconfig: pytest.Config) -> None:
     """G8 in the data: the migrated counter equals its aggregate over the rows it counts, on every row."""
     table, column = counter.split(".")
+    if why := counters.judged_apart(contract, table, column, synap_settings.groups):
+        pytest.skip(why)
     findings = [f for f in comparison.counters if (f.table, f.column) == (table, column)]
     record(pytestconfig, "nothing-lost", findings)
     assert not findings, f"{group}/{counter}: the counter disagrees with its rows:\n" + render_text(findings)
