@@ -195,6 +195,43 @@ def test_a_dropped_column_is_kept_in_sync_until_the_contract(expanded: str) -> N
                          f"WHERE id = '{AGENT}'") == "openai/-"
 
 
+def test_a_column_moved_to_rows_of_another_table_is_kept_in_sync_until_the_contract(expanded: str) -> None:
+    """users.tenant_id (its pairs moved to user_tenant_roles) stays for the old application: a user it creates with a
+    tenant is a member of it, a user the new application creates with a membership has that tenant_id; the contract
+    drops the column, its downgrade brings back every value (the journaled ones and those written since), the
+    legacy FK and index; down to base removes only the memberships the upgrade carried."""
+    (old,) = run(expanded, f"INSERT INTO {S}.users (email, hashed_password, tenant_id) VALUES ('old@a', 'x', %s) "
+                           "RETURNING id", (T1,))[0]
+    assert one(expanded, f"SELECT tenant_id::text FROM {S}.user_tenant_roles WHERE user_id = '{old}'") == T1
+    (new,) = run(expanded, f"INSERT INTO {S}.users (email, hashed_password) VALUES ('new@a', 'x') RETURNING id")[0]
+    run(expanded, f"INSERT INTO {S}.user_tenant_roles (user_id, tenant_id) VALUES (%s, %s)", (new, T2))
+    assert one(expanded, f"SELECT tenant_id::text FROM {S}.users WHERE id = '{new}'") == T2
+    with psycopg.connect(expanded, autocommit=True) as conn:  # the application of tenant 1: its own tenant only
+        for tenant, refused in ((T1, False), (T2, True)):
+            with conn.transaction(force_rollback=True):
+                conn.execute("SET LOCAL ROLE synapscale_app")
+                conn.execute("SELECT set_config('app.current_tenant_id', %s, true)", (T1,))
+                insert = f"INSERT INTO {S}.users (email, hashed_password, tenant_id) VALUES ('app@a', 'x', %s)"
+                if refused:
+                    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+                        conn.execute(insert, (tenant,))
+                else:
+                    conn.execute(insert, (tenant,))
+    before = run(expanded, f"SELECT id, tenant_id FROM {S}.users ORDER BY id")
+    migrate.upgrade(expanded, MIGRATIONS, ["restructured"])
+    assert catalog(expanded).tables["users"].column("tenant_id") is None
+    (late,) = run(expanded, f"INSERT INTO {S}.users (email, hashed_password) VALUES ('late@a', 'x') RETURNING id")[0]
+    run(expanded, f"INSERT INTO {S}.user_tenant_roles (user_id, tenant_id) VALUES (%s, %s)", (late, T1))
+    migrate.downgrade(expanded, MIGRATIONS, "expanded")
+    assert run(expanded, f"SELECT id, tenant_id FROM {S}.users WHERE id <> '{late}' ORDER BY id") == before
+    assert one(expanded, f"SELECT tenant_id::text FROM {S}.users WHERE id = '{late}'") == T1
+    users = catalog(expanded).tables["users"]
+    assert [fk.name for fk in users.foreign_keys if fk.columns == ("tenant_id",)] == ["users_tenant_id_fkey"]
+    assert "ix_users_tenant_id" in {i.name for i in users.indexes}
+    migrate.downgrade(expanded, MIGRATIONS, "base")
+    assert one(expanded, f"SELECT count(*) FROM {S}.user_tenant_roles WHERE user_id = '{old}'") == 1
+
+
 def test_expand_above_the_row_threshold_keeps_the_old_names(server: Server, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Every json table through the G1 expand/contract (threshold 0, as prod's large tables are): the shadow columns
     never show in a compatibility view, and the views survive the swap of the shadows (found at prod under load)."""

@@ -23,6 +23,8 @@ from synapscale.migrations.ops.compat import sync_name
 
 ROLE_EXPECTED = "no superuser, no BYPASSRLS, not owner"  # the G5 finding on the application role, not a table
 Add = Callable[..., None]  # records one finding for the table being checked
+# what an old column kept until the contract phase keeps of its legacy shape: type, name, nullability, FK
+KEPT_RULES = frozenset({"G1", "G2", "G3", "G4", "T-DROP", "T-RENAME", "T-TYPE", "T-NULL", "T-FK"})
 
 
 def check(catalog: Catalog, contract: Contract, groups: Iterable[str] = (), expanded: bool = False) -> list[Finding]:
@@ -51,7 +53,7 @@ def _check_table(catalog: Catalog, contract: Contract, spec: TableSpec, selected
 
     def add(rule: str, message: str, column: str | None = None, constraint: str | None = None,
             expected: str | None = None, actual: str | None = None) -> None:
-        if column in kept and rule in ("G1", "G2", "G3", "T-DROP", "T-RENAME", "T-TYPE", "T-NULL"):
+        if column in kept and rule in KEPT_RULES:
             return
         if rule in rules.enabled or rule.startswith("T-"):
             out.append(Finding(rule, spec.group, spec.name, f"{message} ({rule})", column, constraint, expected, actual))

@@ -61,7 +61,7 @@ APP_NAME = "synap-load"  # how the blocking sampler tells load sessions from the
 REQUESTS_PER_TASK = {"browse_dashboards": 2, "run_workflow": 2, "chat": 2, "search_marketplace": 1,
                      "write_activity": 2, "read_events": 1, "chat_history": 2, "conversation_turns": 2,
                      "message_feedback": 2, "execution_metadata": 4, "activity_metadata": 2, "node_metadata": 3,
-                     "queue_metadata": 3, "agent_provider": 2}
+                     "queue_metadata": 3, "agent_provider": 2, "user_membership": 3}
 # the old application's names of what the restructure renames (table -> new name, column -> new name), and the
 # dropped columns it still reads; the new application's are the values
 OLD_TABLES = {"messages": "llms_messages", "conversation_turns": "llms_conversations_turns",
@@ -530,6 +530,42 @@ class _RenamedUser(SqlTenantUser):
             self._sql("agent read-after-write", f"SELECT {column} FROM {SCHEMA}.agents WHERE id = %s AND tenant_id = %s",
                       (rows[0][0], self.t["tenant"]),
                       lambda got: None if got and got[0][0] == token else f"agents.{column} reads {got!r} after writing {token}")
+
+
+    @task(int(CONFIG["renamed"]["weights"]["user_membership"]))
+    def user_membership(self) -> None:
+        """A user of this tenant created, as each application does it: the old one sets ``users.tenant_id`` (a column
+        the restructure drops, its pairs moved to ``user_tenant_roles``: kept until the contract), the new one adds
+        the membership; then read back on both sides, where the other exists (the column, the sync trigger)."""
+        tenant = str(self.t["tenant"])
+        if self.old:
+            rows = self._sql("user insert (tenant_id)", f"INSERT INTO {SCHEMA}.users (email, hashed_password, tenant_id) "
+                             "VALUES (%s, 'load', %s) RETURNING id", (f"{uuid.uuid4().hex}@load.invalid", tenant))
+        else:
+            rows = self._sql("user insert", f"INSERT INTO {SCHEMA}.users (email, hashed_password) VALUES (%s, 'load') "
+                             "RETURNING id", (f"{uuid.uuid4().hex}@load.invalid",))
+            if rows:
+                self._sql("membership insert", f"INSERT INTO {SCHEMA}.user_tenant_roles (user_id, tenant_id) "
+                          "VALUES (%s, %s)", (rows[0][0], tenant))
+        if not rows:
+            return
+
+        def check(got: list[tuple[Any, ...]]) -> str | None:
+            column, member, synced = got[0] if got else (None, 0, False)
+            if self.old and column != tenant:
+                return f"users.tenant_id reads {column!r} after writing {tenant}"
+            if (not self.old or synced) and not member:
+                written = "users.tenant_id" if self.old else "its membership"
+                return f"user {rows[0][0]} is no member of {tenant} after {written} was written"
+            if not self.old and synced and column != tenant:
+                return f"users.tenant_id reads {column!r} after the membership of {tenant} was written: not kept in sync"
+            return None
+
+        # the old column as a parameter of to_jsonb (as in _meta_written): the new application's text never names it
+        self._sql("user read-after-write", f"SELECT to_jsonb(u) ->> %s, (SELECT count(*) FROM "
+                  f"{SCHEMA}.user_tenant_roles r WHERE r.user_id = u.id AND r.tenant_id = %s::uuid), EXISTS (SELECT 1 FROM "
+                  "pg_trigger WHERE tgname = 'users_tenant_id_compat_sync') FROM "
+                  f"{SCHEMA}.users u WHERE u.id = %s", ("tenant_id", tenant, rows[0][0]), check)
 
 
 class LegacyAppUser(_RenamedUser):

@@ -8,7 +8,8 @@
 - A renamed column gets its new column next to the old one (jsonb when the old one is json), a
   trigger that copies whichever side a statement wrote to the other side, and a keyset backfill.
 - A dropped column the old application still uses (``Table.kept``) stays until the contract, kept in sync with
-  the column of the same table its data moved to (the same trigger).
+  the column of the same table its data moved to (the same trigger); one whose data moved to rows of another
+  table (``Table.carried``) is kept in sync with those rows by a trigger on both tables.
 - Contract: refused while a session still uses an old name; then the views, triggers and old columns go.
 """
 
@@ -22,7 +23,7 @@ from functools import partial
 import psycopg
 from alembic import op
 
-from synapscale.migrations.ops.declarations import JSONB_SUSPECT, SHADOW, Table
+from synapscale.migrations.ops.declarations import JSONB_SUSPECT, SHADOW, Carried, Table
 from synapscale.migrations.ops.jsonb import backfill, quarantine_json
 from synapscale.migrations.ops.plumbing import (
     exists_table,
@@ -175,14 +176,48 @@ def expand_kept(t: Table) -> None:
             step(partial(_add_synced, t, old, new), t.name)
 
 
+def carry_kept(t: Table) -> None:
+    """Each column of ``t.carried`` stays for the old application, kept in sync with the rows its data moves to.
+
+    Before the group's data move, as :func:`expand_kept`: the move is then the backfill of the destination.
+    """
+    for c in t.carried:
+        if has_column(t.name, c.column) and not _synced(t.name, c.column):
+            step(partial(_add_carried_sync, t, c), t.name, c.destination)
+
+
+def _add_carried_sync(t: Table, c: Carried) -> None:
+    name = sync_name(t.name, c.column)
+    # the invoker's rights (not the owner's): a row the old application could not write to the destination
+    # itself, another tenant's membership, is refused by the destination's RLS
+    run_all(f"CREATE OR REPLACE FUNCTION {schema()}.{name}() RETURNS trigger LANGUAGE plpgsql "
+            f"SET search_path = pg_catalog AS $$\n{c.sync}\n$$",
+            *(sql for table in (t.name, c.destination) for sql in (
+                f"DROP TRIGGER IF EXISTS {name} ON {q(table)}",
+                f"CREATE TRIGGER {name} AFTER INSERT OR UPDATE ON {q(table)} FOR EACH ROW EXECUTE FUNCTION {schema()}.{name}()")))
+
+
+def _unjournal_kept(table: str, column: str, type_: str) -> None:
+    """A kept column re-added with the values the contract journaled before dropping it."""
+    run(f"ALTER TABLE {q(table)} ADD COLUMN IF NOT EXISTS {column} {type_}")
+    run(f"UPDATE {q(table)} x SET {column} = j.old_value::{type_} FROM {q('migration_undo')} j WHERE j.table_name = %(t)s "
+        "AND j.column_name = %(c)s AND j.kind = 'kept_dropped' AND x.id::text = j.primary_key", {"t": table, "c": column})
+    run(f"DELETE FROM {q('migration_undo')} WHERE table_name = %(t)s AND column_name = %(c)s AND kind = 'kept_dropped'",
+        {"t": table, "c": column})
+
+
 def _restore_kept(t: Table, old: str, new: str) -> None:
     """The downgrade of the contract for a kept column: re-added, its values back from the contract's journal."""
-    run(f"ALTER TABLE {q(t.name)} ADD COLUMN IF NOT EXISTS {old} {_types(t, old, new)[0]}")
-    run(f"UPDATE {q(t.name)} x SET {old} = j.old_value FROM {q('migration_undo')} j WHERE j.table_name = %(t)s "
-        "AND j.column_name = %(c)s AND j.kind = 'kept_dropped' AND x.id::text = j.primary_key", {"t": t.name, "c": old})
-    run(f"DELETE FROM {q('migration_undo')} WHERE table_name = %(t)s AND column_name = %(c)s AND kind = 'kept_dropped'",
-        {"t": t.name, "c": old})
+    _unjournal_kept(t.name, old, _types(t, old, new)[0])
     _add_synced(t, old, new)
+
+
+def _restore_carried(t: Table, c: Carried) -> None:
+    """The downgrade of the contract for a carried column: its journaled values back, then ``Carried.restore``,
+    then the sync on both tables again."""
+    _unjournal_kept(t.name, c.column, c.type)
+    run_all(*c.restore)
+    _add_carried_sync(t, c)
 
 
 def _drop_kept(t: Table, old: str) -> None:
@@ -192,8 +227,9 @@ def _drop_kept(t: Table, old: str) -> None:
 
 
 def _drop_sync(table: str, old: str) -> None:
+    """The sync trigger and its function (CASCADE: a carried column's trigger on its destination goes with it)."""
     run(f"DROP TRIGGER IF EXISTS {sync_name(table, old)} ON {q(table)}")
-    run(f"DROP FUNCTION IF EXISTS {schema()}.{sync_name(table, old)}()")
+    run(f"DROP FUNCTION IF EXISTS {schema()}.{sync_name(table, old)}() CASCADE")
 
 
 def _drop_old(table: str, old: str) -> None:
@@ -215,7 +251,7 @@ def contract_columns(t: Table) -> None:
 def revert_columns(t: Table) -> None:
     """Back from the expand: the sync triggers go, and the new side of each renamed column (the old side
     was never changed); a kept column and its destination are both legacy columns and stay."""
-    for old, _ in t.kept:
+    for old in (*(old for old, _ in t.kept), *(c.column for c in t.carried)):
         if exists_table(t.name):
             _drop_sync(t.name, old)
     for old, new in t.renames:
@@ -237,10 +273,13 @@ def expanded_tables(revisions: Iterable[str]) -> list[Table]:
     scripts = op.get_context().script
     assert scripts is not None
     found = [t for rev in revisions for t in scripts.get_revision(rev).module.GROUP.tables]  # type: ignore[union-attr]
-    return [t for t in found if t.legacy_name or t.renames or t.kept]
+    return [t for t in found if t.legacy_name or t.renames or t.kept or t.carried]
 
 
 def old_names(tables: Iterable[Table]) -> list[str]:
+    """The names only the old application uses. Not a carried column's: ``users.tenant_id`` shares its name with
+    every tenant table's column, so no statement text tells its old use from the new application's; the old
+    application still names the other old names of its release, and the operator confirms it is gone."""
     ts = list(tables)
     return sorted({t.legacy_name for t in ts if t.legacy_name} | {old for t in ts for old, _ in (*t.renames, *t.kept)})
 
@@ -314,6 +353,9 @@ def contract(tables: Iterable[Table]) -> None:
         for old, _ in t.kept:
             if has_column(t.name, old):
                 step(partial(_drop_kept, t, old), t.name)
+        for c in t.carried:
+            if has_column(t.name, c.column):
+                step(partial(_drop_kept, t, c.column), t.name, c.destination)
 
 
 def re_expand(tables: Iterable[Table]) -> None:
@@ -324,6 +366,9 @@ def re_expand(tables: Iterable[Table]) -> None:
         for old, new in t.kept:
             if not has_column(t.name, old):
                 step(partial(_restore_kept, t, old, new), t.name)
+        for c in t.carried:
+            if not has_column(t.name, c.column):
+                step(partial(_restore_carried, t, c), t.name, c.destination)
     for t in ts:
         if t.legacy_name and exists_table(t.name) and not exists_table(t.legacy_name):
             step(partial(create_compat_view, t), t.name)

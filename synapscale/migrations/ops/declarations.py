@@ -136,6 +136,23 @@ class Table:
     # dropped columns the expand keeps for the old application, each kept in sync with the column of this
     # table its data moved to, e.g. ("model_provider", "provider"); the contract drops them
     kept: tuple[tuple[str, str], ...] = ()
+    # dropped columns the expand keeps for the old application whose data moved to rows of another table
+    carried: tuple[Carried, ...] = ()
+
+
+@dataclass(frozen=True)
+class Carried:
+    """A dropped column whose values moved to rows of another table, kept for the old application until the
+    contract: one trigger function on both tables (``sync``, a plpgsql body; ``TG_TABLE_NAME`` tells the side)
+    keeps the column and its destination's rows in sync. The group's data move is the backfill of the
+    destination. ``restore``: when the contract is undone, what its ``DROP COLUMN`` took besides the journaled
+    values (rows written since, filled from the destination; the column's legacy constraints and indexes)."""
+
+    column: str
+    type: str
+    destination: str
+    sync: str
+    restore: tuple[str, ...]
 
 
 @dataclass(frozen=True)

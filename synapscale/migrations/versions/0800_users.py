@@ -1,4 +1,4 @@
-"""users: users.tenant_id into user_tenant_roles, then dropped.
+"""users: users.tenant_id into user_tenant_roles; the column stays for the old application until the contract.
 
 Implements, for every table of the group (spec "### users"): G1 json -> jsonb (rejected values
 quarantined, then sanitised; expand/contract above the row threshold), G2 timestamptz read as UTC,
@@ -20,6 +20,31 @@ down_revision = "foundation"
 branch_labels = ("users",)
 depends_on = None  # see docs/decisions.md "No depends_on"
 
+U, UTR = ops.q("users"), ops.q("user_tenant_roles")
+# the role a (user, tenant) pair gets when it only existed as users.tenant_id: the global 'member' role
+DEFAULT_ROLE = f"(SELECT id FROM {ops.q('rbac_roles')} WHERE tenant_id IS NULL AND name = 'member' LIMIT 1)"
+PAIR = (f"INSERT INTO {UTR} (user_id, tenant_id, role_id, is_active, granted_at) "
+        "SELECT {user}, {tenant}, " + DEFAULT_ROLE + ", true, now() {rest} ON CONFLICT (user_id, tenant_id) DO NOTHING")
+# users.tenant_id for the old application until the contract: a tenant it writes becomes a membership; the first
+# membership of a user without one (a user the new application created) becomes its tenant_id
+TENANT = ops.Carried(
+    "tenant_id", "uuid", "user_tenant_roles",
+    sync=("BEGIN\n"
+          "    IF TG_TABLE_NAME = 'users' THEN\n"
+          "        IF NEW.tenant_id IS NOT NULL AND (TG_OP = 'INSERT' OR NEW.tenant_id IS DISTINCT FROM OLD.tenant_id) THEN\n"
+          "            " + PAIR.format(user="NEW.id", tenant="NEW.tenant_id", rest="") + ";\n"
+          "        END IF;\n"
+          "    ELSE\n"
+          f"        UPDATE {U} SET tenant_id = NEW.tenant_id WHERE id = NEW.user_id AND tenant_id IS NULL;\n"
+          "    END IF;\n"
+          "    RETURN NULL;\n"
+          "END"),
+    restore=(f"UPDATE {U} u SET tenant_id = r.tenant_id FROM (SELECT DISTINCT ON (user_id) user_id, tenant_id "
+             f"FROM {UTR} ORDER BY user_id, granted_at, id) r WHERE r.user_id = u.id AND u.tenant_id IS NULL",
+             f"ALTER TABLE {U} ADD CONSTRAINT users_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES {ops.q('tenants')} (id)",
+             f"CREATE INDEX ix_users_tenant_id ON {U} (tenant_id)"),
+)
+
 TABLES = (
     Table("email_verification_tokens", fks=(Fk("user_id", "users", CASCADE, "email_verification_tokens_user_id_fkey:a"),)),
     Table("password_reset_tokens", fks=(Fk("user_id", "users", CASCADE, "password_reset_tokens_user_id_fkey:a"),)),
@@ -32,57 +57,43 @@ TABLES = (
             Fk("user_id", "users", CASCADE, "user_variables_user_id_fkey:a"),
         ),
     ),
-    Table("users"),  # tenant_id is moved and dropped below, not migrated
+    Table("users", carried=(TENANT,)),  # tenant_id is moved below; the contract revision drops it
 )
 
+USERS = TABLES[-1]
 COUNTERS: tuple[ops.Counter, ...] = ()
 GIN: tuple[ops.Gin, ...] = ()
 GROUP = ops.Group(TABLES, COUNTERS, GIN)
 
 
-U, UTR = ops.q("users"), ops.q("user_tenant_roles")
-# the role a (user, tenant) pair gets when it only existed as users.tenant_id: the global 'member' role
-DEFAULT_ROLE = f"(SELECT id FROM {ops.q('rbac_roles')} WHERE tenant_id IS NULL AND name = 'member' LIMIT 1)"
-
-
 def upgrade() -> None:
-    """users.tenant_id: every (user, tenant) pair into user_tenant_roles first, then the column goes."""
+    """users.tenant_id: kept in sync with user_tenant_roles first, then every (user, tenant) pair carried there."""
     ops.expand_large(GROUP.tables)
     ops.begin()
     with ops.autocommit():
-        ops.step(carry_tenants, "users")
+        ops.carry_kept(USERS)
+        ops.step(carry_tenants, "user_tenant_roles", "users")
     ops.upgrade_group(GROUP)
 
 
 def carry_tenants() -> None:
-    """Pairs into user_tenant_roles and the column dropped in one short transaction locking users."""
+    """Pairs into user_tenant_roles in one short transaction (a rerun inserts only what is missing)."""
     if ops.has_column("users", "tenant_id"):
-        ops.journal("users", "tenant_id", "users_tenant", f"SELECT id, tenant_id FROM {U} WHERE tenant_id IS NOT NULL")
         ops.journal(
             "user_tenant_roles",
             "id",
             "utr_inserted",
-            f"INSERT INTO {UTR} (user_id, tenant_id, role_id, is_active, granted_at) "
-            f"SELECT u.id, u.tenant_id, {DEFAULT_ROLE}, true, now() FROM {U} u WHERE u.tenant_id IS NOT NULL "
-            "ON CONFLICT (user_id, tenant_id) DO NOTHING RETURNING id, NULL::text",
+            PAIR.format(user="u.id", tenant="u.tenant_id", rest=f"FROM {U} u WHERE u.tenant_id IS NOT NULL")
+            + " RETURNING id, NULL::text",
         )
-        ops.run(f"ALTER TABLE {U} DROP COLUMN tenant_id")
 
 
 def downgrade() -> None:
+    """The memberships the upgrade carried go; users.tenant_id never left (the contract's downgrade puts it back)."""
     ops.begin()
     ops.downgrade_group(GROUP)
-    ops.run(f"ALTER TABLE {U} ADD COLUMN IF NOT EXISTS tenant_id uuid")
-    ops.run(
-        f"UPDATE {U} u SET tenant_id = j.old_value::uuid FROM {ops.q('migration_undo')} j "
-        "WHERE j.table_name = 'users' AND j.kind = 'users_tenant' AND u.id::text = j.primary_key"
-    )
-    ops.run(f"ALTER TABLE {U} ADD CONSTRAINT users_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES {ops.q('tenants')} (id)")
-    ops.run(f"CREATE INDEX ix_users_tenant_id ON {U} (tenant_id)")
-    # column order: tenant_id comes back last (documented in docs/decisions.md)
     ops.run(
         f"DELETE FROM {UTR} r USING {ops.q('migration_undo')} j WHERE j.table_name = 'user_tenant_roles' "
         "AND j.kind = 'utr_inserted' AND r.id::text = j.primary_key"
     )
-    ops.forget("users", "users_tenant")
     ops.forget("user_tenant_roles", "utr_inserted")
