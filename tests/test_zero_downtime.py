@@ -246,14 +246,16 @@ def test_expand_above_the_row_threshold_keeps_the_old_names(server: Server, tmp_
 
 
 def test_a_subset_of_the_groups_is_checked_as_an_expand(pytester: pytest.Pytester) -> None:
-    """``pytest --synap-group=workflows,llm`` migrates those groups' expand revisions, not the contract (it needs
-    every group): the contract suite must accept the old columns kept in sync there (``meta_data``,
-    ``agents.model_provider``) and still judge everything else; integrity and RLS pass on that state too.
+    """``pytest --synap-group=workflows,llm,users`` migrates those groups' expand revisions, not the contract (it
+    needs every group): the contract suite must accept the old columns kept in sync there (``meta_data``,
+    ``agents.model_provider``, ``users.tenant_id``) and still judge everything else; integrity and RLS pass on
+    that state too (``users`` is no tenant table while it keeps the old application's ``tenant_id``).
 
     Seeded defect: judging the expand as the end state failed ``workflow_executions`` (G1, G3) and ``agents``
     (T-DROP), a false alarm on every run of a group with a renamed or kept column."""
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-v", "--synap-group=workflows,llm",
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-v", "--synap-group=workflows,llm,users",
                                            "--synap-scale=tiny", "--synap-suites=contract,integrity,rls")
     assert result.ret == 0, result.stdout.str()[-3000:]
     result.stdout.fnmatch_lines(["*test_contract[[]workflows-workflow_executions[]] PASSED*",
-                                 "*test_contract[[]llm-agents[]] PASSED*"], consecutive=False)
+                                 "*test_contract[[]llm-agents[]] PASSED*",
+                                 "*test_rls[[]users-users-lint[]] PASSED*"], consecutive=False)

@@ -86,7 +86,9 @@ def from_contract(contract: Contract, tenant_settings: tuple[str, ...] = ()) -> 
                             functions=rules.tenant_functions)
     config = RlsConfig(context=context, app_role=rules.app_role or RlsConfig.app_role, tenant_column=rules.tenant_column,
                        global_tables=tuple(t.name for t in contract.tables.values() if t.tenant == "nullable"),
-                       schemas=contract.schemas, drift_visible_to_child=rules.drift_visible_to_child)
+                       schemas=contract.schemas, drift_visible_to_child=rules.drift_visible_to_child,
+                       tenant_dropped=tuple(name for t in contract.tables.values() if rules.tenant_column in t.dropped
+                                            for name in (t.name, t.legacy_name) if name))
     tenant = frozenset(t.name for t in contract.tables.values() if t.tenant != "none")
     return RlsSetup(config, groups, tables, tenant)
 

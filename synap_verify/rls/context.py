@@ -71,3 +71,6 @@ class RlsConfig:
     # G7 drift: may the child's own tenant see a row attached to another tenant's parent? The parent's
     # tenant must never see it; by default neither may (the row's true owner is unknown).
     drift_visible_to_child: bool = False
+    # tables whose tenant column the contract drops (its data moved elsewhere, e.g. users.tenant_id into
+    # user_tenant_roles): not tenant tables, even while an expand keeps the column for the old application
+    tenant_dropped: tuple[str, ...] = ()

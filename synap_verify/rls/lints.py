@@ -67,8 +67,9 @@ def read_facts(conn: psycopg.Connection, config: RlsConfig) -> RoleFacts:
 
 
 def tenant_tables(catalog: Catalog, config: RlsConfig) -> list[Table]:
-    """Tables that hold a tenant column: every one of them is subject to G5."""
-    return [t for t in catalog.tables.values() if t.column(config.tenant_column) is not None]
+    """Tables that hold a tenant column: every one of them is subject to G5 (unless the contract drops it)."""
+    return [t for t in catalog.tables.values()
+            if t.column(config.tenant_column) is not None and t.name not in config.tenant_dropped]
 
 
 def applies_to_app(policy: Policy, config: RlsConfig, facts: RoleFacts | None) -> bool:
