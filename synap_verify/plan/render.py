@@ -159,8 +159,7 @@ def downgrade() -> None:
 
 def contract_source(plan: Plan) -> str:
     """The contract revision: the old names of the planned renames go once no session uses them (the one head)."""
-    expands = tuple(revision_id(g.group) for g in plan.groups
-                    if any(t.legacy_name or t.renames or t.kept for t in g.tables))
+    expands = tuple(revision_id(g.group) for g in plan.groups if any(t.expanded for t in g.tables))
     return f'''"""contract: the old names of renamed tables and columns go, once no session uses them, {MARK}.
 
 Revision ID: {HEAD}
@@ -180,15 +179,11 @@ EXPANDS = {expands!r}  # the group revisions with renamed names
 
 
 def upgrade() -> None:
-    ops.begin()
-    with ops.autocommit():
-        ops.contract(ops.expanded_tables(EXPANDS))
+    ops.contract_revision(EXPANDS)
 
 
 def downgrade() -> None:
-    ops.begin()
-    with ops.autocommit():
-        ops.re_expand(ops.expanded_tables(EXPANDS))
+    ops.re_expand_revision(EXPANDS)
 '''
 
 

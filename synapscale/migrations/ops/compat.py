@@ -26,6 +26,8 @@ from alembic import op
 from synapscale.migrations.ops.declarations import JSONB_SUSPECT, SHADOW, Carried, Table
 from synapscale.migrations.ops.jsonb import backfill, quarantine_json
 from synapscale.migrations.ops.plumbing import (
+    autocommit,
+    begin,
     exists_table,
     has_column,
     is_not_null,
@@ -273,7 +275,7 @@ def expanded_tables(revisions: Iterable[str]) -> list[Table]:
     scripts = op.get_context().script
     assert scripts is not None
     found = [t for rev in revisions for t in scripts.get_revision(rev).module.GROUP.tables]  # type: ignore[union-attr]
-    return [t for t in found if t.legacy_name or t.renames or t.kept or t.carried]
+    return [t for t in found if t.expanded]
 
 
 def old_names(tables: Iterable[Table]) -> list[str]:
@@ -356,6 +358,20 @@ def contract(tables: Iterable[Table]) -> None:
         for c in t.carried:
             if has_column(t.name, c.column):
                 step(partial(_drop_kept, t, c.column), t.name, c.destination)
+
+
+def contract_revision(expands: Iterable[str]) -> None:
+    """The upgrade of a contract revision: :func:`contract` over what the group revisions ``expands`` expanded."""
+    begin()
+    with autocommit():
+        contract(expanded_tables(expands))
+
+
+def re_expand_revision(expands: Iterable[str]) -> None:
+    """The downgrade of a contract revision: :func:`re_expand` over the same tables."""
+    begin()
+    with autocommit():
+        re_expand(expanded_tables(expands))
 
 
 def re_expand(tables: Iterable[Table]) -> None:

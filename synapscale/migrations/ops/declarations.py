@@ -139,6 +139,11 @@ class Table:
     # dropped columns the expand keeps for the old application whose data moved to rows of another table
     carried: tuple[Carried, ...] = ()
 
+    @property
+    def expanded(self) -> bool:
+        """Whether the expand keeps an old name of this table for the old application (the contract removes it)."""
+        return bool(self.legacy_name or self.renames or self.kept or self.carried)
+
 
 @dataclass(frozen=True)
 class Carried:

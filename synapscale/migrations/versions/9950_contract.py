@@ -22,12 +22,8 @@ EXPANDS = ("workflows_1", "llm_1", "users_1", "workspaces_1", "nodes_1")  # the 
 
 
 def upgrade() -> None:
-    ops.begin()
-    with ops.autocommit():
-        ops.contract(ops.expanded_tables(EXPANDS))
+    ops.contract_revision(EXPANDS)
 
 
 def downgrade() -> None:
-    ops.begin()
-    with ops.autocommit():
-        ops.re_expand(ops.expanded_tables(EXPANDS))
+    ops.re_expand_revision(EXPANDS)
