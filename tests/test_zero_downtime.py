@@ -23,7 +23,7 @@ from synap_verify.rls import RlsConfig, RlsResult, check
 from synap_verify.rls.probes import LEAK, PASS
 from synap_verify.server import Server, embedded
 from synap_verify.server.templates import Database
-from tests.test_migrations_reference import AGENT, MIGRATIONS, MSG, T1, T2, U1, W1, WF2, catalog, new_db, one
+from tests.test_migrations_reference import AGENT, MIGRATIONS, MSG, ROLE, T1, T2, U1, W1, WF2, catalog, new_db, one
 
 S = "synapscale_db"
 CONV = "aaaaaaaa-0000-0000-0000-000000000001"
@@ -230,6 +230,35 @@ def test_a_column_moved_to_rows_of_another_table_is_kept_in_sync_until_the_contr
     assert "ix_users_tenant_id" in {i.name for i in users.indexes}
     migrate.downgrade(expanded, MIGRATIONS, "base")
     assert one(expanded, f"SELECT count(*) FROM {S}.user_tenant_roles WHERE user_id = '{old}'") == 1
+
+
+def test_a_json_list_moved_to_rows_is_kept_in_sync_until_the_contract(expanded: str) -> None:
+    """rbac_roles.permissions (its keys moved to rbac_role_permissions) stays for the old application: the move keeps
+    the list's text (unknown key included), a list the old application writes becomes the role's rows, a row the new
+    application grants or revokes rewrites the list; the contract drops it, its downgrade brings the lists back."""
+    def keys() -> list[object]:
+        return [k for (k,) in run(expanded, f"SELECT p.key FROM {S}.rbac_role_permissions x JOIN {S}.rbac_permissions p "
+                                            f"ON p.id = x.permission_id WHERE x.role_id = '{ROLE}' ORDER BY 1")]
+
+    assert one(expanded, f"SELECT permissions::text FROM {S}.rbac_roles WHERE id = '{ROLE}'") == \
+        '["workflows.read", "bogus.key"]'
+    run(expanded, f"INSERT INTO {S}.rbac_permissions (key, name, scope) VALUES ('a.write', 'A', 'global'), ('b.read', 'B', 'global')")
+    run(expanded, f"UPDATE {S}.rbac_roles SET permissions = '[\"a.write\", \"b.read\"]' WHERE id = '{ROLE}'")
+    assert keys() == ["a.write", "b.read"]
+    assert one(expanded, f"SELECT permissions::text FROM {S}.rbac_roles WHERE id = '{ROLE}'") == '["a.write", "b.read"]'
+    run(expanded, f"DELETE FROM {S}.rbac_role_permissions x USING {S}.rbac_permissions p WHERE p.id = x.permission_id "
+                  f"AND x.role_id = '{ROLE}' AND p.key = 'b.read'")
+    run(expanded, f"INSERT INTO {S}.rbac_role_permissions (role_id, permission_id) SELECT '{ROLE}', id "
+                  f"FROM {S}.rbac_permissions WHERE key = 'workflows.read'")
+    assert one(expanded, f"SELECT permissions::text FROM {S}.rbac_roles WHERE id = '{ROLE}'") == \
+        '["a.write", "workflows.read"]'
+    migrate.upgrade(expanded, MIGRATIONS, ["restructured"])
+    assert catalog(expanded).tables["rbac_roles"].column("permissions") is None
+    migrate.downgrade(expanded, MIGRATIONS, "expanded")
+    assert one(expanded, f"SELECT permissions::text FROM {S}.rbac_roles WHERE id = '{ROLE}'") == \
+        '["a.write", "workflows.read"]'
+    run(expanded, f"UPDATE {S}.rbac_roles SET permissions = '[]' WHERE id = '{ROLE}'")
+    assert keys() == []
 
 
 def test_expand_above_the_row_threshold_keeps_the_old_names(server: Server, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -185,18 +185,20 @@ def carry_kept(t: Table) -> None:
     """
     for c in t.carried:
         if has_column(t.name, c.column) and not _synced(t.name, c.column):
-            step(partial(_add_carried_sync, t, c), t.name, c.destination)
+            step(partial(sync_carried, t, c), t.name, c.destination)
 
 
-def _add_carried_sync(t: Table, c: Carried) -> None:
+def sync_carried(t: Table, c: Carried) -> None:
+    """The sync trigger of a carried column on both tables. For a move whose destination rows would sync back and
+    rewrite the column, the revision calls it in the move's own step, after the move (one transaction)."""
     name = sync_name(t.name, c.column)
     # the invoker's rights (not the owner's): a row the old application could not write to the destination
     # itself, another tenant's membership, is refused by the destination's RLS
     run_all(f"CREATE OR REPLACE FUNCTION {schema()}.{name}() RETURNS trigger LANGUAGE plpgsql "
             f"SET search_path = pg_catalog AS $$\n{c.sync}\n$$",
-            *(sql for table in (t.name, c.destination) for sql in (
+            *(sql for table, events in ((t.name, "INSERT OR UPDATE"), (c.destination, c.destination_events)) for sql in (
                 f"DROP TRIGGER IF EXISTS {name} ON {q(table)}",
-                f"CREATE TRIGGER {name} AFTER INSERT OR UPDATE ON {q(table)} FOR EACH ROW EXECUTE FUNCTION {schema()}.{name}()")))
+                f"CREATE TRIGGER {name} AFTER {events} ON {q(table)} FOR EACH ROW EXECUTE FUNCTION {schema()}.{name}()")))
 
 
 def _unjournal_kept(table: str, column: str, type_: str) -> None:
@@ -219,7 +221,7 @@ def _restore_carried(t: Table, c: Carried) -> None:
     then the sync on both tables again."""
     _unjournal_kept(t.name, c.column, c.type)
     run_all(*c.restore)
-    _add_carried_sync(t, c)
+    sync_carried(t, c)
 
 
 def _drop_kept(t: Table, old: str) -> None:

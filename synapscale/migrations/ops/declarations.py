@@ -158,6 +158,7 @@ class Carried:
     destination: str
     sync: str
     restore: tuple[str, ...]
+    destination_events: str = "INSERT OR UPDATE"  # what the destination's rows go through that the column must show
 
 
 @dataclass(frozen=True)

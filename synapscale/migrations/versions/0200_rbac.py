@@ -22,6 +22,33 @@ down_revision = "foundation"
 branch_labels = ("rbac",)
 depends_on = None
 
+R, P, RP = ops.q("rbac_roles"), ops.q("rbac_permissions"), ops.q("rbac_role_permissions")
+KEYS = "json_array_elements_text(CASE WHEN json_typeof(NEW.permissions) = 'array' THEN NEW.permissions ELSE '[]' END) k(key)"
+GRANTED = f"(SELECT coalesce(json_agg(p.key ORDER BY p.key), '[]'::json) FROM {RP} x JOIN {P} p ON p.id = x.permission_id " \
+          "WHERE x.role_id = {role})"
+# rbac_roles.permissions for the old application until the contract: a list it writes becomes the role's rows (known
+# keys; an unknown key stays in its text only, as the data move quarantines it); a row the new application grants
+# or revokes rewrites the list. The other side's trigger writes are not synced back (pg_trigger_depth).
+PERMISSIONS = ops.Carried(
+    "permissions", "json", "rbac_role_permissions",
+    sync=("DECLARE\n    role uuid;\nBEGIN\n"
+          "    IF pg_trigger_depth() > 1 THEN\n        RETURN NULL;\n    END IF;\n"
+          "    IF TG_TABLE_NAME = 'rbac_roles' THEN\n"
+          "        IF TG_OP = 'UPDATE' AND NEW.permissions::text IS NOT DISTINCT FROM OLD.permissions::text THEN\n"
+          "            RETURN NULL;\n        END IF;\n"
+          f"        DELETE FROM {RP} x WHERE x.role_id = NEW.id AND x.permission_id NOT IN "
+          f"(SELECT p.id FROM {P} p JOIN {KEYS} ON p.key = k.key);\n"
+          f"        INSERT INTO {RP} (role_id, permission_id, granted_at) SELECT DISTINCT NEW.id, p.id, now() FROM {P} p "
+          f"JOIN {KEYS} ON p.key = k.key ON CONFLICT (role_id, permission_id) DO NOTHING;\n"
+          "        RETURN NULL;\n    END IF;\n"
+          "    IF TG_OP = 'DELETE' THEN\n        role := OLD.role_id;\n    ELSE\n        role := NEW.role_id;\n    END IF;\n"
+          f"    UPDATE {R} SET permissions = {GRANTED.format(role='role')} WHERE id = role;\n"
+          "    RETURN NULL;\nEND"),
+    restore=(f"UPDATE {R} r SET permissions = {GRANTED.format(role='r.id')} WHERE r.permissions IS NULL "
+             f"AND EXISTS (SELECT 1 FROM {RP} x WHERE x.role_id = r.id)",),
+    destination_events="INSERT OR UPDATE OR DELETE",
+)
+
 TABLES = (
     Table("rbac_permissions", tenant=GLOBAL, fks=(Fk("tenant_id", "tenants", CASCADE, "rbac_permissions_tenant_id_fkey:a"),)),
     Table(
@@ -35,15 +62,16 @@ TABLES = (
         "rbac_roles",
         tenant=GLOBAL,
         fks=(Fk("tenant_id", "tenants", CASCADE, "rbac_roles_tenant_id_fkey:a"),),
+        carried=(PERMISSIONS,),  # the contract revision drops permissions
     ),
 )
 
 COUNTERS: tuple[ops.Counter, ...] = ()
 GIN: tuple[ops.Gin, ...] = ()
 GROUP = ops.Group(TABLES, COUNTERS, GIN)
+ROLES = TABLES[-1]
 
 
-R, P, RP = ops.q("rbac_roles"), ops.q("rbac_permissions"), ops.q("rbac_role_permissions")
 # (role, key) pairs of the legacy json list; a value that is not a list of strings is reported whole
 PAIRS = (
     f"SELECT r.id AS role_id, k.key FROM {R} r CROSS JOIN LATERAL json_array_elements_text(r.permissions) k(key) "
@@ -52,18 +80,20 @@ PAIRS = (
 
 
 def upgrade() -> None:
-    """rbac_roles.permissions into rbac_role_permissions (unknown keys quarantined), then dropped; scope added."""
+    """rbac_roles.permissions kept in sync with rbac_role_permissions, its pairs carried there (unknown keys
+    quarantined); scope added."""
     ops.expand_large(GROUP.tables)
     ops.begin()
     with ops.autocommit():
-        ops.step(carry_permissions, "rbac_roles")
+        ops.step(carry_permissions, "rbac_role_permissions", "rbac_roles")
         for t in ("rbac_roles", "rbac_permissions"):
             ops.step(partial(add_scope, t), t)
     ops.upgrade_group(GROUP)
 
 
 def carry_permissions() -> None:
-    """The pairs move and the column goes in one short transaction (a rerun finds the column gone)."""
+    """The pairs move, then the sync starts, in one short transaction: the pairs inserted by the move must not
+    rewrite the lists they came from (a rerun inserts only what is missing)."""
     if ops.has_column("rbac_roles", "permissions"):
         ops.quarantine(
             "rbac_roles",
@@ -77,7 +107,6 @@ def carry_permissions() -> None:
             "unparseable_permissions",
             f"SELECT id, permissions::text FROM {R} WHERE permissions IS NOT NULL AND json_typeof(permissions) <> 'array'",
         )
-        ops.journal("rbac_roles", "permissions", "permissions_json", f"SELECT id, permissions::text FROM {R}")
         ops.journal(
             "rbac_role_permissions",
             "id",
@@ -86,7 +115,7 @@ def carry_permissions() -> None:
             f"FROM ({PAIRS}) x JOIN {P} p ON p.key = x.key ON CONFLICT (role_id, permission_id) DO NOTHING "
             "RETURNING id, NULL::text",
         )
-        ops.run(f"ALTER TABLE {R} DROP COLUMN permissions")
+        ops.sync_carried(ROLES, PERMISSIONS)
 
 
 def add_scope(t: str) -> None:
@@ -103,19 +132,13 @@ def add_scope(t: str) -> None:
 
 
 def downgrade() -> None:
-    """The json list comes back exactly as it was (journaled text); the pairs the upgrade added are removed."""
+    """The pairs the upgrade added are removed; the json list never left (the contract's downgrade puts it back)."""
     ops.begin()
     ops.downgrade_group(GROUP)
     for t in ("rbac_roles", "rbac_permissions"):
         ops.run(f"ALTER TABLE {ops.q(t)} DROP COLUMN IF EXISTS scope")
-    ops.run(f"ALTER TABLE {R} ADD COLUMN IF NOT EXISTS permissions json")
-    ops.run(
-        f"UPDATE {R} r SET permissions = j.old_value::json FROM {ops.q('migration_undo')} j "
-        "WHERE j.table_name = 'rbac_roles' AND j.kind = 'permissions_json' AND r.id::text = j.primary_key"
-    )
     ops.run(
         f"DELETE FROM {RP} x USING {ops.q('migration_undo')} j WHERE j.table_name = 'rbac_role_permissions' "
         "AND j.kind = 'rp_inserted' AND x.id::text = j.primary_key"
     )
-    ops.forget("rbac_roles", "permissions_json")
     ops.forget("rbac_role_permissions", "rp_inserted")
