@@ -531,7 +531,6 @@ class _RenamedUser(SqlTenantUser):
                       (rows[0][0], self.t["tenant"]),
                       lambda got: None if got and got[0][0] == token else f"agents.{column} reads {got!r} after writing {token}")
 
-
     @task(int(CONFIG["renamed"]["weights"]["user_membership"]))
     def user_membership(self) -> None:
         """A user of this tenant created, as each application does it: the old one sets ``users.tenant_id`` (a column
