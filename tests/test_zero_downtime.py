@@ -242,7 +242,8 @@ def test_a_json_list_moved_to_rows_is_kept_in_sync_until_the_contract(expanded: 
 
     assert one(expanded, f"SELECT permissions::text FROM {S}.rbac_roles WHERE id = '{ROLE}'") == \
         '["workflows.read", "bogus.key"]'
-    run(expanded, f"INSERT INTO {S}.rbac_permissions (key, name, scope) VALUES ('a.write', 'A', 'global'), ('b.read', 'B', 'global')")
+    run(expanded, f"INSERT INTO {S}.rbac_permissions (key, name, scope) VALUES ('a.write', 'A', 'global'), "
+                  "('b.read', 'B', 'global')")
     run(expanded, f"UPDATE {S}.rbac_roles SET permissions = '[\"a.write\", \"b.read\"]' WHERE id = '{ROLE}'")
     assert keys() == ["a.write", "b.read"]
     assert one(expanded, f"SELECT permissions::text FROM {S}.rbac_roles WHERE id = '{ROLE}'") == '["a.write", "b.read"]'

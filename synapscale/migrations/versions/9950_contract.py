@@ -18,7 +18,7 @@ down_revision = "expanded"
 branch_labels = None
 depends_on = None
 
-EXPANDS = ("rbac_1", "workflows_1", "llm_1", "users_1", "workspaces_1", "nodes_1")  # the group revisions with renamed or kept names
+EXPANDS = ("rbac_1", "workflows_1", "llm_1", "users_1", "workspaces_1", "nodes_1")  # revisions with old names kept
 
 
 def upgrade() -> None:
