@@ -23,7 +23,7 @@ from synap_verify.rls import RlsConfig, RlsResult, check
 from synap_verify.rls.probes import LEAK, PASS
 from synap_verify.server import Server, embedded
 from synap_verify.server.templates import Database
-from tests.test_migrations_reference import AGENT, MIGRATIONS, MSG, ROLE, T1, T2, U1, W1, WF2, catalog, new_db, one
+from tests.test_migrations_reference import AGENT, COMP, MIGRATIONS, MSG, ROLE, T1, T2, U1, W1, WF2, catalog, new_db, one
 
 S = "synapscale_db"
 CONV = "aaaaaaaa-0000-0000-0000-000000000001"
@@ -260,6 +260,30 @@ def test_a_json_list_moved_to_rows_is_kept_in_sync_until_the_contract(expanded: 
         '["a.write", "workflows.read"]'
     run(expanded, f"UPDATE {S}.rbac_roles SET permissions = '[]' WHERE id = '{ROLE}'")
     assert keys() == []
+
+
+def test_a_derived_column_is_kept_in_sync_until_the_contract(expanded: str) -> None:
+    """marketplace_components.author_name (derived from the author's users.full_name; names that differ kept in
+    metadata) stays for the old application: the legacy name stays as written, a row the new application writes
+    shows its author's full_name, a name the old application writes that is not the author's lands in metadata;
+    the contract drops the column, its downgrade brings the names back."""
+    def row(cid: object) -> tuple[object, ...]:
+        return run(expanded, f"SELECT author_name, metadata ->> 'legacy_author_name' FROM {S}.marketplace_components "
+                             "WHERE id = %s", (cid,))[0]
+
+    assert row(COMP) == ("Someone Else", "Someone Else")
+    insert = (f"INSERT INTO {S}.marketplace_components (name, slug, category, component_type, author_id, tenant_id"
+              "{extra}) VALUES (%s, %s, 'util', 'node', %s, %s{values}) RETURNING id")
+    (new,) = run(expanded, insert.format(extra="", values=""), ("New", "new", U1, T1))[0]
+    assert row(new) == ("Ana Silva", None)
+    (old,) = run(expanded, insert.format(extra=", author_name", values=", %s"), ("Old", "old", U1, T1, "A. S."))[0]
+    assert row(old) == ("A. S.", "A. S.")
+    run(expanded, f"UPDATE {S}.marketplace_components SET author_name = 'Ana Silva' WHERE id = %s", (old,))
+    assert row(old) == ("Ana Silva", None)
+    migrate.upgrade(expanded, MIGRATIONS, ["restructured"])
+    assert catalog(expanded).tables["marketplace_components"].column("author_name") is None
+    migrate.downgrade(expanded, MIGRATIONS, "expanded")
+    assert (row(COMP), row(new), row(old)) == (("Someone Else", "Someone Else"), ("Ana Silva", None), ("Ana Silva", None))
 
 
 def test_expand_above_the_row_threshold_keeps_the_old_names(server: Server, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

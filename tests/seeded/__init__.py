@@ -101,9 +101,9 @@ def nul_rows_deleted(text: str) -> str:
 
 
 def downgrade_forgets_column(text: str) -> str:
-    """The downgrade re-creates the legacy table shape except marketplace_components.author_name."""
-    return _cut(text, r'    ops\.run\(f"ALTER TABLE \{MC\} ADD COLUMN IF NOT EXISTS author_name text"\)\n.*?'
-                      r'm\.id::text = j\.primary_key"\n    \)\n')
+    """marketplace_components.author_name dropped by the group's revision, whose downgrade never re-adds it."""
+    return _swap(text, "        ops.sync_carried(COMPONENTS, AUTHOR_NAME)",
+                 "        ops.run(f\"ALTER TABLE {MC} DROP COLUMN author_name\")")
 
 
 NEW_YORK = {"PGTZ": "America/New_York"}

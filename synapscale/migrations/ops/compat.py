@@ -185,20 +185,20 @@ def carry_kept(t: Table) -> None:
     """
     for c in t.carried:
         if has_column(t.name, c.column) and not _synced(t.name, c.column):
-            step(partial(sync_carried, t, c), t.name, c.destination)
+            step(partial(sync_carried, t, c), *c.tables)
 
 
 def sync_carried(t: Table, c: Carried) -> None:
-    """The sync trigger of a carried column on both tables. For a move whose destination rows would sync back and
-    rewrite the column, the revision calls it in the move's own step, after the move (one transaction)."""
+    """The sync trigger of a carried column on each of its tables. For a move whose destination rows would sync
+    back and rewrite the column, the revision calls it in the move's own step, after the move (one transaction)."""
     name = sync_name(t.name, c.column)
     # the invoker's rights (not the owner's): a row the old application could not write to the destination
     # itself, another tenant's membership, is refused by the destination's RLS
     run_all(f"CREATE OR REPLACE FUNCTION {schema()}.{name}() RETURNS trigger LANGUAGE plpgsql "
             f"SET search_path = pg_catalog AS $$\n{c.sync}\n$$",
-            *(sql for table, events in ((t.name, "INSERT OR UPDATE"), (c.destination, c.destination_events)) for sql in (
+            *(sql for table, when in c.on for sql in (
                 f"DROP TRIGGER IF EXISTS {name} ON {q(table)}",
-                f"CREATE TRIGGER {name} AFTER {events} ON {q(table)} FOR EACH ROW EXECUTE FUNCTION {schema()}.{name}()")))
+                f"CREATE TRIGGER {name} {when} ON {q(table)} FOR EACH ROW EXECUTE FUNCTION {schema()}.{name}()")))
 
 
 def _unjournal_kept(table: str, column: str, type_: str) -> None:
@@ -359,7 +359,7 @@ def contract(tables: Iterable[Table]) -> None:
                 step(partial(_drop_kept, t, old), t.name)
         for c in t.carried:
             if has_column(t.name, c.column):
-                step(partial(_drop_kept, t, c.column), t.name, c.destination)
+                step(partial(_drop_kept, t, c.column), *c.tables)
 
 
 def contract_revision(expands: Iterable[str]) -> None:
@@ -386,7 +386,7 @@ def re_expand(tables: Iterable[Table]) -> None:
                 step(partial(_restore_kept, t, old, new), t.name)
         for c in t.carried:
             if not has_column(t.name, c.column):
-                step(partial(_restore_carried, t, c), t.name, c.destination)
+                step(partial(_restore_carried, t, c), *c.tables)
     for t in ts:
         if t.legacy_name and exists_table(t.name) and not exists_table(t.legacy_name):
             step(partial(create_compat_view, t), t.name)

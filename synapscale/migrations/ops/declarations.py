@@ -147,18 +147,22 @@ class Table:
 
 @dataclass(frozen=True)
 class Carried:
-    """A dropped column whose values moved to rows of another table, kept for the old application until the
-    contract: one trigger function on both tables (``sync``, a plpgsql body; ``TG_TABLE_NAME`` tells the side)
-    keeps the column and its destination's rows in sync. The group's data move is the backfill of the
-    destination. ``restore``: when the contract is undone, what its ``DROP COLUMN`` took besides the journaled
-    values (rows written since, filled from the destination; the column's legacy constraints and indexes)."""
+    """A dropped column whose values moved elsewhere (rows of another table, another table's column), kept for the
+    old application until the contract: one trigger function (``sync``, a plpgsql body; ``TG_TABLE_NAME`` tells
+    the side) keeps the column and its destination in sync, on each table of ``on`` with its timing and events.
+    The group's data move is the backfill of the destination. ``restore``: when the contract is undone, what its
+    ``DROP COLUMN`` took besides the journaled values (rows written since, filled from the destination; the
+    column's legacy constraints and indexes)."""
 
     column: str
     type: str
-    destination: str
     sync: str
     restore: tuple[str, ...]
-    destination_events: str = "INSERT OR UPDATE"  # what the destination's rows go through that the column must show
+    on: tuple[tuple[str, str], ...]  # (table, "AFTER INSERT OR UPDATE"): where the sync trigger runs, and when
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        return tuple(table for table, _ in self.on)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ GRANTED = f"(SELECT coalesce(json_agg(p.key ORDER BY p.key), '[]'::json) FROM {R
 # keys; an unknown key stays in its text only, as the data move quarantines it); a row the new application grants
 # or revokes rewrites the list. The other side's trigger writes are not synced back (pg_trigger_depth).
 PERMISSIONS = ops.Carried(
-    "permissions", "json", "rbac_role_permissions",
+    "permissions", "json",
     sync=("DECLARE\n    role uuid;\nBEGIN\n"
           "    IF pg_trigger_depth() > 1 THEN\n        RETURN NULL;\n    END IF;\n"
           "    IF TG_TABLE_NAME = 'rbac_roles' THEN\n"
@@ -46,7 +46,7 @@ PERMISSIONS = ops.Carried(
           "    RETURN NULL;\nEND"),
     restore=(f"UPDATE {R} r SET permissions = {GRANTED.format(role='r.id')} WHERE r.permissions IS NULL "
              f"AND EXISTS (SELECT 1 FROM {RP} x WHERE x.role_id = r.id)",),
-    destination_events="INSERT OR UPDATE OR DELETE",
+    on=(("rbac_roles", "AFTER INSERT OR UPDATE"), ("rbac_role_permissions", "AFTER INSERT OR UPDATE OR DELETE")),
 )
 
 TABLES = (

@@ -20,6 +20,29 @@ down_revision = "foundation"
 branch_labels = ("marketplace",)
 depends_on = None
 
+MC, U = ops.q("marketplace_components"), ops.q("users")
+FULL_NAME = f"(SELECT u.full_name FROM {U} u WHERE u.id = NEW.author_id)"
+# author_name for the old application until the contract: a name it writes that is not the author's full_name is
+# kept in metadata (as the move keeps the legacy ones); a row written without one (the new application) or given
+# another author shows the author's full_name
+AUTHOR_NAME = ops.Carried(
+    "author_name", "text",
+    sync=("BEGIN\n"
+          "    IF TG_OP = 'INSERT' AND NEW.author_name IS NULL OR TG_OP = 'UPDATE' AND "
+          "NEW.author_id IS DISTINCT FROM OLD.author_id AND NEW.author_name IS NOT DISTINCT FROM OLD.author_name THEN\n"
+          f"        NEW.author_name := {FULL_NAME};\n"
+          "    END IF;\n"
+          f"    IF NEW.author_name IS NOT NULL AND NEW.author_name IS DISTINCT FROM {FULL_NAME} THEN\n"
+          "        NEW.metadata := NEW.metadata || jsonb_build_object('legacy_author_name', NEW.author_name);\n"
+          "    ELSE\n"
+          "        NEW.metadata := NEW.metadata - 'legacy_author_name';\n"
+          "    END IF;\n"
+          "    RETURN NEW;\nEND"),
+    restore=(f"UPDATE {MC} m SET author_name = coalesce(m.metadata ->> 'legacy_author_name', u.full_name) FROM {U} u "
+             "WHERE u.id = m.author_id AND m.author_name IS NULL",),
+    on=(("marketplace_components", "BEFORE INSERT OR UPDATE"),),
+)
+
 TABLES = (
     Table(
         "component_downloads",
@@ -66,6 +89,7 @@ TABLES = (
             Fk("author_id", "users", RESTRICT, "marketplace_components_author_id_fkey:a"),
             Fk("tenant_id", "tenants", CASCADE, "marketplace_components_tenant_id_fkey:a"),
         ),
+        carried=(AUTHOR_NAME,),  # the contract revision drops author_name
     ),
 )
 
@@ -81,14 +105,14 @@ COUNTERS = (
 )
 GIN = (ops.Gin("marketplace_components", "tags"),)
 GROUP = ops.Group(TABLES, COUNTERS, GIN)
+COMPONENTS = TABLES[-1]
 
-
-MC = ops.q("marketplace_components")
 TAGS_TO_ARRAY = "CASE WHEN btrim(tags) = '' THEN '{}'::text[] ELSE regexp_split_to_array(btrim(tags), '\\s*,\\s*') END"
 
 
 def upgrade() -> None:
-    """author_name: disagreements with users.full_name kept in metadata and reported, then dropped; tags -> text[]."""
+    """author_name: disagreements with users.full_name kept in metadata and reported, the column kept in sync until
+    the contract; tags -> text[]."""
     ops.expand_large(GROUP.tables)
     ops.begin()
     with ops.autocommit():
@@ -98,13 +122,12 @@ def upgrade() -> None:
 
 
 def carry_author_name() -> None:
-    """metadata added, disagreeing author names kept in it, the column dropped: one short transaction."""
+    """metadata added, disagreeing author names kept in it, then the sync: one short transaction."""
     ops.run(f"ALTER TABLE {MC} ADD COLUMN IF NOT EXISTS metadata jsonb NOT NULL DEFAULT '{{}}'::jsonb")
     if ops.has_column("marketplace_components", "author_name"):
         disagree = (
-            f"FROM {MC} m LEFT JOIN {ops.q('users')} u ON u.id = m.author_id WHERE m.author_name IS DISTINCT FROM u.full_name"
+            f"FROM {MC} m LEFT JOIN {U} u ON u.id = m.author_id WHERE m.author_name IS DISTINCT FROM u.full_name"
         )
-        ops.journal("marketplace_components", "author_name", "author_name", f"SELECT m.id, m.author_name {disagree}")
         ops.quarantine(
             "marketplace_components",
             "author_name",
@@ -115,7 +138,7 @@ def carry_author_name() -> None:
             f"UPDATE {MC} x SET metadata = x.metadata || jsonb_build_object('legacy_author_name', m.author_name) "
             f"FROM (SELECT m.id, m.author_name {disagree} AND m.author_name IS NOT NULL) m WHERE x.id = m.id"
         )
-        ops.run(f"ALTER TABLE {MC} DROP COLUMN author_name")
+        ops.sync_carried(COMPONENTS, AUTHOR_NAME)
 
 
 def tags_to_array() -> None:
@@ -125,15 +148,8 @@ def tags_to_array() -> None:
 
 
 def downgrade() -> None:
-    """tags come back comma-joined (no spaces); author_name from the journal where it differed, else full_name."""
+    """tags come back comma-joined (no spaces); author_name never left (the contract's downgrade puts it back)."""
     ops.begin()
     ops.downgrade_group(GROUP)
     ops.run(f"ALTER TABLE {MC} ALTER COLUMN tags TYPE text USING array_to_string(tags, ',')")
-    ops.run(f"ALTER TABLE {MC} ADD COLUMN IF NOT EXISTS author_name text")
-    ops.run(f"UPDATE {MC} m SET author_name = u.full_name FROM {ops.q('users')} u WHERE u.id = m.author_id")
-    ops.run(
-        f"UPDATE {MC} m SET author_name = j.old_value FROM {ops.q('migration_undo')} j "
-        "WHERE j.table_name = 'marketplace_components' AND j.kind = 'author_name' AND m.id::text = j.primary_key"
-    )
-    ops.forget("marketplace_components", "author_name")
     ops.run(f"ALTER TABLE {MC} DROP COLUMN IF EXISTS metadata")

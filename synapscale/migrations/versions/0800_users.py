@@ -28,7 +28,7 @@ PAIR = (f"INSERT INTO {UTR} (user_id, tenant_id, role_id, is_active, granted_at)
 # users.tenant_id for the old application until the contract: a tenant it writes becomes a membership; the first
 # membership of a user without one (a user the new application created) becomes its tenant_id
 TENANT = ops.Carried(
-    "tenant_id", "uuid", "user_tenant_roles",
+    "tenant_id", "uuid",
     sync=("BEGIN\n"
           "    IF TG_TABLE_NAME = 'users' THEN\n"
           "        IF NEW.tenant_id IS NOT NULL AND (TG_OP = 'INSERT' OR NEW.tenant_id IS DISTINCT FROM OLD.tenant_id) THEN\n"
@@ -43,6 +43,7 @@ TENANT = ops.Carried(
              f"FROM {UTR} ORDER BY user_id, granted_at, id) r WHERE r.user_id = u.id AND u.tenant_id IS NULL",
              f"ALTER TABLE {U} ADD CONSTRAINT users_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES {ops.q('tenants')} (id)",
              f"CREATE INDEX ix_users_tenant_id ON {U} (tenant_id)"),
+    on=(("users", "AFTER INSERT OR UPDATE"), ("user_tenant_roles", "AFTER INSERT OR UPDATE")),
 )
 
 TABLES = (

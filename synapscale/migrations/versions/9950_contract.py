@@ -18,7 +18,8 @@ down_revision = "expanded"
 branch_labels = None
 depends_on = None
 
-EXPANDS = ("rbac_1", "workflows_1", "llm_1", "users_1", "workspaces_1", "nodes_1")  # revisions with old names kept
+# the group revisions that keep old names for the old application
+EXPANDS = ("rbac_1", "workflows_1", "llm_1", "marketplace_1", "users_1", "workspaces_1", "nodes_1")
 
 
 def upgrade() -> None:
