@@ -256,6 +256,22 @@ def test_old_columns_kept_in_sync_are_findings_only_after_the_contract(good_conn
     assert {(f.rule, f.table, f.column) for f in findings} == found, render_text(findings)
 
 
+def test_cli_before_contract_leaves_out_only_the_kept_columns(pg: Server, capsys: pytest.CaptureFixture[str]) -> None:
+    """``synap-verify contract --before-contract`` against a DSN stopped at the expand: the kept, synced
+    ``author_name`` is no finding, and every other finding of the group stays."""
+    dsn = _fresh(pg, "contract_expanded")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(GOOD_SQL)
+        conn.execute("SET search_path = synapscale_db; " + KEPT + "; " + SYNCED)
+
+    def found(*flag: str) -> set[tuple[str, str, str]]:
+        cli.main(["contract", "--dsn", dsn, "--group", "marketplace", "--format", "json", *flag])
+        return {(f["rule"], f["table"], f["column"]) for f in json.loads(capsys.readouterr().out)}
+
+    end_state, expand = found(), found("--before-contract")
+    assert end_state - expand == {("T-DROP", "marketplace_components", "author_name")} and expand < end_state
+
+
 CONFLICTING_NOT_NULL = ("ALTER TABLE llms_usage_logs ALTER llm_id SET NOT NULL, "
                        "ADD CONSTRAINT llms_usage_logs_llm_id_cascade FOREIGN KEY (llm_id) REFERENCES llms ON DELETE CASCADE")
 

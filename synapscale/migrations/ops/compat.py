@@ -8,8 +8,8 @@
 - A renamed column gets its new column next to the old one (jsonb when the old one is json), a
   trigger that copies whichever side a statement wrote to the other side, and a keyset backfill.
 - A dropped column the old application still uses (``Table.kept``) stays until the contract, kept in sync with
-  the column of the same table its data moved to (the same trigger); one whose data moved to rows of another
-  table (``Table.carried``) is kept in sync with those rows by a trigger on both tables.
+  the column of the same table its data moved to (the same trigger); one whose data moved elsewhere (rows of
+  another table, another table's column: ``Table.carried``) by a trigger on the tables its ``Carried.on`` names.
 - Contract: refused while a session still uses an old name; then the views, triggers and old columns go.
 """
 
@@ -178,19 +178,10 @@ def expand_kept(t: Table) -> None:
             step(partial(_add_synced, t, old, new), t.name)
 
 
-def carry_kept(t: Table) -> None:
-    """Each column of ``t.carried`` stays for the old application, kept in sync with the rows its data moves to.
-
-    Before the group's data move, as :func:`expand_kept`: the move is then the backfill of the destination.
-    """
-    for c in t.carried:
-        if has_column(t.name, c.column) and not _synced(t.name, c.column):
-            step(partial(sync_carried, t, c), *c.tables)
-
-
 def sync_carried(t: Table, c: Carried) -> None:
-    """The sync trigger of a carried column on each of its tables. For a move whose destination rows would sync
-    back and rewrite the column, the revision calls it in the move's own step, after the move (one transaction)."""
+    """The sync trigger of a carried column on each of its tables (idempotent). The revision calls it in its data
+    move's step, after the move: one transaction, so no write falls between them, and the rows the move writes
+    neither fire the sync nor rewrite the column they came from."""
     name = sync_name(t.name, c.column)
     # the invoker's rights (not the owner's): a row the old application could not write to the destination
     # itself, another tenant's membership, is refused by the destination's RLS

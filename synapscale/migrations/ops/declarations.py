@@ -136,7 +136,8 @@ class Table:
     # dropped columns the expand keeps for the old application, each kept in sync with the column of this
     # table its data moved to, e.g. ("model_provider", "provider"); the contract drops them
     kept: tuple[tuple[str, str], ...] = ()
-    # dropped columns the expand keeps for the old application whose data moved to rows of another table
+    # dropped columns the expand keeps for the old application whose data moved elsewhere (rows of another
+    # table, another table's column), each kept in sync by the trigger its Carried states
     carried: tuple[Carried, ...] = ()
 
     @property

@@ -68,17 +68,18 @@ GROUP = ops.Group(TABLES, COUNTERS, GIN)
 
 
 def upgrade() -> None:
-    """users.tenant_id: kept in sync with user_tenant_roles first, then every (user, tenant) pair carried there."""
+    """users.tenant_id: every (user, tenant) pair carried to user_tenant_roles, the column kept in sync until the
+    contract."""
     ops.expand_large(GROUP.tables)
     ops.begin()
     with ops.autocommit():
-        ops.carry_kept(USERS)
         ops.step(carry_tenants, "user_tenant_roles", "users")
     ops.upgrade_group(GROUP)
 
 
 def carry_tenants() -> None:
-    """Pairs into user_tenant_roles in one short transaction (a rerun inserts only what is missing)."""
+    """Pairs into user_tenant_roles, then the sync starts, in one short transaction (a rerun inserts only what is
+    missing)."""
     if ops.has_column("users", "tenant_id"):
         ops.journal(
             "user_tenant_roles",
@@ -87,6 +88,7 @@ def carry_tenants() -> None:
             PAIR.format(user="u.id", tenant="u.tenant_id", rest=f"FROM {U} u WHERE u.tenant_id IS NOT NULL")
             + " RETURNING id, NULL::text",
         )
+        ops.sync_carried(USERS, TENANT)
 
 
 def downgrade() -> None:
