@@ -154,6 +154,17 @@ class Pipeline:
         self._ensure(name, self._load_baseline)
         return name
 
+    def schema_head_template(self) -> str:
+        """The schema state with every revision applied: where a whole downgrade starts (named like a migrated
+        state, so the cache keeps and prunes it as one)."""
+        everything = replace(self.settings, groups=GROUPS)
+        name = f"synap_migrated_schema_{StateCache.key(migrated_inputs(everything))[:10]}"
+        self._ensure(name, self._upgrade_to_heads, source=self.schema_template)
+        return name
+
+    def _upgrade_to_heads(self, dsn: str) -> None:
+        migrate.upgrade(dsn, self.settings.alembic, ["heads"])
+
     @property
     def baseline(self) -> Path:
         """The legacy schema file (taken once per session when it comes from a DSN)."""
@@ -200,8 +211,10 @@ class Pipeline:
             self.cached.used.add(name)
 
     def clone(self, state: str) -> Database:
-        """A fresh database in ``state`` ('schema', 'legacy' or 'migrated') for one suite to use and drop."""
-        builders = {"schema": self.schema_template, "legacy": self.legacy_template, "migrated": self.migrated_template}
+        """A fresh database in ``state`` ('schema', 'schema_head', 'legacy' or 'migrated') for one suite to use
+        and drop."""
+        builders = {"schema": self.schema_template, "schema_head": self.schema_head_template,
+                    "legacy": self.legacy_template, "migrated": self.migrated_template}
         template = builders[state]()
         return clone(self.server, template, prefix=f"synap_{state}")
 

@@ -43,6 +43,8 @@ OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "keep": ("leave the server and databases up at the end and print how to connect", {"action": "store_true"}),
     "cache": ("folder of the persistent database states (default: the user cache folder), or off to build "
               "every state afresh; used by the embedded and system backends", {}),
+    "run-dir": ("folder the local cluster runs in, or auto (default): in memory (/dev/shm) when the session's "
+                "databases fit there, else the system's temporary folder", {}),
     "report": ("write the verification report to this HTML file (self-contained) and a .json twin beside it", {}),
     "api": ("ASGI app under test, module:app (or module:factory taking the migrated database's SQLAlchemy URL)", {}),
     "api-url": ("base URL (or OpenAPI document URL) of a running API to test instead", {}),

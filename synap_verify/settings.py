@@ -57,6 +57,7 @@ class Settings:
     stats_scale: float = 1.0  # with stats: rows per table = production's reltuples times this factor
     keep: bool = False
     cache: Path | None = field(default_factory=default_root)  # the state cache's folder; None: off
+    run_dir: str = "auto"  # where a local cluster runs: a folder, or auto (in memory when it fits, else temp)
     docker_image: str = "postgres:16"
     tenant_settings: tuple[str, ...] = field(default=("app.current_tenant_id",))
     tenant_column: str = "tenant_id"  # the generated rows take their parents' value of it (the contract's G5)
@@ -150,6 +151,11 @@ class Settings:
         if "cache" in out:
             off = str(out["cache"]).strip().lower() in FALSE_WORDS
             out["cache"] = None if off else Path(out["cache"]).expanduser().resolve()
+        if out.get("run_dir", "auto") != "auto":
+            folder = Path(out["run_dir"]).expanduser()
+            if not folder.is_dir():
+                raise SynapError(f"--synap-run-dir: {folder} is not a folder: give an existing one, or auto")
+            out["run_dir"] = str(folder.resolve())
         if out.get("report"):
             out["report"] = Path(out["report"]).expanduser().resolve()
         for key in ("alembic", "contract", "baseline", "baseline_prelude", "stats"):

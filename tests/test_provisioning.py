@@ -15,7 +15,7 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from synap_verify.errors import SynapError
-from synap_verify.server import Server, embedded, executor, redact, sqlalchemy_url
+from synap_verify.server import Server, embedded, executor, redact, rundir, sqlalchemy_url
 from synap_verify.server.templates import build_template, clone, drop_database
 
 USES_SERVER = """
@@ -217,3 +217,26 @@ def test_started_servers_keep_query_memory_instead_of_faulting_it_in_again(pg: S
         assert _page_faults_per_execution(default, query) > 50
     finally:
         default.stop()
+
+
+def test_the_cluster_runs_in_memory_only_when_the_session_fits(tmp_path: Path) -> None:
+    """auto: the RAM filesystem for a session that fits in it and in half the free memory, else the temp folder."""
+    if not rundir.fits_in_memory(0):
+        pytest.skip(f"{rundir.RAM_FOLDER} is absent or has less than the WAL's room free here")
+    assert rundir.parent_folder("auto", rundir.session_bytes("small", None)) == rundir.RAM_FOLDER
+    assert rundir.parent_folder("auto", rundir.available_memory()) is None  # more than half the free memory
+    assert rundir.parent_folder("auto", 1 << 50) is None  # a prod-sized session on any machine of today
+    assert rundir.parent_folder(str(tmp_path), 0) == tmp_path
+
+
+def test_a_run_dir_given_holds_the_cluster(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    pytester.makepyfile(test_it="def test_server(synap_server):\n"
+                                f"    assert synap_server.cluster.root.parent == __import__('pathlib').Path({str(folder)!r})\n")
+    result = pytester.runpytest_subprocess("test_it.py", "-p", "no:cacheprovider", "--synap-cache=off",
+                                           f"--synap-run-dir={folder}")
+    result.assert_outcomes(passed=1)
+    missing = pytester.runpytest_subprocess("test_it.py", "-p", "no:cacheprovider", f"--synap-run-dir={folder}/nope")
+    assert missing.ret == pytest.ExitCode.USAGE_ERROR
+    missing.stderr.fnmatch_lines([f"ERROR: --synap-run-dir: {folder}/nope is not a folder: give an existing one, or auto"])

@@ -45,15 +45,13 @@ class Schemas:
 
 def read_schemas(contract_path: Path = Settings.contract, alembic: Path = Settings.alembic) -> Schemas:
     """Legacy and migrated catalogs from two empty clones of the baseline schema on an embedded server."""
-    from synap_verify import migrate
     from synap_verify.pipeline import Pipeline
 
     contract = load_contract(contract_path)
     pipeline = Pipeline.start(Settings.resolve({"scale": "tiny", "alembic": alembic}),
                               say=lambda line: print(line, file=sys.stderr))
     try:
-        legacy, migrated = pipeline.clone("schema"), pipeline.clone("schema")
-        migrate.upgrade(migrated.dsn, alembic, ["heads"])
+        legacy, migrated = pipeline.clone("schema"), pipeline.clone("schema_head")
         return Schemas(legacy.catalog(contract.schemas), migrated.catalog(contract.schemas), contract)
     finally:
         pipeline.stop()

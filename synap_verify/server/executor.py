@@ -20,7 +20,7 @@ from typing import Any
 from psycopg.conninfo import make_conninfo
 
 from synap_verify.errors import SynapError
-from synap_verify.server import Server
+from synap_verify.server import Server, rundir
 from synap_verify.server.janitor import DATADIR_PREFIX, spawn_janitor
 
 RUN_AS = "embedded_postgres"  # postgres refuses to run as root; this unprivileged user runs it instead
@@ -91,9 +91,10 @@ def binary_version(bindir: Path) -> str:
 
 
 def start_cluster(bindir: Path, backend: str, keep: bool = False, copy_from: Path | None = None,
-                  preload: tuple[str, ...] = ()) -> Server:
+                  preload: tuple[str, ...] = (), parent: Path | None = None) -> Server:
     """initdb (or a copy of the stopped data directory ``copy_from``) + start in a fresh temporary
-    folder; return a handle whose ``stop`` removes everything.
+    folder under ``parent`` (default: :mod:`~synap_verify.server.rundir`'s choice for a small session);
+    return a handle whose ``stop`` removes everything.
 
     With ``keep`` no janitor is posted: the server outlives the test process on purpose. ``preload``:
     libraries for ``shared_preload_libraries`` (e.g. ``pg_stat_statements``, which cannot be loaded later);
@@ -104,7 +105,9 @@ def start_cluster(bindir: Path, backend: str, keep: bool = False, copy_from: Pat
             raise SynapError(f"{bindir} has no {tool}: point --synap-backend at a full PostgreSQL installation")
     began = time.perf_counter()
     options = SERVER_OPTIONS + (f" -c shared_preload_libraries={','.join(preload)}" if preload else "")
-    root = Path(tempfile.mkdtemp(prefix=DATADIR_PREFIX))
+    if parent is None:
+        parent = rundir.parent_folder(rundir.AUTO, rundir.session_bytes("small", copy_from))
+    root = Path(tempfile.mkdtemp(prefix=DATADIR_PREFIX, dir=parent))
     user = _run_as_user()
     if user:
         _open_for(root, bindir)

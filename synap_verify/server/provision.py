@@ -32,7 +32,10 @@ def provision(settings: Settings, copy_from: Path | None = None) -> Server:
         from synap_verify.server import docker
 
         return docker.start(settings.docker_image)
+    from synap_verify.server import rundir
     from synap_verify.server.executor import start_cluster
 
+    scale = "prod" if settings.stats is not None else settings.scale  # production's row counts: sized as prod
+    parent = rundir.parent_folder(settings.run_dir, rundir.session_bytes(scale, copy_from))
     return start_cluster(local_bindir(settings.backend), settings.backend, settings.keep, copy_from,
-                         settings.server_preload)
+                         settings.server_preload, parent)

@@ -83,7 +83,12 @@ def clone(server: Server, template: str, prefix: str | None = None) -> Database:
     name = f"{prefix or template}_{os.getpid()}_{next(_counter)}"
     began = time.perf_counter()
     with server.connect() as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template)))
+        create = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
+        if server.cluster is not None and conn.info.server_version >= 150000:
+            # our own throwaway cluster: copy the files (one checkpoint) rather than log every block, 2-5x faster
+            # here; never on a server given by DSN, where a forced checkpoint is felt by everyone else on it
+            create += sql.SQL(" STRATEGY FILE_COPY")
+        conn.execute(create)
     return Database(server, name, template, time.perf_counter() - began)
 
 
