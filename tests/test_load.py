@@ -230,11 +230,12 @@ def test_phased_migration_serves_the_old_and_the_new_application(tmp_path: Path)
 @pytest.mark.parametrize(("defect", "expected"), [
     ("missing-view", 'relation "synapscale_db.llms_conversations_turns" does not exist'),
     ("unsynced-column", "not kept in sync"),
+    ("unsynced-list", "rbac_roles.permissions reads"),
     ("old-app-at-contract", "contract refused"),
 ])
 def test_seeded_zero_downtime_defect_fails_the_run(tmp_path: Path, defect: str, expected: str) -> None:
-    """A compatibility view left out (the old application's statements on it fail), a renamed column no longer
-    synced (the read-after-write check fails), the old application still connected at the contract (refused)."""
+    """A compatibility view left out (the old application's statements on it fail), a renamed column or a dropped
+    list no longer synced (the read-after-write check fails), the old application still connected at the contract (refused)."""
     code, summary = _run(tmp_path, *PHASED, "--seeded-defect", defect)
     assert code == 1 and summary["seeded_defect"] == defect
     messages = " ".join(f["message"] for f in summary["findings"])

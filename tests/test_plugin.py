@@ -90,6 +90,7 @@ CASES: dict[str, tuple[str, Any]] = {
     "stats-scale": ("0.5", 0.5),
     "cache": ("off", None),
     "keep": ("true", True),
+    "run-dir": ("out", "<tmp>/out"),
     "report": ("out/report.html", "<tmp>/out/report.html"),
     "api": ("app.main:app", "app.main:app"),
     "api-url": ("http://127.0.0.1:8000", "http://127.0.0.1:8000"),

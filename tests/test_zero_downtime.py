@@ -262,6 +262,26 @@ def test_a_json_list_moved_to_rows_is_kept_in_sync_until_the_contract(expanded: 
     assert keys() == []
 
 
+def test_a_new_not_null_column_is_filled_for_the_old_application(expanded: str) -> None:
+    """rbac_roles.scope (added NOT NULL, following tenant_id) is filled for the old application's roles, which do not
+    name it, on insert and when it moves a role to another tenant; a value the new application writes stands (the
+    CHECK judges it). The contract removes the filling, its downgrade brings it back, the group's downgrade drops it."""
+    insert = f"INSERT INTO {S}.rbac_roles (name, tenant_id) VALUES (%s, %s) RETURNING scope"
+    assert run(expanded, insert, ("old tenant role", T1)) == [("tenant",)]
+    assert run(expanded, insert, ("old global role", None)) == [("global",)]
+    assert run(expanded, f"UPDATE {S}.rbac_roles SET tenant_id = NULL WHERE name = 'old tenant role' RETURNING scope") == \
+        [("global",)]
+    with pytest.raises(psycopg.errors.CheckViolation):
+        run(expanded, f"INSERT INTO {S}.rbac_roles (name, tenant_id, scope) VALUES ('new', %s, 'global')", (T1,))
+    migrate.upgrade(expanded, MIGRATIONS, ["restructured"])
+    with pytest.raises(psycopg.errors.NotNullViolation):
+        run(expanded, insert, ("old role after the contract", T1))
+    migrate.downgrade(expanded, MIGRATIONS, "expanded")
+    assert run(expanded, insert, ("old role again", T1)) == [("tenant",)]
+    migrate.downgrade(expanded, MIGRATIONS, "base")
+    assert not run(expanded, "SELECT tgname FROM pg_trigger WHERE tgname LIKE %s", ('%compat_fill',))
+
+
 def test_a_derived_column_is_kept_in_sync_until_the_contract(expanded: str) -> None:
     """marketplace_components.author_name (derived from the author's users.full_name; names that differ kept in
     metadata) stays for the old application: the legacy name stays as written, a row the new application writes

@@ -61,7 +61,8 @@ APP_NAME = "synap-load"  # how the blocking sampler tells load sessions from the
 REQUESTS_PER_TASK = {"browse_dashboards": 2, "run_workflow": 2, "chat": 2, "search_marketplace": 1,
                      "write_activity": 2, "read_events": 1, "chat_history": 2, "conversation_turns": 2,
                      "message_feedback": 2, "execution_metadata": 4, "activity_metadata": 2, "node_metadata": 3,
-                     "queue_metadata": 3, "agent_provider": 2, "user_membership": 3}
+                     "queue_metadata": 3, "agent_provider": 2, "user_membership": 3,
+                     "role_permissions": 5}
 # the old application's names of what the restructure renames (table -> new name, column -> new name), and the
 # dropped columns it still reads; the new application's are the values
 OLD_TABLES = {"messages": "llms_messages", "conversation_turns": "llms_conversations_turns",
@@ -565,6 +566,61 @@ class _RenamedUser(SqlTenantUser):
                   f"{SCHEMA}.user_tenant_roles r WHERE r.user_id = u.id AND r.tenant_id = %s::uuid), EXISTS (SELECT 1 FROM "
                   "pg_trigger WHERE tgname = 'users_tenant_id_compat_sync') FROM "
                   f"{SCHEMA}.users u WHERE u.id = %s", ("tenant_id", tenant, rows[0][0]), check)
+
+    @task(int(CONFIG["renamed"]["weights"]["role_permissions"]))
+    def role_permissions(self) -> None:
+        """A role of this tenant created with two permissions, narrowed to one, read back after each write, deleted:
+        the old application writes the list ``rbac_roles.permissions`` (dropped by the contract, its pairs moved to
+        ``rbac_role_permissions``: kept until then) and no ``scope`` (added NOT NULL: filled for it), the new one
+        writes ``scope`` and the pairs. Each side is checked against the other where both exist. The role is
+        this task's own, so no other user's write can race the check."""
+        tenant, name = str(self.t["tenant"]), f"load {uuid.uuid4().hex}"
+        mine = f"SELECT id FROM {SCHEMA}.rbac_permissions WHERE tenant_id IS NULL OR tenant_id = %s"
+        if self.old:
+            rows = self._sql("role insert (permissions)", f"INSERT INTO {SCHEMA}.rbac_roles (name, tenant_id, permissions) "
+                             f"SELECT %s, %s, coalesce(json_agg(p.key ORDER BY p.key), '[]') FROM {SCHEMA}.rbac_permissions "
+                             f"p WHERE p.id IN ({mine} ORDER BY random() LIMIT 2) RETURNING id, permissions::text",
+                             (name, tenant, tenant))
+        else:
+            rows = self._sql("role insert (grants)", f"WITH r AS (INSERT INTO {SCHEMA}.rbac_roles (name, tenant_id, scope) "
+                             f"VALUES (%s, %s, 'tenant') RETURNING id) INSERT INTO {SCHEMA}.rbac_role_permissions (role_id, "
+                             f"permission_id, granted_at) SELECT r.id, p.id, now() FROM r, ({mine} ORDER BY random() LIMIT 2) p "
+                             "RETURNING role_id, NULL", (name, tenant, tenant))
+        if not rows:
+            return
+        role, written = rows[0]
+        self._grants_written(role, written)
+        if self.old:
+            rows = self._sql("role permissions update", f"UPDATE {SCHEMA}.rbac_roles SET permissions = CASE WHEN "
+                             "json_array_length(permissions) > 1 THEN json_build_array(permissions ->> 0) ELSE '[]' END "
+                             "WHERE id = %s RETURNING permissions::text", (role,))
+        else:
+            rows = self._sql("role grant delete", f"DELETE FROM {SCHEMA}.rbac_role_permissions WHERE id = (SELECT "
+                             f"min(id::text)::uuid FROM {SCHEMA}.rbac_role_permissions WHERE role_id = %s) RETURNING NULL",
+                             (role,))
+        self._grants_written(role, rows[0][0] if rows else None)
+        self._sql("role delete", f"DELETE FROM {SCHEMA}.rbac_roles WHERE id = %s", (role,))
+
+    def _grants_written(self, role: Any, written: str | None) -> None:
+        """The read-after-write of a role's permissions: the list reads what the old application ``written``, and the
+        list and the pairs hold the same keys where the sync trigger keeps them in step (before the migration the list
+        is the only record; after the contract, the pairs)."""
+        def check(got: list[tuple[Any, ...]]) -> str | None:
+            if not got:
+                return f"role {role}: the row just written is not there"
+            listed, granted, synced = got[0]
+            if written is not None and json.loads(listed or "null") != json.loads(written):
+                return f"rbac_roles.permissions reads {listed} after writing {written}"
+            if synced and sorted(json.loads(listed or "[]")) != sorted(json.loads(granted or "[]")):
+                return f"rbac_roles.permissions reads {listed} but the role's grants are {granted}: not kept in sync"
+            return None
+
+        # the old column as a parameter of to_jsonb (as in _meta_written): the new application's text never names it
+        self._sql("role read-after-write", f"SELECT (to_jsonb(r) -> %s)::text, (SELECT json_agg(p.key ORDER BY p.key) "
+                  f"FROM {SCHEMA}.rbac_role_permissions x JOIN {SCHEMA}.rbac_permissions p ON p.id = x.permission_id "
+                  "WHERE x.role_id = r.id)::text, EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = "
+                  f"'rbac_roles_permissions_compat_sync') FROM {SCHEMA}.rbac_roles r WHERE r.id = %s", ("permissions", role),
+                  check)
 
 
 class LegacyAppUser(_RenamedUser):

@@ -10,6 +10,8 @@
 - A dropped column the old application still uses (``Table.kept``) stays until the contract, kept in sync with
   the column of the same table its data moved to (the same trigger); one whose data moved elsewhere (rows of
   another table, another table's column: ``Table.carried``) by a trigger on the tables its ``Carried.on`` names.
+- A new NOT NULL column the old application does not write (``Table.filled``) is filled by a trigger from the
+  rest of the row: on an insert that leaves it NULL, on an update that leaves it as it was.
 - Contract: refused while a session still uses an old name; then the views, triggers and old columns go.
 """
 
@@ -192,6 +194,31 @@ def sync_carried(t: Table, c: Carried) -> None:
                 f"CREATE TRIGGER {name} {when} ON {q(table)} FOR EACH ROW EXECUTE FUNCTION {schema()}.{name}()")))
 
 
+def fill_name(table: str, column: str) -> str:
+    return f"{table}_{column}_compat_fill"[:63]
+
+
+def fill_new(t: Table) -> None:
+    """The fill triggers of ``t.filled`` (idempotent). Called in the step that makes the column NOT NULL, so no
+    write of the old application falls between the constraint and the trigger that satisfies it."""
+    for column, value in t.filled:
+        name = fill_name(t.name, column)
+        run_all(f"CREATE OR REPLACE FUNCTION {schema()}.{name}() RETURNS trigger LANGUAGE plpgsql "
+                f"SET search_path = pg_catalog AS $$\nBEGIN\n"
+                f"    IF NEW.{column} IS NULL OR TG_OP = 'UPDATE' AND NEW.{column} IS NOT DISTINCT FROM OLD.{column} THEN\n"
+                f"        NEW.{column} := {value};\n    END IF;\n    RETURN NEW;\nEND\n$$",
+                f"DROP TRIGGER IF EXISTS {name} ON {q(t.name)}",
+                f"CREATE TRIGGER {name} BEFORE INSERT OR UPDATE ON {q(t.name)} FOR EACH ROW "
+                f"EXECUTE FUNCTION {schema()}.{name}()")
+
+
+def drop_fill(t: Table) -> None:
+    """The fill triggers go: at the contract (nothing writes without the column any more) and on downgrade."""
+    for column, _ in t.filled:
+        run(f"DROP TRIGGER IF EXISTS {fill_name(t.name, column)} ON {q(t.name)}")
+        run(f"DROP FUNCTION IF EXISTS {schema()}.{fill_name(t.name, column)}()")
+
+
 def _unjournal_kept(table: str, column: str, type_: str) -> None:
     """A kept column re-added with the values the contract journaled before dropping it."""
     run(f"ALTER TABLE {q(table)} ADD COLUMN IF NOT EXISTS {column} {type_}")
@@ -246,6 +273,8 @@ def contract_columns(t: Table) -> None:
 def revert_columns(t: Table) -> None:
     """Back from the expand: the sync triggers go, and the new side of each renamed column (the old side
     was never changed); a kept column and its destination are both legacy columns and stay."""
+    if t.filled and exists_table(t.name):
+        drop_fill(t)
     for old in (*(old for old, _ in t.kept), *(c.column for c in t.carried)):
         if exists_table(t.name):
             _drop_sync(t.name, old)
@@ -351,6 +380,8 @@ def contract(tables: Iterable[Table]) -> None:
         for c in t.carried:
             if has_column(t.name, c.column):
                 step(partial(_drop_kept, t, c.column), *c.tables)
+        if t.filled:
+            step(partial(drop_fill, t), t.name)
 
 
 def contract_revision(expands: Iterable[str]) -> None:
@@ -378,6 +409,8 @@ def re_expand(tables: Iterable[Table]) -> None:
         for c in t.carried:
             if not has_column(t.name, c.column):
                 step(partial(_restore_carried, t, c), *c.tables)
+        if t.filled:
+            step(partial(fill_new, t), t.name)
     for t in ts:
         if t.legacy_name and exists_table(t.name) and not exists_table(t.legacy_name):
             step(partial(create_compat_view, t), t.name)

@@ -139,11 +139,14 @@ class Table:
     # dropped columns the expand keeps for the old application whose data moved elsewhere (rows of another
     # table, another table's column), each kept in sync by the trigger its Carried states
     carried: tuple[Carried, ...] = ()
+    # new NOT NULL columns the old application does not know, each with the value a row it writes gets
+    # (column, SQL expression over NEW): filled by a trigger until the contract, e.g. rbac_roles.scope
+    filled: tuple[tuple[str, str], ...] = ()
 
     @property
     def expanded(self) -> bool:
-        """Whether the expand keeps an old name of this table for the old application (the contract removes it)."""
-        return bool(self.legacy_name or self.renames or self.kept or self.carried)
+        """Whether the expand keeps this table working for the old application (the contract removes what does)."""
+        return bool(self.legacy_name or self.renames or self.kept or self.carried or self.filled)
 
 
 @dataclass(frozen=True)

@@ -49,8 +49,12 @@ PERMISSIONS = ops.Carried(
     on=(("rbac_roles", "AFTER INSERT OR UPDATE"), ("rbac_role_permissions", "AFTER INSERT OR UPDATE OR DELETE")),
 )
 
+# scope follows tenant_id (the spec's CHECK): a role or permission the old application writes gets it by a trigger
+SCOPE = (("scope", "CASE WHEN NEW.tenant_id IS NULL THEN 'global' ELSE 'tenant' END"),)
+
 TABLES = (
-    Table("rbac_permissions", tenant=GLOBAL, fks=(Fk("tenant_id", "tenants", CASCADE, "rbac_permissions_tenant_id_fkey:a"),)),
+    Table("rbac_permissions", tenant=GLOBAL, fks=(Fk("tenant_id", "tenants", CASCADE, "rbac_permissions_tenant_id_fkey:a"),),
+          filled=SCOPE),
     Table(
         "rbac_role_permissions",
         fks=(
@@ -63,13 +67,14 @@ TABLES = (
         tenant=GLOBAL,
         fks=(Fk("tenant_id", "tenants", CASCADE, "rbac_roles_tenant_id_fkey:a"),),
         carried=(PERMISSIONS,),  # the contract revision drops permissions
+        filled=SCOPE,
     ),
 )
 
 COUNTERS: tuple[ops.Counter, ...] = ()
 GIN: tuple[ops.Gin, ...] = ()
 GROUP = ops.Group(TABLES, COUNTERS, GIN)
-ROLES = TABLES[-1]
+PERMISSIONS_TABLE, ROLES = TABLES[0], TABLES[-1]
 
 
 # (role, key) pairs of the legacy json list; a value that is not a list of strings is reported whole
@@ -86,8 +91,8 @@ def upgrade() -> None:
     ops.begin()
     with ops.autocommit():
         ops.step(carry_permissions, "rbac_role_permissions", "rbac_roles")
-        for t in ("rbac_roles", "rbac_permissions"):
-            ops.step(partial(add_scope, t), t)
+        for t in (ROLES, PERMISSIONS_TABLE):
+            ops.step(partial(add_scope, t), t.name)
     ops.upgrade_group(GROUP)
 
 
@@ -118,9 +123,10 @@ def carry_permissions() -> None:
         ops.sync_carried(ROLES, PERMISSIONS)
 
 
-def add_scope(t: str) -> None:
-    """scope, filled, NOT NULL and checked, in one short transaction (role tables are small); idempotent."""
-    tq = ops.q(t)
+def add_scope(table: Table) -> None:
+    """scope, filled, NOT NULL and checked, and the old application's writes filled by a trigger, in one short
+    transaction (role tables are small); idempotent."""
+    t, tq = table.name, ops.q(table.name)
     ops.run(f"ALTER TABLE {tq} ADD COLUMN IF NOT EXISTS scope text")
     ops.run(f"UPDATE {tq} SET scope = CASE WHEN tenant_id IS NULL THEN 'global' ELSE 'tenant' END WHERE scope IS NULL")
     ops.run(f"ALTER TABLE {tq} ALTER COLUMN scope SET NOT NULL")
@@ -129,6 +135,7 @@ def add_scope(t: str) -> None:
         f"ALTER TABLE {tq} ADD CONSTRAINT {t}_scope_check CHECK (scope IN ('global', 'tenant') "
         "AND (scope = 'global') = (tenant_id IS NULL))"
     )
+    ops.fill_new(table)
 
 
 def downgrade() -> None:
