@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -230,8 +232,8 @@ def test_the_cluster_runs_in_memory_only_when_the_session_fits(tmp_path: Path) -
 
 
 def test_a_run_dir_given_holds_the_cluster(pytester: pytest.Pytester, tmp_path: Path) -> None:
-    folder = tmp_path / "runs"
-    folder.mkdir()
+    """A folder given is used as is; a missing one, or one too long for the server's socket, is one line."""
+    folder = Path(tempfile.mkdtemp(prefix="runs-"))  # short: tmp_path under xdist is too long for a unix socket
     pytester.makepyfile(test_it="def test_server(synap_server):\n"
                                 f"    assert synap_server.cluster.root.parent == __import__('pathlib').Path({str(folder)!r})\n")
     result = pytester.runpytest_subprocess("test_it.py", "-p", "no:cacheprovider", "--synap-cache=off",
@@ -240,3 +242,12 @@ def test_a_run_dir_given_holds_the_cluster(pytester: pytest.Pytester, tmp_path: 
     missing = pytester.runpytest_subprocess("test_it.py", "-p", "no:cacheprovider", f"--synap-run-dir={folder}/nope")
     assert missing.ret == pytest.ExitCode.USAGE_ERROR
     missing.stderr.fnmatch_lines([f"ERROR: --synap-run-dir: {folder}/nope is not a folder: give an existing one, or auto"])
+    long = tmp_path / ("x" * 80)
+    long.mkdir()
+    result = pytester.runpytest_subprocess("test_it.py", "-p", "no:cacheprovider", "--synap-cache=off",
+                                           f"--synap-run-dir={long}")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines([f"*{long} is too long a path for the server's unix socket (* characters, at most 74): "
+                                 "give a shorter --synap-run-dir*"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    shutil.rmtree(folder)

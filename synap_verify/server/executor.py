@@ -30,6 +30,9 @@ SERVER_OPTIONS = (
     "-c max_connections=200 -c shared_buffers=256MB -c max_wal_size=4GB "
     "-c jit=off -c log_min_messages=warning"
 )
+# the socket lives in the cluster's folder, <parent>/synap-pg-XXXXXXXX/.s.PGSQL.NNNNN, and a unix socket's path has
+# at most 107 bytes on Linux
+SOCKET_FOLDER_MAX = 107 - len("/synap-pg-XXXXXXXX/.s.PGSQL.65535")
 # glibc's allocator with a fixed shape: never give the heap top back, never switch large blocks to mmap by
 # a threshold that moves with what was freed before. Otherwise whether a query's memory is returned to the
 # kernel and faulted in again on every execution depends on the backend's allocation history (what sits
@@ -107,6 +110,9 @@ def start_cluster(bindir: Path, backend: str, keep: bool = False, copy_from: Pat
     options = SERVER_OPTIONS + (f" -c shared_preload_libraries={','.join(preload)}" if preload else "")
     if parent is None:
         parent = rundir.parent_folder(rundir.AUTO, rundir.session_bytes("small", copy_from))
+    if parent is not None and len(str(parent)) > SOCKET_FOLDER_MAX:
+        raise SynapError(f"{parent} is too long a path for the server's unix socket ({len(str(parent))} characters, at "
+                         f"most {SOCKET_FOLDER_MAX}): give a shorter --synap-run-dir")
     root = Path(tempfile.mkdtemp(prefix=DATADIR_PREFIX, dir=parent))
     user = _run_as_user()
     if user:

@@ -4,7 +4,7 @@ A local cluster is throwaway (``fsync=off``; the state cache keeps what outlives
 time on a small scale goes into copying files: every suite's database is ``CREATE DATABASE ... TEMPLATE``,
 a copy of the state's files, and a session on a cached state starts on a copy of its data directory. On a
 virtual disk 85 MB took 0.9 s to clone and the 237 MB entry 2.1 s to copy; in a RAM filesystem 0.06 s and
-0.36 s (docs/benchmarks.md, "Where the cluster runs"). So ``auto`` puts the cluster in ``/dev/shm`` when it
+0.36 s (docs/decisions.md, "The cluster runs in memory when it fits"). So ``auto`` puts the cluster in ``/dev/shm`` when it
 fits there with room to spare, and on the system's temporary folder otherwise (a container's 64 MB
 ``/dev/shm``, a prod-scale load); a folder given by the user is used as it is.
 """
