@@ -226,8 +226,9 @@ def test_the_cluster_runs_in_memory_only_when_the_session_fits(tmp_path: Path) -
     if not rundir.fits_in_memory(0):
         pytest.skip(f"{rundir.RAM_FOLDER} is absent or has less than the WAL's room free here")
     assert rundir.parent_folder("auto", rundir.session_bytes("small", None)) == rundir.RAM_FOLDER
-    assert rundir.parent_folder("auto", rundir.available_memory()) is None  # more than half the free memory
-    assert rundir.parent_folder("auto", 1 << 50) is None  # a prod-sized session on any machine of today
+    temp = Path(tempfile.gettempdir())
+    assert rundir.parent_folder("auto", rundir.available_memory()) == temp  # more than half the free memory
+    assert rundir.parent_folder("auto", 1 << 50) == temp  # a prod-sized session on any machine of today
     assert rundir.parent_folder(str(tmp_path), 0) == tmp_path
 
 
@@ -251,3 +252,13 @@ def test_a_run_dir_given_holds_the_cluster(pytester: pytest.Pytester, tmp_path: 
                                  "give a shorter --synap-run-dir*"])
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
     shutil.rmtree(folder)
+
+
+def test_a_prod_session_runs_on_disk(pytester: pytest.Pytester) -> None:
+    """auto never puts a prod-scale session in memory (found: a prod load ran in /dev/shm when the executor's own
+    default overrode the provisioner's choice of the temporary folder)."""
+    pytester.makepyfile(test_it="import tempfile\nfrom pathlib import Path\n\ndef test_server(synap_server):\n"
+                                "    assert synap_server.cluster.root.parent == Path(tempfile.gettempdir())\n")
+    result = pytester.runpytest_subprocess("test_it.py", "-p", "no:cacheprovider", "--synap-cache=off",
+                                           "--synap-scale=prod")
+    result.assert_outcomes(passed=1)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 AUTO = "auto"
@@ -23,11 +24,11 @@ WAL_ROOM = 4 << 30  # the executor's max_wal_size: WAL a bulk load may hold betw
 SESSION_BYTES = {"tiny": 256 << 20, "small": 1 << 30, "prod": 64 << 30}
 
 
-def parent_folder(setting: str, need: int) -> Path | None:
-    """The folder to create the cluster's folder in (None: the system's temporary folder)."""
+def parent_folder(setting: str, need: int) -> Path:
+    """The folder to create the cluster's folder in."""
     if setting != AUTO:
         return Path(setting)
-    return RAM_FOLDER if fits_in_memory(need) else None
+    return RAM_FOLDER if fits_in_memory(need) else Path(tempfile.gettempdir())
 
 
 def fits_in_memory(need: int) -> bool:
