@@ -51,7 +51,8 @@ def available_memory() -> int:
 
 
 def session_bytes(scale: str, copy_from: Path | None) -> int:
-    """What a session on ``scale`` will need: four times a cached state's size (its clones), else the scale's."""
+    """What a session on ``scale`` will need: the scale's estimate, or four times the cached entry it starts
+    from (the entry and its clones) when that is more."""
     estimate = SESSION_BYTES.get(scale, SESSION_BYTES["prod"])
     if copy_from is None:
         return estimate
