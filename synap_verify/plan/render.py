@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -34,52 +35,96 @@ def revision_id(group: str) -> str:
     return f"{group}_1"
 
 
-_POSITIONAL = {"Table": ("name",), "Fk": ("column", "ref", "on_delete", "legacy"), "Policy": ("name", "command")}
+_POSITIONAL = {"Table": ("name",), "Fk": ("column", "ref", "on_delete", "legacy"), "Policy": ("name", "command"),
+               "Counter": ("parent", "child", "fk", "assignments"), "Gin": ("table", "column")}
+WIDTH = 130  # the project's line length (pyproject.toml): generated files pass the same lint
+_Declaration = ops.Table | ops.Fk | ops.Policy | ops.Counter | ops.Gin
 
 
-def _value(name: str, value: object, indent: str) -> str:
-    if name in ("on_delete", "tenant") and isinstance(value, str):
-        return _CONSTANTS.get(value, repr(value))
-    if isinstance(value, tuple) and value and isinstance(value[0], ops.Fk | ops.Policy):
-        inner = "".join(f"\n{indent}    {_call(v)}," for v in value)
-        return f"({inner}\n{indent})"
+def _literal(value: object) -> str:
+    """A Python literal as the hand-written revisions spell it: double quotes where the text allows them."""
+    if isinstance(value, str):
+        return f'"{value}"' if '"' not in value and repr(value) == f"'{value}'" else repr(value)
+    if isinstance(value, tuple):
+        inner = ", ".join(_literal(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
     return repr(value)
 
 
-def _arguments(obj: ops.Table | ops.Fk | ops.Policy, indent: str) -> list[str]:
-    """The positional fields, then every keyword field that differs from its default."""
+def _fit(opening: str, items: list[str], closing: str, indent: str, lead: int = 0) -> str:
+    """``opening a, b closing`` when that fits the line (``lead`` characters after ``indent`` already on it), else
+    one item per line: the layout ruff's line length (``WIDTH``) and a reader both accept."""
+    flat = f"{opening}{', '.join(items)}{closing}"
+    if "\n" not in flat and len(indent) + lead + len(flat) + 1 <= WIDTH:
+        return flat
+    inner = "".join(f"\n{indent}    {item}," for item in items)
+    return f"{opening}{inner}\n{indent}{closing}"
+
+
+def _value(name: str, value: object, indent: str, lead: int) -> str:
+    if name in ("on_delete", "tenant") and isinstance(value, str):
+        return _CONSTANTS.get(value, _literal(value))
+    if isinstance(value, tuple) and value and isinstance(value[0], ops.Fk | ops.Policy):
+        return _fit("(", [_call(v, indent + "    ") for v in value], ")", indent, WIDTH)  # one per line
+    if isinstance(value, tuple) and len(value) > 1 and isinstance(value[0], tuple):  # parents: a pair per line
+        return _fit("(", [_literal(v) for v in value], ")", indent, WIDTH)
+    if isinstance(value, tuple) and len(value) > 1:
+        return _fit("(", [_literal(v) for v in value], ")", indent, lead)
+    return _literal(value)
+
+
+def _arguments(obj: _Declaration, indent: str) -> list[str]:
+    """The positional fields, then every keyword field that differs from its default (laid out at ``indent``)."""
     positional = _POSITIONAL[type(obj).__name__]
     out: list[str] = []
     for f in fields(obj):
         value = getattr(obj, f.name)
         if f.name in positional:
-            out.append(_value(f.name, value, indent))
+            out.append(_value(f.name, value, indent, 0))
         elif value != f.default:
-            out.append(f"{f.name}={_value(f.name, value, indent)}")
+            out.append(f"{f.name}={_value(f.name, value, indent, len(f.name) + 1)}")
     return out
 
 
-def _call(obj: ops.Fk | ops.Policy) -> str:
-    return f"{type(obj).__name__}({', '.join(_arguments(obj, ''))})"
+def _call(obj: _Declaration, indent: str, prefix: str = "") -> str:
+    """``Fk(...)`` on one line when it fits at ``indent``, else an argument per line."""
+    return _fit(f"{prefix}{type(obj).__name__}(", _arguments(obj, indent + "    "), ")", indent)
 
 
 def _table(t: ops.Table) -> str:
     """One ``Table(...)`` laid out like the hand-written revisions: a field per line."""
     args = "".join(f"\n        {a}," for a in _arguments(t, "        "))
-    return f"\n    Table({args}\n    ),"
+    return f"Table({args}\n    )"
+
+
+def _tuple(items: Iterable[str], annotation: str) -> str:
+    """A module-level tuple, one item per line (``()`` when empty), annotated so an empty one still types."""
+    inner = "".join(f"\n    {item}," for item in items)
+    return f": tuple[{annotation}, ...] = ({inner}\n)" if inner else f": tuple[{annotation}, ...] = ()"
 
 
 def revision_source(plan: GroupPlan, origin: str) -> str:
-    """The revision file of one group: its declarations, the manual items in its docstring."""
-    manual = "".join(f"\n- {f.table}: {f.message}" for f in plan.manual)
+    """The revision file of one group: its declarations, the manual items in its docstring; the upgrade and
+    downgrade name only the steps the group has (archive, table renames), so a reader sees what runs."""
+    manual = "".join("\n" + textwrap.fill(f"- {f.table}: {f.message}", WIDTH - 10, subsequent_indent="  ")
+                     for f in plan.manual)
     todo = f"\n\nNot planned (PLAN-MANUAL: write these steps by hand before applying):{manual}" if manual else ""
-    tables = "".join(_table(t) for t in plan.tables)
-    counters = "".join(f"\n    ops.{c!r}," for c in plan.counters)
-    gin = "".join(f"ops.Gin({g.table!r}, {g.column!r}), " for g in plan.gin)
-    archive = "".join(f"\n    {name!r}," for name in plan.archive)
-    views = "".join(f"\n    {name!r}," for name in plan.views)
+    renamed = any(t.legacy_name for t in plan.tables)
+    archive = f"\nARCHIVE{_tuple(map(_literal, plan.archive), 'str')}" if plan.archive else ""
+    up = ["ops.begin()"]
+    down = ["ops.begin()", "ops.downgrade_group(GROUP)"]
+    if plan.archive:
+        up += ["for table in ARCHIVE:", "    if ops.exists_table(table):", "        ops.archive_table(table, revision)"]
+        down += ["for table in ARCHIVE:", "    ops.restore_table(table)"]
+    if renamed:
+        up += ["with ops.autocommit():", "    ops.rename_tables(GROUP.tables)"]
+        down[2:2] = ["with ops.autocommit():", "    ops.rename_tables(GROUP.tables, back=True)"]
+    up += ["ops.expand_large(GROUP.tables)", "ops.upgrade_group(GROUP)"]
+    tables = _tuple(map(_table, plan.tables), "Table")
+    upgrade, downgrade = ("".join(f"\n    {line}" for line in body) for body in (up, down))
     return f'''"""{plan.group}: {MARK} from {origin}.
 
+{len(plan.tables)} tables: {declares(plan)}.
 Every legacy name and action the downgrade restores is frozen below (FK constraints, RLS flags and
 policies, the naive timestamp columns); objects already in their target state are not listed.{todo}
 
@@ -92,41 +137,22 @@ from __future__ import annotations
 from synapscale.migrations import ops
 from synapscale.migrations.ops import CASCADE, GLOBAL, REQUIRED, RESTRICT, SET_NULL, Fk, Policy, Table  # noqa: F401
 
-revision = {revision_id(plan.group)!r}
-down_revision = {FOUNDATION!r}
-branch_labels = ({plan.group!r},)
+revision = "{revision_id(plan.group)}"
+down_revision = "{FOUNDATION}"
+branch_labels = ("{plan.group}",)
 depends_on = None
 
-TABLES: tuple[Table, ...] = ({tables}
-)
-COUNTERS: tuple[ops.Counter, ...] = ({counters}
-)
-GIN: tuple[ops.Gin, ...] = ({gin})
-ARCHIVE: tuple[str, ...] = ({archive}
-)
-VIEWS: tuple[str, ...] = ({views}
-)
+TABLES{tables}
+COUNTERS{_tuple((_call(c, "    ", "ops.") for c in plan.counters), "ops.Counter")}
+GIN{_tuple((_call(g, "    ", "ops.") for g in plan.gin), "ops.Gin")}{archive}
+VIEWS{_tuple(map(_literal, plan.views), "str")}
 GROUP = ops.Group(TABLES, COUNTERS, GIN, VIEWS)
 
 
-def upgrade() -> None:
-    ops.begin()
-    for table in ARCHIVE:
-        if ops.exists_table(table):
-            ops.archive_table(table, revision)
-    with ops.autocommit():
-        ops.rename_tables(GROUP.tables)
-    ops.expand_large(GROUP.tables)
-    ops.upgrade_group(GROUP)
+def upgrade() -> None:{upgrade}
 
 
-def downgrade() -> None:
-    ops.begin()
-    ops.downgrade_group(GROUP)
-    with ops.autocommit():
-        ops.rename_tables(GROUP.tables, back=True)
-    for table in ARCHIVE:
-        ops.restore_table(table)
+def downgrade() -> None:{downgrade}
 '''
 
 
@@ -137,13 +163,13 @@ def merge_source(groups: Iterable[str]) -> str:
 Deploy the new application once the database is here; the next revision ({HEAD}) contracts.
 
 Revision ID: {SWITCH}
-Revises: {", ".join(revisions)}
+Revises: {textwrap.fill(", ".join(revisions), WIDTH - 10, subsequent_indent="    ")}
 """
 
 from __future__ import annotations
 
-revision = {SWITCH!r}
-down_revision = {revisions!r}
+revision = "{SWITCH}"
+down_revision = {_fit("(", [_literal(r) for r in revisions], ")", "", len("down_revision = "))}
 branch_labels = None
 depends_on = None
 
@@ -170,12 +196,12 @@ from __future__ import annotations
 
 from synapscale.migrations import ops
 
-revision = {HEAD!r}
-down_revision = {SWITCH!r}
+revision = "{HEAD}"
+down_revision = "{SWITCH}"
 branch_labels = None
 depends_on = None
 
-EXPANDS = {expands!r}  # the group revisions with renamed names
+EXPANDS = {_literal(expands)}  # the group revisions with renamed names
 
 
 def upgrade() -> None:
@@ -371,18 +397,18 @@ def render_dry_run(plan: Plan, rows: dict[str, int]) -> str:
     return "\n".join(lines)
 
 
+def declares(g: GroupPlan) -> str:
+    """What a group's tables declare, counted: the summary line and the generated revision's docstring."""
+    fks = sum(len(t.fks) for t in g.tables)
+    json = sum(len(t.json) for t in g.tables)
+    ts = sum(len(t.timestamps or ()) for t in g.tables)
+    rls = sum(1 for t in g.tables if t.tenant)
+    guards = sum(len(t.parents) for t in g.tables)
+    renames = sum(len(t.renames) + bool(t.legacy_name) for t in g.tables)
+    return (f"{fks} FK, {json} json, {ts} timestamp, {renames} rename, {rls} RLS, "
+            f"{len(g.views)} view, {guards} guard, {len(g.counters)} counter, {len(g.gin)} GIN, {len(g.archive)} archive")
+
+
 def render_summary(plan: Plan) -> str:
     """One line per group: what it declares."""
-    lines = []
-    for g in plan.groups:
-        fks = sum(len(t.fks) for t in g.tables)
-        json = sum(len(t.json) for t in g.tables)
-        ts = sum(len(t.timestamps or ()) for t in g.tables)
-        rls = sum(1 for t in g.tables if t.tenant)
-        guards = sum(len(t.parents) for t in g.tables)
-        renames = sum(len(t.renames) + bool(t.legacy_name) for t in g.tables)
-        lines.append(f"{g.group:<12} {len(g.tables):3} tables: {fks} FK, {json} json, {ts} timestamp, {renames} rename, "
-                     f"{rls} RLS, {len(g.views)} view, {guards} guard, {len(g.counters)} counter, {len(g.gin)} GIN, "
-                     f"{len(g.archive)} archive; "
-                     f"{len(g.manual)} manual")
-    return "\n".join(lines)
+    return "\n".join(f"{g.group:<12} {len(g.tables):3} tables: {declares(g)}; {len(g.manual)} manual" for g in plan.groups)
