@@ -52,6 +52,8 @@ class Index:
     primary: bool
     predicate: str | None
     valid: bool
+    ordered: tuple[str, ...] = ()  # the key columns with " DESC" where descending (T-INDEX compares the order)
+    include: tuple[str, ...] = ()  # INCLUDE columns: stored, not searched (index-only scans)
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,10 @@ ORDER BY con.conrelid, con.conname
 _INDEXES = """
 SELECT i.indrelid, ic.relname, am.amname,
        ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, true) FROM generate_series(1, i.indnkeyatts) k),
-       i.indisunique, i.indisprimary, pg_get_expr(i.indpred, i.indrelid, true), i.indisvalid
+       i.indisunique, i.indisprimary, pg_get_expr(i.indpred, i.indrelid, true), i.indisvalid,
+       ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, true) || CASE WHEN i.indoption[k - 1] & 1 = 1 THEN ' DESC' ELSE '' END
+             FROM generate_series(1, i.indnkeyatts) k),
+       ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, true) FROM generate_series(i.indnkeyatts + 1, i.indnatts) k)
 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
 JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = ANY(%(schemas)s)
@@ -240,7 +245,7 @@ def read_catalog(conn: psycopg.Connection, schemas: Iterable[str] = (SCHEMA,)) -
                 ForeignKey(r[0], tuple(r[2]), r[3], r[4], tuple(r[5]), FK_ACTIONS[r[6]], FK_ACTIONS[r[7]])
                 for r in cons if r[1] == "f"
             ),
-            indexes=tuple(Index(r[0], r[1], tuple(r[2]), r[3], r[4], r[5], r[6])
+            indexes=tuple(Index(r[0], r[1], tuple(r[2]), r[3], r[4], r[5], r[6], tuple(r[7]), tuple(r[8]))
                           for r in rows_by_rel["indexes"].get(oid, [])),
             policies=tuple(Policy(r[0], POLICY_COMMANDS[r[1]], tuple(r[2]), r[3], r[4], r[5])
                            for r in rows_by_rel["policies"].get(oid, [])),

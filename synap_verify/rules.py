@@ -105,6 +105,9 @@ _RULES = (
          "deletes cascade (or not) other than the contract says", "recreate it with the contract's action"),
     Rule("T-CHECK", "contract", "no CHECK constraint mentions all the listed columns (`scope`/`tenant_id`)",
          "rows the model forbids can be written", "add the CHECK"),
+    Rule("T-INDEX", "contract", "no valid B-tree index has the key the contract states (`indexes`)",
+         "the reads it was chosen for AND two bitmaps and sort instead (docs/benchmarks.md, G6 gate)",
+         "`CREATE INDEX CONCURRENTLY … (key) INCLUDE (…)`, then drop the narrower index it replaces"),
     # rls: synap_verify/rls/lints.py, static, read from the catalog
     Rule("RLS001", "rls", "tenant table without RLS", "every tenant sees every row",
          "`ALTER TABLE t ENABLE ROW LEVEL SECURITY` + policies"),

@@ -166,6 +166,7 @@ def test_legacy_fixture_plans_the_reference_declarations(pg: Server, legacy: str
             dropped = set(contract.tables[t.name].dropped) if t.name in contract.tables else set()
             assert p.json == tuple(c for c in t.json if c not in dropped), t.name
             assert (p.legacy_name, p.renames, p.parents) == (t.legacy_name, t.renames, t.parents), t.name
+            assert (p.tenant_keys, p.indexes) == (t.tenant_keys, t.indexes), t.name  # the contract's, by T-INDEX
             if t.name != "plan_provider_mappings":
                 assert (p.tenant, p.tenant_was_not_null) == (t.tenant, t.tenant_was_not_null), t.name
         assert set(g.gin) == set(ref.gin), g.group
@@ -196,7 +197,7 @@ def test_generated_reference_revisions_are_the_plans_output(pg: Server, legacy: 
     the contract, the planner or the legacy fixture that would change one fails here until it is regenerated."""
     plan = build_plan(catalog(pg.dsn(legacy)), contract)
     generated = sorted(p for p in (REFERENCE / "versions").glob("*.py") if MARK in p.read_text()[:200])
-    assert [p.stem for p in generated] == ["0700_billing", "0900_workspaces", "1000_nodes", "1100_metrics",
+    assert [p.stem for p in generated] == ["0600_analytics", "0700_billing", "0900_workspaces", "1000_nodes", "1100_metrics",
                                            "1200_templates", "1300_other", "1500_contacts"]
     for path in generated:
         diff = stale(path, plan)

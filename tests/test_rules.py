@@ -32,7 +32,7 @@ _VERDICT = ("test_load.py::test_each_migration_verdict_is_its_own_finding",)
 # rule id -> the tests (file under tests/ :: function) that seed a defect and assert the rule reports it
 SEEDS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(("G1", "G2", "G3", "G4", "G6", "G7", "G8", "G9", "T-MISSING", "T-RENAME", "T-COLUMN", "T-TYPE",
-                     "T-NULL", "T-DROP", "T-FK", "T-CHECK"), _CONTRACT),
+                     "T-NULL", "T-DROP", "T-FK", "T-CHECK", "T-INDEX"), _CONTRACT),
     "G5": (*_CONTRACT, "test_contract.py::test_an_application_role_that_bypasses_rls_is_reported_per_tenant_table",
            "test_rls.py::test_contract_and_rls_judge_the_same_policies_alike"),
     **dict.fromkeys(("RLS002", "RLS007", "RLS008", "RLS010", "RLS011", "RLS012"), _RLS),

@@ -43,7 +43,7 @@ TYPE_ALIASES = {
     "int4": "integer", "int8": "bigint", "bool": "boolean", "varchar": "character varying",
 }
 TABLE_KEYS = {"legacy_name", "tenant", "jsonb", "timestamptz", "columns", "renamed", "dropped", "foreign_keys",
-              "on_delete", "gin", "checks", "counters", "tenant_parents", "shared"}
+              "on_delete", "gin", "checks", "counters", "tenant_parents", "shared", "indexes", "tenant_keys"}
 
 
 def load_contract(path: Path | str) -> Contract:
@@ -372,6 +372,8 @@ class _Validator:
             gin=self.strings(body.get("gin"), (*at, "gin")), checks=tuple(checks), counters=counters,
             tenant_parents=self.strings(body.get("tenant_parents"), (*at, "tenant_parents")),
             shared=self.boolean(body["shared"], (*at, "shared")) if "shared" in body else False,
+            indexes=self.strings(body.get("indexes"), (*at, "indexes")),
+            tenant_keys=self.strings(body.get("tenant_keys"), (*at, "tenant_keys")),
         )
 
 

@@ -85,6 +85,11 @@ class TableSpec:
     counters: dict[str, CounterSpec] = field(default_factory=dict)
     tenant_parents: tuple[str, ...] = ()
     shared: bool = False  # a catalogue other tenants' rows may reference: no G7 guard to or from it (the planner)
+    # B-tree indexes the workload reads through, each its key (and INCLUDE) as ops.Table.indexes spells it, e.g.
+    # "tenant_id, created_at DESC, id": T-INDEX when no index has that key; the planner declares the missing ones
+    indexes: tuple[str, ...] = ()
+    # tenant_parents tied by a composite FK (column, tenant) instead of a guard trigger (the planner; G7 accepts either)
+    tenant_keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from synap_verify.rls.lints import view_sources
 from synapscale.migrations import ops
 
 # contract rules whose findings the declarations fix; every other finding of a planned group is manual
-PLANNED_RULES = frozenset({"G1", "G2", "G3", "G4", "G5", "G6", "G7", "G8", "G9", "T-FK", "T-RENAME"})
+PLANNED_RULES = frozenset({"G1", "G2", "G3", "G4", "G5", "G6", "G7", "G8", "G9", "T-FK", "T-RENAME", "T-INDEX"})
 TENANT_TYPE = "uuid"  # the ops engine's policies and guards cast the tenant setting to it
 
 Manual = Callable[..., None]  # records one PLAN-MANUAL finding for the table being planned
@@ -216,10 +216,22 @@ def _plan_table(catalog: Catalog, contract: Contract, spec: TableSpec, findings:
     tenant, parents = _tenant(catalog, contract, spec, table, findings, manual)
     declared = ops.Table(
         spec.name, legacy_name=spec.legacy_name if target is None else None, json=json, renames=renames,
-        timestamps=timestamps, fks=fks, parents=parents, **tenant)
+        timestamps=timestamps, fks=fks, parents=parents, tenant_keys=_tenant_keys(spec, table, parents, fks),
+        indexes=tuple(f.expected for f in findings if f.rule == "T-INDEX" and f.expected), **tenant)
     if declared == ops.Table(spec.name, timestamps=()):
         return None
     return declared
+
+
+def _tenant_keys(spec: TableSpec, table: CatalogTable, parents: tuple[tuple[str, str], ...],
+                 fks: tuple[ops.Fk, ...]) -> tuple[str, ...]:
+    """The contract's ``tenant_keys`` among the parents to guard whose FK ends CASCADE (declared, or already so):
+    the composite FK must delete what the column's FK deletes; any other stays a guard trigger."""
+    def action(column: str) -> str | None:
+        declared = next((fk.on_delete for fk in fks if fk.column == column), None)
+        return declared or next((fk.on_delete for fk in table.foreign_keys if fk.columns == (column,)), None)
+
+    return tuple(c for c in spec.tenant_keys if c in dict(parents) and action(c) == ops.CASCADE)
 
 
 def _renames(table: CatalogTable, spec: TableSpec, contract: Contract, names: set[str],

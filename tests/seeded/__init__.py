@@ -53,8 +53,8 @@ def _cut(text: str, pattern: str) -> str:
 
 def session_timezone(text: str) -> str:
     """The revision sets its lock timeout by hand and forgets ``TimeZone = 'UTC'``: naive values are read locally."""
-    return _swap(text, "    ops.expand_large(GROUP.tables)\n    ops.begin()\n",
-                 "    ops.expand_large(GROUP.tables)\n    ops.run(\"SET LOCAL lock_timeout = '5s'\")\n")
+    return _swap(text, "    ops.begin()\n    ops.expand_large(GROUP.tables)\n",
+                 "    ops.run(\"SET LOCAL lock_timeout = '5s'\")\n    ops.expand_large(GROUP.tables)\n")
 
 
 def rename_as_drop_add(text: str) -> str:
@@ -92,8 +92,8 @@ def backfill_skips_last_batch(text: str) -> str:
 
 def nul_rows_deleted(text: str) -> str:
     """Rows whose json holds \\u0000 are deleted to let ``TYPE jsonb`` pass, instead of being quarantined."""
-    return _swap(text, "    ops.begin()\n    ops.upgrade_group(GROUP)\n",
-                 "    ops.begin()\n"
+    return _swap(text, "    ops.expand_large(GROUP.tables)\n    ops.upgrade_group(GROUP)\n",
+                 "    ops.expand_large(GROUP.tables)\n"
                  "    for t in GROUP.tables:\n"
                  "        for c in t.json:\n"
                  "            ops.run(f\"DELETE FROM {ops.q(t.name)} WHERE {c}::text ~ '\\\\\\\\u0000'\")\n"

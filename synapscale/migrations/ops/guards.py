@@ -108,7 +108,7 @@ def apply_tenant_keys(t: Table) -> None:
     fks = {fk.column: fk for fk in t.fks}
     for col in t.tenant_keys:
         parent = dict(t.parents)[col]
-        if fks[col].on_delete != CASCADE:
+        if col in fks and fks[col].on_delete != CASCADE:  # not redeclared: already CASCADE (the planner checks)
             raise ValueError(f"{t.name}.{col}: a composite tenant FK must CASCADE like its column's FK, not {fks[col].on_delete}")
         name, key = tenant_key_name(t.name, col), parent_key_name(parent)
         with autocommit():
