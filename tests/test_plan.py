@@ -144,7 +144,8 @@ def test_legacy_fixture_plans_the_reference_declarations(pg: Server, legacy: str
     reference = reference_groups()
     assert [g.group for g in plan.groups] == list(reference)  # the spec's group order
     assert {f.rule for f in plan.findings} == {"PLAN-MANUAL"}
-    manual = {(f.table, f.column) for f in plan.findings}
+    # what stays a person's: the hand-written groups' data moves and re-homing, nothing else
+    assert {f.group for f in plan.findings} == {"rbac", "workflows", "llm", "marketplace", "users"}
     assert not [f for f in plan.findings if f.constraint]  # every FK decided: the contract states the judgement calls
     compared = 0
     for g in plan.groups:
@@ -157,8 +158,6 @@ def test_legacy_fixture_plans_the_reference_declarations(pg: Server, legacy: str
                 codes = {item.split(":")[1] for item in fk.legacy.split()}
                 if fk.legacy and len(fk.legacy.split()) == 1 and codes == {ops.ACTION_CODES[fk.on_delete]}:
                     assert fk.column not in got, (t.name, fk)  # already in its target state: nothing to do
-                elif (t.name, fk.column) == ("plan_provider_mappings", "tenant_id"):
-                    assert (t.name, "tenant_id") in manual  # the column is added by hand: no source of data
                 else:
                     assert got.get(fk.column) == fk, (t.name, fk.column)
                     compared += 1
@@ -167,12 +166,11 @@ def test_legacy_fixture_plans_the_reference_declarations(pg: Server, legacy: str
             assert p.json == tuple(c for c in t.json if c not in dropped), t.name
             assert (p.legacy_name, p.renames, p.parents) == (t.legacy_name, t.renames, t.parents), t.name
             assert (p.tenant_keys, p.indexes) == (t.tenant_keys, t.indexes), t.name  # the contract's, by T-INDEX
-            if t.name != "plan_provider_mappings":
-                assert (p.tenant, p.tenant_was_not_null) == (t.tenant, t.tenant_was_not_null), t.name
+            assert (p.tenant, p.tenant_was_not_null, p.tenant_added) == (t.tenant, t.tenant_was_not_null, t.tenant_added)
         assert set(g.gin) == set(ref.gin), g.group
         assert {normal(c) for c in g.counters} == {normal(c) for c in ref.counters}, g.group
     assert plan.group("backup").archive == reference["backup"].BACKUP_TABLES  # type: ignore[union-attr]
-    assert compared == 248
+    assert compared == 249  # every FK of the reference, plan_provider_mappings' new tenant FK included
     assert sum(len(g.counters) for g in plan.groups) == 15
     # the legacy RLS is frozen as it is, so the downgrade restores it without a hand-written template
     workspaces = next(t for t in plan.group("workspaces").tables if t.name == "workspaces")  # type: ignore[union-attr]
@@ -198,7 +196,7 @@ def test_generated_reference_revisions_are_the_plans_output(pg: Server, legacy: 
     plan = build_plan(catalog(pg.dsn(legacy)), contract)
     generated = sorted(p for p in (REFERENCE / "versions").glob("*.py") if MARK in p.read_text()[:200])
     assert [p.stem for p in generated] == ["0600_analytics", "0700_billing", "0900_workspaces", "1000_nodes", "1100_metrics",
-                                           "1200_templates", "1300_other", "1500_contacts"]
+                                           "1200_templates", "1300_other", "1400_core", "1500_contacts"]
     for path in generated:
         diff = stale(path, plan)
         assert not diff, (f"{path.name} is stale: `synap-verify plan --out DIR`, then copy DIR/versions/{path.name} "
@@ -210,6 +208,24 @@ def test_generated_reference_revisions_are_the_plans_output(pg: Server, legacy: 
     assert [line for line in diff if line[0] in "+-" and "source_id" in line] == [
         '-            Fk("source_id", "contact_sources", SET_NULL, "contacts_source_id_fkey:a"),',
         '+            Fk("source_id", "contact_sources", SET_NULL, "contacts_source_fk:a"),']
+
+
+def test_a_global_table_gains_its_tenant_column_only_when_the_tenants_table_is_plain(pg: Server, legacy: str,
+                                                                                     contract: Contract) -> None:
+    """``tenant: nullable`` without the column: added nullable (NULL = global) with an FK to the one table every
+    tenant column references; when those FKs disagree, which table holds the tenants is a person's call."""
+    plan = build_plan(catalog(pg.dsn(legacy)), contract, ["core"])
+    core = plan.group("core")
+    assert core is not None and not plan.findings
+    mappings = next(t for t in core.tables if t.name == "plan_provider_mappings")
+    assert (mappings.tenant, mappings.tenant_added) == (ops.GLOBAL, True)
+    assert ops.Fk("tenant_id", "tenants", ops.CASCADE, "") in mappings.fks
+    drifted = pg.dsn(legacy_db(pg, template=legacy))
+    sql(drifted, f"ALTER TABLE {S}.contacts ADD CONSTRAINT contacts_tenant_user FOREIGN KEY (tenant_id) "
+                 f"REFERENCES {S}.users NOT VALID")
+    plan = build_plan(catalog(drifted), contract, ["core"])
+    assert [(f.rule, f.table) for f in plan.findings] == [("PLAN-MANUAL", "plan_provider_mappings")]
+    assert "has no tenant_id" in plan.findings[0].message
 
 
 def test_generated_revision_file_carries_the_plan(pg: Server, legacy: str, contract: Contract, tmp_path: Path) -> None:
@@ -367,12 +383,11 @@ def test_plan_command_dry_run_states_sql_lock_and_rows(pg: Server, legacy: str, 
     dsn = pg.dsn(name)
     sql(dsn, f"INSERT INTO {S}.contact_sources (name) SELECT 'source ' || i FROM generate_series(1, 40) i",
         f"ANALYZE {S}.contact_sources")
-    assert main(["plan", "--dsn", dsn, "--group", "contacts,core", "--dry-run"]) == 1
+    assert main(["plan", "--dsn", dsn, "--group", "contacts,workflows", "--dry-run"]) == 1
     out, err = capsys.readouterr()
-    # a column the contract wants with no source of data is left to a person; a nullable FK to users is SET NULL
-    # by the contract's G4 defaults
-    assert "[PLAN-MANUAL] core/plan_provider_mappings: the contract does not say how to fix: plan_provider_mappings has " \
-           "no tenant_id" in out
+    # a NOT NULL whose NULLs need values is left to a person; a nullable FK to users is SET NULL by the G4 defaults
+    assert "[PLAN-MANUAL] workflows/workflows: the contract does not say how to fix: workflows.workspace_id must be " \
+           "NOT NULL (T-NULL)" in out
     assert "[PLAN-MANUAL] contacts/campaigns: campaigns.created_by" not in out  # nullable: SET NULL by the defaults
     assert "[PLAN-MANUAL] contacts/contact_notes: contact_notes.author_id" not in out
     step = out[out.index("contact_sources: G2 timestamptz"):].splitlines()[:4]
@@ -395,10 +410,10 @@ def test_plan_command_exits_0_when_everything_is_planned(pg: Server, legacy: str
     assert sorted(p.name for p in (out_dir / "versions").iterdir() if p.suffix == ".py") == [
         "0000_foundation.py", "0100_contacts.py", "9900_merge.py", "9950_contract.py"]
     # machine formats: the findings alone on stdout, the summary on stderr
-    assert main(["plan", "--dsn", pg.dsn(legacy), "--group", "core", "--format", "json"]) == 1
+    assert main(["plan", "--dsn", pg.dsn(legacy), "--group", "workflows", "--format", "json"]) == 1
     out, err = capsys.readouterr()
     found = json.loads(out)
-    assert [f["rule"] for f in found] == ["PLAN-MANUAL"] and err.startswith("core")
+    assert [f["rule"] for f in found] == ["PLAN-MANUAL"] and err.startswith("workflows")
 
 
 def test_plan_command_without_dsn_plans_the_legacy_fixture(capsys: pytest.CaptureFixture[str]) -> None:
@@ -645,13 +660,13 @@ def test_rehearse_reaches_a_clean_copy_and_says_when_it_does_not(decided: Contra
     assert set(doc["migration"]["timings"]) == {"load", "plan", "migrate", "contract", "equivalence", "rls"}
     assert "contract findings before 117 " in err and "-> after 0 {}; PLAN-MANUAL 0" in err
     assert "equivalence 0 finding(s)" in err and "RLS 0 finding(s)" in err and "0 finding(s) on the migrated copy" in err
-    # a group with a step the plan leaves to a person: core's plan_provider_mappings gains no tenant_id, so not clean
-    assert main(["rehearse", "--group", "core", "--report", str(report)]) == 1
+    # a group with a step the plan leaves to a person: workflows' NULL workspaces need values, so not clean
+    assert main(["rehearse", "--group", "workflows", "--report", str(report)]) == 1
     out, err = capsys.readouterr()
-    assert out.splitlines() == [
-        "[G5] core/plan_provider_mappings: plan_provider_mappings has no tenant_id; tenant tables keep it (G5)",
-        "[PLAN-MANUAL] core/plan_provider_mappings: the contract does not say how to fix: plan_provider_mappings has no "
-        "tenant_id; tenant tables keep it (G5) (PLAN-MANUAL)"]
+    assert sorted(out.splitlines()) == [
+        "[PLAN-MANUAL] workflows/workflows: the contract does not say how to fix: workflows.workspace_id must be NOT "
+        "NULL (T-NULL) (PLAN-MANUAL)",
+        "[T-NULL] workflows/workflows: workflows.workspace_id must be NOT NULL (T-NULL)"]
     verdict = json.loads(report.with_suffix(".json").read_text())["verdict"]
     assert verdict == {"status": "NO-GO", "reasons": ["plan: 1 finding(s)", "contract: 1 finding(s)"], "counts": {}}
 

@@ -91,9 +91,10 @@ def target(contract: Contract) -> ops.Target:
 
 def _plan_group(catalog: Catalog, contract: Contract, group: str) -> GroupPlan:
     findings = check(catalog, contract, (group,))
+    gains = _gains_tenant(catalog, contract, group)
     manual: list[Finding] = []
     for f in findings:
-        if f.rule not in PLANNED_RULES or _unplannable(f):
+        if f.rule not in PLANNED_RULES or _unplannable(f) and f.table not in gains:
             manual.append(_manual(f.group, f.table, f"the contract does not say how to fix: {f.message}", f.column,
                                   f.constraint, f.expected, f.actual))
     tables: list[ops.Table] = []
@@ -105,7 +106,7 @@ def _plan_group(catalog: Catalog, contract: Contract, group: str) -> GroupPlan:
                 actual: str | None = None, spec: TableSpec = spec) -> None:
             manual.append(_manual(group, spec.name, message, column, constraint, expected, actual))
 
-        planned = _plan_table(catalog, contract, spec, table_findings, add)
+        planned = _plan_table(catalog, contract, spec, table_findings, add, gains.get(spec.name))
         if planned is not None:
             tables.append(planned)
         guarded = {col for col, _ in planned.parents} if planned else set()
@@ -181,6 +182,23 @@ def _counters(catalog: Catalog, contract: Contract, group: str, manual: list[Fin
     return tuple(out)
 
 
+def _gains_tenant(catalog: Catalog, contract: Contract, group: str) -> dict[str, str]:
+    """The group's ``tenant: nullable`` tables without the tenant column, each with the table it will reference:
+    the one table every existing tenant-column FK references (NULL = global, so the rows need no source of data).
+    None when those FKs disagree or there are none: which table holds the tenants is then a person's call."""
+    tc = contract.rules.tenant_column
+    registries = {fk.target_table for t in catalog.tables.values() for fk in t.foreign_keys if fk.columns == (tc,)}
+    if len(registries) != 1 or "G5" not in contract.rules.enabled:
+        return {}
+    registry = registries.pop()
+    out = {}
+    for spec in contract.tables_in({group}):
+        table = catalog.table(spec.name) or catalog.table(spec.legacy_name or "")
+        if spec.tenant == "nullable" and table is not None and table.column(tc) is None and tc not in spec.dropped:
+            out[spec.name] = registry
+    return out
+
+
 def _unplannable(f: Finding) -> bool:
     """Findings of planned rules that no declaration fixes: a missing FK or one to another table, a lost tenant
     column or counter."""
@@ -195,7 +213,7 @@ def _manual(group: str, table: str, message: str, column: str | None = None, con
 
 
 def _plan_table(catalog: Catalog, contract: Contract, spec: TableSpec, findings: list[Finding],
-                manual: Manual) -> ops.Table | None:
+                manual: Manual, registry: str | None = None) -> ops.Table | None:
     """The declaration of one table, or None when it is in its target state (or cannot be planned at all)."""
     rules = contract.rules
     target = catalog.table(spec.name)
@@ -214,6 +232,13 @@ def _plan_table(catalog: Catalog, contract: Contract, spec: TableSpec, findings:
     renames = _renames(table, spec, contract, names, manual)
     fks = _foreign_keys(catalog, contract, spec, table, manual)
     tenant, parents = _tenant(catalog, contract, spec, table, findings, manual)
+    if registry is not None:  # the tenant column is gained: nullable, its FK new, RLS as any GLOBAL table's
+        tc = contract.rules.tenant_column
+        action = _unstated_action(contract, tc, registry, True, [], f"{table.name}.{tc}", "none", manual)
+        if action is None:
+            return None
+        fks = tuple(sorted((*fks, ops.Fk(tc, registry, action, "")), key=lambda fk: fk.column))
+        tenant = {"tenant": ops.GLOBAL, "tenant_added": True, **_legacy_rls(table)}
     declared = ops.Table(
         spec.name, legacy_name=spec.legacy_name if target is None else None, json=json, renames=renames,
         timestamps=timestamps, fks=fks, parents=parents, tenant_keys=_tenant_keys(spec, table, parents, fks),
@@ -350,10 +375,15 @@ def _tenant(catalog: Catalog, contract: Contract, spec: TableSpec, table: Catalo
         return {}, ()
     if not g5:
         return {}, parents
+    return {"tenant": ops.REQUIRED if spec.tenant == "required" else ops.GLOBAL, "tenant_was_not_null": not col.nullable,
+            **_legacy_rls(table)}, parents
+
+
+def _legacy_rls(table: CatalogTable) -> dict[str, Any]:
+    """The RLS flags and policies a downgrade restores, frozen as the catalog has them."""
     legacy_rls = "forced" if table.rls_forced else "enabled" if table.rls_enabled else None
     policies = tuple(ops.Policy(p.name, p.command, p.using, p.with_check, p.permissive, p.roles) for p in table.policies)
-    return {"tenant": ops.REQUIRED if spec.tenant == "required" else ops.GLOBAL, "tenant_was_not_null": not col.nullable,
-            "legacy_rls": legacy_rls, "legacy_policies": policies}, parents
+    return {"legacy_rls": legacy_rls, "legacy_policies": policies}
 
 
 def _parent_columns(catalog: Catalog, contract: Contract, spec: TableSpec, table: CatalogTable) -> list[tuple[str, str]]:

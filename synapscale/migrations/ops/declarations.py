@@ -115,6 +115,9 @@ class Table:
     renames: tuple[tuple[str, str], ...] = ()
     tenant: str | None = None
     tenant_was_not_null: bool = False
+    # the tenant column is new (GLOBAL only: NULL = the platform-wide row): added nullable with its index before the
+    # FKs, dropped by the downgrade
+    tenant_added: bool = False
     parents: tuple[tuple[str, str], ...] = ()
     # 'policy' (enabled, unforced, the legacy fixture's policy) or 'no_policy'; 'enabled' / 'forced' restore
     # those flags and then exactly ``legacy_policies`` (what a generated revision freezes)

@@ -14,8 +14,10 @@ from synapscale.migrations.ops.guards import apply_guards, apply_tenant_keys, re
 from synapscale.migrations.ops.jsonb import apply_json_and_time, revert_json_and_time
 from synapscale.migrations.ops.plumbing import autocommit, exists_table, grant_app, q, run_all, step
 from synapscale.migrations.ops.rls import (
+    add_tenant_column,
     apply_indexes,
     apply_tenant,
+    drop_added_tenant_column,
     revert_indexes,
     revert_tenant,
     revert_views,
@@ -44,6 +46,7 @@ def upgrade_group(g: Group) -> None:
     """
     with autocommit():
         for t in g.tables:
+            add_tenant_column(t)
             apply_json_and_time(t)
             expand_columns(t)
         for t in g.tables:
@@ -78,3 +81,4 @@ def downgrade_group(g: Group) -> None:
         revert_fks(t)
     for t in g.tables:
         revert_json_and_time(t)
+        drop_added_tenant_column(t)

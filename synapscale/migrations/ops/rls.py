@@ -19,6 +19,7 @@ from synapscale.migrations.ops.plumbing import (
     q,
     quarantine,
     run,
+    run_all,
     schema,
     step,
     tenant,
@@ -63,6 +64,24 @@ def apply_tenant(t: Table) -> None:
         if not missing:
             set_not_null(t.name, tc)
     step(lambda: _policies(t), t.name)
+
+
+def add_tenant_column(t: Table) -> None:
+    """A table that gains its tenant column: nullable (no rewrite, NULL = global) and indexed, in one short step.
+
+    Only a GLOBAL table gains one: a REQUIRED tenant needs a source of data, which a person states."""
+    if not t.tenant_added:
+        return
+    if t.tenant != GLOBAL:
+        raise ValueError(f"{t.name}: only a GLOBAL table gains its tenant column (NULL = global), not {t.tenant}")
+    index = f"ix_{t.name}_{tenant()}"[:63]
+    step(partial(run_all, f"ALTER TABLE {q(t.name)} ADD COLUMN IF NOT EXISTS {tenant()} uuid",
+                 f'CREATE INDEX IF NOT EXISTS "{index}" ON {q(t.name)} ({tenant()})'), t.name)
+
+
+def drop_added_tenant_column(t: Table) -> None:
+    if t.tenant_added and exists_table(t.name):
+        run(f"ALTER TABLE {q(t.name)} DROP COLUMN IF EXISTS {tenant()}")
 
 
 def partitions(table: str) -> list[str]:
