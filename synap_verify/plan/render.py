@@ -57,6 +57,11 @@ def _fit(opening: str, items: list[str], closing: str, indent: str, lead: int = 
     flat = f"{opening}{', '.join(items)}{closing}"
     if "\n" not in flat and len(indent) + lead + len(flat) + 1 <= WIDTH:
         return flat
+    return _split(opening, items, closing, indent)
+
+
+def _split(opening: str, items: list[str], closing: str, indent: str) -> str:
+    """One item per line, each with a trailing comma, the closing bracket back at ``indent``."""
     inner = "".join(f"\n{indent}    {item}," for item in items)
     return f"{opening}{inner}\n{indent}{closing}"
 
@@ -65,9 +70,9 @@ def _value(name: str, value: object, indent: str, lead: int) -> str:
     if name in ("on_delete", "tenant") and isinstance(value, str):
         return _CONSTANTS.get(value, _literal(value))
     if isinstance(value, tuple) and value and isinstance(value[0], ops.Fk | ops.Policy):
-        return _fit("(", [_call(v, indent + "    ") for v in value], ")", indent, WIDTH)  # one per line
+        return _split("(", [_call(v, indent + "    ") for v in value], ")", indent)
     if isinstance(value, tuple) and len(value) > 1 and isinstance(value[0], tuple):  # parents: a pair per line
-        return _fit("(", [_literal(v) for v in value], ")", indent, WIDTH)
+        return _split("(", [_literal(v) for v in value], ")", indent)
     if isinstance(value, tuple) and len(value) > 1:
         return _fit("(", [_literal(v) for v in value], ")", indent, lead)
     return _literal(value)
