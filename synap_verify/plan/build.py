@@ -94,7 +94,7 @@ def _plan_group(catalog: Catalog, contract: Contract, group: str) -> GroupPlan:
     gains = _gains_tenant(catalog, contract, group)
     manual: list[Finding] = []
     for f in findings:
-        if f.rule not in PLANNED_RULES or _unplannable(f) and f.table not in gains:
+        if f.rule not in PLANNED_RULES or (_unplannable(f) and f.table not in gains):
             manual.append(_manual(f.group, f.table, f"the contract does not say how to fix: {f.message}", f.column,
                                   f.constraint, f.expected, f.actual))
     tables: list[ops.Table] = []
@@ -185,7 +185,7 @@ def _counters(catalog: Catalog, contract: Contract, group: str, manual: list[Fin
 def _gains_tenant(catalog: Catalog, contract: Contract, group: str) -> dict[str, str]:
     """The group's ``tenant: nullable`` tables without the tenant column, each with the table it will reference:
     the one table every existing tenant-column FK references (NULL = global, so the rows need no source of data).
-    None when those FKs disagree or there are none: which table holds the tenants is then a person's call."""
+    Empty when those FKs disagree or there are none: which table holds the tenants is then a person's call."""
     tc = contract.rules.tenant_column
     registries = {fk.target_table for t in catalog.tables.values() for fk in t.foreign_keys if fk.columns == (tc,)}
     if len(registries) != 1 or "G5" not in contract.rules.enabled:
