@@ -52,7 +52,7 @@ class Index:
     primary: bool
     predicate: str | None
     valid: bool
-    ordered: tuple[str, ...] = ()  # the key columns with " DESC" where descending (T-INDEX compares the order)
+    descending: tuple[bool, ...] = ()  # per key column (T-INDEX compares the direction)
     include: tuple[str, ...] = ()  # INCLUDE columns: stored, not searched (index-only scans)
 
 
@@ -174,8 +174,7 @@ _INDEXES = """
 SELECT i.indrelid, ic.relname, am.amname,
        ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, true) FROM generate_series(1, i.indnkeyatts) k),
        i.indisunique, i.indisprimary, pg_get_expr(i.indpred, i.indrelid, true), i.indisvalid,
-       ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, true) || CASE WHEN i.indoption[k - 1] & 1 = 1 THEN ' DESC' ELSE '' END
-             FROM generate_series(1, i.indnkeyatts) k),
+       ARRAY(SELECT i.indoption[k - 1] & 1 = 1 FROM generate_series(1, i.indnkeyatts) k),
        ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, true) FROM generate_series(i.indnkeyatts + 1, i.indnatts) k)
 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
 JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace

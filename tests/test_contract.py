@@ -180,6 +180,9 @@ DEFECTS: list[tuple[str, str, str | None, str]] = [
     # a narrower index in place of the stated one: the key must match, not only lead
     ("T-INDEX", "messages", "tenant_id", "DROP INDEX ix_messages_tenant_id_conversation_id; "
      "CREATE INDEX ix_messages_tenant ON messages (tenant_id)"),
+    # the stated key in the other direction: the newest-first read sorts again
+    ("T-INDEX", "analytics_events", "tenant_id", "DROP INDEX ix_analytics_events_tenant_id_created_at_id; "
+     "CREATE INDEX ix_analytics_events_asc ON analytics_events (tenant_id, created_at, id)"),
 ]
 
 

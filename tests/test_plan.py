@@ -228,6 +228,19 @@ def test_a_global_table_gains_its_tenant_column_only_when_the_tenants_table_is_p
     assert "has no tenant_id" in plan.findings[0].message
 
 
+def test_a_tenant_key_is_planned_only_where_the_columns_fk_cascades(pg: Server, legacy: str, contract: Contract) -> None:
+    """A composite (column, tenant) FK deletes what it references; over a SET NULL column it would delete the rows
+    the column's own FK keeps, so such a stated tenant key stays a guard trigger."""
+    events = contract.tables["analytics_events"]
+    stated = dataclasses.replace(contract, tables={**contract.tables, "analytics_events": dataclasses.replace(
+        events, tenant_keys=("workspace_id", "workflow_id"))})
+    group = build_plan(catalog(pg.dsn(legacy)), stated, ["analytics"]).group("analytics")
+    assert group is not None
+    planned = next(t for t in group.tables if t.name == "analytics_events")
+    assert dict(planned.parents).keys() >= {"workspace_id", "workflow_id"}  # both guarded ...
+    assert planned.tenant_keys == ("workspace_id",)  # ... workflow_id (SET NULL) by its trigger
+
+
 def test_generated_revision_file_carries_the_plan(pg: Server, legacy: str, contract: Contract, tmp_path: Path) -> None:
     """What a file says is what was planned: the rendered declarations read back equal to the plan's."""
     plan = build_plan(catalog(pg.dsn(legacy)), contract, ["workspaces", "llm"])

@@ -20,6 +20,7 @@ from synap_verify.catalog import Catalog, ForeignKey, Table
 from synap_verify.contract.model import Contract, Rules, TableSpec
 from synap_verify.findings import Finding
 from synapscale.migrations.ops.compat import sync_name
+from synapscale.migrations.ops.rls import WideIndex
 
 ROLE_EXPECTED = "no superuser, no BYPASSRLS, not owner"  # the G5 finding on the application role, not a table
 Add = Callable[..., None]  # records one finding for the table being checked
@@ -89,13 +90,12 @@ def _check_table(catalog: Catalog, contract: Contract, spec: TableSpec, selected
             state = f"index {indexes[0].name} is INVALID" if indexes else "no such index"
             add("G6", f"{name}.{col} has no valid {rules.index_method.upper()} index; the workload filters on it",
                 column=col, constraint=indexes[0].name if indexes else None, expected=rules.index_method, actual=state)
-    for wanted in spec.indexes:
-        key, include = _index_spec(wanted)
-        if not any(i.method == "btree" and i.valid and i.predicate is None and i.ordered == key
-                   and set(include) <= set(i.include) for i in table.indexes):
-            add("T-INDEX", f"{name} has no valid B-tree index on ({', '.join(key)})"
-                + (f" INCLUDE ({', '.join(include)})" if include else "") + "; the workload reads through it",
-                column=key[0].split()[0], expected=wanted, actual="none")
+    for wanted in spec.indexes:  # expected: the contract's text, which the planner declares as Table.indexes
+        wide = WideIndex.of(name, wanted)
+        if not any(i.method == "btree" and i.valid and i.predicate is None and i.columns == wide.key
+                   and i.descending == wide.descending and set(wide.include) <= set(i.include) for i in table.indexes):
+            add("T-INDEX", f"{name} has no valid B-tree index on {wide.sql}; the workload reads through it",
+                column=wide.key[0], expected=wanted, actual="none")
     for chk in spec.checks:
         if not any(all(re.search(rf"\b{re.escape(c)}\b", definition) for c in chk.columns) for _, definition in table.checks):
             add("T-CHECK", f"{name} has no CHECK constraint over ({', '.join(chk.columns)})",
@@ -103,14 +103,6 @@ def _check_table(catalog: Catalog, contract: Contract, spec: TableSpec, selected
     _parents(catalog, contract, table, spec, add)
     _counters(catalog, contract, table, spec, selected, add)
     return out
-
-
-def _index_spec(wanted: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """``"tenant_id, created_at DESC INCLUDE model"`` as the catalog spells an index: key columns (with DESC where
-    descending), INCLUDE columns."""
-    key, _, include = wanted.partition(" INCLUDE ")
-    columns = tuple(" ".join(w for w in c.split() if w.upper() != "ASC").replace(" desc", " DESC") for c in key.split(","))
-    return columns, tuple(c.strip() for c in include.split(",") if c.strip())
 
 
 def _kept_until_contract(table: Table, spec: TableSpec, rules: Rules) -> set[str]:

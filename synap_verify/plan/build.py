@@ -72,7 +72,8 @@ def build_plan(catalog: Catalog, contract: Contract, groups: Iterable[str] = ())
     """The plan of every selected group (every group the contract names when empty), in the spec's order."""
     contract = contract.covering(catalog)
     selected = set(groups) or set(contract.groups)
-    plans = tuple(_plan_group(catalog, contract, g) for g in GROUPS if g in selected and g in contract.groups)
+    registry = _tenant_registry(catalog, contract)
+    plans = tuple(_plan_group(catalog, contract, g, registry) for g in GROUPS if g in selected and g in contract.groups)
     if len(contract.schemas) == 1:
         return Plan(plans, target(contract))
     # a migrations folder restructures one schema (its env.py's target): what it would run is said, not written
@@ -89,9 +90,9 @@ def target(contract: Contract) -> ops.Target:
                       rules.tenant_settings[0] if rules.tenant_settings else ops.REFERENCE.tenant_setting)
 
 
-def _plan_group(catalog: Catalog, contract: Contract, group: str) -> GroupPlan:
+def _plan_group(catalog: Catalog, contract: Contract, group: str, registry: str | None) -> GroupPlan:
     findings = check(catalog, contract, (group,))
-    gains = _gains_tenant(catalog, contract, group)
+    gains = _gains_tenant(catalog, contract, group, registry)
     manual: list[Finding] = []
     for f in findings:
         if f.rule not in PLANNED_RULES or (_unplannable(f) and f.table not in gains):
@@ -182,15 +183,20 @@ def _counters(catalog: Catalog, contract: Contract, group: str, manual: list[Fin
     return tuple(out)
 
 
-def _gains_tenant(catalog: Catalog, contract: Contract, group: str) -> dict[str, str]:
-    """The group's ``tenant: nullable`` tables without the tenant column, each with the table it will reference:
-    the one table every existing tenant-column FK references (NULL = global, so the rows need no source of data).
-    Empty when those FKs disagree or there are none: which table holds the tenants is then a person's call."""
+def _tenant_registry(catalog: Catalog, contract: Contract) -> str | None:
+    """The one table every existing tenant-column FK references; None when they disagree or there are none: which
+    table holds the tenants is then a person's call."""
     tc = contract.rules.tenant_column
     registries = {fk.target_table for t in catalog.tables.values() for fk in t.foreign_keys if fk.columns == (tc,)}
-    if len(registries) != 1 or "G5" not in contract.rules.enabled:
+    return registries.pop() if len(registries) == 1 and "G5" in contract.rules.enabled else None
+
+
+def _gains_tenant(catalog: Catalog, contract: Contract, group: str, registry: str | None) -> dict[str, str]:
+    """The group's ``tenant: nullable`` tables without the tenant column, each with the registry it will reference
+    (NULL = global, so the rows need no source of data); none without a registry."""
+    if registry is None:
         return {}
-    registry = registries.pop()
+    tc = contract.rules.tenant_column
     out = {}
     for spec in contract.tables_in({group}):
         table = catalog.table(spec.name) or catalog.table(spec.legacy_name or "")

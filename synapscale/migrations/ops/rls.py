@@ -158,13 +158,17 @@ class WideIndex:
     name: str  # ix_<table>_<every column, key and included>
     key: tuple[str, ...]  # key column names, in order: the plain indexes these lead are replaced
     sql: str  # (tenant_id, created_at DESC) INCLUDE (model, cost_usd)
+    descending: tuple[bool, ...]  # per key column (the contract's T-INDEX compares it with the catalog's)
+    include: tuple[str, ...]  # the INCLUDE columns
 
     @classmethod
     def of(cls, table: str, columns: str) -> WideIndex:
         key, _, include = columns.partition(" INCLUDE ")
-        names = [c.split()[0] for c in (key + ("," + include if include else "")).split(",")]
-        return cls(f"ix_{table}_" + "_".join(names)[:63 - len(table) - 4], tuple(c.split()[0] for c in key.split(",")),
-                   f"({key})" + (f" INCLUDE ({include})" if include else ""))
+        keys = [c.split() for c in key.split(",")]
+        included = tuple(c.strip() for c in include.split(",") if c.strip())
+        return cls(f"ix_{table}_" + "_".join([k[0] for k in keys] + list(included))[:63 - len(table) - 4],
+                   tuple(k[0] for k in keys), f"({key})" + (f" INCLUDE ({include})" if include else ""),
+                   tuple(any(w.upper() == "DESC" for w in k[1:]) for k in keys), included)
 
     def replaces(self, name: str, definition: str, columns: tuple[str, ...]) -> bool:
         """A plain B-tree index whose columns lead this one's key: this one serves every read it served."""
