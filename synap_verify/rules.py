@@ -249,8 +249,8 @@ _RULES = (
          "covers, an FK the ops engine cannot redeclare, a tenant column that is not uuid, a materialized view over "
          "tenant tables, a contract over several schemas",
          "a planner that guessed would restructure the data in a way nobody reviewed",
-         "state it in the contract (e.g. `foreign_keys`, `rules.G4.defaults`) and plan again, or write that step "
-         "in the group's revision by hand"),
+         "state it in the contract (e.g. `foreign_keys`, `rules.G4.defaults`) and plan again; a data move: write it "
+         "in a moves file the contract names (`moves:`, docs/plan.md) and plan again"),
     Rule("LOAD-SAMPLER", "load", "the lock-wait sampler failed", "blocking went unmeasured",
          "fix what the error names (the sampler needs `pg_stat_activity` and `pg_locks`)"),
 )

@@ -27,6 +27,7 @@ from synap_verify.contract.model import (
     DropSpec,
     FkDefault,
     ForeignKeySpec,
+    MoveSpec,
     Rules,
     TableSpec,
     Unlisted,
@@ -188,7 +189,7 @@ class _Validator:
 
     # -- the document -------------------------------------------------------------------------
     def contract(self, data: dict[str, Any]) -> Contract:
-        top = self.mapping(data, (), {"version", "schemas", "rules", "groups", "unlisted"})
+        top = self.mapping(data, (), {"version", "schemas", "rules", "groups", "unlisted", "moves"})
         if top.get("version", 1) != 1:
             raise self.fail(("version",), f"unsupported contract version {top['version']!r} (expected 1)")
         schemas = self.strings(top.get("schemas"), ("schemas",)) or (SCHEMA,)
@@ -219,7 +220,26 @@ class _Validator:
             unlisted = Unlisted(self.choice(body["group"], ("unlisted", "group"), GROUPS, "group"),
                                 self.choice(body.get("tenant", "required"), ("unlisted", "tenant"), TENANT_MODES,
                                             "tenant mode"))
-        return Contract(self.path, schemas, rules, tables, tuple(groups), unlisted)
+        moves = {group: self.move(group, body, tables) for group, body in self.mapping(top.get("moves"), ("moves",),
+                                                                                      groups, "group of the contract").items()}
+        return Contract(self.path, schemas, rules, tables, tuple(groups), unlisted, moves)
+
+    def move(self, group: str, raw: Any, tables: dict[str, TableSpec]) -> MoveSpec:
+        at = ("moves", group)
+        body = self.mapping(raw, at, {"file", "settles"})
+        if "file" not in body or not body.get("settles"):
+            raise self.fail(at, "expected 'file: <path in the migrations folder>' and 'settles: [table.column, ...]'")
+        file = self.string(body["file"], (*at, "file"))
+        if Path(file).is_absolute() or ".." in Path(file).parts or not file.endswith(".py"):
+            raise self.fail((*at, "file"), f"expected a .py file inside the migrations folder, got '{file}'")
+        settles = []
+        for i, item in enumerate(self.strings(body["settles"], (*at, "settles"))):
+            table, _, column = item.partition(".")
+            if not column or tables.get(table) is None or tables[table].group != group:
+                raise self.fail((*at, "settles", str(i)), f"expected <table>.<column> of a table of group '{group}', "
+                                                          f"got '{item}'")
+            settles.append((table, column))
+        return MoveSpec(group, file, tuple(settles))
 
     def rules(self, raw: Any) -> Rules:
         rules = self.mapping(raw, ("rules",), RULE_IDS, "rule id")

@@ -188,6 +188,20 @@ class Unlisted:
 
 
 @dataclass(frozen=True)
+class MoveSpec:
+    """A group's data moves written by hand (``moves:``): the file in the migrations folder that holds them and
+    the ``(table, column)`` findings they settle, which the planner then leaves to that file instead of reporting
+    them ``PLAN-MANUAL``. What the file does is still checked like any revision: contract, equivalence, RLS."""
+
+    group: str
+    file: str  # relative to the migrations folder, e.g. moves/rbac.py
+    settles: tuple[tuple[str, str], ...]
+
+    def settle(self, table: str, column: str | None) -> bool:
+        return (table, column or "") in self.settles
+
+
+@dataclass(frozen=True)
 class Contract:
     path: Path
     schemas: tuple[str, ...]
@@ -195,6 +209,7 @@ class Contract:
     tables: dict[str, TableSpec]  # by target name, in file order
     groups: tuple[str, ...]  # the groups the file names, in file order
     unlisted: Unlisted | None = None
+    moves: dict[str, MoveSpec] = field(default_factory=dict)  # by group
 
     def covering(self, catalog: Catalog) -> Contract:
         """This contract plus a generic entry for each table of ``catalog`` it does not list (``unlisted``).

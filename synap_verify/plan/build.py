@@ -1,13 +1,13 @@
 """The restructure as data: (contract, live catalog) -> per-group declarations for the ops engine.
 
-The planner emits the same declarations the hand-written revisions carry (``ops.Table``, ``ops.Fk``,
+The planner emits the same declarations the reference revisions carry (``ops.Table``, ``ops.Fk``,
 ``ops.Gin``), each with the legacy state it replaces frozen in it (constraint names and actions, RLS
 flags and policies, which columns were naive), so the downgrade restores what was there. Legacy objects
 are matched by meaning: an FK by its column and referenced table, whatever its name; duplicates on one
 column collapse into one declaration; anything already in its target state is left out, so a migrated
 database plans to nothing. What the contract cannot decide becomes a ``PLAN-MANUAL`` finding, never a
 guess: the contract checker says what is wrong, and each finding it makes that no declaration can fix
-is handed on as such.
+is handed on as such, unless the contract's ``moves:`` names the hand-written file that settles it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 from synap_verify.catalog import Catalog, ForeignKey
 from synap_verify.catalog import Table as CatalogTable
 from synap_verify.contract.check import ROLE_EXPECTED, check, expected_action
-from synap_verify.contract.model import MANUAL, ON_DELETE_ACTIONS, Contract, TableSpec
+from synap_verify.contract.model import MANUAL, ON_DELETE_ACTIONS, Contract, MoveSpec, TableSpec
 from synap_verify.findings import Finding
 from synap_verify.groups import GROUPS
 from synap_verify.rls.lints import view_sources
@@ -44,11 +44,12 @@ class GroupPlan:
     manual: tuple[Finding, ...] = ()
     counters: tuple[ops.Counter, ...] = ()  # G8, declared with the counted table's group
     views: tuple[str, ...] = ()  # views over the group's tenant tables to make security_invoker
+    moves: MoveSpec | None = None  # the contract's hand-written data moves, when something they settle is left
 
     @property
     def empty(self) -> bool:
         """Nothing to apply (manual findings aside)."""
-        return not (self.tables or self.gin or self.archive or self.counters or self.views)
+        return not (self.tables or self.gin or self.archive or self.counters or self.views or self.moves)
 
 
 @dataclass(frozen=True)
@@ -93,8 +94,12 @@ def target(contract: Contract) -> ops.Target:
 def _plan_group(catalog: Catalog, contract: Contract, group: str, registry: str | None) -> GroupPlan:
     findings = check(catalog, contract, (group,))
     gains = _gains_tenant(catalog, contract, group, registry)
+    moves = contract.moves.get(group)
+    settled = [f for f in findings if moves and moves.settle(f.table, f.column)]
     manual: list[Finding] = []
     for f in findings:
+        if f in settled:
+            continue  # the contract names the hand-written file that moves this data
         if f.rule not in PLANNED_RULES or (_unplannable(f) and f.table not in gains):
             manual.append(_manual(f.group, f.table, f"the contract does not say how to fix: {f.message}", f.column,
                                   f.constraint, f.expected, f.actual))
@@ -108,6 +113,8 @@ def _plan_group(catalog: Catalog, contract: Contract, group: str, registry: str 
             manual.append(_manual(group, spec.name, message, column, constraint, expected, actual))
 
         planned = _plan_table(catalog, contract, spec, table_findings, add, gains.get(spec.name))
+        if planned is None and any(f.table == spec.name for f in settled):
+            planned = ops.Table(spec.name, timestamps=())  # declared for the moves to extend (``Moves.declare``)
         if planned is not None:
             tables.append(planned)
         guarded = {col for col, _ in planned.parents} if planned else set()
@@ -122,7 +129,8 @@ def _plan_group(catalog: Catalog, contract: Contract, group: str, registry: str 
         archive = tuple(sorted(f.table for f in findings if f.rule == "G9"))
     counters = _counters(catalog, contract, group, manual)
     views = _views(catalog, contract, group, manual)
-    return GroupPlan(group, tuple(tables), tuple(gin), archive, tuple(manual), counters, views)
+    return GroupPlan(group, tuple(tables), tuple(gin), archive, tuple(manual), counters, views,
+                     moves if settled else None)
 
 
 def _views(catalog: Catalog, contract: Contract, group: str, manual: list[Finding]) -> tuple[str, ...]:
@@ -149,7 +157,7 @@ def _counters(catalog: Catalog, contract: Contract, group: str, manual: list[Fin
     """G8: one ``Counter`` per (counter table, counted table, FK column) whose counted table is in ``group``.
 
     The counter's trigger lives on the counted table, so it is declared with the counted table's group (as
-    the hand-written revisions do: ``workflow_templates``' counters are kept by the templates group). A
+    the reference revisions do: ``workflow_templates``' counters are kept by the templates group). A
     counted table that already has a trigger the contract's ``G8.trigger_pattern`` accepts is left alone,
     as the checker judges it.
     """

@@ -1,6 +1,6 @@
 """A plan as Alembic revision files (the declarations, frozen and reviewable) and as a dry run.
 
-The revision files have the shape of the hand-written ones in ``synapscale/migrations/versions``: a
+The revision files are those of the reference in ``synapscale/migrations/versions`` (generated here too): a
 ``TABLES`` tuple of ``Table(...)`` with their ``Fk(...)``, ``GIN``, one ``ops.Group``, and an upgrade and
 downgrade that hand them to the ops engine. The dry run states, per step, the SQL the ops engine issues,
 the lock that statement takes and the rows it touches (``pg_class.reltuples``, the planner's estimate).
@@ -31,7 +31,7 @@ _CONSTANTS = {ops.CASCADE: "CASCADE", ops.SET_NULL: "SET_NULL", ops.RESTRICT: "R
 
 
 def revision_id(group: str) -> str:
-    """The same ids as the hand-written revisions, so a generated file can stand in for one."""
+    """The same ids as the reference revisions, so a generated file can stand in for one."""
     return f"{group}_1"
 
 
@@ -42,7 +42,7 @@ _Declaration = ops.Table | ops.Fk | ops.Policy | ops.Counter | ops.Gin
 
 
 def _literal(value: object) -> str:
-    """A Python literal as the hand-written revisions spell it: double quotes where the text allows them."""
+    """A Python literal as a person writes it: double quotes where the text allows them."""
     if isinstance(value, str):
         return f'"{value}"' if '"' not in value and repr(value) == f"'{value}'" else repr(value)
     if isinstance(value, tuple):
@@ -97,15 +97,23 @@ def _call(obj: _Declaration, indent: str, prefix: str = "") -> str:
 
 
 def _table(t: ops.Table) -> str:
-    """One ``Table(...)`` laid out like the hand-written revisions: a field per line."""
+    """One ``Table(...)`` laid out as a person would: a field per line."""
     args = "".join(f"\n        {a}," for a in _arguments(t, "        "))
     return f"Table({args}\n    )"
 
 
-def _tuple(items: Iterable[str], annotation: str) -> str:
-    """A module-level tuple, one item per line (``()`` when empty), annotated so an empty one still types."""
+def _tuple(items: Iterable[str], annotation: str, through: str = "") -> str:
+    """A module-level tuple, one item per line (``()`` when empty), annotated so an empty one still types; passed
+    to ``through`` when given."""
     inner = "".join(f"\n    {item}," for item in items)
-    return f": tuple[{annotation}, ...] = ({inner}\n)" if inner else f": tuple[{annotation}, ...] = ()"
+    value = f"({inner}\n)" if inner else "()"
+    return f": tuple[{annotation}, ...] = {through}({value})" if through else f": tuple[{annotation}, ...] = {value}"
+
+
+ARCHIVED = """G9: each archived table is dumped in custom format to ``SYNAPSCALE_ARCHIVE_DIR`` (default ``./archive``),
+the archive's data section is read back with pg_restore and must hold the table's row count, a
+``migration_archive`` row records table, rows, file, sha256, when and who, and only then is the table
+dropped. The downgrade recreates every table from its archive (checksum first)."""
 
 
 def revision_source(plan: GroupPlan, origin: str) -> str:
@@ -116,6 +124,12 @@ def revision_source(plan: GroupPlan, origin: str) -> str:
     todo = f"\n\nNot planned (PLAN-MANUAL: write these steps by hand before applying):{manual}" if manual else ""
     renamed = any(t.legacy_name for t in plan.tables)
     archive = f"\nARCHIVE{_tuple(map(_literal, plan.archive), 'str')}" if plan.archive else ""
+    moves = ""
+    if plan.moves:
+        settles = ", ".join(f"{t}.{c}" for t, c in plan.moves.settles)
+        said = textwrap.fill(f"# the data moves the contract names (`moves:`), by hand: {settles}", WIDTH,
+                             subsequent_indent="#   ")
+        moves = f"\n{said}\nMOVES = ops.load_moves(__file__, {_literal(plan.moves.file)})\n"
     up = ["ops.begin()"]
     down = ["ops.begin()", "ops.downgrade_group(GROUP)"]
     if plan.archive:
@@ -124,14 +138,19 @@ def revision_source(plan: GroupPlan, origin: str) -> str:
     if renamed:
         up += ["with ops.autocommit():", "    ops.rename_tables(GROUP.tables)"]
         down[2:2] = ["with ops.autocommit():", "    ops.rename_tables(GROUP.tables, back=True)"]
-    up += ["ops.expand_large(GROUP.tables)", "ops.upgrade_group(GROUP)"]
-    tables = _tuple(map(_table, plan.tables), "Table")
+    up += ["ops.expand_large(GROUP.tables)"]
+    if plan.moves:  # data before drops, NOT NULL after its values: between the expand and the declarations
+        up += ["with ops.autocommit():", "    MOVES.up(GROUP)"]
+        down[2:2] = ["MOVES.down(GROUP)"]
+    up += ["ops.upgrade_group(GROUP)"]
+    tables = _tuple(map(_table, plan.tables), "Table", "MOVES.declare" if plan.moves else "")
     upgrade, downgrade = ("".join(f"\n    {line}" for line in body) for body in (up, down))
+    archived = f"\n\n{ARCHIVED}" if plan.archive else ""
     return f'''"""{plan.group}: {MARK} from {origin}.
 
 {len(plan.tables)} tables: {declares(plan)}.
 Every legacy name and action the downgrade restores is frozen below (FK constraints, RLS flags and
-policies, the naive timestamp columns); objects already in their target state are not listed.{todo}
+policies, the naive timestamp columns); objects already in their target state are not listed.{archived}{todo}
 
 Revision ID: {revision_id(plan.group)}
 Revises: {FOUNDATION}
@@ -146,7 +165,7 @@ revision = "{revision_id(plan.group)}"
 down_revision = "{FOUNDATION}"
 branch_labels = ("{plan.group}",)
 depends_on = None
-
+{moves}
 TABLES{tables}
 COUNTERS{_tuple((_call(c, "    ", "ops.") for c in plan.counters), "ops.Counter")}
 GIN{_tuple((_call(g, "    ", "ops.") for g in plan.gin), "ops.Gin")}{archive}
@@ -165,7 +184,9 @@ def merge_source(groups: Iterable[str]) -> str:
     revisions = tuple(revision_id(g) for g in groups)
     return f'''"""expanded: every planned group applied, the old names still working (the switch point), {MARK}.
 
-Deploy the new application once the database is here; the next revision ({HEAD}) contracts.
+Every group's revision is an expand: renamed tables answer under their old names too (compatibility
+views), renamed columns under both names (kept in sync). The new application is deployed once the
+database is here (the switch); the revision after this one (``{HEAD}``) contracts.
 
 Revision ID: {SWITCH}
 Revises: {textwrap.fill(", ".join(revisions), WIDTH - 10, subsequent_indent="    ")}
@@ -190,8 +211,14 @@ def downgrade() -> None:
 
 def contract_source(plan: Plan) -> str:
     """The contract revision: the old names of the planned renames go once no session uses them (the one head)."""
-    expands = tuple(revision_id(g.group) for g in plan.groups if any(t.expanded for t in g.tables))
+    # a group's hand-written moves may keep columns for the old application (``Moves.tables``): its revision too
+    expands = tuple(revision_id(g.group) for g in plan.groups if g.moves or any(t.expanded for t in g.tables))
     return f'''"""contract: the old names of renamed tables and columns go, once no session uses them, {MARK}.
+
+Run after the switch (the new application deployed on ``{SWITCH}``, the old one stopped). Refused
+while a session still names an old table or column (``ops.ensure_unused``); then each compatibility
+view, sync trigger and old column goes in a short transaction of its own. The downgrade expands again:
+views back, old columns re-added and backfilled, kept in sync.
 
 Revision ID: {HEAD}
 Revises: {SWITCH}
@@ -206,7 +233,8 @@ down_revision = "{SWITCH}"
 branch_labels = None
 depends_on = None
 
-EXPANDS = {_literal(expands)}  # the group revisions with renamed names
+# the group revisions that keep old names for the old application
+EXPANDS = {_value("expands", expands, "", len("EXPANDS = "))}
 
 
 def upgrade() -> None:
@@ -258,6 +286,9 @@ def write_revisions(plan: Plan, out: Path, origin: str) -> list[Path]:
             old.unlink()
     written: list[Path] = []
     planned = [g for g in plan.groups if not g.empty]
+    for g in planned:
+        if g.moves:
+            _moves_file(out, g.group, g.moves.file)
     for i, group in enumerate(planned, start=1):
         path = versions / f"{i:02d}00_{group.group}.py"
         path.write_text(revision_source(group, origin), encoding="utf-8")
@@ -268,6 +299,18 @@ def write_revisions(plan: Plan, out: Path, origin: str) -> list[Path]:
         contract.write_text(contract_source(plan), encoding="utf-8")
         written += [merge, contract]
     return written
+
+
+def _moves_file(out: Path, group: str, file: str) -> None:
+    """The hand-written moves a revision loads, in the folder: the reference's copied when missing (as env.py is),
+    else a one-line error, since a revision that cannot load them would fail half-way through a run."""
+    if (out / file).is_file():
+        return
+    if not (REFERENCE_MIGRATIONS / file).is_file():
+        raise SynapError(f"the contract's moves for {group} are in {file}, which is not in {out}: write them there "
+                         "(docs/plan.md, 'Hand-written moves') or take the group out of `moves:`")
+    (out / file).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(REFERENCE_MIGRATIONS / file, out / file)
 
 
 @dataclass(frozen=True)
@@ -336,6 +379,12 @@ def _dry_steps(plan: Plan, rows: dict[str, int], tc: str) -> list[DryStep]:
                 add(t.name, f"G3 {old} -> {new} (expand)", f"ALTER TABLE {ops.q(t.name)} ADD COLUMN {new}; CREATE TRIGGER "
                     f"{ops.sync_name(t.name, old)} (keeps both names in sync); backfill {new} in batches",
                     "ACCESS EXCLUSIVE (catalog only); ROW EXCLUSIVE per batch", count(n, "writes"))
+        if g.moves:
+            settled = sorted({t for t, _ in g.moves.settles})
+            add(", ".join(settled), f"data moves by hand ({g.moves.file})",
+                f"{g.moves.file}: MOVES.up(GROUP), settling {', '.join(f'{t}.{c}' for t, c in g.moves.settles)}",
+                "as that file takes them (ops.step: the tables it names, lock_timeout and retries)",
+                "as that file writes them, in " + "; ".join(count(est(t), f"{t}:") for t in settled))
         for t in g.tables:
             n = est(t.name, t.legacy_name)
             for fk in t.fks:

@@ -24,7 +24,7 @@ REFERENCE = Path(__file__).resolve().parents[2] / "synapscale" / "migrations"
 @dataclass(frozen=True)
 class Defect:
     name: str
-    revision: str  # file under versions/
+    revision: str  # file of the migrations folder: a revision (versions/...) or a group's hand-written moves
     patch: Callable[[str], str]
     group: str
     rule: str  # the finding the suite must report it under
@@ -35,7 +35,7 @@ class Defect:
         """A copy of the reference migrations with this defect patched into its revision."""
         target = into / "migrations"
         shutil.copytree(REFERENCE, target, ignore=shutil.ignore_patterns("__pycache__"))
-        path = target / "versions" / self.revision
+        path = target / self.revision
         path.write_text(self.patch(path.read_text()))
         return target
 
@@ -73,9 +73,8 @@ def feedback_not_carried(text: str) -> str:
 
 def permissions_dropped_first(text: str) -> str:
     """rbac_roles.permissions dropped at the start of the revision, before its pairs are carried over."""
-    return _swap(text, "    ops.begin()\n    with ops.autocommit():\n        ops.step(carry_permissions, ",
-                 "    ops.begin()\n    ops.run(f\"ALTER TABLE {R} DROP COLUMN permissions\")\n"
-                 "    with ops.autocommit():\n        ops.step(carry_permissions, ")
+    return _swap(text, "    ops.step(partial(carry_permissions, ",
+                 "    ops.run(f\"ALTER TABLE {R} DROP COLUMN permissions\")\n    ops.step(partial(carry_permissions, ")
 
 
 def backfill_skips_last_batch(text: str) -> str:
@@ -102,25 +101,25 @@ def nul_rows_deleted(text: str) -> str:
 
 def downgrade_forgets_column(text: str) -> str:
     """marketplace_components.author_name dropped by the group's revision, whose downgrade never re-adds it."""
-    return _swap(text, "        ops.sync_carried(COMPONENTS, AUTHOR_NAME)",
+    return _swap(text, "        ops.sync_carried(components, AUTHOR_NAME)",
                  "        ops.run(f\"ALTER TABLE {MC} DROP COLUMN author_name\")")
 
 
 NEW_YORK = {"PGTZ": "America/New_York"}
 DEFECTS = (
-    Defect("timestamps-in-session-timezone", "0900_workspaces.py", session_timezone, "workspaces", "EQ-VALUE",
+    Defect("timestamps-in-session-timezone", "versions/0900_workspaces.py", session_timezone, "workspaces", "EQ-VALUE",
            r"workspace_projects\.created_at: \d+ instants moved \(shifted by [+-]\d", NEW_YORK),
-    Defect("rename-as-drop-add", "0300_workflows.py", rename_as_drop_add, "workflows", "EQ-VALUE",
+    Defect("rename-as-drop-add", "versions/0300_workflows.py", rename_as_drop_add, "workflows", "EQ-VALUE",
            r"workflow_executions\.metadata: \d+ json documents changed meaning"),
-    Defect("feedback-not-carried", "0400_llm.py", feedback_not_carried, "llm", "EQ-MOVED",
+    Defect("feedback-not-carried", "moves/llm.py", feedback_not_carried, "llm", "EQ-MOVED",
            r"llms_messages\.rating values are neither in message_feedbacks"),
-    Defect("permissions-dropped-first", "0200_rbac.py", permissions_dropped_first, "rbac", "EQ-MOVED",
+    Defect("permissions-dropped-first", "moves/rbac.py", permissions_dropped_first, "rbac", "EQ-MOVED",
            r"rbac_roles\.permissions values are neither in rbac_role_permissions"),
-    Defect("backfill-skips-last-batch", "1300_other.py", backfill_skips_last_batch, "other", "EQ-VALUE",
+    Defect("backfill-skips-last-batch", "versions/1300_other.py", backfill_skips_last_batch, "other", "EQ-VALUE",
            r"(tags\.tag_metadata|files\.tags): \d+ json documents changed meaning",
            {"SYNAPSCALE_EXPAND_CONTRACT_ROWS": "1"}),
-    Defect("nul-rows-deleted", "0600_analytics.py", nul_rows_deleted, "analytics", "EQ-ROWS",
+    Defect("nul-rows-deleted", "versions/0600_analytics.py", nul_rows_deleted, "analytics", "EQ-ROWS",
            r"rows of analytics_events are missing after the migration .*held json text jsonb may reject"),
-    Defect("downgrade-forgets-column", "0500_marketplace.py", downgrade_forgets_column, "marketplace", "EQ-COLUMN",
+    Defect("downgrade-forgets-column", "moves/marketplace.py", downgrade_forgets_column, "marketplace", "EQ-COLUMN",
            r"marketplace_components\.author_name has no column in marketplace_components and the downgrade did not"),
 )

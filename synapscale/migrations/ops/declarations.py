@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import psycopg
@@ -196,6 +196,29 @@ class Gin:
         return f"ix_{self.table}_{self.column}_gin"[:63]
 
 
+@dataclass(frozen=True)
+class Moves:
+    """A group's data moves written by hand: what the contract cannot state as a target shape (a json list into
+    rows, a column into another table, NULLs that need a home), named by the contract's ``moves:`` so the planner
+    calls them instead of reporting them ``PLAN-MANUAL`` (pgroll's ``up``/``down`` SQL, as Python).
+
+    ``up`` runs after the group's expand and before its declarations (data before drops, NOT NULL after its
+    values); ``down`` after the declarations are undone. ``tables`` adds to the planned ``Table``s the fields
+    only these moves explain (``kept``, ``carried``, ``filled``, ``legacy_columns``), by table name.
+    """
+
+    up: Callable[[Group], None]
+    down: Callable[[Group], None]
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def declare(self, tables: tuple[Table, ...]) -> tuple[Table, ...]:
+        """The planned tables with these moves' fields; a table the moves name must be among them."""
+        missing = sorted(set(self.tables) - {t.name for t in tables})
+        if missing:
+            raise ValueError(f"the group's moves add fields to {', '.join(missing)}, which its revision does not declare")
+        return tuple(replace(t, **self.tables.get(t.name, {})) for t in tables)
+
+
 @dataclass
 class Group:
     """Everything a group revision applies; ``upgrade_group``/``downgrade_group`` run it."""
@@ -207,3 +230,7 @@ class Group:
     # tables' RLS applies to whoever reads them (the downgrade resets the option)
     views: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def table(self, name: str) -> Table:
+        """The declaration of ``name`` (a hand-written move finds the table it extends by name)."""
+        return next(t for t in self.tables if t.name == name)

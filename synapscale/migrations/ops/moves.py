@@ -1,7 +1,13 @@
-"""data moves shared by several groups: part of the restructure's shared mechanics (see the package docstring)."""
+"""data moves shared by several groups, and the loader of a group's hand-written moves (`Moves`): part of the
+restructure's shared mechanics (see the package docstring)."""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+
+from synapscale.migrations.ops.declarations import Moves
 from synapscale.migrations.ops.plumbing import exists_table, forget, journal, q, quarantine, run, step
 from synapscale.migrations.ops.rls import set_not_null
 
@@ -55,3 +61,25 @@ def revert_rehome(table: str) -> None:
     if gone:
         run(f"DELETE FROM {q('migration_undo')} WHERE table_name = 'workspaces' AND kind = 'default_workspace_created' "
             "AND primary_key = ANY(%(ids)s)", {"ids": [g[0] for g in gone]})
+
+
+def load_moves(revision_file: str, relative: str) -> Moves:
+    """The ``MOVES`` of a hand-written moves file, by its path in the revision's migrations folder.
+
+    By path, not by package: Alembic loads revision files by path too, so a copy of the folder (a seeded defect,
+    a plan written elsewhere) runs its own moves, never an installed package's.
+    """
+    path = Path(revision_file).resolve().parent.parent / relative
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the moves file the contract names for this revision is missing "
+                                "(write it there, or take the group's `moves:` out of the contract and plan again)")
+    name = f"synapscale_moves_{path.stem}_{abs(hash(str(path))):x}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # a dataclass or a pickled value of the module can find it
+    spec.loader.exec_module(module)
+    moves = getattr(module, "MOVES", None)
+    if not isinstance(moves, Moves):
+        raise TypeError(f"{path} defines no `MOVES = ops.Moves(up, down, tables)`")
+    return moves
