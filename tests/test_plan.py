@@ -566,13 +566,17 @@ def test_generic_contract_with_another_tenant_column(pg: Server, tmp_path: Path,
 # any half-migrated start: a seeded property
 
 
-SPREAD = ["analytics", "metrics", "templates", "other", "contacts"]  # groups with nothing manual under DECIDED
+# groups the reference may have applied: none keeps an old column for the old application (planning from the expand
+# state is not done, docs/plan.md); the plan also covers three groups with hand-written moves (a list into rows, a
+# column kept in sync by triggers, NULLs re-homed)
+APPLIED = ["analytics", "metrics", "templates", "other", "contacts"]
+SPREAD = [*APPLIED, "rbac", "workflows", "marketplace"]
 DRIFTS = {"fk_cascade_elsewhere": DRIFT[:1], "duplicate_fk": DRIFT[1:2], "already_jsonb": DRIFT[2:3],
           "policy_present": DRIFT[3:5], "forced_without_policy": DRIFT[5:]}
 
 
 @settings(max_examples=4, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(applied=st.lists(st.sampled_from(SPREAD), unique=True, max_size=3),
+@given(applied=st.lists(st.sampled_from(APPLIED), unique=True, max_size=3),
        drift=st.lists(st.sampled_from(sorted(DRIFTS)), unique=True, min_size=1))
 def test_any_half_migrated_start_converges_and_comes_back(pg: Server, legacy: str, decided: Contract,
                                                           applied: list[str], drift: list[str]) -> None:
