@@ -478,26 +478,17 @@ def test_plan_command_bad_input_is_one_line(tmp_path: Path, capsys: pytest.Captu
     ("rules: {G4: {defaults: [{action: DELETE}]}}", "DELETE"),
     ("unlisted: {tenant: required}", "expected 'group: <group>'"),
     ("unlisted: {group: nope}", "nope"),
+    ("moves: {users: {file: moves/users.py, settles: [users.tenant_id]}}", "unknown group of the contract 'users'"),
+    ("moves: {rbac: {file: moves/rbac.py}}", "expected 'file: <path in the migrations folder>' and 'settles:"),
+    ("moves: {rbac: {file: /etc/rbac.py, settles: [rbac_roles.scope]}}", "expected a .py file inside the migrations folder"),
+    ("moves: {rbac: {file: ../rbac.py, settles: [rbac_roles.scope]}}", "expected a .py file inside the migrations folder"),
+    ("moves: {rbac: {file: moves/rbac.py, settles: [rbac_roles]}}", "expected <table>.<column> of a table of group 'rbac'"),
+    ("moves: {rbac: {file: moves/rbac.py, settles: [users.tenant_id]}}", "got 'users.tenant_id'"),
 ])
 def test_contract_keys_of_the_planner_fail_in_one_line(tmp_path: Path, body: str, message: str) -> None:
     path = tmp_path / "c.yaml"
-    path.write_text(f"version: 1\n{body}\ngroups: {{}}\n")
-    with pytest.raises(SynapError, match=message.replace("{", r"\{").replace("}", r"\}").replace("<", "<")):
-        load_contract(path)
-
-
-@pytest.mark.parametrize(("moves", "message"), [
-    ("{users: {file: moves/users.py, settles: [users.tenant_id]}}", "unknown group of the contract 'users'"),
-    ("{rbac: {file: moves/rbac.py}}", "expected 'file: <path in the migrations folder>' and 'settles:"),
-    ("{rbac: {file: /etc/rbac.py, settles: [rbac_roles.scope]}}", "expected a .py file inside the migrations folder"),
-    ("{rbac: {file: ../rbac.py, settles: [rbac_roles.scope]}}", "expected a .py file inside the migrations folder"),
-    ("{rbac: {file: moves/rbac.py, settles: [rbac_roles]}}", "expected <table>.<column> of a table of group 'rbac'"),
-    ("{rbac: {file: moves/rbac.py, settles: [users.tenant_id]}}", "got 'users.tenant_id'"),
-])
-def test_a_contracts_moves_fail_in_one_line(tmp_path: Path, moves: str, message: str) -> None:
-    path = tmp_path / "c.yaml"
-    path.write_text(f"version: 1\ngroups: {{rbac: {{rbac_roles: {{}}}}, other: {{users: {{}}}}}}\nmoves: {moves}\n")
-    with pytest.raises(SynapError, match=r"c\.yaml:\d+: moves\.") as caught:
+    path.write_text(f"version: 1\n{body}\ngroups: {{rbac: {{rbac_roles: {{}}}}, other: {{users: {{}}}}}}\n")
+    with pytest.raises(SynapError, match=r"c\.yaml:\d+: ") as caught:
         load_contract(path)
     assert message in str(caught.value) and "\n" not in str(caught.value)
 
