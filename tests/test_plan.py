@@ -557,22 +557,21 @@ def test_generic_contract_with_another_tenant_column(pg: Server, tmp_path: Path,
 # any half-migrated start: a seeded property
 
 
-# groups the reference may have applied: none keeps an old column for the old application (planning from the expand
-# state is not done, docs/plan.md); the plan also covers three groups with hand-written moves (a list into rows, a
-# column kept in sync by triggers, NULLs re-homed)
-APPLIED = ["analytics", "metrics", "templates", "other", "contacts"]
-SPREAD = [*APPLIED, "rbac", "workflows", "marketplace"]
+# three of them with hand-written moves (a list into rows, a column kept in sync by triggers, NULLs re-homed) and
+# two whose reference revisions keep old names until the contract (an expand state the plan finishes)
+SPREAD = ["rbac", "workflows", "analytics", "metrics", "templates", "other", "contacts", "marketplace"]
 DRIFTS = {"fk_cascade_elsewhere": DRIFT[:1], "duplicate_fk": DRIFT[1:2], "already_jsonb": DRIFT[2:3],
           "policy_present": DRIFT[3:5], "forced_without_policy": DRIFT[5:]}
 
 
 @settings(max_examples=4, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(applied=st.lists(st.sampled_from(APPLIED), unique=True, max_size=3),
+@given(applied=st.lists(st.sampled_from(SPREAD), unique=True, max_size=3),
        drift=st.lists(st.sampled_from(sorted(DRIFTS)), unique=True, min_size=1))
 def test_any_half_migrated_start_converges_and_comes_back(pg: Server, legacy: str, decided: Contract,
                                                           applied: list[str], drift: list[str]) -> None:
-    """Some groups applied by the reference, some drift by hand, no Alembic history: the plan migrates the
-    rest to 0 contract findings, plans nothing afterwards, and the downgrade restores the start exactly."""
+    """Some groups applied by the reference (expanded, not contracted), some drift by hand, no Alembic history: the
+    plan migrates the rest and contracts what the expand left, to 0 contract findings, plans nothing afterwards, and
+    the downgrade restores the start exactly."""
     dsn = pg.dsn(legacy_db(pg, template=legacy))
     migrate.upgrade(dsn, REFERENCE, ["foundation", *applied])
     sql(dsn, *(s for name in drift for s in DRIFTS[name]), f"DROP TABLE {S}.alembic_version")
@@ -591,6 +590,39 @@ def test_any_half_migrated_start_converges_and_comes_back(pg: Server, legacy: st
     finally:
         shutil.rmtree(out)
     assert structure(catalog(dsn)) == structure(start)
+
+
+def test_a_database_at_the_switch_point_plans_only_the_contract(pg: Server, legacy: str, contract: Contract,
+                                                                unmoved: Contract, tmp_path: Path) -> None:
+    """Every group expanded by the reference (old names, compatibility views, kept and carried columns, fill
+    triggers), the history gone: no group revision is planned, the contract revision removes what the expands left
+    (the moves files give the carried and filled columns), and its downgrade brings the switch point back."""
+    dsn = pg.dsn(legacy_db(pg, template=legacy))
+    migrate.upgrade(dsn, REFERENCE, ["expanded"])
+    sql(dsn, f"DROP TABLE {S}.alembic_version")
+    start = catalog(dsn)
+    plan = build_plan(start, contract)
+    assert not plan.findings and all(g.empty for g in plan.groups)
+    left = {g.group: sorted(t.name for t in g.contracted) for g in plan.groups if g.contracted}
+    assert left == {"rbac": ["rbac_permissions", "rbac_roles"], "workflows": ["workflow_executions"],
+                    "llm": ["agents", "conversation_turns", "message_feedbacks", "messages"],
+                    "marketplace": ["marketplace_components"], "users": ["users"],
+                    "workspaces": ["workspace_activities"], "nodes": ["node_executions", "workflow_execution_queue"]}, left
+    # without the moves files the carried and filled columns cannot be contracted: a person's, not a guess
+    assert sorted((f.group, f.table) for f in build_plan(start, unmoved).findings) == [
+        ("marketplace", "marketplace_components"), ("rbac", "rbac_permissions"), ("rbac", "rbac_roles"),
+        ("users", "users")]
+    write_revisions(plan, tmp_path, "the test")
+    assert [p.name for p in sorted((tmp_path / "versions").glob("*.py"))] == [
+        "0000_foundation.py", "9900_merge.py", "9950_contract.py"]
+    migrate.upgrade(dsn, tmp_path, ["heads"])
+    assert check(catalog(dsn), contract) == []
+    assert build_plan(catalog(dsn), contract).empty
+    migrate.downgrade(dsn, tmp_path, "foundation")
+    back = catalog(dsn)
+    assert structure(back) == structure(start)
+    # the compatibility views answer as before, llms_messages' rating and feedback read from message_feedbacks
+    assert {v.name: v.definition for v in back.views} == {v.name: v.definition for v in start.views}
 
 
 ORGS = ["CREATE TABLE public.organizations (id uuid PRIMARY KEY, name text NOT NULL)",

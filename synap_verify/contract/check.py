@@ -74,7 +74,7 @@ def _check_table(catalog: Catalog, contract: Contract, spec: TableSpec, selected
         add("T-RENAME", f"legacy table {legacy.name} still exists next to {spec.name}", expected="absent", actual=legacy.name)
     name = table.name
     if expanded:
-        kept.update(_kept_until_contract(table, spec, rules))
+        kept.update(kept_until_contract(table, spec, rules))
 
     flagged = _columns_g1_g3(table, spec, rules, add)
     _columns_expected(table, spec, flagged, add)
@@ -105,7 +105,7 @@ def _check_table(catalog: Catalog, contract: Contract, spec: TableSpec, selected
     return out
 
 
-def _kept_until_contract(table: Table, spec: TableSpec, rules: Rules) -> set[str]:
+def kept_until_contract(table: Table, spec: TableSpec, rules: Rules) -> set[str]:
     """Old columns an expand keeps for the old application: a column the contract drops, or an old name whose
     new column is there, either with its sync trigger (``<table>_<column>_compat_sync``, the ops engine's)."""
     old = {d.column for d in spec.dropped.values()}

@@ -19,7 +19,7 @@ from typing import Any
 
 from synap_verify.catalog import Catalog, ForeignKey
 from synap_verify.catalog import Table as CatalogTable
-from synap_verify.contract.check import ROLE_EXPECTED, check, expected_action
+from synap_verify.contract.check import ROLE_EXPECTED, check, expected_action, kept_until_contract
 from synap_verify.contract.model import MANUAL, ON_DELETE_ACTIONS, Contract, MoveSpec, TableSpec
 from synap_verify.findings import Finding
 from synap_verify.groups import GROUPS
@@ -45,6 +45,11 @@ class GroupPlan:
     counters: tuple[ops.Counter, ...] = ()  # G8, declared with the counted table's group
     views: tuple[str, ...] = ()  # views over the group's tenant tables to make security_invoker
     moves: MoveSpec | None = None  # the contract's hand-written data moves, when something they settle is left
+    # tables an earlier expand of this group left with old names kept in sync: the contract revision removes them
+    # (and its downgrade brings them back), the group's own revision leaves them alone; ``contracted_moves`` is the
+    # moves file whose fields (carried, filled, kept, legacy_columns) some of them need
+    contracted: tuple[ops.Table, ...] = ()
+    contracted_moves: str | None = None
 
     @property
     def empty(self) -> bool:
@@ -63,7 +68,7 @@ class Plan:
 
     @property
     def empty(self) -> bool:
-        return all(g.empty for g in self.groups) and not self.findings
+        return all(g.empty and not g.contracted for g in self.groups) and not self.findings
 
     def group(self, name: str) -> GroupPlan | None:
         return next((g for g in self.groups if g.group == name), None)
@@ -92,7 +97,7 @@ def target(contract: Contract) -> ops.Target:
 
 
 def _plan_group(catalog: Catalog, contract: Contract, group: str, registry: str | None) -> GroupPlan:
-    findings = check(catalog, contract, (group,))
+    findings = check(catalog, contract, (group,), expanded=True)  # an old name kept in sync is the expand's, done
     gains = _gains_tenant(catalog, contract, group, registry)
     moves = contract.moves.get(group)
     settled = [f for f in findings if moves and moves.settle(f.table, f.column)]
@@ -105,6 +110,20 @@ def _plan_group(catalog: Catalog, contract: Contract, group: str, registry: str 
                                   f.constraint, f.expected, f.actual))
     tables: list[ops.Table] = []
     gin: list[ops.Gin] = []
+    found = [_contracted(catalog, contract, spec) for spec in sorted(contract.tables_in({group}), key=lambda s: s.name)]
+    contracted = [t for t, _ in found if t]
+    moved = [t.name for t, needs_moves in found if t and needs_moves]
+    contracted_moves = None
+    # the moves extend their settled tables (a carried column, a fill trigger, a compatibility view's columns): each
+    # must be declared for them
+    if moves and (moved or {t for t, _ in moves.settles} & {t.name for t in contracted}):
+        named = {t.name for t in contracted}
+        contracted += [ops.Table(t, timestamps=()) for t in sorted({t for t, _ in moves.settles} - named)]
+        contracted_moves = moves.file
+    elif moved:
+        manual += [_manual(group, name, f"an earlier expand keeps a column of {name} for the old application by a "
+                           "trigger of its data move; the contract can remove it only with the file of that move: name "
+                           "it in `moves:`", expected="a moves file", actual="none") for name in moved]
     for spec in sorted(contract.tables_in({group}), key=lambda s: s.name):
         table_findings = [f for f in findings if f.table == spec.name]
 
@@ -130,7 +149,30 @@ def _plan_group(catalog: Catalog, contract: Contract, group: str, registry: str 
     counters = _counters(catalog, contract, group, manual)
     views = _views(catalog, contract, group, manual)
     return GroupPlan(group, tuple(tables), tuple(gin), archive, tuple(manual), counters, views,
-                     moves if settled else None)
+                     moves if settled else None, tuple(sorted(contracted, key=lambda t: t.name)), contracted_moves)
+
+
+def _contracted(catalog: Catalog, contract: Contract, spec: TableSpec) -> tuple[ops.Table | None, bool]:
+    """What an earlier expand left of ``spec`` for the contract (its old names, kept in sync by the ops engine's
+    triggers), as the declaration the contract revision reads; and whether a data move's trigger keeps some of it
+    (a column carried to another table, a new column filled for the old application): that needs its moves file."""
+    table = catalog.table(spec.name)
+    if table is None:
+        return None, False
+    rules = contract.rules
+    kept = kept_until_contract(table, spec, rules)
+    wanted = dict(rules.renamed_columns) if "G3" in rules.enabled else {}
+    wanted.update({c.legacy_name: c.name for c in spec.columns.values() if c.legacy_name})
+    renames = tuple((old, new) for old, new in wanted.items() if old in kept and table.column(new))
+    in_place = tuple((d.column, d.moved_to.split(".", 1)[1]) for d in spec.dropped.values()
+                     if d.column in kept and d.moved_to and d.moved_to.startswith(f"{spec.name}."))
+    json = tuple(old for old, _ in renames if (c := table.column(old)) is not None and c.type == "json")
+    view = spec.legacy_name if spec.legacy_name and any(v.name == spec.legacy_name for v in catalog.views) else None
+    moved = bool(kept - {old for old, _ in (*renames, *in_place)}) or any(
+        ops.fill_name(table.name, c) in table.triggers for c in spec.columns)
+    if not (renames or in_place or view or moved):
+        return None, False
+    return ops.Table(spec.name, legacy_name=view, json=json, renames=renames, kept=in_place, timestamps=()), moved
 
 
 def _views(catalog: Catalog, contract: Contract, group: str, manual: list[Finding]) -> tuple[str, ...]:
@@ -239,7 +281,8 @@ def _plan_table(catalog: Catalog, contract: Contract, spec: TableSpec, findings:
                expected=spec.name, actual=f"{legacy.name}, {spec.name}")
     table = target or legacy
     assert table is not None
-    names = set(table.column_names) - set(spec.dropped)  # a column to drop is neither converted nor renamed
+    # a column to drop is neither converted nor renamed, nor is an old name an earlier expand keeps in sync
+    names = set(table.column_names) - set(spec.dropped) - kept_until_contract(table, spec, rules)
     kept = [c for c in table.columns if c.name in names]
     json = tuple(c.name for c in kept if "G1" in rules.enabled and c.type == "json")
     timestamps = tuple(c.name for c in kept if "G2" in rules.enabled and c.type == "timestamp without time zone")

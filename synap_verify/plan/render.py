@@ -181,7 +181,7 @@ def downgrade() -> None:{downgrade}
 
 
 def merge_source(groups: Iterable[str]) -> str:
-    revisions = tuple(revision_id(g) for g in groups)
+    revisions = tuple(revision_id(g) for g in groups) or (FOUNDATION,)  # nothing to expand: the contract is left
     return f'''"""expanded: every planned group applied, the old names still working (the switch point), {MARK}.
 
 Every group's revision is an expand: renamed tables answer under their old names too (compatibility
@@ -213,6 +213,18 @@ def contract_source(plan: Plan) -> str:
     """The contract revision: the old names of the planned renames go once no session uses them (the one head)."""
     # a group's hand-written moves may keep columns for the old application (``Moves.tables``): its revision too
     expands = tuple(revision_id(g.group) for g in plan.groups if g.moves or any(t.expanded for t in g.tables))
+    expanded = ""
+    if any(g.contracted for g in plan.groups):
+        items: list[str] = []
+        for g in plan.groups:
+            if g.contracted_moves:
+                inner = "".join(f"\n        {_call(t, '        ', 'ops.')}," for t in g.contracted)
+                items.append(f"*ops.load_moves(__file__, {_literal(g.contracted_moves)}).declare(({inner}\n    ))")
+            else:
+                items += [_call(t, "    ", "ops.") for t in g.contracted]
+        expanded = ("\n# what an earlier expand had left when this was planned: old names kept in sync, removed here too "
+                    f"(the downgrade\n# brings them back)\nEXPANDED{_tuple(items, 'ops.Table')}\n")
+    call = "(EXPANDS, EXPANDED)" if expanded else "(EXPANDS)"
     return f'''"""contract: the old names of renamed tables and columns go, once no session uses them, {MARK}.
 
 Run after the switch (the new application deployed on ``{SWITCH}``, the old one stopped). Refused
@@ -235,14 +247,14 @@ depends_on = None
 
 # the group revisions that keep old names for the old application
 EXPANDS = {_value("expands", expands, "", len("EXPANDS = "))}
-
+{expanded}
 
 def upgrade() -> None:
-    ops.contract_revision(EXPANDS)
+    ops.contract_revision{call}
 
 
 def downgrade() -> None:
-    ops.re_expand_revision(EXPANDS)
+    ops.re_expand_revision{call}
 '''
 
 
@@ -286,14 +298,14 @@ def write_revisions(plan: Plan, out: Path, origin: str) -> list[Path]:
             old.unlink()
     written: list[Path] = []
     planned = [g for g in plan.groups if not g.empty]
-    for g in planned:
-        if g.moves:
-            _moves_file(out, g.group, g.moves.file)
+    for g in plan.groups:
+        for file in {g.moves.file if g.moves else None, g.contracted_moves} - {None}:
+            _moves_file(out, g.group, str(file))
     for i, group in enumerate(planned, start=1):
         path = versions / f"{i:02d}00_{group.group}.py"
         path.write_text(revision_source(group, origin), encoding="utf-8")
         written.append(path)
-    if planned:
+    if planned or any(g.contracted for g in plan.groups):
         merge, contract = versions / "9900_merge.py", versions / "9950_contract.py"
         merge.write_text(merge_source(g.group for g in planned), encoding="utf-8")
         contract.write_text(contract_source(plan), encoding="utf-8")
@@ -431,7 +443,7 @@ def _dry_steps(plan: Plan, rows: dict[str, int], tc: str) -> list[DryStep]:
         for gin in g.gin:
             add(gin.table, "G6 GIN", f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {gin.name} ON {ops.q(gin.table)} "
                 f"USING gin ({gin.column})", "SHARE UPDATE EXCLUSIVE (writes go on)", count(est(gin.table), "reads"))
-    for t in (t for g in plan.groups for t in g.tables):
+    for t in (t for g in plan.groups for t in (*g.tables, *g.contracted)):
         if t.legacy_name or t.renames or t.kept:
             olds = [f"DROP VIEW {ops.q(t.legacy_name)}"] if t.legacy_name else []
             olds += [f"DROP COLUMN {old}" for old, _ in (*t.renames, *t.kept)]
@@ -464,5 +476,7 @@ def declares(g: GroupPlan) -> str:
 
 
 def render_summary(plan: Plan) -> str:
-    """One line per group: what it declares."""
-    return "\n".join(f"{g.group:<12} {len(g.tables):3} tables: {declares(g)}; {len(g.manual)} manual" for g in plan.groups)
+    """One line per group: what it declares (and what an earlier expand left to the contract)."""
+    return "\n".join(f"{g.group:<12} {len(g.tables):3} tables: {declares(g)}; {len(g.manual)} manual"
+                     + (f"; {len(g.contracted)} expanded table(s) left to the contract" if g.contracted else "")
+                     for g in plan.groups)

@@ -384,18 +384,19 @@ def contract(tables: Iterable[Table]) -> None:
             step(partial(drop_fill, t), t.name)
 
 
-def contract_revision(expands: Iterable[str]) -> None:
-    """The upgrade of a contract revision: :func:`contract` over what the group revisions ``expands`` expanded."""
+def contract_revision(expands: Iterable[str], expanded: Iterable[Table] = ()) -> None:
+    """The upgrade of a contract revision: :func:`contract` over what the group revisions ``expands`` expanded, and
+    over ``expanded``, what an earlier expand had left when the revisions were planned."""
     begin()
     with autocommit():
-        contract(expanded_tables(expands))
+        contract([*expanded_tables(expands), *expanded])
 
 
-def re_expand_revision(expands: Iterable[str]) -> None:
+def re_expand_revision(expands: Iterable[str], expanded: Iterable[Table] = ()) -> None:
     """The downgrade of a contract revision: :func:`re_expand` over the same tables."""
     begin()
     with autocommit():
-        re_expand(expanded_tables(expands))
+        re_expand([*expanded_tables(expands), *expanded])
 
 
 def re_expand(tables: Iterable[Table]) -> None:
