@@ -23,11 +23,11 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, TypeVar, cast
 
 import psycopg
 from psycopg import sql
@@ -43,6 +43,7 @@ from synap_verify.integrity.moves import destinations
 BUCKETS = 4096
 CHUNK = 5000
 RAW = "raw:"  # prefix of a json value rendered verbatim because jsonb might reject it
+_T = TypeVar("_T")
 # The same text rendering on both sides, whatever each server's defaults are.
 SESSION = ("SET TimeZone = 'UTC'", "SET DateStyle = 'ISO, YMD'", "SET IntervalStyle = 'postgres'",
            "SET extra_float_digits = 1", "SET bytea_output = 'hex'")
@@ -273,14 +274,23 @@ def _backups(before: Catalog, after: Catalog, contract: Contract, rollback: bool
 # comparing
 
 
-def _buckets(conn: psycopg.Connection, query: str) -> Buckets:
-    rows = conn.execute(f"SELECT hashtextextended(s.k, 1) & {BUCKETS - 1}, count(*), sum(hashtextextended(s::text, 0)) "
+def _row_hash(columns: Sequence[str]) -> str:
+    """A rendered row's hash: its key's and one 64-bit hash per column, seeded by the column's position, XORed (a
+    value moved to another column changes it; NULL stands for a constant of its own). Hashing the row's text
+    (``s::text``, which quotes every field) cost 15-45% more per scan (docs/benchmarks.md)."""
+    terms = (f"coalesce(hashtextextended(s.{ident(c)}, {i + 2}), {i + 7})" for i, c in enumerate(columns))
+    return " # ".join(("hashtextextended(s.k, 0)", *terms))
+
+
+def _buckets(conn: psycopg.Connection, query: str, columns: Sequence[str]) -> Buckets:
+    rows = conn.execute(f"SELECT hashtextextended(s.k, 1) & {BUCKETS - 1}, count(*), sum({_row_hash(columns)}) "
                         f"FROM ({query}) s GROUP BY 1").fetchall()
     return {b: (n, int(h)) for b, n, h in rows}
 
 
-def _row_hashes(conn: psycopg.Connection, query: str, buckets: list[int]) -> dict[str, int]:
-    return dict(conn.execute(f"SELECT s.k, hashtextextended(s::text, 0) FROM ({query}) s "
+def _row_hashes(conn: psycopg.Connection, relation: Relation, side: str, buckets: list[int]) -> dict[str, int]:
+    query = relation.before_sql if side == "before" else relation.after_sql
+    return dict(conn.execute(f"SELECT s.k, {_row_hash(relation.columns)} FROM ({query}) s "
                              f"WHERE hashtextextended(s.k, 1) & {BUCKETS - 1} = ANY(%s)", (buckets,)).fetchall())
 
 
@@ -319,12 +329,13 @@ def compare(before: psycopg.Connection, after: psycopg.Connection, relation: Rel
 
 def _compare_rows(before: psycopg.Connection, after: psycopg.Connection, relation: Relation, expected: Expectations,
                   out: Outcome, examples: int, scanned: tuple[Buckets, Buckets] | None = None) -> None:
-    b, a = scanned or (_buckets(before, relation.before_sql), _buckets(after, relation.after_sql))
+    b, a = scanned or (_buckets(before, relation.before_sql, relation.columns), _buckets(after, relation.after_sql,
+                                                                                            relation.columns))
     out.rows_before, out.rows_after = sum(n for n, _ in b.values()), sum(n for n, _ in a.values())
     differing = sorted(k for k in b.keys() | a.keys() if b.get(k) != a.get(k))
     if not differing:
         return
-    hb, ha = _row_hashes(before, relation.before_sql, differing), _row_hashes(after, relation.after_sql, differing)
+    hb, ha = _row_hashes(before, relation, "before", differing), _row_hashes(after, relation, "after", differing)
     table = relation.table
     missing = sorted(hb.keys() - ha.keys())
     extra = sorted(k for k in ha.keys() - hb.keys() if not expected.inserted(table, k))
@@ -461,9 +472,9 @@ def scan(before_dsn: str, after_dsn: str, relations: Sequence[Relation], jobs: i
     """
     jobs = max(1, jobs or default_jobs())
     tasks = [*_tasks(before_dsn, relations, "before", jobs), *_tasks(after_dsn, relations, "after", jobs)]
-    pools = {side: _Pool(dsn, jobs) for side, dsn in (("before", before_dsn), ("after", after_dsn))}
+    pools = {side: _Pool((dsn,), jobs) for side, dsn in (("before", before_dsn), ("after", after_dsn))}
     try:
-        futures = [(t, pools[t.side].submit(t)) for t in sorted(tasks, key=lambda t: -t.pages)]
+        futures = [(t, pools[t.side].submit(_scan_task, t)) for t in sorted(tasks, key=lambda t: -t.pages)]
         parts: dict[tuple[int, str], list[Scanned]] = {}
         failed: dict[int, psycopg.Error] = {}
         for task, future in futures:
@@ -518,32 +529,35 @@ def _merge(parts: list[Scanned]) -> Scanned:
 
 
 class _Pool:
-    """``jobs`` threads, each with its own read-only connection to one side."""
+    """``jobs`` threads, each with its own read-only connection to each of ``dsns`` (opened on first use)."""
 
-    def __init__(self, dsn: str, jobs: int) -> None:
-        self.dsn = dsn
+    def __init__(self, dsns: tuple[str, ...], jobs: int) -> None:
+        self.dsns = dsns
         self.local = threading.local()
         self.opened: list[psycopg.Connection] = []
         self.lock = threading.Lock()
         self.executor = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="equivalence")
 
-    def submit(self, task: _Task) -> Future[Scanned]:
-        return self.executor.submit(self._run, task)
+    def submit(self, work: Callable[..., _T], *args: Any) -> Future[_T]:
+        """``work(*connections, *args)`` on a thread of the pool, with that thread's connections."""
+        return self.executor.submit(self._run, work, *args)
 
-    def _run(self, task: _Task) -> Scanned:
-        conn: psycopg.Connection | None = getattr(self.local, "conn", None)
-        if conn is None:
-            conn = self.local.conn = connect(self.dsn)
+    def _run(self, work: Callable[..., _T], *args: Any) -> _T:
+        conns: tuple[psycopg.Connection, ...] | None = getattr(self.local, "conns", None)
+        if conns is None:
+            conns = self.local.conns = tuple(connect(dsn) for dsn in self.dsns)
             with self.lock:
-                self.opened.append(conn)
-        if task.relation.subset:
-            return _keys(conn, task.query)
-        return _buckets(conn, task.query)
+                self.opened.extend(conns)
+        return work(*conns, *args)
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
         for conn in self.opened:
             conn.close()
+
+
+def _scan_task(conn: psycopg.Connection, task: _Task) -> Scanned:
+    return _keys(conn, task.query) if task.relation.subset else _buckets(conn, task.query, task.relation.columns)
 
 
 def prepare(after_conn: psycopg.Connection, before: Catalog, after: Catalog, contract: Contract,
@@ -572,6 +586,13 @@ def run(before_dsn: str, after_dsn: str, contract: Contract, groups: Iterable[st
                                                       rollback, expected)
         findings += counted
         scanned = scan(before_dsn, after_dsn, relations, jobs)
-        outcomes = [compare(b, a, r, known, scanned=sides) for r, sides in zip(relations, scanned, strict=True)]
+    # narrowing a differing bucket (a quarantined or journaled row is one) reads its table again on both sides:
+    # the relations are compared side by side, each thread with a connection to each side
+    pairs = _Pool((before_dsn, after_dsn), jobs)
+    try:
+        outcomes = [f.result() for f in [pairs.submit(compare, r, known, 3, sides)
+                                          for r, sides in zip(relations, scanned, strict=True)]]
+    finally:
+        pairs.close()
     findings += [f for o in outcomes for f in o.findings]
     return Report(outcomes, findings, time.perf_counter() - began, jobs)
