@@ -110,20 +110,7 @@ def _plan_group(catalog: Catalog, contract: Contract, group: str, registry: str 
                                   f.constraint, f.expected, f.actual))
     tables: list[ops.Table] = []
     gin: list[ops.Gin] = []
-    found = [_contracted(catalog, contract, spec) for spec in sorted(contract.tables_in({group}), key=lambda s: s.name)]
-    contracted = [t for t, _ in found if t]
-    moved = [t.name for t, needs_moves in found if t and needs_moves]
-    contracted_moves = None
-    # the moves extend their settled tables (a carried column, a fill trigger, a compatibility view's columns): each
-    # must be declared for them
-    if moves and (moved or {t for t, _ in moves.settles} & {t.name for t in contracted}):
-        named = {t.name for t in contracted}
-        contracted += [ops.Table(t, timestamps=()) for t in sorted({t for t, _ in moves.settles} - named)]
-        contracted_moves = moves.file
-    elif moved:
-        manual += [_manual(group, name, f"an earlier expand keeps a column of {name} for the old application by a "
-                           "trigger of its data move; the contract can remove it only with the file of that move: name "
-                           "it in `moves:`", expected="a moves file", actual="none") for name in moved]
+    contracted, contracted_moves = _left_to_contract(catalog, contract, group, manual)
     for spec in sorted(contract.tables_in({group}), key=lambda s: s.name):
         table_findings = [f for f in findings if f.table == spec.name]
 
@@ -149,7 +136,26 @@ def _plan_group(catalog: Catalog, contract: Contract, group: str, registry: str 
     counters = _counters(catalog, contract, group, manual)
     views = _views(catalog, contract, group, manual)
     return GroupPlan(group, tuple(tables), tuple(gin), archive, tuple(manual), counters, views,
-                     moves if settled else None, tuple(sorted(contracted, key=lambda t: t.name)), contracted_moves)
+                     moves if settled else None, contracted, contracted_moves)
+
+
+def _left_to_contract(catalog: Catalog, contract: Contract, group: str,
+                      manual: list[Finding]) -> tuple[tuple[ops.Table, ...], str | None]:
+    """The group's tables an earlier expand left for the contract, and the moves file they need, if any: the moves
+    extend their settled tables (a carried column, a fill trigger, a compatibility view's columns), so each of
+    those is declared for them; a column kept by a move's trigger without a moves file is manual."""
+    found = [_contracted(catalog, contract, spec) for spec in sorted(contract.tables_in({group}), key=lambda s: s.name)]
+    contracted = [t for t, _ in found if t]
+    moved = [t.name for t, needs_moves in found if t and needs_moves]
+    moves = contract.moves.get(group)
+    settled = {t for t, _ in moves.settles} if moves else set()
+    if moves and (moved or settled & {t.name for t in contracted}):
+        contracted += [ops.Table(t, timestamps=()) for t in sorted(settled - {t.name for t in contracted})]
+        return tuple(sorted(contracted, key=lambda t: t.name)), moves.file
+    manual += [_manual(group, name, f"an earlier expand keeps a column of {name} for the old application by a "
+                       "trigger of its data move; the contract can remove it only with the file of that move: name "
+                       "it in `moves:`", expected="a moves file", actual="none") for name in moved]
+    return tuple(contracted), None
 
 
 def _contracted(catalog: Catalog, contract: Contract, spec: TableSpec) -> tuple[ops.Table | None, bool]:
