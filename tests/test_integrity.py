@@ -96,7 +96,7 @@ def test_parallel_page_ranges_add_up_to_the_whole_table(pg: Server, monkeypatch:
         assert len(list(equivalence._tasks(before.dsn, [relation], "before", jobs=3))) > 4
         [split] = equivalence.scan(before.dsn, after.dsn, [relation], jobs=3)
         with equivalence.connect(before.dsn) as b, equivalence.connect(after.dsn) as a:
-            assert split == (equivalence._buckets(b, query, ("v",)), equivalence._buckets(a, query, ("v",)))
+            assert split == (equivalence._buckets(b, query, relation), equivalence._buckets(a, query, relation))
             out = equivalence.compare(b, a, relation, equivalence.Expectations(), scanned=split)
     finally:
         before.drop()

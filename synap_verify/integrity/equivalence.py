@@ -2,7 +2,7 @@
 
 Strategy (docs/equivalence.md): both databases render each table the same way — one text key, then
 every column normalised to its meaning (json as jsonb text, timestamps as epoch seconds, comma lists
-as arrays, renamed tables and columns mapped) — and each side hashes its rows into 32,768 key buckets
+as arrays, renamed tables and columns mapped) — and each side hashes its rows into key buckets (1,024 to 32,768 by size)
 (``count`` + ``sum`` of a 64-bit row hash: one sequential scan and a hash aggregate). Only buckets
 whose (count, sum) differ are narrowed down: keys and row hashes of those buckets, then the full rows
 of the keys that differ, column by column. The databases may sit on the same server or on two;
@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
@@ -40,10 +40,12 @@ from synap_verify.groups import SCHEMA
 from synap_verify.integrity import counters, jsonsem
 from synap_verify.integrity.moves import destinations
 
-# key buckets of the first pass: every quarantined or journaled row makes its bucket differ, and a differing
-# bucket's rows are rendered again to narrow it; at prod (~2,000 such rows in node_executions' 1.2M) 4,096 buckets
-# narrowed 40% of the table, 32,768 about 6% (docs/equivalence.md)
-BUCKETS = 32768
+# key buckets of the first pass, per relation ~ROWS_PER_BUCKET rows each: every quarantined or journaled row makes
+# its bucket differ, and a differing bucket's rows are rendered again to narrow it; at prod (~2,000 such rows in
+# node_executions' 1.2M) 4,096 buckets narrowed 40% of the table, 32,768 about 6% (docs/equivalence.md); fewer
+# rows a bucket ship more bucket sums
+BUCKETS = (1024, 32768)
+ROWS_PER_BUCKET = 32
 CHUNK = 5000
 RAW = "raw:"  # prefix of a json value rendered verbatim because jsonb might reject it
 _T = TypeVar("_T")
@@ -73,6 +75,7 @@ class Relation:
     label: str = ""  # a subset check's destination, for messages
     source: str = ""  # a subset check's legacy values, for messages
     instant_columns: frozenset[str] = frozenset()
+    buckets: int = BUCKETS[0]  # a power of two: the first pass's key buckets (``prepare`` sizes them)
 
 
 @dataclass
@@ -285,10 +288,23 @@ def _row_hash(columns: Sequence[str]) -> str:
     return " # ".join(("hashtextextended(s.k, 0)", *terms))
 
 
-def _buckets(conn: psycopg.Connection, query: str, columns: Sequence[str]) -> Buckets:
-    rows = conn.execute(f"SELECT hashtextextended(s.k, 1) & {BUCKETS - 1}, count(*), sum({_row_hash(columns)}) "
-                        f"FROM ({query}) s GROUP BY 1").fetchall()
+def _buckets(conn: psycopg.Connection, query: str, relation: Relation) -> Buckets:
+    rows = conn.execute(f"SELECT hashtextextended(s.k, 1) & {relation.buckets - 1}, count(*), "
+                        f"sum({_row_hash(relation.columns)}) FROM ({query}) s GROUP BY 1").fetchall()
     return {b: (n, int(h)) for b, n, h in rows}
+
+
+def _sized(conn: psycopg.Connection, relations: list[Relation]) -> list[Relation]:
+    """Each row relation's key buckets for its table's size (``reltuples`` of the side ``conn`` reads, the same
+    for both sides' scans): ~ROWS_PER_BUCKET rows a bucket, within BUCKETS."""
+    rows: dict[str, float] = dict(conn.execute("SELECT n.nspname || '.' || c.relname, c.reltuples FROM pg_class c "
+                             "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p')").fetchall())
+    low, high = BUCKETS
+    out = []
+    for r in relations:
+        n = max(0, int(rows.get(_scanned_table(r.after_sql) or "", 0)))
+        out.append(r if r.subset else replace(r, buckets=min(high, max(low, 1 << (n // ROWS_PER_BUCKET).bit_length()))))
+    return out
 
 
 # Membership in a list of buckets or keys is ``IN (SELECT unnest(list))``, a hashed semi-join: ``= ANY(list)`` with
@@ -296,7 +312,7 @@ def _buckets(conn: psycopg.Connection, query: str, columns: Sequence[str]) -> Bu
 def _row_hashes(conn: psycopg.Connection, relation: Relation, side: str, buckets: list[int]) -> dict[str, int]:
     query = relation.before_sql if side == "before" else relation.after_sql
     return dict(conn.execute(f"SELECT s.k, {_row_hash(relation.columns)} FROM ({query}) s "
-                             f"WHERE hashtextextended(s.k, 1) & {BUCKETS - 1} IN (SELECT unnest(%s::bigint[]))",
+                             f"WHERE hashtextextended(s.k, 1) & {relation.buckets - 1} IN (SELECT unnest(%s::bigint[]))",
                              (buckets,)).fetchall())
 
 
@@ -336,8 +352,7 @@ def compare(before: psycopg.Connection, after: psycopg.Connection, relation: Rel
 
 def _compare_rows(before: psycopg.Connection, after: psycopg.Connection, relation: Relation, expected: Expectations,
                   out: Outcome, examples: int, scanned: tuple[Buckets, Buckets] | None = None) -> None:
-    b, a = scanned or (_buckets(before, relation.before_sql, relation.columns), _buckets(after, relation.after_sql,
-                                                                                            relation.columns))
+    b, a = scanned or (_buckets(before, relation.before_sql, relation), _buckets(after, relation.after_sql, relation))
     out.rows_before, out.rows_after = sum(n for n, _ in b.values()), sum(n for n, _ in a.values())
     differing = sorted(k for k in b.keys() | a.keys() if b.get(k) != a.get(k))
     if not differing:
@@ -565,7 +580,7 @@ class _Pool:
 
 
 def _scan_task(conn: psycopg.Connection, task: _Task) -> Scanned:
-    return _keys(conn, task.query) if task.relation.subset else _buckets(conn, task.query, task.relation.columns)
+    return _keys(conn, task.query) if task.relation.subset else _buckets(conn, task.query, task.relation)
 
 
 def prepare(after_conn: psycopg.Connection, before: Catalog, after: Catalog, contract: Contract,
@@ -575,6 +590,7 @@ def prepare(after_conn: psycopg.Connection, before: Catalog, after: Catalog, con
     (journal, quarantine; recounts excused only where the counter equals its aggregate), and the counters'
     own findings (G8-COUNT), which callers report apart or together."""
     relations, findings = plan(before, after, contract, groups, rollback)
+    relations = _sized(after_conn, relations)
     known = expected if expected is not None else Expectations.load(after_conn, contract.schemas[0])
     counted, drifts = counters.check(after_conn, after, contract, groups, legacy=rollback)
     known.recount(drifts)
