@@ -283,7 +283,7 @@ def _backups(before: Catalog, after: Catalog, contract: Contract, rollback: bool
 def _row_hash(columns: Sequence[str]) -> str:
     """A rendered row's hash: its key's and one 64-bit hash per column, seeded by the column's position, XORed (a
     value moved to another column changes it; NULL stands for a constant of its own). Hashing the row's text
-    (``s::text``, which quotes every field) cost 15-45% more per scan (docs/benchmarks.md)."""
+    (``s::text``, which quotes every field) cost 15-45% more per scan (docs/equivalence.md)."""
     terms = (f"coalesce(hashtextextended(s.{ident(c)}, {i + 2}), {i + 7})" for i, c in enumerate(columns))
     return " # ".join(("hashtextextended(s.k, 0)", *terms))
 
@@ -297,8 +297,9 @@ def _buckets(conn: psycopg.Connection, query: str, relation: Relation) -> Bucket
 def _sized(conn: psycopg.Connection, relations: list[Relation]) -> list[Relation]:
     """Each row relation's key buckets for its table's size (``reltuples`` of the side ``conn`` reads, the same
     for both sides' scans): ~ROWS_PER_BUCKET rows a bucket, within BUCKETS."""
-    rows: dict[str, float] = dict(conn.execute("SELECT n.nspname || '.' || c.relname, c.reltuples FROM pg_class c "
-                             "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p')").fetchall())
+    found = conn.execute("SELECT n.nspname || '.' || c.relname, c.reltuples FROM pg_class c "
+                         "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p')").fetchall()
+    rows: dict[str, float] = dict(found)
     low, high = BUCKETS
     out = []
     for r in relations:
