@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
+from loadruns import rules as _rules
+from loadruns import run as _run
 
 from synap_verify.cli import main
 from synap_verify.errors import SynapError
@@ -25,15 +25,6 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("locust") is None, reas
 # analytics_events grown until its rewrite under ACCESS EXCLUSIVE lasts several seconds here, so some
 # query of the mix reliably arrives early enough in the step to wait longer than the 1 s bound
 GROWN = "700000"
-
-
-def _run(out: Path, *argv: str) -> tuple[int, dict[str, Any]]:
-    code = main(["load", "--users", "6", "--spawn-rate", "6", "--out", str(out), *argv])
-    return code, json.loads((out / "summary.json").read_text())
-
-
-def _rules(summary: dict[str, Any]) -> set[str]:
-    return {f["rule"] for f in summary["findings"]}
 
 
 def test_baseline_fails_a_threshold_on_purpose(tmp_path: Path) -> None:
@@ -195,76 +186,3 @@ def test_each_migration_verdict_is_its_own_finding() -> None:
     assert _migration_rules(wait_s=1.5) == ["LOAD-STEP-BLOCKING"]
     assert _migration_rules(failed=1) == ["LOAD-FAILED-REQUESTS"]
     assert _migration_rules(sampler_error="connection lost") == ["LOAD-SAMPLER"]
-
-
-PHASED = ("--migrate", "--scale", "tiny", "--before", "2", "--after", "1", "--switch", "2", "--workers", "0")
-# every renamed table and column, read and written under the old names, a read-after-write check after each write
-RENAMED_STATEMENTS = {"messages list", "message insert", "turn insert", "turns list", "message feedback insert",
-                      "execution insert (metadata)", "execution metadata update", "activity insert (metadata)",
-                      "node execution insert (metadata)", "queue insert (metadata)", "agent insert (provider)",
-                      "agent read-after-write",
-                      "workflow_executions read-after-write", "workspace_activities read-after-write",
-                      "node_executions read-after-write", "workflow_execution_queue read-after-write"}
-
-
-def _phase(summary: dict[str, Any], name: str) -> dict[str, Any]:
-    return next(p for p in summary["phases"] if p["phase"] == name)
-
-
-def test_phased_migration_serves_the_old_and_the_new_application(tmp_path: Path) -> None:
-    """The old application's SQL (old table and column names, dropped columns read) through the expand, the new
-    one's from the switch on, the contract once the old one stopped: no failed request in any phase."""
-    code, summary = _run(tmp_path, *PHASED)
-    assert code == (1 if summary["findings"] else 0)
-    assert not _rules(summary) & {"LOAD-FAILED-REQUESTS", "LOAD-STEP-FAILED", "LOAD-STEP-BLOCKING"}, summary["findings"]
-    assert [p["phase"] for p in summary["phases"]] == ["before", "expand", "switch", "contract", "after"]
-    steps = [s["step"] for s in summary["steps"]]
-    assert steps[-2:] == ["expanded", "restructured"] and len(steps) == 18
-    assert _phase(summary, "expand")["old"]["requests"] > 0 and _phase(summary, "after")["new"]["requests"] > 0
-    assert _phase(summary, "after")["old"]["requests"] == 0  # stopped at the switch, before the contract
-    old = summary["by_app_and_name"]["old"]
-    assert set(old) >= RENAMED_STATEMENTS, RENAMED_STATEMENTS - set(old)
-    assert "| contract |" in (tmp_path / "phases.md").read_text()
-
-
-@pytest.mark.parametrize(("defect", "expected"), [
-    ("missing-view", 'relation "synapscale_db.llms_conversations_turns" does not exist'),
-    ("unsynced-column", "not kept in sync"),
-    ("unsynced-list", "rbac_roles.permissions reads"),
-    ("old-app-at-contract", "contract refused"),
-])
-def test_seeded_zero_downtime_defect_fails_the_run(tmp_path: Path, defect: str, expected: str) -> None:
-    """A compatibility view left out (the old application's statements on it fail), a renamed column or a dropped
-    list no longer synced (the read-after-write check fails), the old application still connected at the contract (refused)."""
-    code, summary = _run(tmp_path, *PHASED, "--seeded-defect", defect)
-    assert code == 1 and summary["seeded_defect"] == defect
-    messages = " ".join(f["message"] for f in summary["findings"])
-    assert expected in messages, summary["findings"]
-    if defect == "old-app-at-contract":
-        assert summary["steps"][-1]["step"] == "restructured" and summary["steps"][-1]["error"]
-    else:
-        failed = {name for p in summary["phases"] for name in p["failed_statements"]}
-        assert failed and all(n.startswith(("old: ", "new: ")) for n in failed), failed
-
-
-REFERENCE_WORKLOAD = Path(__file__).parents[1] / "loadtests" / "workloads" / "reference-small.yaml"
-
-
-def test_phased_migration_runs_a_workload_in_both_applications_names(tmp_path: Path) -> None:
-    """The reference API's statements (new names) mapped back for the old application through the expand and
-    run as taken by the new one from the switch on: each statement's mapped names reported, nothing fails."""
-    code, summary = _run(tmp_path, *PHASED, "--workload-from", str(REFERENCE_WORKLOAD))
-    assert not _rules(summary) & {"LOAD-FAILED-REQUESTS", "LOAD-STEP-FAILED"}, summary["findings"]
-    assert code == (1 if summary["findings"] else 0)
-    mapped = summary["statement_workload"]["mapped"]
-    assert {m["written_in"] for m in mapped} == {"new"}
-    assert {n for m in mapped for n in m["mapped"]} >= {"llms_messages -> messages",
-                                                        "workflow_executions.meta_data -> metadata"}
-    old = json.loads((tmp_path / "statements-legacy.json").read_text())["statements"]
-    new = json.loads((tmp_path / "statements-new.json").read_text())["statements"]
-    assert [s["name"] for s in old] == [s["name"] for s in new]
-    assert any("synapscale_db.llms_messages" in s["sql"] for s in old)
-    assert not any("llms_messages" in s["sql"] or "meta_data" in s["sql"] for s in new)
-    assert _phase(summary, "expand")["old"]["requests"] > 0 and _phase(summary, "after")["new"]["requests"] > 0
-    mapped_names = {m["name"] for m in mapped}
-    assert mapped_names & set(summary["by_app_and_name"]["old"]) and mapped_names & set(summary["by_app_and_name"]["new"])
