@@ -72,6 +72,21 @@ def test_equivalence_unreachable_database_is_a_connection_error(pg: Server, caps
     assert "cannot connect to host=/nonexistent" in capsys.readouterr().err
 
 
+def test_a_value_moved_to_another_column_or_to_null_changes_the_row_hash(pg: Server) -> None:
+    """The row hash XORs one hash per column, each seeded by the column's position: swapping two columns' values,
+    or a value becoming NULL or an empty text, is a different row. Seeded: one unseeded hash per column would call
+    the swapped row equal."""
+    rows = {"same": "'1', 'a', 'b'", "swapped": "'1', 'b', 'a'", "null": "'1', NULL, 'b'", "empty": "'1', '', 'b'"}
+    relation = equivalence.Relation("g", "t", "", "", ("x", "y"))
+    with psycopg.connect(pg.dsn("postgres")) as conn:
+        sums = {name: equivalence._buckets(conn, f"SELECT * FROM (VALUES ({row})) v(k, x, y)", relation)
+                for name, row in rows.items()}
+        unseeded = {name: conn.execute(f"SELECT hashtextextended(k, 0) # hashtextextended(x, 0) # hashtextextended(y, 0) "
+                                       f"FROM (VALUES ({row})) v(k, x, y)").fetchone() for name, row in rows.items()}
+    assert len({str(v) for v in sums.values()}) == 4
+    assert unseeded["same"] == unseeded["swapped"]  # what the seeds are for
+
+
 def test_parallel_page_ranges_add_up_to_the_whole_table(pg: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     """A table cut into page ranges over three connections gives the bucket sums of one whole scan, and the
     comparison still finds a row lost from the first range and a value changed in the last.
