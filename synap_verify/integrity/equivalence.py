@@ -294,16 +294,22 @@ def _buckets(conn: psycopg.Connection, query: str, relation: Relation) -> Bucket
     return {b: (n, int(h)) for b, n, h in rows}
 
 
+def _sizes(conn: psycopg.Connection) -> dict[str, tuple[int, int]]:
+    """``schema.table`` -> (pages, rows the statistics estimate; -1 never analysed) of every table: the scan's page
+    ranges and the key buckets are sized from them."""
+    return {name: (int(pages), int(rows)) for name, pages, rows in conn.execute(
+        "SELECT n.nspname || '.' || c.relname, pg_relation_size(c.oid) / current_setting('block_size')::int, c.reltuples "
+        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p')")}
+
+
 def _sized(conn: psycopg.Connection, relations: list[Relation]) -> list[Relation]:
     """Each row relation's key buckets for its table's size (``reltuples`` of the side ``conn`` reads, the same
     for both sides' scans): ~ROWS_PER_BUCKET rows a bucket, within BUCKETS."""
-    found = conn.execute("SELECT n.nspname || '.' || c.relname, c.reltuples FROM pg_class c "
-                         "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p')").fetchall()
-    rows: dict[str, float] = dict(found)
+    sizes = _sizes(conn)
     low, high = BUCKETS
     out = []
     for r in relations:
-        n = max(0, int(rows.get(_scanned_table(r.after_sql) or "", 0)))
+        n = max(0, sizes.get(_scanned_table(r.after_sql) or "", (0, 0))[1])
         out.append(r if r.subset else replace(r, buckets=min(high, max(low, 1 << (n // ROWS_PER_BUCKET).bit_length()))))
     return out
 
@@ -514,9 +520,7 @@ def scan(before_dsn: str, after_dsn: str, relations: Sequence[Relation], jobs: i
 
 def _tasks(dsn: str, relations: Sequence[Relation], side: str, jobs: int) -> Iterator[_Task]:
     with connect(dsn) as conn:
-        pages: dict[str, int] = dict(conn.execute(
-            "SELECT n.nspname || '.' || c.relname, pg_relation_size(c.oid) / current_setting('block_size')::int "
-            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r'").fetchall())
+        pages = {name: size[0] for name, size in _sizes(conn).items()}
         ranges = int(conn.info.server_version) >= 140000
     for index, relation in enumerate(relations):
         query = relation.before_sql if side == "before" else relation.after_sql

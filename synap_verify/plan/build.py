@@ -119,8 +119,6 @@ def _plan_group(catalog: Catalog, contract: Contract, group: str, registry: str 
             manual.append(_manual(group, spec.name, message, column, constraint, expected, actual))
 
         planned = _plan_table(catalog, contract, spec, table_findings, add, gains.get(spec.name))
-        if planned is None and any(f.table == spec.name for f in settled):
-            planned = ops.Table(spec.name, timestamps=())  # declared for the moves to extend (``Moves.declare``)
         if planned is not None:
             tables.append(planned)
         guarded = {col for col, _ in planned.parents} if planned else set()
@@ -129,6 +127,8 @@ def _plan_group(catalog: Catalog, contract: Contract, group: str, registry: str 
                 add(f"{f.message}: no FK from {f.column} to a tenant table to guard", column=f.column,
                     expected=f.expected, actual=f.actual)
         gin += [ops.Gin(spec.name, f.column) for f in table_findings if f.rule == "G6" and f.column]
+    if moves and settled:
+        tables = sorted((*tables, *_for_moves(moves, tables)), key=lambda t: t.name)
     rules = contract.rules
     archive: tuple[str, ...] = ()
     if group == rules.backup_group:
@@ -148,14 +148,18 @@ def _left_to_contract(catalog: Catalog, contract: Contract, group: str,
     contracted = [t for t, _ in found if t]
     moved = [t.name for t, needs_moves in found if t and needs_moves]
     moves = contract.moves.get(group)
-    settled = {t for t, _ in moves.settles} if moves else set()
-    if moves and (moved or settled & {t.name for t in contracted}):
-        contracted += [ops.Table(t, timestamps=()) for t in sorted(settled - {t.name for t in contracted})]
-        return tuple(sorted(contracted, key=lambda t: t.name)), moves.file
+    if moves and (moved or {t for t, _ in moves.settles} & {t.name for t in contracted}):
+        return tuple(sorted((*contracted, *_for_moves(moves, contracted)), key=lambda t: t.name)), moves.file
     manual += [_manual(group, name, f"an earlier expand keeps a column of {name} for the old application by a "
                        "trigger of its data move; the contract can remove it only with the file of that move: name "
                        "it in `moves:`", expected="a moves file", actual="none") for name in moved]
     return tuple(contracted), None
+
+
+def _for_moves(moves: MoveSpec, declared: Iterable[ops.Table]) -> list[ops.Table]:
+    """Empty declarations of the tables the moves settle that are not declared yet: ``Moves.declare`` extends
+    tables by name, and every table it names must be among them."""
+    return [ops.Table(t, timestamps=()) for t in sorted({t for t, _ in moves.settles} - {t.name for t in declared})]
 
 
 def _contracted(catalog: Catalog, contract: Contract, spec: TableSpec) -> tuple[ops.Table | None, bool]:
@@ -167,9 +171,7 @@ def _contracted(catalog: Catalog, contract: Contract, spec: TableSpec) -> tuple[
         return None, False
     rules = contract.rules
     kept = kept_until_contract(table, spec, rules)
-    wanted = dict(rules.renamed_columns) if "G3" in rules.enabled else {}
-    wanted.update({c.legacy_name: c.name for c in spec.columns.values() if c.legacy_name})
-    renames = tuple((old, new) for old, new in wanted.items() if old in kept and table.column(new))
+    renames = tuple((old, new) for old, new in _wanted_renames(spec, contract).items() if old in kept and table.column(new))
     in_place = tuple((d.column, d.moved_to.split(".", 1)[1]) for d in spec.dropped.values()
                      if d.column in kept and d.moved_to and d.moved_to.startswith(f"{spec.name}."))
     json = tuple(old for old, _ in renames if (c := table.column(old)) is not None and c.type == "json")
@@ -322,13 +324,18 @@ def _tenant_keys(spec: TableSpec, table: CatalogTable, parents: tuple[tuple[str,
     return tuple(c for c in spec.tenant_keys if c in dict(parents) and action(c) == ops.CASCADE)
 
 
+def _wanted_renames(spec: TableSpec, contract: Contract) -> dict[str, str]:
+    """Old column name -> new: G3's renamed columns and the contract's ``renamed`` for this table."""
+    wanted = dict(contract.rules.renamed_columns) if "G3" in contract.rules.enabled else {}
+    wanted.update({c.legacy_name: c.name for c in spec.columns.values() if c.legacy_name})
+    return wanted
+
+
 def _renames(table: CatalogTable, spec: TableSpec, contract: Contract, names: set[str],
              manual: Manual) -> tuple[tuple[str, str], ...]:
     """G3's renamed columns and the contract's ``renamed``, for each old name still present without the new one."""
-    wanted = dict(contract.rules.renamed_columns) if "G3" in contract.rules.enabled else {}
-    wanted.update({c.legacy_name: c.name for c in spec.columns.values() if c.legacy_name})
     out: list[tuple[str, str]] = []
-    for old, new in wanted.items():
+    for old, new in _wanted_renames(spec, contract).items():
         if old not in names:
             continue
         if new in names:
