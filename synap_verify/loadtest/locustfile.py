@@ -41,6 +41,7 @@ from urllib.parse import urlsplit
 
 import gevent
 import gevent.event
+import locust.runners
 import psycopg
 from locust import User, between, constant_throughput, events, task
 from locust.contrib.fasthttp import FastHttpUser
@@ -56,6 +57,9 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 CONFIG = tomllib.loads(Path(os.environ.get("SYNAP_LOAD_CONFIG", LOAD_CONFIG)).read_text())
 THINK = between(float(CONFIG["think_time"]["min"]), float(CONFIG["think_time"]["max"]))
 SEARCH_TERMS = ("flow", "agent", "report", "sync", "ai", "data", "bot", "mail")
+# a worker's requests reach the master's timeline with its stats reports: every second instead of Locust's
+# three, so the orchestrator sees the first request (and times the run from it) without waiting seconds
+locust.runners.WORKER_REPORT_INTERVAL = 1.0
 APP_NAME = "synap-load"  # how the blocking sampler tells load sessions from the migration's
 # requests each task issues: a target rate in requests/s becomes task runs/s for constant_throughput
 REQUESTS_PER_TASK = {"browse_dashboards": 2, "run_workflow": 2, "chat": 2, "search_marketplace": 1,
@@ -120,6 +124,7 @@ class _Timeline:
         self.writer: Any = None
         self.pending: list[list[str]] = []
         self.buffered = False
+        self.seen = False  # the first request is flushed at once: the orchestrator waits for it to start the clock
 
     def open(self, path: str) -> None:
         self.file = open(path, "w", newline="")  # noqa: SIM115 - closed on quitting
@@ -133,8 +138,8 @@ class _Timeline:
         row = [f"{start:.6f}", f"{response_time:.3f}", request_type, name, str(int(exception is None)), error]
         if self.buffered:
             self.pending.append(row)
-        elif self.writer is not None:
-            self.writer.writerow([*row, "local"])
+        else:
+            self._write([[*row, "local"]])
 
     def report(self, data: dict[str, Any], **_: Any) -> None:
         data["synap_timeline"], self.pending = self.pending, []
@@ -143,9 +148,16 @@ class _Timeline:
         def on_report(client_id: str, data: dict[str, Any], **_: Any) -> None:
             runner = environment.runner
             worker = str(runner.get_worker_index(client_id)) if isinstance(runner, MasterRunner) else client_id
-            if self.writer is not None:
-                self.writer.writerows([*row, worker] for row in data.get("synap_timeline", []))
+            self._write([[*row, worker] for row in data.get("synap_timeline", [])])
         return on_report
+
+    def _write(self, rows: list[list[str]]) -> None:
+        if self.writer is None or not rows:
+            return
+        self.writer.writerows(rows)
+        if not self.seen:
+            self.seen = True
+            self.file.flush()
 
     def close(self) -> None:
         if self.file is not None:
