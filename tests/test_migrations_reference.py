@@ -94,17 +94,25 @@ def archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 _counter = iter(range(10_000))
 
 
+# every migration session reads instants in a zone with DST gaps: the revisions must not care
+IN_NEW_YORK = " options='-c TimeZone=America/New_York'"
+
+
+def fill_legacy(dsn: str, seed: bool = True) -> None:
+    """The legacy schema into an empty database, with the hand-written rows unless ``seed`` is False."""
+    load_legacy(dsn)
+    if seed:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(SEED)  # type: ignore[arg-type]
+
+
 def new_db(server: Server, seed: bool = True) -> str:
     name = f"ref_{next(_counter)}_{int(time.time() * 1000) % 100000}"
     with server.connect() as conn:
         conn.execute(f"CREATE DATABASE {name}")
     dsn = server.dsn(name)
-    load_legacy(dsn)
-    if seed:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(SEED)  # type: ignore[arg-type]
-    # every migration session reads instants in a zone with DST gaps: the revisions must not care
-    return dsn + " options='-c TimeZone=America/New_York'"
+    fill_legacy(dsn, seed)
+    return dsn + IN_NEW_YORK
 
 
 def catalog(dsn: str) -> Catalog:

@@ -22,8 +22,24 @@ from synap_verify.resources import CONTRACT
 from synap_verify.rls import RlsConfig, RlsResult, check
 from synap_verify.rls.probes import LEAK, PASS
 from synap_verify.server import Server, embedded
-from synap_verify.server.templates import Database
-from tests.test_migrations_reference import AGENT, COMP, MIGRATIONS, MSG, ROLE, T1, T2, U1, W1, WF2, catalog, new_db, one
+from synap_verify.server.templates import Database, build_template, clone
+from tests.test_migrations_reference import (
+    AGENT,
+    COMP,
+    IN_NEW_YORK,
+    MIGRATIONS,
+    MSG,
+    ROLE,
+    T1,
+    T2,
+    U1,
+    W1,
+    WF2,
+    catalog,
+    fill_legacy,
+    new_db,
+    one,
+)
 
 S = "synapscale_db"
 CONV = "aaaaaaaa-0000-0000-0000-000000000001"
@@ -39,13 +55,28 @@ def server() -> Iterator[Server]:
     s.stop()
 
 
+@pytest.fixture(scope="module")
+def expanded_template(server: Server, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The hand-written legacy rows expanded by the reference once per module (about 4 s), kept as a template.
+
+    The backup tables it archives keep their dumps in this module's folder (their paths are in the audit
+    table), so a copy downgraded by a test restores them from there.
+    """
+    def expand(dsn: str) -> None:
+        fill_legacy(dsn)
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("SYNAPSCALE_ARCHIVE_DIR", str(tmp_path_factory.mktemp("expanded-archive")))
+            migrate.upgrade(dsn + IN_NEW_YORK, MIGRATIONS, ["expanded"])
+    build_template(server, "ref_expanded", expand)
+    return "ref_expanded"
+
+
 @pytest.fixture
-def expanded(server: Server, tmp_path, monkeypatch: pytest.MonkeyPatch) -> str:  # type: ignore[no-untyped-def]
+def expanded(server: Server, expanded_template: str, tmp_path, monkeypatch: pytest.MonkeyPatch) -> str:  # type: ignore[no-untyped-def]
+    """A copy of the expanded template for one test, which may write, contract or downgrade it."""
     monkeypatch.setenv("SYNAPSCALE_ARCHIVE_DIR", str(tmp_path / "archive"))
     monkeypatch.setenv("SYNAPSCALE_CONTRACT_WATCH_S", "0.2")
-    dsn = new_db(server)
-    migrate.upgrade(dsn, MIGRATIONS, ["expanded"])
-    return dsn
+    return clone(server, expanded_template).dsn + IN_NEW_YORK
 
 
 def run(dsn: str, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
