@@ -116,11 +116,13 @@ class _Prober:
                  ) -> tuple[list[tuple[Any, ...]] | None, psycopg.Error | None]:
         """Run ``query`` as the probe role with ``tenant`` as context (None: leave it unset), then undo it all."""
         cur = self.conn.cursor()
-        cur.execute(_SAVEPOINT)
+        # savepoint, role and context in one round trip (a probe run makes thousands of these); the savepoint
+        # comes first, so whatever of the rest fails, the rollback to it below undoes it
+        setup = [_SAVEPOINT, sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self.report.role))]
+        if tenant is not None:
+            setup.append(self.config.context.set_local(tenant))
         try:
-            cur.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self.report.role)))
-            if tenant is not None:
-                cur.execute(self.config.context.set_local(tenant))
+            cur.execute(sql.SQL("; ").join(setup))
             return cur.execute(query, params).fetchall(), None
         except psycopg.Error as exc:
             return None, exc
