@@ -3,16 +3,41 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 from synap_verify.cli import main
 
+SHORT = ("load", "--users", "6", "--spawn-rate", "6")  # a short load run: 6 users
+
 
 def run(out: Path, *argv: str) -> tuple[int, dict[str, Any]]:
-    """A short load run (6 users) writing into ``out``: its exit code and its summary."""
-    code = main(["load", "--users", "6", "--spawn-rate", "6", "--out", str(out), *argv])
-    return code, json.loads((out / "summary.json").read_text())
+    """A short load run writing into ``out``: its exit code and its summary."""
+    code = main([*SHORT, "--out", str(out), *argv])
+    return code, summary(out)
+
+
+def start(out: Path, *argv: str) -> subprocess.Popen[bytes]:
+    """The same run in a process of its own, so that runs which only wait for their own defect go side by side
+    (a run is mostly seconds of waiting); its output goes to ``out``/run.log."""
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "run.log").open("wb") as log:
+        return subprocess.Popen([sys.executable, "-m", "synap_verify.cli", *SHORT, "--out", str(out), *argv],
+                                stdout=log, stderr=subprocess.STDOUT)
+
+
+def finish(proc: subprocess.Popen[bytes], out: Path, within: float = 600) -> tuple[int, dict[str, Any]]:
+    """A started run's exit code and summary, once it ended (the log's tail when it wrote no summary)."""
+    code = proc.wait(within)
+    if not (out / "summary.json").exists():
+        raise AssertionError(f"the run wrote no summary (exit {code}):\n{(out / 'run.log').read_text()[-3000:]}")
+    return code, summary(out)
+
+
+def summary(out: Path) -> dict[str, Any]:
+    return json.loads((out / "summary.json").read_text())
 
 
 def rules(summary: dict[str, Any]) -> set[str]:

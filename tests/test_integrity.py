@@ -114,10 +114,9 @@ def test_json_is_cast_unguarded_first_and_a_rejected_value_rescans_its_range(pg:
     relation = equivalence.Relation("g", "t", query(True), query(True), ("doc",), frozenset({"doc"}),
                                     unguarded=(query(False), query(False)))
     try:
-        with equivalence.connect(before.dsn) as b:
-            # the fast query alone cannot read this table, for the exponent (the NUL, stored first, it reads)
-            with pytest.raises(psycopg.DataError, match="numeric"):
-                b.execute(query(False)).fetchall()
+        # the fast query alone cannot read this table, for the exponent (the NUL, stored first, it reads)
+        with equivalence.connect(before.dsn) as b, pytest.raises(psycopg.DataError, match="numeric"):
+            b.execute(query(False)).fetchall()
         clean = equivalence.scan(before.dsn, after.dsn, [relation], jobs=2)
         with after.connect() as conn:
             conn.execute("""UPDATE synapscale_db.t SET doc = '{"n": 19990}' WHERE id = 19990""")

@@ -9,10 +9,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import subprocess
+import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from loadruns import finish, start
 from loadruns import rules as _rules
 from loadruns import run as _run
 
@@ -35,10 +39,25 @@ def _phase(summary: dict[str, Any], name: str) -> dict[str, Any]:
     return next(p for p in summary["phases"] if p["phase"] == name)
 
 
+def _mix(path: Path, weights: dict[str, int]) -> Path:
+    """The packaged mix with some tasks' weights changed, written to ``path``."""
+    text = CONFIG_FILE.read_text()
+    for task, weight in weights.items():
+        text = re.sub(rf"^{task} = \d+", f"{task} = {weight}", text, flags=re.M)
+    path.write_text(text)
+    return path
+
+
 def test_phased_migration_serves_the_old_and_the_new_application(tmp_path: Path) -> None:
     """The old application's SQL (old table and column names, dropped columns read) through the expand, the new
-    one's from the switch on, the contract once the old one stopped: no failed request in any phase."""
-    code, summary = _run(tmp_path, *PHASED)
+    one's from the switch on, the contract once the old one stopped: no failed request in any phase.
+
+    Only the renamed tasks run, at equal weights, for 12 users (about 100 tasks before the switch), so each
+    meets the old names: at the packaged mix a task of weight 1 in 30 never ran in about one run in five."""
+    packaged = tomllib.loads(CONFIG_FILE.read_text())
+    weights = dict.fromkeys(packaged["sql"]["weights"], 0) | dict.fromkeys(packaged["renamed"]["weights"], 1)
+    mix = _mix(tmp_path / "mix.toml", weights)
+    code, summary = _run(tmp_path / "run", *PHASED, "--config", str(mix), "--users", "12", "--spawn-rate", "12")
     assert code == (1 if summary["findings"] else 0)
     assert not _rules(summary) & {"LOAD-FAILED-REQUESTS", "LOAD-STEP-FAILED", "LOAD-STEP-BLOCKING"}, summary["findings"]
     assert [p["phase"] for p in summary["phases"]] == ["before", "expand", "switch", "contract", "after"]
@@ -48,30 +67,43 @@ def test_phased_migration_serves_the_old_and_the_new_application(tmp_path: Path)
     assert _phase(summary, "after")["old"]["requests"] == 0  # stopped at the switch, before the contract
     old = summary["by_app_and_name"]["old"]
     assert set(old) >= RENAMED_STATEMENTS, RENAMED_STATEMENTS - set(old)
-    assert "| contract |" in (tmp_path / "phases.md").read_text()
+    assert "| contract |" in (tmp_path / "run" / "phases.md").read_text()
 
 
 # the old application's task whose statements meet each seeded defect (synap_verify/fixtures/loadtests/config.toml)
 FOCUS = {"missing-view": "conversation_turns", "unsynced-column": "execution_metadata", "unsynced-list": "role_permissions"}
+SEEDED = {"missing-view": 'relation "synapscale_db.llms_conversations_turns" does not exist',
+          "unsynced-column": "not kept in sync",
+          "unsynced-list": "rbac_roles.permissions reads",
+          "old-app-at-contract": "contract refused"}
 
 
-@pytest.mark.parametrize(("defect", "expected"), [
-    ("missing-view", 'relation "synapscale_db.llms_conversations_turns" does not exist'),
-    ("unsynced-column", "not kept in sync"),
-    ("unsynced-list", "rbac_roles.permissions reads"),
-    ("old-app-at-contract", "contract refused"),
-])
-def test_seeded_zero_downtime_defect_fails_the_run(tmp_path: Path, defect: str, expected: str) -> None:
-    """A compatibility view left out (the old application's statements on it fail), a renamed column or a dropped
-    list no longer synced (the read-after-write check fails), the old application still connected at the contract (refused).
+@pytest.fixture(scope="module")
+def seeded_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[Path, subprocess.Popen[bytes]]]]:
+    """The four seeded runs, started together in processes of their own when the first of their tests asks: each
+    only has to meet its own defect, and each is mostly waiting, so side by side they take about one run's time.
 
     The task that meets the defect weighs most of the mix: at its packaged weight (about one task run in 30) the
     dropped list's task sometimes never ran in the short switch phase, and the run passed without meeting it."""
-    mix = tmp_path / "mix.toml"
-    task = FOCUS.get(defect)
-    mix.write_text(re.sub(rf"^{task} = \d+", f"{task} = 40", CONFIG_FILE.read_text(), flags=re.M) if task else
-                   CONFIG_FILE.read_text())
-    code, summary = _run(tmp_path / "run", *PHASED, "--seeded-defect", defect, "--config", str(mix))
+    folder = tmp_path_factory.mktemp("seeded")
+    runs = {}
+    for defect in SEEDED:
+        mix = _mix(folder / f"{defect}.toml", {FOCUS[defect]: 40} if defect in FOCUS else {})
+        out = folder / defect
+        runs[defect] = (out, start(out, *PHASED, "--seeded-defect", defect, "--config", str(mix)))
+    yield runs
+    for _, proc in runs.values():
+        if proc.poll() is None:
+            proc.kill()
+
+
+@pytest.mark.parametrize(("defect", "expected"), list(SEEDED.items()))
+def test_seeded_zero_downtime_defect_fails_the_run(seeded_runs: dict[str, tuple[Path, subprocess.Popen[bytes]]],
+                                                   defect: str, expected: str) -> None:
+    """A compatibility view left out (the old application's statements on it fail), a renamed column or a dropped
+    list no longer synced (the read-after-write check fails), the old application still connected at the contract (refused)."""
+    out, proc = seeded_runs[defect]
+    code, summary = finish(proc, out)
     assert code == 1 and summary["seeded_defect"] == defect
     messages = " ".join(f["message"] for f in summary["findings"])
     assert expected in messages, summary["findings"]

@@ -229,8 +229,10 @@ class _Paced:
 
 
 def _requests_per_task(*kinds: str) -> float:
+    """Requests a task of this mix makes on average (for pacing); a mix that turns every task off (weights 0)
+    is one whose class does not run, and must not stop the others from loading."""
     weights = {t: int(w) for kind in kinds for t, w in CONFIG[kind]["weights"].items()}
-    return sum(w * REQUESTS_PER_TASK[t] for t, w in weights.items()) / sum(weights.values())
+    return sum(w * REQUESTS_PER_TASK[t] for t, w in weights.items()) / (sum(weights.values()) or 1)
 
 
 class ApiTenantUser(_Paced, FastHttpUser):
