@@ -10,6 +10,7 @@ of everything they are made of, so the next session with the same inputs starts 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import shutil
 import subprocess
@@ -47,7 +48,9 @@ LOADED_INPUTS = ("baseline", "baseline_prelude", "baseline_skip_missing", "scale
 MIGRATED_INPUTS = ("alembic", "contract", "groups")
 GENERATOR = (Path(datagen.__file__).parent, PROFILES)  # the data generator's sources and profiles
 ENVIRONMENT = ("SYNAPSCALE_", "PG")  # variables a migration or a load may read (hashed: they may hold secrets)
-MIGRATED_KEPT = 3  # migrated states an entry keeps besides the ones its last session used
+MIGRATED_KEPT = 3  # migrated states an entry keeps besides the ones its last session used, most recent first,
+OTHERS_BYTES = 2 << 30  # while together within this: every session copies the whole entry in (and a storing one
+# out), and at prod one migrated state is 7 GB (the entry was 24 GB with three of them, its server ready in 64 s)
 ARCHIVE_VARIABLE = "SYNAPSCALE_ARCHIVE_DIR"  # where the migrations put the dumps of the tables they archive
 
 
@@ -231,21 +234,29 @@ class Pipeline:
 
     def _store(self, use: CacheUse) -> None:
         """Only template states go in: the session's clones are dropped, and the migrated states of other
-        histories beyond the MIGRATED_KEPT last used; then the cluster is stopped cleanly and copied."""
+        histories beyond the MIGRATED_KEPT last used or OTHERS_BYTES; then the cluster is stopped cleanly and copied."""
         began = time.perf_counter()
         cluster = self.server.cluster
         assert cluster is not None  # a local backend (Pipeline.start)
         try:
             with self.server.connect() as conn:
-                rows = conn.execute("SELECT datname, datistemplate FROM pg_database "
+                rows = conn.execute("SELECT datname, datistemplate, pg_database_size(oid) FROM pg_database "
                                     "WHERE datname NOT IN ('postgres', 'template0', 'template1')").fetchall()
             now = time.time()
-            states = {name: now if name in use.used else use.stored.get(name, 0.0) for name, template in rows if template}
+            states = {name: now if name in use.used else use.stored.get(name, 0.0) for name, template, _ in rows if template}
             others = sorted((n for n in states if n.startswith("synap_migrated_") and n not in use.used),
                             key=lambda n: -states[n])
-            for name in [n for n, template in rows if not template] + others[MIGRATED_KEPT:]:
+            sizes = {name: size for name, _, size in rows}
+            recent = others[:MIGRATED_KEPT]
+            running = itertools.accumulate(sizes[n] for n in recent)
+            kept = {n for n, total in zip(recent, running, strict=True) if total <= OTHERS_BYTES}
+            dropped = [n for n in others if n not in kept]
+            for name in [n for n, template, _ in rows if not template] + dropped:
                 drop_database(self.server, name)
                 states.pop(name, None)
+            if dropped:
+                self.say(f"synap-verify: state cache: not kept (migrated states of other histories beyond the "
+                         f"{MIGRATED_KEPT} last used or {OTHERS_BYTES >> 20} MiB): {', '.join(dropped)}")
             cluster.halt()
             where = use.cache.store(use.key, cluster.pgdata, states, use.inputs)
         except (SynapError, OSError, psycopg.Error, subprocess.CalledProcessError) as exc:
