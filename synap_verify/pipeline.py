@@ -225,16 +225,16 @@ class Pipeline:
         """Stop the server; first store its states when this session built any (never with ``keep``)."""
         if isinstance(self.settings.baseline, str) and self._baseline is not None:  # a dump taken from a DSN
             shutil.rmtree(self._baseline.parent, ignore_errors=True)
+        if self.cached and self.cached.built and not self.settings.keep:
+            self._store(self.cached)  # before the archive folder leaves the environment: its history's name hashes it
         self._release_archive()
-        if self.settings.keep:
-            return
-        if self.cached and self.cached.built:
-            self._store(self.cached)
-        self.server.stop()
+        if not self.settings.keep:
+            self.server.stop()
 
     def _store(self, use: CacheUse) -> None:
         """Only template states go in: the session's clones are dropped, and the migrated states of other
-        histories beyond the MIGRATED_KEPT last used or OTHERS_BYTES; then the cluster is stopped cleanly and copied."""
+        histories (than the session's settings name) beyond the MIGRATED_KEPT last used or OTHERS_BYTES; then the
+        cluster is stopped cleanly and copied."""
         began = time.perf_counter()
         cluster = self.server.cluster
         assert cluster is not None  # a local backend (Pipeline.start)
@@ -244,7 +244,8 @@ class Pipeline:
                                     "WHERE datname NOT IN ('postgres', 'template0', 'template1')").fetchall()
             now = time.time()
             states = {name: now if name in use.used else use.stored.get(name, 0.0) for name, template, _ in rows if template}
-            others = sorted((n for n in states if n.startswith("synap_migrated_") and n not in use.used),
+            own = use.used | {self.migrated_name()}  # this session's history stays even when it did not clone it
+            others = sorted((n for n in states if n.startswith("synap_migrated_") and n not in own),
                             key=lambda n: -states[n])
             sizes = {name: size for name, _, size in rows}
             recent = others[:MIGRATED_KEPT]

@@ -184,6 +184,30 @@ def test_other_histories_are_kept_only_within_a_size_budget(stored: tuple[Path, 
         assert any("not kept" in line and other[0] in line for line in said), said
 
 
+def test_a_session_keeps_its_own_historys_migrated_state_without_cloning_it(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A session that builds another state only (the schema at heads, as `synap-verify er` does) stores the entry
+    again: the migrated state of its own history stays, even with no room for other histories.
+
+    Seeded defect: counting every migrated state the session did not clone as another history drops it, and
+    the next `pytest` rebuilds it (minutes at prod)."""
+    first = start(tmp_path, [])  # the path is part of the history (the archive folder is in the cache)
+    try:
+        own = first.migrated_template()
+    finally:
+        first.stop()
+    monkeypatch.setattr(pipeline_module, "OTHERS_BYTES", 0)
+    said: list[str] = []
+    pipeline = start(tmp_path, said)
+    try:
+        assert pipeline.migrated_name() == own
+        pipeline.schema_head_template()
+    finally:
+        pipeline.stop()
+    states = json.loads(next(tmp_path.glob(f"*/{MANIFEST}")).read_text())["states"]
+    assert own in states and "synap_migrated_schema_" in " ".join(states), (states, said)
+
+
 def test_a_killed_build_is_not_reused(tmp_path: Path) -> None:
     """Killed while loading: nothing in the cache looks like an entry, and the next session reuses nothing."""
     proc = _session(tmp_path, state="legacy", after="")
