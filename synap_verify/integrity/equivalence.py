@@ -76,7 +76,7 @@ class Relation:
     source: str = ""  # a subset check's legacy values, for messages
     instant_columns: frozenset[str] = frozenset()
     buckets: int = BUCKETS[0]  # a power of two: the first pass's key buckets (``prepare`` sizes them)
-    # the same queries with json cast unguarded ("" when no column is json): the scan tries them first
+    # each side's query with json cast unguarded ("" when that side renders no json column): the scan tries it first
     unguarded: tuple[str, str] = ("", "")
 
 
@@ -197,6 +197,13 @@ def _select(table: Table, columns: Sequence[tuple[str, str, str]], key: Sequence
     return f"SELECT {keyed} AS k{rendered} FROM {ident(table.schema)}.{ident(table.name)}"
 
 
+def _unguarded(table: Table, columns: Sequence[tuple[str, str, str]], key: Sequence[str]) -> str:
+    """:func:`_select` with json cast unguarded, or "" when this side renders no json column (nothing to gain, and
+    nothing to scan twice when a statement fails for another reason)."""
+    types = {c.name: c.type for c in table.columns}
+    return _select(table, columns, key, guarded=False) if any(types[n] == "json" for n, _, _ in columns) else ""
+
+
 def plan(before: Catalog, after: Catalog, contract: Contract, groups: Iterable[str] = (),
          rollback: bool = False) -> tuple[list[Relation], list[Finding]]:
     """The relations to compare for the selected groups, and findings for columns that have nowhere to be.
@@ -243,15 +250,14 @@ def plan(before: Catalog, after: Catalog, contract: Contract, groups: Iterable[s
                 if mapping.types.get((spec.name, t)) == "text[]":
                     as_before[t] = as_after[t] = "text[]"
         key = [k for k in old.primary_key if k in dict(pairs)]
-        sides = [(old, [(o, as_before[t], t) for o, t in pairs], key),
-                 (new, [(t, as_after[t], t) for _, t in pairs], [dict(pairs)[k] for k in key])]
-        json_typed = any("json" in (old_types[o], new_types[t]) for o, t in pairs)
+        before_side = (old, [(o, as_before[t], t) for o, t in pairs], key)
+        after_side = (new, [(t, as_after[t], t) for _, t in pairs], [dict(pairs)[k] for k in key])
         relations.append(Relation(
-            spec.group, spec.name, _select(*sides[0]), _select(*sides[1]),
+            spec.group, spec.name, _select(*before_side), _select(*after_side),
             tuple(t for _, t in pairs),
             frozenset(t for o, t in pairs if "json" in (old_types[o], new_types[t])),
             instant_columns=frozenset(t for o, t in pairs if old_types[o] in INSTANT_TYPES and new_types[t] in INSTANT_TYPES),
-            unguarded=(_select(*sides[0], guarded=False), _select(*sides[1], guarded=False)) if json_typed else ("", "")))
+            unguarded=(_unguarded(*before_side), _unguarded(*after_side))))
     if not rollback:
         checks, unchecked = destinations(before, after, contract, selected)
         relations += [Relation(g, t, b, a, subset=True, label=dest, source=src) for g, t, b, a, src, dest in checks]
@@ -537,17 +543,18 @@ def _tasks(dsn: str, relations: Sequence[Relation], side: str, jobs: int) -> Ite
     for index, relation in enumerate(relations):
         guarded = relation.before_sql if side == "before" else relation.after_sql
         fast = relation.unguarded[0 if side == "before" else 1]
+        query, fallback = (fast, guarded) if fast else (guarded, "")
         table = _scanned_table(guarded)
         size = pages.get(table, 0) if table else 0
         parts = min(4 * jobs, -(-size // SPLIT_PAGES)) if ranges and not relation.subset else 1
         if parts <= 1:
-            yield _Task(index, relation, side, fast or guarded, size, guarded if fast else "")
+            yield _Task(index, relation, side, query, size, fallback)
             continue
         step = -(-size // parts)
         for first in range(0, size, step):
             upper = f" AND ctid < '({first + step},0)'::tid" if first + step < size else ""  # the last range is open
             where = f" WHERE ctid >= '({first},0)'::tid{upper}"
-            yield _Task(index, relation, side, (fast or guarded) + where, step, guarded + where if fast else "")
+            yield _Task(index, relation, side, query + where, step, fallback and fallback + where)
 
 
 def _scanned_table(query: str) -> str | None:
