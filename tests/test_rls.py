@@ -192,6 +192,17 @@ def test_leak_shows_in_the_matrix(server: Server) -> None:
     assert "workspaces" in render_matrix(result.probes) and "LEAK" in render_matrix(result.probes)
 
 
+def test_only_the_named_tables_are_probed_and_the_report_says_so(server: Server) -> None:
+    """A group run probes its group's tables: their leaks are still found, the others are not probed, and said."""
+    db = make_db(server, CORRECT, DEFECTS["USING (true)"][0], DEFECTS["missing DELETE policy"][0])
+    result = check(db, RlsConfig(), only={"workspaces"})
+    assert set(result.probes.matrix) == {"workspaces"}
+    assert result.probes.matrix["workspaces"]["SELECT"] == LEAK
+    assert "PROBE-DELETE" not in rules(result) and "RLS004" in rules(result)  # lints still read the whole catalog
+    assert "probed 1 of 4 tenant tables" in " ".join(result.probes.notes)
+    assert "PROBE-DELETE" in rules(check(db, RlsConfig()))
+
+
 def test_policy_on_another_setting_passes_once_configured(server: Server) -> None:
     db = make_db(server, CORRECT, OTHER_SETTING)
     default = check(db, RlsConfig())

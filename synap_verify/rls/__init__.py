@@ -7,6 +7,7 @@ suites leave in ``config.stash[stash.RLS_REPORTS]`` for the terminal summary.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,14 +38,16 @@ class RlsResult:
         return self.lints + self.probes.findings
 
 
-def check(db: Database, config: RlsConfig, groups: dict[str, str] | None = None) -> RlsResult:
-    """Lint, then probe (writing probes only when the server is disposable)."""
+def check(db: Database, config: RlsConfig, groups: dict[str, str] | None = None,
+          only: Collection[str] | None = None) -> RlsResult:
+    """Lint, then probe (writing probes only when the server is disposable) every tenant table, or those in ``only``."""
     groups = setup().groups if groups is None else groups
     catalog = db.catalog(config.schemas)
     with db.connect() as conn:
         facts = read_facts(conn, config)
     findings = lint(catalog, config, facts, groups)
-    report = run_probes(db.dsn, catalog, config, writes=db.server.disposable, groups=groups)
+    report = run_probes(db.dsn, catalog, config, writes=db.server.disposable, groups=groups,
+                        only=only)
     return RlsResult(findings, report)
 
 
