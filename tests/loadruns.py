@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,20 @@ def start(out: Path, *argv: str) -> subprocess.Popen[bytes]:
     with (out / "run.log").open("wb") as log:
         return subprocess.Popen([sys.executable, "-m", "synap_verify.cli", *SHORT, "--out", str(out), *argv],
                                 stdout=log, stderr=subprocess.STDOUT)
+
+
+@contextmanager
+def side_by_side(folder: Path, runs: Mapping[str, Sequence[str]]) -> Iterator[dict[str, tuple[Path, subprocess.Popen[bytes]]]]:
+    """Runs started together, each in a process of its own writing into ``folder``/name; killed at the end if
+    still running. For runs whose verdict does not hang on timing: a run is mostly seconds of waiting."""
+    started = {name: (folder / name, start(folder / name, *argv)) for name, argv in runs.items()}
+    try:
+        yield started
+    finally:
+        for _, proc in started.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def finish(proc: subprocess.Popen[bytes], out: Path, within: float = 600) -> tuple[int, dict[str, Any]]:

@@ -1,7 +1,8 @@
 """`synap-verify load` end to end on embedded PostgreSQL: short real Locust runs, seeded failures.
 
-Each run is bounded (seconds of load, a handful of users) and builds its own tiny database, so the
-three tests stay near a minute each on a shared two-core machine.
+Each run is bounded (seconds of load, a handful of users) and builds its own tiny database. The runs whose
+verdict does not hang on timing start together when the first of their tests asks (``runs``); the two that
+measure a rate or bound lock waits run alone, before them.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ import csv
 import importlib.util
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from loadruns import finish, side_by_side
 from loadruns import rules as _rules
 from loadruns import run as _run
 
@@ -27,18 +30,66 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("locust") is None, reas
 # analytics_events grown until its rewrite under ACCESS EXCLUSIVE lasts several seconds here, so some
 # query of the mix reliably arrives early enough in the step to wait longer than the 1 s bound
 GROWN = "700000"
+SQL = ("--workload", "sql", "--scale", "tiny")
+# runs whose verdicts hold however busy the machine is: a bound nothing meets, a rate nothing reaches, a
+# defect that only lengthens under load, request counts; they start together (``runs``)
+SIDE_BY_SIDE = {
+    "baseline": ("--scale", "tiny", "--duration", "10s", "--p99-ms", "0.001"),
+    "two-workers": (*SQL, "--duration", "6s", "--workers", "2"),
+    "rate-missed": (*SQL, "--duration", "4s", "--workers", "0", "--users", "1", "--rate", "100000"),
+    "unsafe": ("--migrate", "--unsafe", "--scale", "tiny", "--extra-events", GROWN, "--before", "4", "--after", "2",
+               "--users", "10", "--spawn-rate", "10"),
+    "prepared": ("--migrate", "--group", "analytics", "--scale", "tiny", "--before", "4", "--after", "4",
+                 "--prepare-threshold", "0"),
+}
+Runs = dict[str, tuple[Path, subprocess.Popen[bytes]]]
 
 
-def test_baseline_fails_a_threshold_on_purpose(tmp_path: Path) -> None:
+def test_rate_is_held(tmp_path: Path) -> None:
+    """--rate paces the users with constant_throughput: 30 requests/s from 6 users (far below capacity) is held.
+    Runs alone (before the side-by-side runs start): it measures a rate."""
+    code, summary = _run(tmp_path, *SQL, "--duration", "10s", "--workers", "0", "--rate", "30")
+    rate = summary["rate"]
+    assert 0.85 * 30 <= rate["achieved"] <= 1.15 * 30, rate
+    # within 5% it holds (LOAD-RATE absent); a 10 s run of mixed one- and two-request tasks may land a few
+    # percent outside (measured: 31.7/s), so the verdict is checked against the rate, not assumed
+    held = abs(rate["achieved"] / 30 - 1) <= verdict.RATE_TOLERANCE
+    assert ("LOAD-RATE" not in _rules(summary)) == held and code == (1 if summary["findings"] else 0), rate
+
+
+def test_reference_step_is_not_flagged(tmp_path: Path) -> None:
+    """The reference analytics revision, same load, fixture-sized tables: no query waits past the bound.
+
+    Not a claim about larger tables (docs/load.md has the runs at scale). The SQL users do not prepare
+    statements (the config's default, as a zero-downtime application must); here only the blocking
+    verdict and the step's success are asserted. Runs alone: it bounds lock waits in seconds.
+    """
+    code, summary = _run(tmp_path, "--migrate", "--group", "analytics", "--scale", "tiny", "--before", "4",
+                         "--after", "2")
+    assert [s["step"] for s in summary["steps"]] == ["foundation", "analytics_1"]
+    assert summary["prepare_threshold"] == "off"
+    assert not _rules(summary) & {"LOAD-STEP-BLOCKING", "LOAD-STEP-FAILED", "LOAD-NO-TRAFFIC"}, summary["findings"]
+    assert code == (1 if summary["findings"] else 0)
+    assert max(s["max_wait_s"] for s in summary["steps"]) <= 1.0
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
+    with side_by_side(tmp_path_factory.mktemp("runs"), SIDE_BY_SIDE) as started:
+        yield started
+
+
+def test_baseline_fails_a_threshold_on_purpose(runs: Runs) -> None:
     """A 10 s API run: numbers and every report written; a p99 bound nothing meets fails the run (exit 1)."""
-    code, summary = _run(tmp_path, "--scale", "tiny", "--duration", "10s", "--p99-ms", "0.001")
+    out, proc = runs["baseline"]
+    code, summary = finish(proc, out)
     assert code == 1
     assert _rules(summary) == {"LOAD-P99"}, summary["findings"]
     stats = summary["stats"]
     assert stats["requests"] > 20 and stats["failures"] == 0, summary["by_name"]
     for name in ("locust_stats.csv", "locust.html", "locust.json", "timeline.csv", "timeline.svg"):
-        assert (tmp_path / name).stat().st_size > 0, name
-    assert len(timeline.read(tmp_path / "timeline.csv")) == stats["requests"]
+        assert (out / name).stat().st_size > 0, name
+    assert len(timeline.read(out / "timeline.csv")) == stats["requests"]
 
 
 def _aggregated(out: Path) -> int:
@@ -47,31 +98,49 @@ def _aggregated(out: Path) -> int:
         return next(int(r["Request Count"]) for r in csv.DictReader(fh) if r["Name"] == "Aggregated")
 
 
-def test_two_workers_are_merged(tmp_path: Path) -> None:
+def test_two_workers_are_merged(runs: Runs) -> None:
     """Locust's master and two workers: both issue requests, the master's statistics count them all, and the
     merged timeline holds exactly those requests, each with its worker."""
-    code, summary = _run(tmp_path, "--workload", "sql", "--scale", "tiny", "--duration", "6s", "--workers", "2")
+    out, proc = runs["two-workers"]
+    code, summary = finish(proc, out)
     assert code == 0, summary["findings"]
     per_worker = summary["requests_by_worker"]
     assert set(per_worker) == {"0", "1"} and min(per_worker.values()) > 0, per_worker
-    requests = timeline.read(tmp_path / "timeline.csv")
-    assert len(requests) == _aggregated(tmp_path)  # the merged timeline holds what Locust's own statistics count
+    requests = timeline.read(out / "timeline.csv")
+    assert len(requests) == _aggregated(out)  # the merged timeline holds what Locust's own statistics count
 
 
-def test_rate_is_held_and_an_unreachable_one_is_flagged(tmp_path: Path) -> None:
-    """--rate paces the users with constant_throughput: 30 requests/s from 6 users (far below capacity) is held;
-    a target the same users cannot reach fails the run with LOAD-RATE."""
-    code, summary = _run(tmp_path / "held", "--workload", "sql", "--scale", "tiny", "--duration", "10s",
-                         "--workers", "0", "--rate", "30")
-    rate = summary["rate"]
-    assert 0.85 * 30 <= rate["achieved"] <= 1.15 * 30, rate
-    # within 5% it holds (LOAD-RATE absent); a 10 s run of mixed one- and two-request tasks may land a few
-    # percent outside (measured: 31.7/s), so the verdict is checked against the rate, not assumed
-    held = abs(rate["achieved"] / 30 - 1) <= verdict.RATE_TOLERANCE
-    assert ("LOAD-RATE" not in _rules(summary)) == held and code == (1 if summary["findings"] else 0), rate
-    code, summary = _run(tmp_path / "missed", "--workload", "sql", "--scale", "tiny", "--duration", "6s",
-                         "--workers", "0", "--users", "1", "--rate", "100000")
+def test_an_unreachable_rate_is_flagged(runs: Runs) -> None:
+    """A target the users cannot reach fails the run with LOAD-RATE."""
+    out, proc = runs["rate-missed"]
+    code, summary = finish(proc, out)
     assert code == 1 and "LOAD-RATE" in _rules(summary), summary["findings"]
+
+
+def test_seeded_unsafe_step_is_flagged(runs: Runs) -> None:
+    """A plain ALTER ... TYPE jsonb of the (grown) largest table keeps load queries waiting past the bound."""
+    out, proc = runs["unsafe"]
+    code, summary = finish(proc, out)
+    assert code == 1
+    blocking = [f for f in summary["findings"] if f["rule"] == "LOAD-STEP-BLOCKING"]
+    assert blocking and blocking[0]["table"] == "synapscale_db.analytics_events", summary["findings"]
+    (step,) = summary["steps"]
+    assert step["max_wait_s"] > 1.0 and step["error"] is None
+    assert "unsafe" in (out / "blocking.md").read_text()
+    assert "<svg" in (out / "timeline.svg").read_text()
+
+
+def test_prepared_statements_across_a_type_change_are_counted(runs: Runs) -> None:
+    """SQL users preparing every statement (as an application keeping prepared statements does): the
+    ``SELECT *`` of a table whose json column became jsonb fails afterwards, and each failure is counted."""
+    out, proc = runs["prepared"]
+    code, summary = finish(proc, out)
+    assert code == 1 and summary["prepare_threshold"] == 0
+    cached = "FeatureNotSupported: cached plan must not change result type"
+    failed = [f for f in summary["findings"] if f["rule"] == "LOAD-FAILED-REQUESTS"]
+    assert failed and cached in failed[0]["message"], summary["findings"]
+    assert summary["failures_by_error"].get(cached, 0) >= 1, summary["failures_by_error"]
+    assert summary["overall"]["failures"] == sum(summary["failures_by_error"].values())
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -89,48 +158,6 @@ def test_bad_options_are_one_line(argv: list[str], message: str, capsys: pytest.
     assert main(["load", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1, err
-
-
-def test_seeded_unsafe_step_is_flagged(tmp_path: Path) -> None:
-    """A plain ALTER ... TYPE jsonb of the (grown) largest table keeps load queries waiting past the bound."""
-    code, summary = _run(tmp_path, "--migrate", "--unsafe", "--scale", "tiny", "--extra-events", GROWN,
-                         "--before", "4", "--after", "2", "--users", "10", "--spawn-rate", "10")
-    assert code == 1
-    blocking = [f for f in summary["findings"] if f["rule"] == "LOAD-STEP-BLOCKING"]
-    assert blocking and blocking[0]["table"] == "synapscale_db.analytics_events", summary["findings"]
-    (step,) = summary["steps"]
-    assert step["max_wait_s"] > 1.0 and step["error"] is None
-    assert "unsafe" in (tmp_path / "blocking.md").read_text()
-    assert "<svg" in (tmp_path / "timeline.svg").read_text()
-
-
-def test_reference_step_is_not_flagged(tmp_path: Path) -> None:
-    """The reference analytics revision, same load, fixture-sized tables: no query waits past the bound.
-
-    Not a claim about larger tables (docs/load.md has the runs at scale). The SQL users do not prepare
-    statements (the config's default, as a zero-downtime application must); here only the blocking
-    verdict and the step's success are asserted.
-    """
-    code, summary = _run(tmp_path, "--migrate", "--group", "analytics", "--scale", "tiny", "--before", "4",
-                         "--after", "2")
-    assert [s["step"] for s in summary["steps"]] == ["foundation", "analytics_1"]
-    assert summary["prepare_threshold"] == "off"
-    assert not _rules(summary) & {"LOAD-STEP-BLOCKING", "LOAD-STEP-FAILED", "LOAD-NO-TRAFFIC"}, summary["findings"]
-    assert code == (1 if summary["findings"] else 0)
-    assert max(s["max_wait_s"] for s in summary["steps"]) <= 1.0
-
-
-def test_prepared_statements_across_a_type_change_are_counted(tmp_path: Path) -> None:
-    """SQL users preparing every statement (as an application keeping prepared statements does): the
-    ``SELECT *`` of a table whose json column became jsonb fails afterwards, and each failure is counted."""
-    code, summary = _run(tmp_path, "--migrate", "--group", "analytics", "--scale", "tiny", "--before", "4",
-                         "--after", "4", "--prepare-threshold", "0")
-    assert code == 1 and summary["prepare_threshold"] == 0
-    cached = "FeatureNotSupported: cached plan must not change result type"
-    failed = [f for f in summary["findings"] if f["rule"] == "LOAD-FAILED-REQUESTS"]
-    assert failed and cached in failed[0]["message"], summary["findings"]
-    assert summary["failures_by_error"].get(cached, 0) >= 1, summary["failures_by_error"]
-    assert summary["overall"]["failures"] == sum(summary["failures_by_error"].values())
 
 
 def test_the_first_request_is_on_disk_at_once(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from loadruns import finish, start
+from loadruns import finish, side_by_side
 from loadruns import rules as _rules
 from loadruns import run as _run
 
@@ -78,31 +78,31 @@ SEEDED = {"missing-view": 'relation "synapscale_db.llms_conversations_turns" doe
           "old-app-at-contract": "contract refused"}
 
 
+REFERENCE_WORKLOAD = Path(__file__).parents[1] / "loadtests" / "workloads" / "reference-small.yaml"
+Runs = dict[str, tuple[Path, subprocess.Popen[bytes]]]
+
+
 @pytest.fixture(scope="module")
-def seeded_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[Path, subprocess.Popen[bytes]]]]:
-    """The four seeded runs, started together in processes of their own when the first of their tests asks: each
-    only has to meet its own defect, and each is mostly waiting, so side by side they take about one run's time.
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
+    """The four seeded runs and the workload run, started together when the first of their tests asks: each
+    only has to meet its own defect, or to fail no request, and each is mostly waiting.
 
     The task that meets the defect weighs most of the mix: at its packaged weight (about one task run in 30) the
     dropped list's task sometimes never ran in the short switch phase, and the run passed without meeting it."""
-    folder = tmp_path_factory.mktemp("seeded")
-    runs = {}
+    folder = tmp_path_factory.mktemp("runs")
+    argv = {"workload": (*PHASED, "--workload-from", str(REFERENCE_WORKLOAD))}
     for defect in SEEDED:
         mix = _mix(folder / f"{defect}.toml", {FOCUS[defect]: 40} if defect in FOCUS else {})
-        out = folder / defect
-        runs[defect] = (out, start(out, *PHASED, "--seeded-defect", defect, "--config", str(mix)))
-    yield runs
-    for _, proc in runs.values():
-        if proc.poll() is None:
-            proc.kill()
+        argv[defect] = (*PHASED, "--seeded-defect", defect, "--config", str(mix))
+    with side_by_side(folder, argv) as started:
+        yield started
 
 
 @pytest.mark.parametrize(("defect", "expected"), list(SEEDED.items()))
-def test_seeded_zero_downtime_defect_fails_the_run(seeded_runs: dict[str, tuple[Path, subprocess.Popen[bytes]]],
-                                                   defect: str, expected: str) -> None:
+def test_seeded_zero_downtime_defect_fails_the_run(runs: Runs, defect: str, expected: str) -> None:
     """A compatibility view left out (the old application's statements on it fail), a renamed column or a dropped
     list no longer synced (the read-after-write check fails), the old application still connected at the contract (refused)."""
-    out, proc = seeded_runs[defect]
+    out, proc = runs[defect]
     code, summary = finish(proc, out)
     assert code == 1 and summary["seeded_defect"] == defect
     messages = " ".join(f["message"] for f in summary["findings"])
@@ -114,21 +114,19 @@ def test_seeded_zero_downtime_defect_fails_the_run(seeded_runs: dict[str, tuple[
         assert failed and all(n.startswith(("old: ", "new: ")) for n in failed), failed
 
 
-REFERENCE_WORKLOAD = Path(__file__).parents[1] / "loadtests" / "workloads" / "reference-small.yaml"
-
-
-def test_phased_migration_runs_a_workload_in_both_applications_names(tmp_path: Path) -> None:
+def test_phased_migration_runs_a_workload_in_both_applications_names(runs: Runs) -> None:
     """The reference API's statements (new names) mapped back for the old application through the expand and
     run as taken by the new one from the switch on: each statement's mapped names reported, nothing fails."""
-    code, summary = _run(tmp_path, *PHASED, "--workload-from", str(REFERENCE_WORKLOAD))
+    out, proc = runs["workload"]
+    code, summary = finish(proc, out)
     assert not _rules(summary) & {"LOAD-FAILED-REQUESTS", "LOAD-STEP-FAILED"}, summary["findings"]
     assert code == (1 if summary["findings"] else 0)
     mapped = summary["statement_workload"]["mapped"]
     assert {m["written_in"] for m in mapped} == {"new"}
     assert {n for m in mapped for n in m["mapped"]} >= {"llms_messages -> messages",
                                                         "workflow_executions.meta_data -> metadata"}
-    old = json.loads((tmp_path / "statements-legacy.json").read_text())["statements"]
-    new = json.loads((tmp_path / "statements-new.json").read_text())["statements"]
+    old = json.loads((out / "statements-legacy.json").read_text())["statements"]
+    new = json.loads((out / "statements-new.json").read_text())["statements"]
     assert [s["name"] for s in old] == [s["name"] for s in new]
     assert any("synapscale_db.llms_messages" in s["sql"] for s in old)
     assert not any("llms_messages" in s["sql"] or "meta_data" in s["sql"] for s in new)

@@ -89,6 +89,9 @@ def grow_events(dsn: str, rows: int) -> int:
     with psycopg.connect(dsn, autocommit=True) as conn:
         have = conn.execute(f"SELECT count(*) FROM {S}.analytics_events").fetchone()
         copies = -(-rows // max(1, int(have[0] if have else 0)))
+        # copies of rows already there reference parents that exist: the per-row FK checks (four lookups a row,
+        # most of the copy's time) are skipped on this disposable server
+        conn.execute("SET session_replication_role = replica")
         cur = conn.execute(GROW_EVENTS_SQL, {"copies": copies, "rows": rows})  # type: ignore[arg-type]
         conn.execute(f"ANALYZE {S}.analytics_events")
         return cur.rowcount
