@@ -59,7 +59,7 @@ SEEDS: dict[str, tuple[str, ...]] = {
                     "test_plan.py::test_plan_command_dry_run_states_sql_lock_and_rows"),
     "G8-COUNT": ("test_counters.py::test_an_off_by_one_on_every_counter_is_caught",),
     "G8-COUNT-UNCHECKED": ("test_counters.py::test_a_counter_whose_rows_cannot_be_found_is_unchecked",),
-    "LOAD-RATE": ("test_load.py::test_rate_is_held_and_an_unreachable_one_is_flagged",),
+    "LOAD-RATE": ("test_load.py::test_an_unreachable_rate_is_flagged",),
     "LOAD-STEP-BLOCKING": (*_VERDICT, "test_load.py::test_seeded_unsafe_step_is_flagged"),
     "LOAD-FAILED-REQUESTS": (*_VERDICT, "test_load.py::test_prepared_statements_across_a_type_change_are_counted"),
 }
