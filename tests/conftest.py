@@ -1,5 +1,7 @@
 """Tests of the harness itself: pytester runs of the plugin, and seeded defects it must catch."""
 
+import os
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,6 +14,22 @@ from synap_verify.server import Server, embedded
 from synap_verify.settings import Settings
 
 pytest_plugins = ["pytester"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Where the environment says PYTHONDONTWRITEBYTECODE (container images do), every Python process this run
+    starts (xdist workers, pytester and CLI sessions, Locust, uvicorn) compiled every module it imports from source
+    again, 2-3 s of CPU a pytest session: they keep their bytecode in a folder of the temporary directory instead
+    (PYTHONPYCACHEPREFIX), nothing written beside the sources. Set before xdist starts its workers."""
+    if os.environ.get("PYTHONDONTWRITEBYTECODE") and not os.environ.get("PYTHONPYCACHEPREFIX"):
+        saved = os.environ.pop("PYTHONDONTWRITEBYTECODE")
+        os.environ["PYTHONPYCACHEPREFIX"] = os.path.join(tempfile.gettempdir(), f"synap-verify-tests-bytecode-{os.getuid()}")
+
+        def restore() -> None:
+            os.environ["PYTHONDONTWRITEBYTECODE"] = saved
+            os.environ.pop("PYTHONPYCACHEPREFIX", None)
+
+        config.add_cleanup(restore)
 
 
 @pytest.fixture(scope="session", autouse=True)
