@@ -242,6 +242,30 @@ def test_a_killed_build_is_not_reused(tmp_path: Path) -> None:
         pipeline.stop()
 
 
+def test_a_store_links_the_files_the_session_left_unchanged(tmp_path: Path) -> None:
+    """Storing again links the files a session left as it copied them out of the entry, and copies the rest: a
+    page rewritten in place (same size, as the server writes) is copied. The entry it replaced is removed and
+    the new one is whole. Seeded defect: linking by size alone keeps the page's old bytes in the cache."""
+    cache, session = StateCache(tmp_path / "cache"), tmp_path / "session"
+    built = tmp_path / "built"
+    (built / "base").mkdir(parents=True)
+    (built / "base" / "page").write_bytes(b"a" * 8192)
+    (built / "kept").write_bytes(b"k" * 100)
+    first = cache.store("k", built, {"s": 1.0}, {})
+    kept = (first / "data" / "kept").stat().st_ino
+    copy_tree(first / "data", session)  # as a session starts from the entry
+    with (session / "base" / "page").open("r+b") as page:
+        page.write(b"b")
+    (session / "new").write_bytes(b"n")
+    second = cache.store("k", session, {"s": 2.0}, {})
+    assert not first.with_name(first.name + "-old").exists() and second == first
+    assert (second / "data" / "kept").stat().st_ino == kept  # linked: the entry's bytes are written once
+    assert (second / "data" / "base" / "page").read_bytes() == b"b" + b"a" * 8191
+    assert (second / "data" / "new").read_bytes() == b"n"
+    with cache.reading("k") as entry:
+        assert entry is not None and entry.states == {"s": 2.0}
+
+
 def test_a_killed_store_leaves_only_a_temporary_folder_that_is_ignored_and_removed(tmp_path: Path) -> None:
     """A writer killed between copying and renaming: its folder is not an entry and the next store removes it."""
     cache = StateCache(tmp_path)

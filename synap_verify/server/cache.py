@@ -99,14 +99,15 @@ class StateCache:
         return next((e for e in self._entries() if e.inputs.get("postgres") == inputs.get("postgres")), None)
 
     def store(self, key: str, pgdata: Path, states: Mapping[str, float], inputs: Mapping[str, str]) -> Path:
-        """Copy a stopped cluster's data directory in under a temporary name, then swap it in."""
+        """Copy a stopped cluster's data directory in under a temporary name, then swap it in. Files the
+        session left as it copied them from the entry it replaces are linked to that entry's, not copied."""
         staging = self.root / f"{TEMP}{key}-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
-        copy_tree(pgdata, staging / "data")
+        final = self.root / key
+        link_unchanged(pgdata, staging / "data", final / "data")
         manifest = {"key": key, "states": dict(states), "inputs": dict(inputs), "stored": time.time()}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=1))
-        final = self.root / key
         with self._locked(exclusive=True):
             old = self.root / f"{TEMP}{key}-old-{os.getpid()}"
             if final.exists():
@@ -138,6 +139,36 @@ class StateCache:
             pid = folder.name.rsplit("-", 1)[-1]
             if not pid.isdigit() or not alive(int(pid)):
                 shutil.rmtree(folder, ignore_errors=True)
+
+
+def link_unchanged(source: Path, target: Path, previous: Path) -> None:
+    """``source`` copied to ``target`` with owners, modes and times kept, except that a file whose size and
+    modification time (in nanoseconds) equal those of the same file in ``previous`` becomes a hard link to it.
+
+    Sound because an entry's files never change once stored: a session copies them out (``cp -a`` keeps their
+    times), the server writes only its own copies, and every write moves a file's time on; a new entry is a
+    new folder. Most of a stored cluster (the template databases, the states the session only cloned) is
+    then written once, not again at every store. A file gone from ``previous`` meanwhile is copied."""
+    with os.scandir(source) as items:
+        os.mkdir(target)
+        for item in items:
+            here, there = target / item.name, previous / item.name
+            info = item.stat(follow_symlinks=False)
+            if item.is_dir(follow_symlinks=False):
+                link_unchanged(Path(item.path), here, there)
+                continue
+            try:
+                old = there.stat(follow_symlinks=False)
+                if (old.st_size, old.st_mtime_ns) == (info.st_size, info.st_mtime_ns):
+                    os.link(there, here)
+                    continue
+            except OSError:
+                pass
+            shutil.copy2(item.path, here, follow_symlinks=False)
+            os.chown(here, info.st_uid, info.st_gid, follow_symlinks=False)
+    shutil.copystat(source, target)
+    stat = source.stat()
+    os.chown(target, stat.st_uid, stat.st_gid)
 
 
 def copy_tree(source: Path, target: Path) -> None:
