@@ -31,16 +31,17 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("locust") is None, reas
 # query of the mix reliably arrives early enough in the step to wait longer than the 1 s bound
 GROWN = "700000"
 SQL = ("--workload", "sql", "--scale", "tiny")
+ONE = ("--workers", "0")  # one Locust process: only the two-workers test is about Locust's workers
 # runs whose verdicts hold however busy the machine is: a bound nothing meets, a rate nothing reaches, a
 # defect that only lengthens under load, request counts; they start together (``runs``)
 SIDE_BY_SIDE = {
-    "baseline": ("--scale", "tiny", "--duration", "10s", "--p99-ms", "0.001"),
+    "baseline": ("--scale", "tiny", "--duration", "10s", "--p99-ms", "0.001", *ONE),
     "two-workers": (*SQL, "--duration", "6s", "--workers", "2"),
-    "rate-missed": (*SQL, "--duration", "4s", "--workers", "0", "--users", "1", "--rate", "100000"),
+    "rate-missed": (*SQL, "--duration", "4s", *ONE, "--users", "1", "--rate", "100000"),
     "unsafe": ("--migrate", "--unsafe", "--scale", "tiny", "--extra-events", GROWN, "--before", "4", "--after", "2",
-               "--users", "10", "--spawn-rate", "10"),
+               "--users", "10", "--spawn-rate", "10", *ONE),
     "prepared": ("--migrate", "--group", "analytics", "--scale", "tiny", "--before", "4", "--after", "4",
-                 "--prepare-threshold", "0"),
+                 "--prepare-threshold", "0", *ONE),
 }
 Runs = dict[str, tuple[Path, subprocess.Popen[bytes]]]
 
@@ -48,7 +49,7 @@ Runs = dict[str, tuple[Path, subprocess.Popen[bytes]]]
 def test_rate_is_held(tmp_path: Path) -> None:
     """--rate paces the users with constant_throughput: 30 requests/s from 6 users (far below capacity) is held.
     Runs alone (before the side-by-side runs start): it measures a rate."""
-    code, summary = _run(tmp_path, *SQL, "--duration", "10s", "--workers", "0", "--rate", "30")
+    code, summary = _run(tmp_path, *SQL, "--duration", "10s", *ONE, "--rate", "30")
     rate = summary["rate"]
     assert 0.85 * 30 <= rate["achieved"] <= 1.15 * 30, rate
     # within 5% it holds (LOAD-RATE absent); a 10 s run of mixed one- and two-request tasks may land a few
@@ -65,7 +66,7 @@ def test_reference_step_is_not_flagged(tmp_path: Path) -> None:
     verdict and the step's success are asserted. Runs alone: it bounds lock waits in seconds.
     """
     code, summary = _run(tmp_path, "--migrate", "--group", "analytics", "--scale", "tiny", "--before", "4",
-                         "--after", "2")
+                         "--after", "2", *ONE)
     assert [s["step"] for s in summary["steps"]] == ["foundation", "analytics_1"]
     assert summary["prepare_threshold"] == "off"
     assert not _rules(summary) & {"LOAD-STEP-BLOCKING", "LOAD-STEP-FAILED", "LOAD-NO-TRAFFIC"}, summary["findings"]
