@@ -13,6 +13,7 @@ from typing import Any
 from synap_verify.cli import main
 
 SHORT = ("load", "--users", "6", "--spawn-rate", "6")  # a short load run: 6 users
+Runs = dict[str, tuple[Path, subprocess.Popen[bytes]]]  # started runs by name: (output folder, process)
 
 
 def run(out: Path, *argv: str) -> tuple[int, dict[str, Any]]:
@@ -31,7 +32,7 @@ def start(out: Path, *argv: str) -> subprocess.Popen[bytes]:
 
 
 @contextmanager
-def side_by_side(folder: Path, runs: Mapping[str, Sequence[str]]) -> Iterator[dict[str, tuple[Path, subprocess.Popen[bytes]]]]:
+def side_by_side(folder: Path, runs: Mapping[str, Sequence[str]]) -> Iterator[Runs]:
     """Runs started together, each in a process of its own writing into ``folder``/name; killed at the end if
     still running. For runs whose verdict does not hang on timing: a run is mostly seconds of waiting."""
     started = {name: (folder / name, start(folder / name, *argv)) for name, argv in runs.items()}

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from loadruns import finish, side_by_side
+from loadruns import Runs, finish, side_by_side
 from loadruns import rules as _rules
 from loadruns import run as _run
 
@@ -43,7 +43,6 @@ SIDE_BY_SIDE = {
     "prepared": ("--migrate", "--group", "analytics", "--scale", "tiny", "--before", "4", "--after", "4",
                  "--prepare-threshold", "0", *ONE),
 }
-Runs = dict[str, tuple[Path, subprocess.Popen[bytes]]]
 
 
 def test_rate_is_held(tmp_path: Path) -> None:

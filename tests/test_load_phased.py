@@ -9,14 +9,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import subprocess
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from loadruns import finish, side_by_side
+from loadruns import Runs, finish, side_by_side
 from loadruns import rules as _rules
 from loadruns import run as _run
 
@@ -84,7 +83,6 @@ SEEDED = {"missing-view": 'relation "synapscale_db.llms_conversations_turns" doe
 
 
 REFERENCE_WORKLOAD = Path(__file__).parents[1] / "loadtests" / "workloads" / "reference-small.yaml"
-Runs = dict[str, tuple[Path, subprocess.Popen[bytes]]]
 
 
 @pytest.fixture(scope="module")
