@@ -103,7 +103,8 @@ def render_matrix(report: ProbeReport, all_rows: bool = False) -> str:
     """Table × probe, one short line each; only the rows with a problem unless ``all_rows``."""
     cells = [s for row in report.matrix.values() for s in row.values()]
     head = (f"RLS probes as {report.role} ({'read/write' if report.writes else 'read-only'}) in {report.seconds:.2f}s: "
-            f"{len(report.matrix)} objects, {cells.count(LEAK)} LEAK, {cells.count(NOT_COVERED)} not covered, "
+            f"{len(report.matrix)} objects{f' ({report.scope} probed)' if report.scope else ''}, "
+            f"{cells.count(LEAK)} LEAK, {cells.count(NOT_COVERED)} not covered, "
             f"{cells.count('error')} errors  (. pass, nc not covered, - not probed)")
     probes = [p for p in (*TABLE_PROBES, "VIEW", "FUNC") if any(p in row for row in report.matrix.values())]
     rows = {name: row for name, row in sorted(report.matrix.items())
