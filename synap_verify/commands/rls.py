@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     with target(args, groups) as db:
         checked = Database(replace(db.server, disposable=args.disposable or not args.dsn), db.name)
         try:
-            result = check(checked, config, rls.groups)
+            result = check(checked, config, rls.groups, rls.probed(groups))
         except psycopg.Error as exc:
             raise SynapError(f"RLS check failed: {str(exc).strip().splitlines()[0]}") from None
     findings = [f for f in result.findings if not args.group or f.group in groups or f.table == "-"]

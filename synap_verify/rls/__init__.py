@@ -14,6 +14,7 @@ from pathlib import Path
 from synap_verify.contract.model import Contract
 from synap_verify.errors import SynapError
 from synap_verify.findings import Finding
+from synap_verify.groups import GROUPS
 from synap_verify.resources import CONTRACT, LEGACY_GROUPS
 from synap_verify.rls.context import RlsConfig, TenantContext
 from synap_verify.rls.lints import lint, read_facts
@@ -59,6 +60,13 @@ class RlsSetup:
     groups: dict[str, str]
     tables: dict[str, str]  # target table -> group
     tenant_tables: frozenset[str]  # the targets expected to carry the tenant column
+
+    def probed(self, groups: Collection[str]) -> set[str] | None:
+        """The tables (old and new names) whose findings a run of ``groups`` reports, for ``check(only=...)``; None
+        (every tenant table) when every group runs: tables outside the contract are judged only then."""
+        if set(GROUPS) <= set(groups):
+            return None
+        return {table for table, group in self.groups.items() if group in groups}
 
 
 def setup(contract_path: Path | None = None, tenant_settings: tuple[str, ...] = ()) -> RlsSetup:

@@ -36,12 +36,9 @@ def _setup(config: pytest.Config) -> RlsSetup:
 
 
 def _probed(config: pytest.Config, *also: str) -> set[str] | None:
-    """The tables a run's items report on: the selected groups' (and ``also``), or None for every tenant table
-    when every group runs (tables outside the contract are judged only then)."""
-    groups = config.stash[SETTINGS].groups
-    if set(GROUPS) <= set(groups):
-        return None
-    return {table for table, group in _setup(config).groups.items() if group in groups} | set(also)
+    """The tables this run's items report on (and ``also``), or None: every tenant table."""
+    probed = _setup(config).probed(config.stash[SETTINGS].groups)
+    return None if probed is None else probed | set(also)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
