@@ -45,12 +45,14 @@ def side_by_side(folder: Path, runs: Mapping[str, Sequence[str]]) -> Iterator[Ru
                 proc.wait()
 
 
-def finish(proc: subprocess.Popen[bytes], out: Path, within: float = 600) -> tuple[int, dict[str, Any]]:
-    """A started run's exit code and summary, once it ended (the log's tail when it wrote no summary)."""
+def finish(runs: Runs, name: str, within: float = 600) -> tuple[Path, int, dict[str, Any]]:
+    """A started run's output folder, exit code and summary, once it ended (the log's tail when it wrote no
+    summary)."""
+    out, proc = runs[name]
     code = proc.wait(within)
     if not (out / "summary.json").exists():
         raise AssertionError(f"the run wrote no summary (exit {code}):\n{(out / 'run.log').read_text()[-3000:]}")
-    return code, summary(out)
+    return out, code, summary(out)
 
 
 def summary(out: Path) -> dict[str, Any]:

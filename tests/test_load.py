@@ -81,8 +81,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
 
 def test_baseline_fails_a_threshold_on_purpose(runs: Runs) -> None:
     """A 10 s API run: numbers and every report written; a p99 bound nothing meets fails the run (exit 1)."""
-    out, proc = runs["baseline"]
-    code, summary = finish(proc, out)
+    out, code, summary = finish(runs, "baseline")
     assert code == 1
     assert _rules(summary) == {"LOAD-P99"}, summary["findings"]
     stats = summary["stats"]
@@ -101,8 +100,7 @@ def _aggregated(out: Path) -> int:
 def test_two_workers_are_merged(runs: Runs) -> None:
     """Locust's master and two workers: both issue requests, the master's statistics count them all, and the
     merged timeline holds exactly those requests, each with its worker."""
-    out, proc = runs["two-workers"]
-    code, summary = finish(proc, out)
+    out, code, summary = finish(runs, "two-workers")
     assert code == 0, summary["findings"]
     per_worker = summary["requests_by_worker"]
     assert set(per_worker) == {"0", "1"} and min(per_worker.values()) > 0, per_worker
@@ -112,15 +110,13 @@ def test_two_workers_are_merged(runs: Runs) -> None:
 
 def test_an_unreachable_rate_is_flagged(runs: Runs) -> None:
     """A target the users cannot reach fails the run with LOAD-RATE."""
-    out, proc = runs["rate-missed"]
-    code, summary = finish(proc, out)
+    _, code, summary = finish(runs, "rate-missed")
     assert code == 1 and "LOAD-RATE" in _rules(summary), summary["findings"]
 
 
 def test_seeded_unsafe_step_is_flagged(runs: Runs) -> None:
     """A plain ALTER ... TYPE jsonb of the (grown) largest table keeps load queries waiting past the bound."""
-    out, proc = runs["unsafe"]
-    code, summary = finish(proc, out)
+    out, code, summary = finish(runs, "unsafe")
     assert code == 1
     blocking = [f for f in summary["findings"] if f["rule"] == "LOAD-STEP-BLOCKING"]
     assert blocking and blocking[0]["table"] == "synapscale_db.analytics_events", summary["findings"]
@@ -133,8 +129,7 @@ def test_seeded_unsafe_step_is_flagged(runs: Runs) -> None:
 def test_prepared_statements_across_a_type_change_are_counted(runs: Runs) -> None:
     """SQL users preparing every statement (as an application keeping prepared statements does): the
     ``SELECT *`` of a table whose json column became jsonb fails afterwards, and each failure is counted."""
-    out, proc = runs["prepared"]
-    code, summary = finish(proc, out)
+    _, code, summary = finish(runs, "prepared")
     assert code == 1 and summary["prepare_threshold"] == 0
     cached = "FeatureNotSupported: cached plan must not change result type"
     failed = [f for f in summary["findings"] if f["rule"] == "LOAD-FAILED-REQUESTS"]

@@ -109,8 +109,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
 def test_seeded_zero_downtime_defect_fails_the_run(runs: Runs, defect: str, expected: str) -> None:
     """A compatibility view left out (the old application's statements on it fail), a renamed column or a dropped
     list no longer synced (the read-after-write check fails), the old application still connected at the contract (refused)."""
-    out, proc = runs[defect]
-    code, summary = finish(proc, out)
+    _, code, summary = finish(runs, defect)
     assert code == 1 and summary["seeded_defect"] == defect
     messages = " ".join(f["message"] for f in summary["findings"])
     assert expected in messages, summary["findings"]
@@ -124,8 +123,7 @@ def test_seeded_zero_downtime_defect_fails_the_run(runs: Runs, defect: str, expe
 def test_phased_migration_runs_a_workload_in_both_applications_names(runs: Runs) -> None:
     """The reference API's statements (new names) mapped back for the old application through the expand and
     run as taken by the new one from the switch on: each statement's mapped names reported, nothing fails."""
-    out, proc = runs["workload"]
-    code, summary = finish(proc, out)
+    out, code, summary = finish(runs, "workload")
     assert not _rules(summary) & {"LOAD-FAILED-REQUESTS", "LOAD-STEP-FAILED"}, summary["findings"]
     assert code == (1 if summary["findings"] else 0)
     mapped = summary["statement_workload"]["mapped"]

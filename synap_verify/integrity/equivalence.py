@@ -198,10 +198,10 @@ def _select(table: Table, columns: Sequence[tuple[str, str, str]], key: Sequence
 
 
 def _unguarded(table: Table, columns: Sequence[tuple[str, str, str]], key: Sequence[str]) -> str:
-    """:func:`_select` with json cast unguarded, or "" when this side renders no json column (nothing to gain, and
-    nothing to scan twice when a statement fails for another reason)."""
-    types = {c.name: c.type for c in table.columns}
-    return _select(table, columns, key, guarded=False) if any(types[n] == "json" for n, _, _ in columns) else ""
+    """:func:`_select` with json cast unguarded, or "" when that is the guarded query (no json column on this side:
+    nothing to gain, and nothing to scan twice when a statement fails for another reason)."""
+    fast = _select(table, columns, key, guarded=False)
+    return "" if fast == _select(table, columns, key) else fast
 
 
 def plan(before: Catalog, after: Catalog, contract: Contract, groups: Iterable[str] = (),

@@ -47,8 +47,7 @@ def check(db: Database, config: RlsConfig, groups: dict[str, str] | None = None,
     with db.connect() as conn:
         facts = read_facts(conn, config)
     findings = lint(catalog, config, facts, groups)
-    report = run_probes(db.dsn, catalog, config, writes=db.server.disposable, groups=groups,
-                        only=only)
+    report = run_probes(db.dsn, catalog, config, writes=db.server.disposable, groups=groups, only=only)
     return RlsResult(findings, report)
 
 
