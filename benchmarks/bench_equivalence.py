@@ -4,9 +4,11 @@
 
 Builds (or takes from the state cache) the legacy and migrated states, then times, alternating the
 order in every round so drift on a shared machine hits all of them: a single-connection
-``SELECT count(*), sum(hashtextextended(t::text, 0))`` over every table of both databases (the scan
-limit of one core), ``equivalence.run`` with one connection per side, and with ``--jobs`` connections
-per side (default: the cores). Reports medians in rows/s and each rate's ratio to the hash scan's.
+``SELECT count(*), sum(hashtextextended(t::text, 0))`` over every table of both databases, as PostgreSQL
+runs it (a large table's scan gets parallel workers: every core) and with ``max_parallel_workers_per_gather
+= 0`` (one process: the scan limit of one core), ``equivalence.run`` with one connection per side, and with
+``--jobs`` connections per side (default: the cores). Reports medians in rows/s and each rate's ratio to
+both hash scans'.
 """
 
 from __future__ import annotations
@@ -28,11 +30,14 @@ from synap_verify.pipeline import Pipeline  # noqa: E402
 from synap_verify.settings import Settings  # noqa: E402
 
 
-def hash_scan(dsns: list[str]) -> int:
-    """Every table of every database, one connection, one sequential scan each: the rows it read."""
+def hash_scan(dsns: list[str], workers: bool = True) -> int:
+    """Every table of every database, one connection, one sequential scan each (``workers``: with the parallel
+    workers PostgreSQL plans for it, else in the connection's own process): the rows it read."""
     rows = 0
     for dsn in dsns:
         with equivalence.connect(dsn) as conn:
+            if not workers:
+                conn.execute("SET max_parallel_workers_per_gather = 0")
             tables = conn.execute("SELECT format('%%I.%%I', schemaname, relname) FROM pg_stat_user_tables "
                                   "WHERE schemaname = %s", (equivalence.SCHEMA,)).fetchall()
             for (table,) in tables:
@@ -68,6 +73,7 @@ def main() -> None:
 
         measures: list[tuple[str, Callable[[], int]]] = [
             ("hash scan, 1 connection", lambda: hash_scan([before.dsn, after.dsn])),
+            ("hash scan, 1 connection, 1 process", lambda: hash_scan([before.dsn, after.dsn], workers=False)),
             ("equivalence, 1 connection per side", lambda: check(1)),
             (f"equivalence, {args.jobs} connections per side", lambda: check(args.jobs)),
         ]
@@ -79,12 +85,11 @@ def main() -> None:
     load = os.getloadavg()
     print(f"scale {args.scale}, {args.rounds} rounds (medians), {os.cpu_count()} cores, "
           f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
-    limit = rows[measures[0][0]] / statistics.median(times[measures[0][0]])
+    rates = {name: rows[name] / statistics.median(times[name]) for name, _ in measures}
+    scan, one = rates[measures[0][0]], rates[measures[1][0]]
     for name, _ in measures:
-        seconds = statistics.median(times[name])
-        rate = rows[name] / seconds
-        print(f"{name:<42} {rows[name]:>11,} rows in {seconds:6.2f}s = {rate:>10,.0f} rows/s, "
-              f"{rate / limit:.2f}x the hash scan")
+        print(f"{name:<42} {rows[name]:>11,} rows in {statistics.median(times[name]):6.2f}s = {rates[name]:>10,.0f} "
+              f"rows/s, {rates[name] / scan:.2f}x the hash scan, {rates[name] / one:.2f}x in 1 process")
 
 
 if __name__ == "__main__":

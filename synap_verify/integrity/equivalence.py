@@ -76,8 +76,22 @@ class Relation:
     source: str = ""  # a subset check's legacy values, for messages
     instant_columns: frozenset[str] = frozenset()
     buckets: int = BUCKETS[0]  # a power of two: the first pass's key buckets (``prepare`` sizes them)
-    # each side's query with json cast unguarded ("" when that side renders no json column): the scan tries it first
+    # each side's ``SELECT k, h`` (:func:`_select` hashed; "" for both: the scan hashes the rendered columns' texts)
+    hashed: tuple[str, str] = ("", "")
+    # each side's hashed query with json cast unguarded ("" when it is the guarded one): the scan tries it first
     unguarded: tuple[str, str] = ("", "")
+
+    @property
+    def row_hash(self) -> str:
+        """The hash of a scan query's row ``s``: its key's XOR its ``h``, or the hash of its rendered columns' texts."""
+        columns = "s.h" if self.hashed[0] else _row_hash([f"hashtextextended(s.{ident(c)}, {i + 2})"
+                                                          for i, c in enumerate(self.columns)])
+        return f"hashtextextended(s.k, 0) # {columns}"
+
+    def scanned(self, side: str) -> str:
+        """The query whose rows a side's scan and narrowing hash (the guarded one)."""
+        index = 0 if side == "before" else 1
+        return self.hashed[index] or (self.before_sql, self.after_sql)[index]
 
 
 @dataclass
@@ -178,8 +192,7 @@ def render(column: str, own: str, other: str, guarded: bool = True) -> str:
     """
     c = ident(column)
     if own == "json":
-        suspect = f"{c}::text ~ '{jsonsem.SUSPECT}'" if guarded else f"strpos({c}::text, '\\u0000') > 0"
-        return f"CASE WHEN {suspect} THEN '{RAW}' || {c}::text ELSE {c}::jsonb::text END"
+        return f"CASE WHEN {_suspect(c, guarded)} THEN '{RAW}' || {c}::text ELSE {c}::jsonb::text END"
     if own in INSTANT_TYPES and other in INSTANT_TYPES:  # a naive value is UTC: epoch of the same instant
         return f"extract(epoch FROM {c})::text"
     if own == "text" and other == "text[]":  # the legacy comma-separated list (also on a downgraded side)
@@ -188,20 +201,43 @@ def render(column: str, own: str, other: str, guarded: bool = True) -> str:
     return f"{c}::text"
 
 
-def _select(table: Table, columns: Sequence[tuple[str, str, str]], key: Sequence[str], guarded: bool = True) -> str:
-    """``SELECT k, rendered columns FROM table``; ``columns`` is (name here, other side's type, label)."""
+def _suspect(c: str, guarded: bool) -> str:
+    return f"{c}::text ~ '{jsonsem.SUSPECT}'" if guarded else f"strpos({c}::text, '\\u0000') > 0"
+
+
+def digest(column: str, own: str, other: str, seed: int, guarded: bool = True) -> str:
+    """A column's meaning as a 64-bit hash: equal on both sides when :func:`render`'s texts are, without rendering
+    an instant pair's text (the epoch as numeric, then text): ``timestamp_hash_extended`` of its UTC wall time (the
+    session's TimeZone is UTC), stable across PostgreSQL versions as hash partitioning needs. A document pair
+    keeps jsonb's text: ``jsonb_hash_extended`` ignores nesting (``"a"`` and ``["a"]``, ``[[1],2]`` and ``[[1,2]]``
+    hash alike)."""
+    if own in INSTANT_TYPES and other in INSTANT_TYPES:
+        return f"timestamp_hash_extended({ident(column)}::timestamp, {seed})"
+    return f"hashtextextended({render(column, own, other, guarded)}, {seed})"
+
+
+def _select(table: Table, columns: Sequence[tuple[str, str, str]], key: Sequence[str], guarded: bool = True,
+            hashed: bool = False) -> str:
+    """``SELECT k, rendered columns FROM table``; ``columns`` is (name here, other side's type, label).
+
+    ``hashed``: ``SELECT k, h FROM table``, ``h`` the columns' digests combined (:func:`_row_hash`): what the scan
+    sums and the narrowing compares, with the key's hash."""
     types = {c.name: c.type for c in table.columns}
     exprs = [render(name, types[name], other, guarded) for name, other, _ in columns]
     keyed = " || '|' || ".join(f"{ident(k)}::text" for k in key) if key else f"md5(row({', '.join(exprs)})::text)"
+    source = f" FROM {ident(table.schema)}.{ident(table.name)}"
+    if hashed:
+        digests = [digest(name, types[name], other, i + 2, guarded) for i, (name, other, _) in enumerate(columns)]
+        return f"SELECT {keyed} AS k, {_row_hash(digests)} AS h{source}"
     rendered = "".join(f", {e} AS {ident(label)}" for e, (_, _, label) in zip(exprs, columns, strict=True))
-    return f"SELECT {keyed} AS k{rendered} FROM {ident(table.schema)}.{ident(table.name)}"
+    return f"SELECT {keyed} AS k{rendered}{source}"
 
 
-def _unguarded(table: Table, columns: Sequence[tuple[str, str, str]], key: Sequence[str]) -> str:
-    """:func:`_select` with json cast unguarded, or "" when that is the guarded query (no json column on this side:
-    nothing to gain, and nothing to scan twice when a statement fails for another reason)."""
-    fast = _select(table, columns, key, guarded=False)
-    return "" if fast == _select(table, columns, key) else fast
+def _hashed(table: Table, columns: Sequence[tuple[str, str, str]], key: Sequence[str]) -> tuple[str, str]:
+    """A side's scan queries (:func:`_select` hashed): with the json guard, and without it ("" when that is the
+    same query: no json column on this side, nothing to gain, nothing to scan twice when a statement fails)."""
+    guarded, fast = (_select(table, columns, key, g, hashed=True) for g in (True, False))
+    return guarded, "" if fast == guarded else fast
 
 
 def plan(before: Catalog, after: Catalog, contract: Contract, groups: Iterable[str] = (),
@@ -252,12 +288,13 @@ def plan(before: Catalog, after: Catalog, contract: Contract, groups: Iterable[s
         key = [k for k in old.primary_key if k in dict(pairs)]
         before_side = (old, [(o, as_before[t], t) for o, t in pairs], key)
         after_side = (new, [(t, as_after[t], t) for _, t in pairs], [dict(pairs)[k] for k in key])
+        hashed_before, hashed_after = _hashed(*before_side), _hashed(*after_side)
         relations.append(Relation(
             spec.group, spec.name, _select(*before_side), _select(*after_side),
             tuple(t for _, t in pairs),
             frozenset(t for o, t in pairs if "json" in (old_types[o], new_types[t])),
             instant_columns=frozenset(t for o, t in pairs if old_types[o] in INSTANT_TYPES and new_types[t] in INSTANT_TYPES),
-            unguarded=(_unguarded(*before_side), _unguarded(*after_side))))
+            hashed=(hashed_before[0], hashed_after[0]), unguarded=(hashed_before[1], hashed_after[1])))
     if not rollback:
         checks, unchecked = destinations(before, after, contract, selected)
         relations += [Relation(g, t, b, a, subset=True, label=dest, source=src) for g, t, b, a, src, dest in checks]
@@ -297,17 +334,16 @@ def _backups(before: Catalog, after: Catalog, contract: Contract, rollback: bool
 # comparing
 
 
-def _row_hash(columns: Sequence[str]) -> str:
-    """A rendered row's hash: its key's and one 64-bit hash per column, seeded by the column's position, XORed (a
-    value moved to another column changes it; NULL stands for a constant of its own). Hashing the row's text
-    (``s::text``, which quotes every field) cost 15-45% more per scan (docs/equivalence.md)."""
-    terms = (f"coalesce(hashtextextended(s.{ident(c)}, {i + 2}), {i + 7})" for i, c in enumerate(columns))
-    return " # ".join(("hashtextextended(s.k, 0)", *terms))
+def _row_hash(digests: Sequence[str]) -> str:
+    """A row's columns as one hash: their digests XORed, each seeded by the column's position (a value moved to
+    another column changes it; NULL stands for a constant of its own). Hashing the row's text (``s::text``, which
+    quotes every field) cost 15-45% more per scan (docs/equivalence.md)."""
+    return " # ".join(f"coalesce({d}, {i + 7})" for i, d in enumerate(digests)) or "0"
 
 
 def _buckets(conn: psycopg.Connection, query: str, relation: Relation) -> Buckets:
     rows = conn.execute(f"SELECT hashtextextended(s.k, 1) & {relation.buckets - 1}, count(*), "
-                        f"sum({_row_hash(relation.columns)}) FROM ({query}) s GROUP BY 1").fetchall()
+                        f"sum({relation.row_hash}) FROM ({query}) s GROUP BY 1").fetchall()
     return {b: (n, int(h)) for b, n, h in rows}
 
 
@@ -334,8 +370,7 @@ def _sized(conn: psycopg.Connection, relations: list[Relation]) -> list[Relation
 # Membership in a list of buckets or keys is ``IN (SELECT unnest(list))``, a hashed semi-join: ``= ANY(list)`` with
 # the list as a parameter is a linear search per row (node_executions at prod: 9.8 s for 1,637 buckets).
 def _row_hashes(conn: psycopg.Connection, relation: Relation, side: str, buckets: list[int]) -> dict[str, int]:
-    query = relation.before_sql if side == "before" else relation.after_sql
-    return dict(conn.execute(f"SELECT s.k, {_row_hash(relation.columns)} FROM ({query}) s "
+    return dict(conn.execute(f"SELECT s.k, {relation.row_hash} FROM ({relation.scanned(side)}) s "
                              f"WHERE hashtextextended(s.k, 1) & {relation.buckets - 1} IN (SELECT unnest(%s::bigint[]))",
                              (buckets,)).fetchall())
 
@@ -376,7 +411,8 @@ def compare(before: psycopg.Connection, after: psycopg.Connection, relation: Rel
 
 def _compare_rows(before: psycopg.Connection, after: psycopg.Connection, relation: Relation, expected: Expectations,
                   out: Outcome, examples: int, scanned: tuple[Buckets, Buckets] | None = None) -> None:
-    b, a = scanned or (_buckets(before, relation.before_sql, relation), _buckets(after, relation.after_sql, relation))
+    b, a = scanned or (_buckets(before, relation.scanned("before"), relation),
+                       _buckets(after, relation.scanned("after"), relation))
     out.rows_before, out.rows_after = sum(n for n, _ in b.values()), sum(n for n, _ in a.values())
     differing = sorted(k for k in b.keys() | a.keys() if b.get(k) != a.get(k))
     if not differing:
@@ -541,7 +577,7 @@ def _tasks(dsn: str, relations: Sequence[Relation], side: str, jobs: int) -> Ite
         pages = {name: size[0] for name, size in _sizes(conn).items()}
         ranges = int(conn.info.server_version) >= 140000
     for index, relation in enumerate(relations):
-        guarded = relation.before_sql if side == "before" else relation.after_sql
+        guarded = relation.scanned(side)
         fast = relation.unguarded[0 if side == "before" else 1]
         query, fallback = (fast, guarded) if fast else (guarded, "")
         table = _scanned_table(guarded)
