@@ -1,7 +1,9 @@
 """The migration stage: run a system's Alembic revisions step by step and record what each step did.
 
 Uses Alembic's API in-process (no subprocess): the harness opens the connection and hands it to the
-migration environment through ``config.attributes["connection"]``. While a step runs, a second
+migration environment through ``config.attributes["connection"]``, and runs the user's ``env.py`` with
+one :class:`ScriptDirectory` per content of the migrations folder (as pytest-alembic's executor does):
+Alembic's commands read and compile every revision file again on each call. While a step runs, a second
 connection samples ``pg_locks`` so each step reports the strongest lock it held on every relation and
 for how long it was seen holding it.
 """
@@ -12,12 +14,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import psycopg
-from alembic import command
 from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
+from alembic.runtime.migration import RevisionStep
 from alembic.script import Script, ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import create_engine
@@ -72,11 +74,22 @@ def alembic_config(location: Path) -> Config:
     return cfg
 
 
+# (script folder, its *.py files' names, sizes and mtimes) -> the ScriptDirectory that read them
+_READ: dict[tuple[str, tuple[tuple[str, int, int], ...]], ScriptDirectory] = {}
+
+
 def script_directory(location: Path) -> ScriptDirectory:
+    """The migrations of ``location``, read once per content of their folder: building a revision map imports every
+    revision file (35 ms for the reference's 18, with no bytecode written); a run asks for it at every step. A file
+    added, removed or rewritten in the folder (revisions, ``env.py``, helpers) reads them again."""
     try:
-        return ScriptDirectory.from_config(alembic_config(location))
+        scripts = ScriptDirectory.from_config(alembic_config(location))
     except CommandError as exc:
         raise SynapError(f"cannot read migrations in {location}: {exc}") from None
+    folder = Path(scripts.dir).resolve()
+    files = tuple(sorted((str(f.relative_to(folder)), st.st_size, st.st_mtime_ns)
+                         for f in folder.rglob("*.py") for st in (f.stat(),)))
+    return _READ.setdefault((str(folder), files), scripts)
 
 
 def script_folder(location: Path) -> Path:
@@ -139,7 +152,7 @@ def upgrade(dsn: str, location: Path, targets: Iterable[str], on_step: Callable[
             if rev.revision in seen:
                 continue
             seen.add(rev.revision)
-            step = _timed(dsn, location, rev, "up", partial(_upgrade_to, revision=rev.revision))
+            step = _timed(dsn, location, rev, "up")
             steps.append(step)
             if on_step:
                 on_step(step)
@@ -149,7 +162,7 @@ def upgrade(dsn: str, location: Path, targets: Iterable[str], on_step: Callable[
 def downgrade(dsn: str, location: Path, target: str = "base") -> Step:
     """Revert to ``target`` in one call (Alembic orders the reverts); returns the whole as one step."""
     began = time.perf_counter()
-    _run(dsn, location, lambda cfg: command.downgrade(cfg, target))
+    _run(dsn, location, target, "down")
     return Step(target, "down", f"downgrade to {target}", time.perf_counter() - began)
 
 
@@ -162,23 +175,19 @@ def current(dsn: str, location: Path) -> set[str]:
         return set(ctx.get_current_heads())
 
 
-def _upgrade_to(cfg: Config, revision: str) -> None:
-    command.upgrade(cfg, revision)
-
-
 def _applied(dsn: str, location: Path) -> set[str]:
     """Every revision already in the database: the current heads and all their ancestors."""
     scripts = script_directory(location)
     return {r.revision for h in current(dsn, location) for r in scripts.iterate_revisions(h, "base") if r is not None}
 
 
-def _timed(dsn: str, location: Path, rev: Script, direction: str, action: Callable[[Config], None]) -> Step:
+def _timed(dsn: str, location: Path, rev: Script, direction: str) -> Step:
     before = _tuple_counters(dsn)
     sampler = LockSampler(dsn)
     sampler.start()
     began = time.perf_counter()
     try:
-        _run(dsn, location, action)
+        _run(dsn, location, rev.revision, direction)
     finally:
         locks = sampler.finish()
     seconds = time.perf_counter() - began
@@ -196,13 +205,21 @@ def _tuple_counters(dsn: str) -> dict[int, tuple[str, int]]:
         return {oid: (name, int(n)) for oid, name, n in rows}
 
 
-def _run(dsn: str, location: Path, action: Callable[[Config], None]) -> None:
+def _run(dsn: str, location: Path, target: str, direction: str) -> None:
+    """``alembic upgrade|downgrade target`` on our connection: the user's ``env.py`` runs as under Alembic's command,
+    with the revisions :func:`script_directory` already read."""
     cfg = alembic_config(location)
+    scripts = script_directory(location)
+
+    def revisions(current: str, _context: object) -> list[RevisionStep]:
+        return (scripts._upgrade_revs if direction == "up" else scripts._downgrade_revs)(target, current)
+
     engine = create_engine(sqlalchemy_url(dsn), poolclass=NullPool)
     try:
         with engine.connect() as conn:
             cfg.attributes["connection"] = conn
-            action(cfg)
+            with EnvironmentContext(cfg, scripts, fn=revisions, destination_rev=target):
+                scripts.run_env()
             conn.commit()
             if (conn.dialect.server_version_info or (0,)) >= (15,):  # report this session's counters now, not up to 1 s later
                 conn.exec_driver_sql("SELECT pg_stat_force_next_flush()")
