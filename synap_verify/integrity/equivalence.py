@@ -47,6 +47,9 @@ from synap_verify.integrity.moves import destinations
 BUCKETS = (1024, 32768)
 ROWS_PER_BUCKET = 32
 CHUNK = 5000
+# a side's differing buckets holding at most this many rows are read with their rendered columns in the pass that
+# hashes them (one scan); more are hashed first and only the differing keys' rows read again (memory stays small)
+NARROW_ROWS = 100_000
 RAW = "raw:"  # prefix of a json value rendered verbatim because jsonb might reject it
 _T = TypeVar("_T")
 # The same text rendering on both sides, whatever each server's defaults are.
@@ -220,16 +223,18 @@ def _select(table: Table, columns: Sequence[tuple[str, str, str]], key: Sequence
             hashed: bool = False) -> str:
     """``SELECT k, rendered columns FROM table``; ``columns`` is (name here, other side's type, label).
 
-    ``hashed``: ``SELECT k, h FROM table``, ``h`` the columns' digests combined (:func:`_row_hash`): what the scan
-    sums and the narrowing compares, with the key's hash."""
+    ``hashed``: ``SELECT k, h, rendered columns FROM table``, ``h`` the columns' digests combined
+    (:func:`_row_hash`): what the scan sums and the narrowing compares, with the key's hash. A statement that reads
+    only ``k`` and ``h`` (the scan) never computes the rendered columns: PostgreSQL pulls the query up and drops
+    what no one reads."""
     types = {c.name: c.type for c in table.columns}
     exprs = [render(name, types[name], other, guarded) for name, other, _ in columns]
     keyed = " || '|' || ".join(f"{ident(k)}::text" for k in key) if key else f"md5(row({', '.join(exprs)})::text)"
     source = f" FROM {ident(table.schema)}.{ident(table.name)}"
+    rendered = "".join(f", {e} AS {ident(label)}" for e, (_, _, label) in zip(exprs, columns, strict=True))
     if hashed:
         digests = [digest(name, types[name], other, i + 2, guarded) for i, (name, other, _) in enumerate(columns)]
-        return f"SELECT {keyed} AS k, {_row_hash(digests)} AS h{source}"
-    rendered = "".join(f", {e} AS {ident(label)}" for e, (_, _, label) in zip(exprs, columns, strict=True))
+        return f"SELECT {keyed} AS k, {_row_hash(digests)} AS h{rendered}{source}"
     return f"SELECT {keyed} AS k{rendered}{source}"
 
 
@@ -369,20 +374,24 @@ def _sized(conn: psycopg.Connection, relations: list[Relation]) -> list[Relation
 
 # Membership in a list of buckets or keys is ``IN (SELECT unnest(list))``, a hashed semi-join: ``= ANY(list)`` with
 # the list as a parameter is a linear search per row (node_executions at prod: 9.8 s for 1,637 buckets).
-def _row_hashes(conn: psycopg.Connection, relation: Relation, side: str, buckets: list[int]) -> dict[str, int]:
-    return dict(conn.execute(f"SELECT s.k, {relation.row_hash} FROM ({relation.scanned(side)}) s "
-                             f"WHERE hashtextextended(s.k, 1) & {relation.buckets - 1} IN (SELECT unnest(%s::bigint[]))",
-                             (buckets,)).fetchall())
+def _narrowed(conn: psycopg.Connection, relation: Relation, side: str, buckets: list[int],
+              rows: bool) -> dict[str, tuple[int, Row]]:
+    """Key -> (row hash, its rendered columns when ``rows``, else ()) of every row of ``buckets``: one scan."""
+    columns = "".join(f", s.{ident(c)}" for c in relation.columns) if rows else ""
+    return {k: (h, tuple(rest)) for k, h, *rest in conn.execute(
+        f"SELECT s.k, {relation.row_hash}{columns} FROM ({relation.scanned(side)}) s "
+        f"WHERE hashtextextended(s.k, 1) & {relation.buckets - 1} IN (SELECT unnest(%s::bigint[]))", (buckets,))}
 
 
-def _rows(conn: psycopg.Connection, query: str, keys: Sequence[str]) -> Iterator[tuple[str | None, ...]]:
-    for i in range(0, len(keys), CHUNK):
-        yield from conn.execute(f"SELECT s.* FROM ({query}) s WHERE s.k IN (SELECT unnest(%s::text[]))",
-                                (list(keys[i:i + CHUNK]),))
+def _rows(conn: psycopg.Connection, query: str, keys: Sequence[str]) -> dict[str, Row]:
+    """The rendered columns of ``keys``' rows (one scan per CHUNK keys)."""
+    return {k: tuple(rest) for i in range(0, len(keys), CHUNK) for k, *rest in conn.execute(
+        f"SELECT s.* FROM ({query}) s WHERE s.k IN (SELECT unnest(%s::text[]))", (list(keys[i:i + CHUNK]),))}
 
 
 # per side: a relation's bucket sums {bucket: (count, sum)}, or a subset check's set of key hashes
 Buckets = dict[int, tuple[int, int]]
+Row = tuple[str | None, ...]  # a row's rendered columns, the key left out
 Scanned = Buckets | set[int]
 Scan = tuple[Scanned, Scanned] | psycopg.Error  # both sides, or why one could not be scanned
 
@@ -417,15 +426,21 @@ def _compare_rows(before: psycopg.Connection, after: psycopg.Connection, relatio
     differing = sorted(k for k in b.keys() | a.keys() if b.get(k) != a.get(k))
     if not differing:
         return
-    hb, ha = _row_hashes(before, relation, "before", differing), _row_hashes(after, relation, "after", differing)
+    rows = max(sum(side.get(k, (0, 0))[0] for k in differing) for side in (b, a)) <= NARROW_ROWS
+    nb, na = _narrowed(before, relation, "before", differing, rows), _narrowed(after, relation, "after", differing, rows)
+
+    def rendered(conn: psycopg.Connection, narrowed: dict[str, tuple[int, Row]], query: str, keys: list[str]) -> dict[str, Row]:
+        return {k: narrowed[k][1] for k in keys} if rows else _rows(conn, query, keys)
+
     table = relation.table
-    missing = sorted(hb.keys() - ha.keys())
-    extra = sorted(k for k in ha.keys() - hb.keys() if not expected.inserted(table, k))
-    changed = sorted(k for k in hb.keys() & ha.keys() if hb[k] != ha[k])
+    missing = sorted(nb.keys() - na.keys())
+    extra = sorted(k for k in na.keys() - nb.keys() if not expected.inserted(table, k))
+    changed = sorted(k for k in nb.keys() & na.keys() if nb[k][0] != na[k][0])
     if missing:
+        hint = _rejected_json(relation, rendered(before, nb, relation.before_sql, missing)) if relation.json_columns else ""
         out.findings.append(Finding("EQ-ROWS", relation.group, table,
                                     f"{len(missing)} of {out.rows_before} rows of {table} are missing after the migration "
-                                    f"(keys {_listing(missing, examples)}){_rejected_json(before, relation, missing)}",
+                                    f"(keys {_listing(missing, examples)}){hint}",
                                     expected=str(out.rows_before), actual=str(out.rows_after)))
     if extra:
         out.findings.append(Finding("EQ-ROWS", relation.group, table,
@@ -433,23 +448,19 @@ def _compare_rows(before: psycopg.Connection, after: psycopg.Connection, relatio
                                     f"no journal explains (keys {_listing(extra, examples)})",
                                     expected=str(out.rows_before), actual=str(out.rows_after)))
     if changed:
-        _compare_values(before, after, relation, expected, changed, out, examples)
+        _compare_values(relation, expected, changed, rendered(before, nb, relation.before_sql, changed),
+                        rendered(after, na, relation.after_sql, changed), out, examples)
 
 
-def _rejected_json(before: psycopg.Connection, relation: Relation, missing: list[str]) -> str:
+def _rejected_json(relation: Relation, missing: dict[str, Row]) -> str:
     """A hint when missing rows held json that jsonb rejects: such rows belong in the quarantine, not deleted."""
     positions = [i for i, c in enumerate(relation.columns) if c in relation.json_columns]
-    if not positions:
-        return ""
-    held = sum(1 for row in _rows(before, relation.before_sql, missing)
-               if any(v is not None and v.startswith(RAW) for v in (row[1 + i] for i in positions)))
+    held = sum(1 for row in missing.values() if any(v is not None and v.startswith(RAW) for v in (row[i] for i in positions)))
     return f"; {held} of them held json text jsonb may reject: quarantine such values, never delete the row" if held else ""
 
 
-def _compare_values(before: psycopg.Connection, after: psycopg.Connection, relation: Relation, expected: Expectations,
-                    keys: list[str], out: Outcome, examples: int) -> None:
-    olds = {r[0]: r[1:] for r in _rows(before, relation.before_sql, keys)}
-    news = {r[0]: r[1:] for r in _rows(after, relation.after_sql, keys)}
+def _compare_values(relation: Relation, expected: Expectations, keys: list[str], olds: dict[str, Row],
+                    news: dict[str, Row], out: Outcome, examples: int) -> None:
     lost: dict[str, list[tuple[str, str | None, str | None]]] = {}
     for key in keys:
         for column, old, new in zip(relation.columns, olds[key], news[key], strict=True):
