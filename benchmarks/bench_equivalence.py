@@ -66,9 +66,12 @@ def main() -> None:
             rows[name] = work()
             times.setdefault(name, []).append(time.perf_counter() - began)
 
+        narrowing: dict[int, list[float]] = {}
+
         def check(jobs: int) -> int:
             report = equivalence.run(before.dsn, after.dsn, contract, settings.groups, jobs=jobs)
             assert not report.findings, f"the reference migration lost data: {report.findings[:3]}"
+            narrowing.setdefault(jobs, []).append(report.seconds - report.scanned_in)
             return report.rows
 
         measures: list[tuple[str, Callable[[], int]]] = [
@@ -90,6 +93,8 @@ def main() -> None:
     for name, _ in measures:
         print(f"{name:<42} {rows[name]:>11,} rows in {statistics.median(times[name]):6.2f}s = {rates[name]:>10,.0f} "
               f"rows/s, {rates[name] / scan:.2f}x the hash scan, {rates[name] / one:.2f}x in 1 process")
+    print("of which narrowing (medians): " + ", ".join(f"{statistics.median(v):.1f}s with {jobs} connection(s) per side"
+                                                     for jobs, v in sorted(narrowing.items())))
 
 
 if __name__ == "__main__":

@@ -29,4 +29,5 @@ def run(args: argparse.Namespace) -> int:
     return report_findings(report.findings, args.format,
                            f"{len(report.findings)} finding(s); {len(report.outcomes)} relations, {report.rows:,} rows "
                            f"compared in {report.seconds:.1f}s ({report.rate:,.0f} rows/s, "
-                           f"{report.jobs} connections per side)")
+                           f"{report.jobs} connections per side; scan {report.scanned_in:.1f}s, "
+                           f"narrowing {report.seconds - report.scanned_in:.1f}s)")
