@@ -79,7 +79,8 @@ class Relation:
     source: str = ""  # a subset check's legacy values, for messages
     instant_columns: frozenset[str] = frozenset()
     buckets: int = BUCKETS[0]  # a power of two: the first pass's key buckets (``prepare`` sizes them)
-    # each side's ``SELECT k, h`` (:func:`_select` hashed; "" for both: the scan hashes the rendered columns' texts)
+    # each side's ``SELECT k, h, rendered columns`` (:func:`_select` hashed; "" for both: the rendered columns' texts
+    # are hashed instead)
     hashed: tuple[str, str] = ("", "")
     # each side's hashed query with json cast unguarded ("" when it is the guarded one): the scan tries it first
     unguarded: tuple[str, str] = ("", "")
