@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,8 +13,8 @@ import pytest
 from synap_verify import interrupts
 from synap_verify.errors import SynapError
 from synap_verify.resources import suites_dir
-from synap_verify.settings import SUITES, Settings, pyproject_table
-from synap_verify.stash import PIPELINE, RLS_REPORTS, SETTINGS, SKIPS
+from synap_verify.settings import DEFAULT_SUITES, SUITES, Settings, pyproject_table
+from synap_verify.stash import NOTES, PIPELINE, RLS_REPORTS, SETTINGS, SKIPS
 
 if TYPE_CHECKING:  # the pipeline pulls in alembic and SQLAlchemy: load it only when a suite needs it
     from synap_verify.pipeline import Pipeline
@@ -95,7 +97,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "synap_group(name): the restructure group a test verifies")
     config.addinivalue_line("markers", "synap_needs(capability): 'disposable' when the test writes to the server")
     try:
-        settings = config.stash[SETTINGS] = _settings(config)
+        settings = config.stash[SETTINGS] = _installed(_settings(config), config.stash.setdefault(NOTES, []))
     except SynapError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SKIPS] = {}
@@ -105,6 +107,23 @@ def pytest_configure(config: pytest.Config) -> None:
         from synap_verify.report.collect import Collector
 
         config.pluginmanager.register(Collector(config, settings.report), "synap-verify-report")
+
+
+# suite family -> (the package its module imports, the extra that installs it)
+NEEDS = {"api": ("schemathesis", "api")}
+
+
+def _installed(settings: Settings, notes: list[str]) -> Settings:
+    """The suites whose packages are installed. The plugin installs without its extras (``pip install
+    synap-verify``): a default run leaves out a family whose package is missing and says so in the header; a run
+    that names the family stops with the install to run, one line (not a collection traceback). The note is
+    printed with the terminal summary (``-q`` hides the header)."""
+    missing = [family for family in settings.suites if family in NEEDS and importlib.util.find_spec(NEEDS[family][0]) is None]
+    why = [f"the {family} suite needs {NEEDS[family][0]}: pip install 'synap-verify[{NEEDS[family][1]}]'" for family in missing]
+    if why and settings.suites != DEFAULT_SUITES:
+        raise SynapError(why[0])
+    notes += [f"synap-verify: {line} (left out of this run)" for line in why]
+    return replace(settings, suites=tuple(family for family in settings.suites if family not in missing))
 
 
 def _add_builtin_suites(config: pytest.Config, settings: Settings) -> None:
@@ -225,6 +244,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         for label, result in reports.items():
             terminalreporter.write_sep("-", f"synap-verify RLS matrix ({label}; rows with a problem)")
             terminalreporter.write_line(render_matrix(result.probes))
+    for note in config.stash.get(NOTES, []):
+        terminalreporter.write_line(note)
     skips = config.stash.get(SKIPS, {})
     for state, reason in skips.items():
         terminalreporter.write_line(f"synap-verify: suites on the {state} state were skipped: {reason}")

@@ -22,6 +22,8 @@ PIPELINE: pytest.StashKey[Pipeline] = pytest.StashKey()
 SKIPS = pytest.StashKey[dict[str, str]]()
 # (section, result) in the order suites recorded them; read by the report collector at the session's end
 RECORDS = pytest.StashKey[list[tuple[str, Any]]]()
+# lines for the terminal summary: what the plugin left out of the run, and why
+NOTES = pytest.StashKey[list[str]]()
 # label ('migrated', 'legacy') -> RLS lints and probes, for the terminal matrix and the report
 RLS_REPORTS: pytest.StashKey[dict[str, RlsResult]] = pytest.StashKey()
 

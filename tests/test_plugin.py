@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from synap_verify.plugin import OPTIONS
-from synap_verify.settings import Settings
+from synap_verify.settings import DEFAULT_SUITES, SUITES, Settings
 from synap_verify.stash import SETTINGS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,6 +63,24 @@ def test_suite_families_select_modules_and_a_typo_is_one_line(pytester: pytest.P
     bad = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--synap-suites=rsl")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     bad.stderr.fnmatch_lines(["ERROR: unknown suite 'rsl'; did you mean 'rls'? (--synap-suites: migrations, *)"])
+
+
+def test_a_suite_whose_extra_is_missing_is_left_out_and_named(pytester: pytest.Pytester) -> None:
+    """Installed without the api extra (Schemathesis absent: its module entry is None, so import and find_spec see
+    no package), a default run collects every other suite and names the install; naming the suite is one line.
+
+    Seeded defect: the suites collected whatever is installed, and the API suite's import failed collection with a
+    traceback for every plain ``pip install synap-verify``."""
+    pytester.makeconftest("import sys\nsys.modules['schemathesis'] = None\n")
+    hidden = ("-p", "no:cacheprovider", "-p", "no:schemathesis")
+    result = pytester.runpytest_subprocess("--collect-only", "-q", *hidden)
+    assert result.ret == pytest.ExitCode.OK
+    assert modules(collected(result)) == {SUITES[f] for f in DEFAULT_SUITES} - {"test_api.py"}
+    result.stdout.fnmatch_lines(["synap-verify: the api suite needs schemathesis: pip install 'synap-verify[api]' "
+                                 "(left out of this run)"])
+    named = pytester.runpytest_subprocess("--collect-only", "-q", *hidden, "--synap-suites=api,rls")
+    assert named.ret == pytest.ExitCode.USAGE_ERROR
+    named.stderr.fnmatch_lines(["ERROR: the api suite needs schemathesis: pip install 'synap-verify[api]'"])
 
 
 def test_disabling_the_plugin_leaves_only_the_users_tests(pytester: pytest.Pytester) -> None:
