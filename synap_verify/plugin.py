@@ -97,7 +97,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "synap_group(name): the restructure group a test verifies")
     config.addinivalue_line("markers", "synap_needs(capability): 'disposable' when the test writes to the server")
     try:
-        settings = config.stash[SETTINGS] = _installed(_settings(config), config.stash.setdefault(NOTES, []))
+        settings = config.stash[SETTINGS] = _settings(config)
+        if _runs_builtin_suites(config):
+            settings = config.stash[SETTINGS] = _installed(settings, config.stash.setdefault(NOTES, []))
     except SynapError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SKIPS] = {}
@@ -115,15 +117,20 @@ NEEDS = {"api": ("schemathesis", "api")}
 
 def _installed(settings: Settings, notes: list[str]) -> Settings:
     """The suites whose packages are installed. The plugin installs without its extras (``pip install
-    synap-verify``): a default run leaves out a family whose package is missing and says so in the header; a run
-    that names the family stops with the install to run, one line (not a collection traceback). The note is
-    printed with the terminal summary (``-q`` hides the header)."""
+    synap-verify``): a default run leaves out a family whose package is missing and says so at its end (with the
+    terminal summary: ``-q`` hides the header); a run that names the family stops with the install to run, one
+    line (not a collection traceback)."""
     missing = [family for family in settings.suites if family in NEEDS and importlib.util.find_spec(NEEDS[family][0]) is None]
     why = [f"the {family} suite needs {NEEDS[family][0]}: pip install 'synap-verify[{NEEDS[family][1]}]'" for family in missing]
     if why and settings.suites != DEFAULT_SUITES:
         raise SynapError(why[0])
     notes += [f"synap-verify: {line} (left out of this run)" for line in why]
     return replace(settings, suites=tuple(family for family in settings.suites if family not in missing))
+
+
+def _runs_builtin_suites(config: pytest.Config) -> bool:
+    """No test paths on the command line, or suite families named (``--synap-suites``)."""
+    return config.args_source != pytest.Config.ArgsSource.ARGS or config.getoption("synap_suites") is not None
 
 
 def _add_builtin_suites(config: pytest.Config, settings: Settings) -> None:
@@ -133,8 +140,7 @@ def _add_builtin_suites(config: pytest.Config, settings: Settings) -> None:
     repository) or names families with ``--synap-suites``; the folder is added whole (node ids read
     ``test_rls.py::...``) and ``pytest_ignore_collect`` leaves out the families not selected.
     """
-    named = config.getoption("synap_suites") is not None
-    if config.args_source == pytest.Config.ArgsSource.ARGS and not named:
+    if not _runs_builtin_suites(config):
         return
     folder = suites_dir()
     given = [Path(arg.split("::")[0]).resolve() for arg in config.args]

@@ -81,6 +81,9 @@ def test_a_suite_whose_extra_is_missing_is_left_out_and_named(pytester: pytest.P
     named = pytester.runpytest_subprocess("--collect-only", "-q", *hidden, "--synap-suites=api,rls")
     assert named.ret == pytest.ExitCode.USAGE_ERROR
     named.stderr.fnmatch_lines(["ERROR: the api suite needs schemathesis: pip install 'synap-verify[api]'"])
+    pytester.makepyfile(test_app="def test_app():\n    pass\n")
+    own = pytester.runpytest_subprocess("-q", *hidden, "test_app.py")  # only the user's tests: nothing left out
+    assert own.ret == pytest.ExitCode.OK and "api suite" not in own.stdout.str()
 
 
 def test_disabling_the_plugin_leaves_only_the_users_tests(pytester: pytest.Pytester) -> None:
