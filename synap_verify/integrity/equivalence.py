@@ -62,7 +62,8 @@ DISTINCT_KEYS = "SELECT DISTINCT hashtextextended(s.k, 0) FROM ({}) s"
 
 @dataclass(frozen=True)
 class Relation:
-    """One keyed row set rendered by each side: ``SELECT k, <columns> ...`` with ``k`` a text key.
+    """One keyed row set rendered by each side: ``SELECT k, <columns> ...`` with ``k`` a text key (``SELECT k, h,
+    <columns>`` when ``digested``: ``h`` the columns' digests, what the scan sums).
 
     ``subset``: a destination check, where every before row must be among the after rows (which may
     hold more: other data already living at the destination).
@@ -79,23 +80,25 @@ class Relation:
     source: str = ""  # a subset check's legacy values, for messages
     instant_columns: frozenset[str] = frozenset()
     buckets: int = BUCKETS[0]  # a power of two: the first pass's key buckets (``prepare`` sizes them)
-    # each side's ``SELECT k, h, rendered columns`` (:func:`_select` hashed; "" for both: the rendered columns' texts
-    # are hashed instead)
-    hashed: tuple[str, str] = ("", "")
-    # each side's hashed query with json cast unguarded ("" when it is the guarded one): the scan tries it first
+    digested: bool = False  # the queries are :func:`_select` hashed
+    # each side's query with json cast unguarded ("" when it is the guarded one): the scan tries it first
     unguarded: tuple[str, str] = ("", "")
 
     @property
     def row_hash(self) -> str:
         """The hash of a scan query's row ``s``: its key's XOR its ``h``, or the hash of its rendered columns' texts."""
-        columns = "s.h" if self.hashed[0] else _row_hash([f"hashtextextended(s.{ident(c)}, {i + 2})"
+        columns = "s.h" if self.digested else _row_hash([f"hashtextextended(s.{ident(c)}, {i + 2})"
                                                           for i, c in enumerate(self.columns)])
         return f"hashtextextended(s.k, 0) # {columns}"
 
     def scanned(self, side: str) -> str:
-        """The query whose rows a side's scan and narrowing hash (the guarded one)."""
-        index = 0 if side == "before" else 1
-        return self.hashed[index] or (self.before_sql, self.after_sql)[index]
+        """The query whose rows a side's scan and narrowing hash and read (the guarded one)."""
+        return self.before_sql if side == "before" else self.after_sql
+
+    @property
+    def rendered(self) -> str:
+        """A scan query's row ``s``'s rendered columns, as a select list's tail."""
+        return "".join(f", s.{ident(c)}" for c in self.columns)
 
 
 @dataclass
@@ -296,11 +299,11 @@ def plan(before: Catalog, after: Catalog, contract: Contract, groups: Iterable[s
         after_side = (new, [(t, as_after[t], t) for _, t in pairs], [dict(pairs)[k] for k in key])
         hashed_before, hashed_after = _hashed(*before_side), _hashed(*after_side)
         relations.append(Relation(
-            spec.group, spec.name, _select(*before_side), _select(*after_side),
+            spec.group, spec.name, hashed_before[0], hashed_after[0],
             tuple(t for _, t in pairs),
             frozenset(t for o, t in pairs if "json" in (old_types[o], new_types[t])),
             instant_columns=frozenset(t for o, t in pairs if old_types[o] in INSTANT_TYPES and new_types[t] in INSTANT_TYPES),
-            hashed=(hashed_before[0], hashed_after[0]), unguarded=(hashed_before[1], hashed_after[1])))
+            digested=True, unguarded=(hashed_before[1], hashed_after[1])))
     if not rollback:
         checks, unchecked = destinations(before, after, contract, selected)
         relations += [Relation(g, t, b, a, subset=True, label=dest, source=src) for g, t, b, a, src, dest in checks]
@@ -378,16 +381,16 @@ def _sized(conn: psycopg.Connection, relations: list[Relation]) -> list[Relation
 def _narrowed(conn: psycopg.Connection, relation: Relation, side: str, buckets: list[int],
               rows: bool) -> dict[str, tuple[int, Row]]:
     """Key -> (row hash, its rendered columns when ``rows``, else ()) of every row of ``buckets``: one scan."""
-    columns = "".join(f", s.{ident(c)}" for c in relation.columns) if rows else ""
     return {k: (h, tuple(rest)) for k, h, *rest in conn.execute(
-        f"SELECT s.k, {relation.row_hash}{columns} FROM ({relation.scanned(side)}) s "
+        f"SELECT s.k, {relation.row_hash}{relation.rendered if rows else ''} FROM ({relation.scanned(side)}) s "
         f"WHERE hashtextextended(s.k, 1) & {relation.buckets - 1} IN (SELECT unnest(%s::bigint[]))", (buckets,))}
 
 
-def _rows(conn: psycopg.Connection, query: str, keys: Sequence[str]) -> dict[str, Row]:
+def _rows(conn: psycopg.Connection, relation: Relation, side: str, keys: Sequence[str]) -> dict[str, Row]:
     """The rendered columns of ``keys``' rows (one scan per CHUNK keys)."""
     return {k: tuple(rest) for i in range(0, len(keys), CHUNK) for k, *rest in conn.execute(
-        f"SELECT s.* FROM ({query}) s WHERE s.k IN (SELECT unnest(%s::text[]))", (list(keys[i:i + CHUNK]),))}
+        f"SELECT s.k{relation.rendered} FROM ({relation.scanned(side)}) s WHERE s.k IN (SELECT unnest(%s::text[]))",
+        (list(keys[i:i + CHUNK]),))}
 
 
 # per side: a relation's bucket sums {bucket: (count, sum)}, or a subset check's set of key hashes
@@ -430,15 +433,15 @@ def _compare_rows(before: psycopg.Connection, after: psycopg.Connection, relatio
     rows = max(sum(side.get(k, (0, 0))[0] for k in differing) for side in (b, a)) <= NARROW_ROWS
     nb, na = _narrowed(before, relation, "before", differing, rows), _narrowed(after, relation, "after", differing, rows)
 
-    def rendered(conn: psycopg.Connection, narrowed: dict[str, tuple[int, Row]], query: str, keys: list[str]) -> dict[str, Row]:
-        return {k: narrowed[k][1] for k in keys} if rows else _rows(conn, query, keys)
+    def rendered(conn: psycopg.Connection, side: str, narrowed: dict[str, tuple[int, Row]], keys: list[str]) -> dict[str, Row]:
+        return {k: narrowed[k][1] for k in keys} if rows else _rows(conn, relation, side, keys)
 
     table = relation.table
     missing = sorted(nb.keys() - na.keys())
     extra = sorted(k for k in na.keys() - nb.keys() if not expected.inserted(table, k))
     changed = sorted(k for k in nb.keys() & na.keys() if nb[k][0] != na[k][0])
     if missing:
-        hint = _rejected_json(relation, rendered(before, nb, relation.before_sql, missing)) if relation.json_columns else ""
+        hint = _rejected_json(relation, rendered(before, "before", nb, missing)) if relation.json_columns else ""
         out.findings.append(Finding("EQ-ROWS", relation.group, table,
                                     f"{len(missing)} of {out.rows_before} rows of {table} are missing after the migration "
                                     f"(keys {_listing(missing, examples)}){hint}",
@@ -449,8 +452,8 @@ def _compare_rows(before: psycopg.Connection, after: psycopg.Connection, relatio
                                     f"no journal explains (keys {_listing(extra, examples)})",
                                     expected=str(out.rows_before), actual=str(out.rows_after)))
     if changed:
-        _compare_values(relation, expected, changed, rendered(before, nb, relation.before_sql, changed),
-                        rendered(after, na, relation.after_sql, changed), out, examples)
+        _compare_values(relation, expected, changed, rendered(before, "before", nb, changed),
+                        rendered(after, "after", na, changed), out, examples)
 
 
 def _rejected_json(relation: Relation, missing: dict[str, Row]) -> str:
