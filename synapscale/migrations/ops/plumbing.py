@@ -96,9 +96,8 @@ def lock_retries() -> int:
     return max(1, int(os.environ.get("SYNAPSCALE_LOCK_RETRIES", DEFAULT_LOCK_RETRIES)))
 
 
-def _lock(tables: Sequence[str], mode: str) -> None:
-    if tables:
-        run(f"LOCK TABLE {', '.join(q(t) for t in dict.fromkeys(tables))} IN {mode} MODE")
+def _lock_sql(tables: Sequence[str], mode: str) -> str:
+    return f"LOCK TABLE {', '.join(q(t) for t in dict.fromkeys(tables))} IN {mode} MODE" if tables else ""
 
 
 def _back_off(tables: Sequence[str], exc: BaseException, attempt: int) -> None:
@@ -133,15 +132,17 @@ def step(body: Callable[[], Any], *tables: str, mode: str = "ACCESS EXCLUSIVE") 
     a bounded number of times, then raises. Outside :func:`autocommit` (inside the revision's own
     transaction) the locks are taken and ``body`` runs once, without a commit.
     """
+    lock = _lock_sql(tables, mode)
     if not _dbapi().autocommit:
-        _lock(tables, mode)
+        if lock:
+            run(lock)
         return body()
     tries = lock_retries()
     for i in range(tries):
-        run("BEGIN")
+        # one round trip: a revision runs a step per table and per batch, some 1,500 at the smallest scale
+        opening = ["BEGIN", f"SET LOCAL lock_timeout = {lit(lock_timeout())}", *([lock] if lock else [])]
         try:
-            run(f"SET LOCAL lock_timeout = {lit(lock_timeout())}")
-            _lock(tables, mode)
+            run("; ".join(opening))
             result = body()
         except BaseException as exc:
             run("ROLLBACK")

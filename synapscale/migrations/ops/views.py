@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from synapscale.migrations.ops.declarations import APP_ROLE
-from synapscale.migrations.ops.plumbing import exists_table, lit, q, run, run_all, scalar, schema
+from synapscale.migrations.ops.plumbing import lit, q, run, run_all, scalar, schema
 
 COMPAT = "synapscale compat: old name kept for the application still deployed; removed by the contract revision"
 
@@ -23,12 +23,10 @@ def is_view(name: str) -> bool:
 def reading_views(table: str) -> list[str]:
     """Every view of the schema reading ``table``, directly or through another view (compatibility views and the
     database's own), each after the views it reads: the order to create them in."""
-    if not exists_table(table):
-        return []
-    return [r[0] for r in run(
+    return [r[0] for r in run(  # none when ``table`` does not exist (to_regclass is NULL)
         "WITH RECURSIVE r(oid, depth) AS ("
         "SELECT w.ev_class, 1 FROM pg_depend d JOIN pg_rewrite w ON w.oid = d.objid "
-        "WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = %(t)s::regclass AND w.ev_class <> %(t)s::regclass "
+        "WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = to_regclass(%(t)s) AND w.ev_class <> d.refobjid "
         "UNION SELECT w.ev_class, r.depth + 1 FROM r JOIN pg_depend d ON d.refobjid = r.oid JOIN pg_rewrite w "
         "ON w.oid = d.objid WHERE d.classid = 'pg_rewrite'::regclass AND w.ev_class <> r.oid AND r.depth < 32) "
         "SELECT c.relname::text FROM r JOIN pg_class c ON c.oid = r.oid WHERE c.relkind = 'v' "
