@@ -13,17 +13,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-from synap_verify import migrate
-from synap_verify.contract import load_contract
-from synap_verify.groups import GROUPS
-from synap_verify.integrity import equivalence
-from synap_verify.resources import CONTRACT
-from synap_verify.rls import RlsConfig, RlsResult, check
-from synap_verify.rls.probes import LEAK, PASS
-from synap_verify.server import Server, embedded
-from synap_verify.server.templates import Database, build_template, clone
-from tests.test_migrations_reference import (
+from test_migrations_reference import (
     AGENT,
     COMP,
     IN_NEW_YORK,
@@ -40,6 +30,16 @@ from tests.test_migrations_reference import (
     new_db,
     one,
 )
+
+from synap_verify import migrate
+from synap_verify.contract import load_contract
+from synap_verify.groups import GROUPS
+from synap_verify.integrity import equivalence
+from synap_verify.resources import CONTRACT
+from synap_verify.rls import RlsConfig, RlsResult, check
+from synap_verify.rls.probes import LEAK, PASS
+from synap_verify.server import Server, embedded
+from synap_verify.server.templates import Database, build_template, clone
 
 S = "synapscale_db"
 CONV = "aaaaaaaa-0000-0000-0000-000000000001"
