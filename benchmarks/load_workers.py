@@ -50,7 +50,7 @@ def cli() -> None:
                 print(f"round {r}, {workers} worker(s): {results[workers][-1]} (load average {load:.2f} before)",
                       flush=True)
     finally:
-        pipeline.server.stop()
+        pipeline.stop()
     one, two = (statistics.median(x["rps"] for x in results[w]) for w in (1, 2))
     print(f"median requests/s: 1 worker {one:.1f}, 2 workers {two:.1f}: {two / one:.2f}x")
 

@@ -17,6 +17,7 @@ import pytest
 
 from synap_verify import migrate
 from synap_verify import pipeline as pipeline_module
+from synap_verify.loadtest import command as load_command
 from synap_verify.pipeline import Pipeline
 from synap_verify.resources import CONTRACT, REFERENCE_MIGRATIONS
 from synap_verify.server import Server
@@ -214,6 +215,23 @@ def test_a_session_keeps_its_own_historys_migrated_state_without_cloning_it(tmp_
         pipeline.stop()
     states = _stored_states(tmp_path, pipeline)
     assert own in states and "synap_migrated_schema_" in " ".join(states), (states, said)
+
+
+def test_a_load_runs_server_stores_the_state_it_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`synap-verify load` says the states its session builds are stored at its end: the next run starts from
+    them, and the archive variable it set for its migrations is put back.
+
+    Seeded defect: stopping only the server (as the load command did) stores nothing, and every load run
+    loads and migrates again."""
+    monkeypatch.setenv("SYNAP_CACHE", str(tmp_path))
+    monkeypatch.delenv(pipeline_module.ARCHIVE_VARIABLE, raising=False)
+    with load_command._embedded("legacy", "tiny", None) as (dsn, _):
+        assert dsn
+    assert os.environ.get(pipeline_module.ARCHIVE_VARIABLE) is None
+    said: list[str] = []
+    pipeline = start(tmp_path, said)
+    pipeline.stop()
+    assert any("state cache: entry" in line and "synap_legacy_tiny_" in line for line in said), said
 
 
 def test_a_killed_build_is_not_reused(tmp_path: Path) -> None:

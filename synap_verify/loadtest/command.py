@@ -173,14 +173,14 @@ def _say(line: str) -> None:
 def _embedded(state: str, scale: str, seed: int | None, preload: tuple[str, ...] = (),
               other: str | None = None) -> Iterator[tuple[str, str | None]]:
     """A fresh embedded database in ``state`` (and one in ``other``, to check statements on); the server
-    (and the databases) go when the run ends."""
+    (and the databases) go when the run ends, the states it built stored in the state cache first."""
     from synap_verify.pipeline import Pipeline
 
     pipeline = Pipeline.start(Settings.resolve({"scale": scale, "seed": seed, "server_preload": preload}), say=_say)
     try:
         yield pipeline.clone(state).dsn, pipeline.clone(other).dsn if other else None
     finally:
-        pipeline.server.stop()
+        pipeline.stop()
 
 
 def _worker(args: argparse.Namespace) -> int:
