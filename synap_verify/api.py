@@ -429,6 +429,28 @@ def legacy_aliases_returned(ctx: Any, response: Any, case: Case) -> bool | None:
     return True
 
 
+HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
+def allow_lists_the_documented_methods(ctx: Any, response: Any, case: Case) -> bool | None:
+    """Schemathesis check: a 405 names in ``Allow`` every method the document gives its path (RFC 9110).
+
+    Schemathesis's own check asks only that the header be there, and takes an empty one; a client that reads
+    ``Allow`` to learn what the resource takes must find all of it (FastAPI alone lists one method)."""
+    if response.status_code != 405:
+        return None
+    item = case.operation.schema.raw_schema.get("paths", {}).get(case.operation.path)
+    if not isinstance(item, dict):
+        return None  # a path item by $ref: not judged
+    documented = {method.upper() for method in item if method in HTTP_METHODS}
+    allowed = {m.strip().upper() for value in response.headers.get("allow", []) for m in value.split(",") if m.strip()}
+    missing = sorted(documented - allowed)
+    if missing:
+        raise AssertionError(f"{case.method.upper()} {case.operation.path} answered 405 with Allow "
+                             f"{', '.join(sorted(allowed)) or '(empty)'}: the document also gives it {', '.join(missing)}")
+    return True
+
+
 # --- the cross-tenant probe ----------------------------------------------------------------------
 
 
@@ -709,4 +731,4 @@ def failure_kind(failure: Exception) -> str:
 
 
 Check = Callable[[Any, Any, Any], "bool | None"]
-EXTRA_CHECKS: list[Check] = [legacy_aliases_returned]
+EXTRA_CHECKS: list[Check] = [legacy_aliases_returned, allow_lists_the_documented_methods]

@@ -16,7 +16,9 @@ from fastapi.testclient import TestClient
 from schemathesis.core.failures import FailureGroup
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
+from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from synap_verify import api as synap_api
 from synap_verify import datagen, migrate
@@ -206,6 +208,42 @@ def test_checks_catch_a_field_renamed_without_alias(migrated: str, tenants: tupl
         component.get("properties", {}).pop("meta_data", None)
     problems = synap_api.compat_problems(document)
     assert any("ExecutionOut" in p and "meta_data" in p for p in problems), problems
+
+
+class _Allow:
+    """Seeded defect: every 405's ``Allow`` header replaced with ``value``."""
+
+    def __init__(self, app: ASGIApp, value: str) -> None:
+        self.app, self.value = app, value
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_allow(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 405:
+                MutableHeaders(scope=message)["Allow"] = self.value
+            await send(message)
+
+        await self.app(scope, receive, send_allow)
+
+
+@pytest.mark.parametrize("allow", [None, "", "GET"], ids=["reference", "empty", "one-method"])
+def test_checks_catch_a_405_that_hides_a_documented_method(migrated: str, tenants: tuple[str, str],
+                                                           allow: str | None) -> None:
+    """The reference API's 405 at ``/workspaces`` lists GET and POST. Seeded defects: an empty ``Allow``
+    (what the reference API's middleware answered once FastAPI kept included routers whole, and Schemathesis's
+    own check took), one method only (FastAPI without the middleware)."""
+    app = create_app(sqlalchemy_url(migrated))
+    if allow is not None:
+        app.add_middleware(_Allow, value=allow)
+    schema = synap_api.load_schema(synap_api.ApiTarget(), app)
+    case = schema.find_operation_by_label("GET /workspaces").Case(method="DELETE")
+    response = case.call(headers=_headers(tenants[0]))
+    assert response.status_code == 405 and synap_api.allow_lists_the_documented_methods in synap_api.EXTRA_CHECKS
+    if allow is None:
+        assert response.headers["allow"] == ["GET, POST"]
+        assert synap_api.allow_lists_the_documented_methods(None, response, case)
+        return
+    with pytest.raises(AssertionError, match="answered 405 with Allow .*: the document also gives it .*POST"):
+        synap_api.allow_lists_the_documented_methods(None, response, case)
 
 
 def test_a_missing_openapi_document_is_one_clear_error() -> None:

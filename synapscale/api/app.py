@@ -14,9 +14,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import create_engine, make_url
 from sqlalchemy.exc import DataError, IntegrityError
-from starlette.middleware.base import RequestResponseEndpoint
-from starlette.responses import Response
+from starlette.datastructures import MutableHeaders, QueryParams
 from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from synapscale.api import agents, analytics, conversations, marketplace, tags, templates, workflows, workspaces
 
@@ -33,6 +33,7 @@ active member.
 (`/llms_messages/...`, `/llms_message_feedbacks/...`) still answer; all are marked `deprecated` here and
 will be removed once clients have moved.
 """
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def _conflict(_: Request, exc: Exception) -> JSONResponse:
@@ -48,25 +49,52 @@ def _bad_value(_: Request, exc: Exception) -> JSONResponse:
                         status_code=422)
 
 
-async def _allow_header(request: Request, call_next: RequestResponseEndpoint) -> Response:
-    """A 405 lists every method of the path (FastAPI has one route per method, so Starlette lists one)."""
-    response = await call_next(request)
-    if response.status_code == 405:
-        methods = {m for route in request.app.routes if route.matches(request.scope)[0] is not Match.NONE
-                   for m in getattr(route, "methods", None) or ()}
-        response.headers["Allow"] = ", ".join(sorted(methods))
-    return response
+class AllowEveryMethod:
+    """A 405 lists every method of the path: FastAPI has one route per method, so Starlette lists one.
+
+    Plain ASGI (not ``@app.middleware``): ``BaseHTTPMiddleware`` runs each request through a task group and
+    memory streams; this only looks at the response's first message."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        asked = dict(scope)  # as it came in: routing adds to the scope on the way down
+
+        async def send_allow(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 405:
+                MutableHeaders(scope=message)["Allow"] = ", ".join(_methods(asked))
+            await send(message)
+
+        await self.app(scope, receive, send_allow)
 
 
-async def _single_valued_query(request: Request, call_next: RequestResponseEndpoint) -> Response:
+def _methods(scope: Scope) -> list[str]:
+    """The methods some route of the application answers at the scope's path (asked route by route, so an
+    included router answers for its own routes)."""
+    routes = scope["app"].routes
+    return [m for m in METHODS if any(route.matches({**scope, "method": m})[0] is Match.FULL for route in routes)]
+
+
+class SingleValuedQuery:
     """Every query parameter of this API takes one value: a repeated one is refused, not silently the last."""
-    keys = [key for key, _ in request.query_params.multi_items()]
-    repeated = sorted({key for key in keys if keys.count(key) > 1})
-    if repeated:
-        errors = [{"loc": ["query", key], "msg": "takes one value, given more than once", "type": "value_error"}
-                  for key in repeated]  # the shape FastAPI documents for every 422
-        return JSONResponse({"detail": errors}, status_code=422)
-    return await call_next(request)
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            keys = [key for key, _ in QueryParams(scope["query_string"]).multi_items()]
+            repeated = sorted({key for key in keys if keys.count(key) > 1})
+            if repeated:
+                errors = [{"loc": ["query", key], "msg": "takes one value, given more than once", "type": "value_error"}
+                          for key in repeated]  # the shape FastAPI documents for every 422
+                await JSONResponse({"detail": errors}, status_code=422)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def _links(schema: dict[str, Any]) -> None:
@@ -113,8 +141,8 @@ def create_app(database_url: str, app_role: str = "synapscale_app") -> FastAPI:
     app.include_router(analytics.billing)
     app.add_exception_handler(IntegrityError, _conflict)
     app.add_exception_handler(DataError, _bad_value)
-    app.middleware("http")(_allow_header)
-    app.middleware("http")(_single_valued_query)
+    app.add_middleware(AllowEveryMethod)
+    app.add_middleware(SingleValuedQuery)  # outermost: a refused query reaches no route
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
