@@ -134,6 +134,23 @@ def test_reference_api_never_prepares_statements(migrated: str, tenants: tuple[s
         assert conn.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements").scalar() == 0
 
 
+def test_a_request_runs_as_the_app_role_for_its_tenant(migrated: str, tenants: tuple[str, str]) -> None:
+    """What every operation's session runs as: the non-owner app role (so RLS applies even where the owner
+    would bypass it) with the request's tenant set, for the request's transaction only."""
+    app = create_app(sqlalchemy_url(migrated))
+
+    @app.get("/whoami")
+    def whoami(ctx: deps.CtxDep) -> list[str]:
+        return list(ctx.session.execute(text("SELECT current_user, current_setting('app.current_tenant_id')")).one())
+
+    client = TestClient(app)
+    assert client.get("/whoami", headers=_headers(tenants[0])).json() == ["synapscale_app", tenants[0]]
+    with app.state.engine.connect() as conn:  # the pooled connection the request used, after it
+        assert conn.exec_driver_sql("SELECT current_user = session_user, "
+                                    "current_setting('app.current_tenant_id', true) IS DISTINCT FROM %s",
+                                    (tenants[0],)).one() == (True, True)
+
+
 def _leaky(keep_rls: bool) -> Any:
     """Seeded defect: a tenant context whose ``owned`` forgets the tenant filter (and, unless ``keep_rls``,
     a session that never drops to the app role, so RLS does not apply either)."""
@@ -149,7 +166,7 @@ def _leaky(keep_rls: bool) -> Any:
         tenant = uuid.UUID(request.headers["X-Tenant-ID"])
         with Session(request.app.state.engine, expire_on_commit=False) as session, session.begin():
             if keep_rls:
-                session.execute(text(f'SET LOCAL ROLE "{request.app.state.app_role}"'))
+                session.execute(select(func.set_config("role", request.app.state.app_role, True)))
             session.execute(select(func.set_config("app.current_tenant_id", str(tenant), True)))
             yield LeakyCtx(session, tenant, None)
 

@@ -3,8 +3,8 @@
 The tenant comes from ``X-Tenant-ID: <uuid>`` or ``Authorization: Bearer <tenant uuid>`` (a stand-in
 token scheme: a real deployment puts a verified token here and maps it to the same uuid). Every
 request runs in one transaction that first drops to the non-owner application role and sets the
-tenant with ``set_config(..., true)`` (= ``SET LOCAL``), so row-level security filters every statement
-even where the application's own ``tenant_id`` filter were forgotten.
+tenant, both with ``set_config(..., true)`` (= ``SET LOCAL``) in one statement, so row-level security
+filters every statement even where the application's own ``tenant_id`` filter were forgotten.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, HTTPException, Query, Request, Response, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import Select, func, select, text
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from synapscale.models import Tenant, UserTenantRole
@@ -113,8 +113,10 @@ def tenant_context(
         # Checked as the connecting role, before dropping privileges: the app role need not read tenants.
         if session.scalar(select(Tenant.id).where(Tenant.id == tenant_id)) is None:
             raise _unauthorized("unknown tenant")
-        session.execute(text(f'SET LOCAL ROLE "{request.app.state.app_role}"'))
-        session.execute(select(func.set_config("app.current_tenant_id", str(tenant_id), True)))
+        # One round trip: the app role (setting ``role`` is ``SET LOCAL ROLE``, the name a bound value, not SQL
+        # text) and the tenant, both for this transaction only.
+        session.execute(select(func.set_config("role", request.app.state.app_role, True),
+                               func.set_config("app.current_tenant_id", str(tenant_id), True)))
         ctx = Ctx(session, tenant_id, user_id)
         if user_id is not None and session.scalar(select(UserTenantRole.id).where(
                 UserTenantRole.tenant_id == tenant_id, UserTenantRole.user_id == user_id,
