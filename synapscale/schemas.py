@@ -148,7 +148,8 @@ class MetaDataOut(Out):
 
     metadata: JsonDoc = Field(validation_alias=AliasChoices("metadata_", "metadata"))
 
-    @computed_field(deprecated=True, description="Deprecated alias of `metadata`.")  # type: ignore[prop-decorator]
+    # deprecated in the document only: pydantic's ``deprecated=True`` warns at every serialization
+    @computed_field(json_schema_extra={"deprecated": True}, description="Deprecated alias of `metadata`.")  # type: ignore[prop-decorator]
     @property
     def meta_data(self) -> JsonDoc:
         return self.metadata
@@ -637,7 +638,7 @@ class AgentOut(Out):
     created_at: datetime
     updated_at: datetime
 
-    @computed_field(deprecated=True, description="Deprecated alias of `provider`.")  # type: ignore[prop-decorator]
+    @computed_field(json_schema_extra={"deprecated": True}, description="Deprecated alias of `provider`.")  # type: ignore[prop-decorator]
     @property
     def model_provider(self) -> str | None:
         return self.provider
