@@ -100,6 +100,7 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = config.stash[SETTINGS] = _settings(config)
         if _runs_builtin_suites(config):
             settings = config.stash[SETTINGS] = _installed(settings, config.stash.setdefault(NOTES, []))
+            _not_timed_in_parallel(config, settings)
     except SynapError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SKIPS] = {}
@@ -126,6 +127,14 @@ def _installed(settings: Settings, notes: list[str]) -> Settings:
         raise SynapError(why[0])
     notes += [f"synap-verify: {line} (left out of this run)" for line in why]
     return replace(settings, suites=tuple(family for family in settings.suites if family not in missing))
+
+
+def _not_timed_in_parallel(config: pytest.Config, settings: Settings) -> None:
+    """The bench suite's gate times legacy against migrated on this machine: other xdist workers running
+    beside it would be in its samples (and pytest-benchmark turns itself off under xdist, storing nothing)."""
+    if "bench" in settings.suites and getattr(config.option, "dist", "no") != "no":
+        raise SynapError("the bench suite times queries and cannot share the machine with other xdist workers: "
+                         "run --synap-suites=bench without -n")
 
 
 def _runs_builtin_suites(config: pytest.Config) -> bool:

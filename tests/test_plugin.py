@@ -65,6 +65,16 @@ def test_suite_families_select_modules_and_a_typo_is_one_line(pytester: pytest.P
     bad.stderr.fnmatch_lines(["ERROR: unknown suite 'rsl'; did you mean 'rls'? (--synap-suites: migrations, *)"])
 
 
+def test_the_bench_suite_under_xdist_is_one_line(pytester: pytest.Pytester) -> None:
+    """Two workers would time each other's work into the gate's samples; other suites take -n."""
+    bad = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--synap-suites=rls,bench", "-n", "2")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(["ERROR: the bench suite times queries and cannot share the machine with other xdist "
+                              "workers: run --synap-suites=bench without -n"])
+    fine = pytester.runpytest_subprocess("--collect-only", "-q", "-p", "no:cacheprovider", "--synap-suites=rls", "-n", "2")
+    assert fine.ret == pytest.ExitCode.OK, fine.stderr.str()
+
+
 def test_a_suite_whose_extra_is_missing_is_left_out_and_named(pytester: pytest.Pytester) -> None:
     """Installed without the api extra (Schemathesis absent: its module entry is None, so import and find_spec see
     no package), a default run collects every other suite and names the install; naming the suite is one line.
