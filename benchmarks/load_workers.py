@@ -39,7 +39,8 @@ def cli() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("loadtests/results/workers"))
     args = parser.parse_args()
-    pipeline = Pipeline.start(Settings.resolve({"scale": args.scale}), say=lambda line: print(line, file=sys.stderr))
+    pipeline = Pipeline.start(Settings.resolve({"scale": args.scale, "keep": False}),
+                              say=lambda line: print(line, file=sys.stderr))
     results: dict[int, list[dict[str, float]]] = {1: [], 2: []}
     try:
         dsn = pipeline.clone("migrated").dsn

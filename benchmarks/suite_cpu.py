@@ -25,10 +25,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def busy_seconds() -> float:
-    """CPU seconds the machine has spent busy since boot (every core, idle and iowait excluded)."""
+    """CPU seconds the machine has spent busy since boot, every core: user, nice, system, irq and softirq (not
+    idle or iowait, nor steal, the hypervisor's; guest time is already inside user and nice)."""
     with open("/proc/stat") as stat:
-        ticks = [int(v) for v in stat.readline().split()[1:]]
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+        user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in stat.readline().split()[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 class Recorder:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import psycopg
@@ -263,6 +264,27 @@ def test_checks_catch_a_405_that_hides_a_documented_method(migrated: str, tenant
         return
     with pytest.raises(AssertionError, match="answered 405 with Allow .*: the document also gives it .*POST"):
         synap_api.allow_lists_the_documented_methods(None, response, case)
+
+
+def test_a_405_an_operation_answers_itself_is_its_own(migrated: str) -> None:
+    """A 405 for a documented method (a state the operation refuses) keeps the endpoint's ``Allow`` and is not
+    judged by the check: only the router's 405, for a method no route takes, must list every method."""
+    app = create_app(sqlalchemy_url(migrated))
+
+    @app.get("/closed")
+    def closed() -> None:
+        return None
+
+    @app.post("/closed")
+    def refuse() -> None:
+        raise HTTPException(405, "closed for writes", headers={"Allow": "GET"})
+
+    response = TestClient(app).post("/closed")
+    assert response.status_code == 405 and response.headers["allow"] == "GET"
+    schema = synap_api.load_schema(synap_api.ApiTarget(), app)
+    case = schema.find_operation_by_label("POST /closed").Case()
+    answer = SimpleNamespace(status_code=405, headers={"allow": ["GET"]})
+    assert synap_api.allow_lists_the_documented_methods(None, answer, case) is None
 
 
 def test_a_missing_openapi_document_is_one_clear_error() -> None:

@@ -68,22 +68,29 @@ def test_reference_step_is_not_flagged(tmp_path: Path) -> None:
     statements (the config's default, as a zero-downtime application must); here only the blocking
     verdict and the step's success are asserted. Runs alone: it bounds lock waits in seconds.
     """
-    code, summary = _run(tmp_path, "--migrate", "--group", "analytics", "--scale", "tiny", "--before", "4",
-                         "--after", "2", *ONE)
+    code, summary = _run(tmp_path / "run", "--migrate", "--group", "analytics", "--scale", "tiny", "--before", "4",
+                         "--after", "2", *ONE, "--thresholds", str(_bounded(tmp_path)))
     assert [s["step"] for s in summary["steps"]] == ["foundation", "analytics_1"]
     assert summary["prepare_threshold"] == "off"
     assert not _rules(summary) & {"LOAD-STEP-BLOCKING", "LOAD-STEP-FAILED", "LOAD-NO-TRAFFIC"}, summary["findings"]
     assert code == (1 if summary["findings"] else 0)
-    assert max(s["max_wait_s"] for s in summary["steps"]) <= 1.0
+    assert max(s["max_wait_s"] for s in summary["steps"]) <= BOUND_S
+
+
+def _bounded(folder: Path) -> Path:
+    """The packaged thresholds with the lock-wait bound at BOUND_S, the one the reference step stays under and
+    the unsafe step (test_seeded_unsafe_step_is_flagged) exceeds."""
+    text, changed = re.subn(r"^max_blocking_s = [\d.]+", f"max_blocking_s = {BOUND_S}", config.THRESHOLDS_FILE.read_text(),
+                            flags=re.M)
+    assert changed == 1, f"no max_blocking_s line in {config.THRESHOLDS_FILE}"
+    (folder / "thresholds.toml").write_text(text)
+    return folder / "thresholds.toml"
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
     folder = tmp_path_factory.mktemp("runs")
-    bound = folder / "thresholds.toml"
-    bound.write_text(re.sub(r"^max_blocking_s = [\d.]+", f"max_blocking_s = {BOUND_S}", config.THRESHOLDS_FILE.read_text(),
-                            flags=re.M))
-    argv = SIDE_BY_SIDE | {"unsafe": (*SIDE_BY_SIDE["unsafe"], "--thresholds", str(bound))}
+    argv = SIDE_BY_SIDE | {"unsafe": (*SIDE_BY_SIDE["unsafe"], "--thresholds", str(_bounded(folder)))}
     with side_by_side(folder, argv) as started:
         yield started
 

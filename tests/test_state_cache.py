@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from synap_verify import migrate
@@ -219,17 +220,21 @@ def test_a_session_keeps_its_own_historys_migrated_state_without_cloning_it(tmp_
 
 def test_a_load_runs_server_stores_the_state_it_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`synap-verify load` says the states its session builds are stored at its end: the next run starts from
-    them, and the archive variable it set for its migrations is put back.
+    them, the archive variable it set for its migrations is put back, and its server goes (SYNAP_KEEP is the
+    plugin's).
 
     Seeded defect: stopping only the server (as the load command did) stores nothing, and every load run
     loads and migrates again."""
     monkeypatch.setenv("SYNAP_CACHE", str(tmp_path))
+    monkeypatch.setenv("SYNAP_KEEP", "1")
     monkeypatch.delenv(pipeline_module.ARCHIVE_VARIABLE, raising=False)
     with load_command._embedded("legacy", "tiny", None) as (dsn, _):
-        assert dsn
+        assert psycopg.connect(dsn).close() is None
     assert os.environ.get(pipeline_module.ARCHIVE_VARIABLE) is None
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(dsn, connect_timeout=2)
     said: list[str] = []
-    pipeline = start(tmp_path, said)
+    pipeline = start(tmp_path, said, keep=False)
     pipeline.stop()
     assert any("state cache: entry" in line and "synap_legacy_tiny_" in line for line in said), said
 

@@ -176,7 +176,9 @@ def _embedded(state: str, scale: str, seed: int | None, preload: tuple[str, ...]
     (and the databases) go when the run ends, the states it built stored in the state cache first."""
     from synap_verify.pipeline import Pipeline
 
-    pipeline = Pipeline.start(Settings.resolve({"scale": scale, "seed": seed, "server_preload": preload}), say=_say)
+    # keep=False: SYNAP_KEEP is the plugin's (leave the server up and print how to connect); a load run's server goes
+    pipeline = Pipeline.start(Settings.resolve({"scale": scale, "seed": seed, "server_preload": preload, "keep": False}),
+                              say=_say)
     try:
         yield pipeline.clone(state).dsn, pipeline.clone(other).dsn if other else None
     finally:

@@ -33,7 +33,7 @@ active member.
 (`/llms_messages/...`, `/llms_message_feedbacks/...`) still answer; all are marked `deprecated` here and
 will be removed once clients have moved.
 """
-METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
 
 
 def _conflict(_: Request, exc: Exception) -> JSONResponse:
@@ -50,10 +50,11 @@ def _bad_value(_: Request, exc: Exception) -> JSONResponse:
 
 
 class AllowEveryMethod:
-    """A 405 lists every method of the path: FastAPI has one route per method, so Starlette lists one.
+    """The router's 405 lists every method of the path: FastAPI has one route per method, so Starlette lists one.
 
-    Plain ASGI (not ``@app.middleware``): ``BaseHTTPMiddleware`` runs each request through a task group and
-    memory streams; this only looks at the response's first message."""
+    Only the router's own 405 (no route takes the request's method) is rewritten: a 405 an endpoint raises
+    keeps its ``Allow``. Plain ASGI (not ``@app.middleware``): ``BaseHTTPMiddleware`` runs each request
+    through a task group and memory streams; this only looks at the response's first message."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -66,7 +67,9 @@ class AllowEveryMethod:
 
         async def send_allow(message: Message) -> None:
             if message["type"] == "http.response.start" and message["status"] == 405:
-                MutableHeaders(scope=message)["Allow"] = ", ".join(_methods(asked))
+                methods = _methods(asked)
+                if methods and asked["method"] not in methods:
+                    MutableHeaders(scope=message)["Allow"] = ", ".join(methods)
             await send(message)
 
         await self.app(scope, receive, send_allow)
