@@ -231,14 +231,12 @@ def log_in(target: ApiTarget, app: Any = None) -> ApiTarget:
     if recipe is None or not any(t.logs_in for t in target.tenants):
         return target
     import httpx
+    from schemathesis.python import asgi
 
     absolute = recipe.url.startswith(("http://", "https://"))
-    if absolute or target.url:
-        client = httpx.Client(base_url="" if absolute else target.url or "", timeout=30)
-    else:
-        from starlette.testclient import TestClient
-
-        client = TestClient(app)
+    # in-process: the client the suite's own calls go through (it runs the app's lifespan)
+    client: httpx.Client | asgi.ASGIClient = (httpx.Client(base_url="" if absolute else target.url or "", timeout=30)
+                                              if absolute or target.url else asgi.get_client(app))
     with client:
         tenants = tuple(_log_in(client, recipe, t, target.describe()) if t.logs_in else t for t in target.tenants)
     return replace(target, tenants=tenants, headers=target.headers or dict(tenants[0].headers))
@@ -247,6 +245,7 @@ def log_in(target: ApiTarget, app: Any = None) -> ApiTarget:
 def _log_in(client: Any, recipe: LoginRecipe, tenant: Tenant, api: str) -> Tenant:
     """One tenant's login; every failure is one line with the fix, and none shows a credential or the token."""
     import httpx
+    import requests
 
     def credential(key: str) -> str:
         if key not in tenant.credentials:
@@ -258,7 +257,7 @@ def _log_in(client: Any, recipe: LoginRecipe, tenant: Tenant, api: str) -> Tenan
     where = f"login of tenant {tenant.name} at {recipe.url}"
     try:
         response = client.post(recipe.url, json=body)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, requests.RequestException) as exc:
         raise SynapError(f"{where}: unreachable ({type(exc).__name__}): check --synap-api-login and that {api} "
                          "is running") from None
     if not 200 <= response.status_code < 300:

@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import psycopg
 import pytest
@@ -166,6 +166,18 @@ def test_tenants_log_in_and_a_correct_api_passes(passwords: Issuer) -> None:
     assert "deletes are disabled for ***\"" in probes["DELETE /items/{item_id}"].reason  # the echo redacted
     shown = repr(target) + repr(Settings.resolve({"api_tenant": TENANTS, **RECIPE})) + repr(list(probes.values()))
     assert not _secrets_in(shown, passwords), shown
+
+
+@pytest.mark.filterwarnings("error")
+def test_tenants_log_in_to_an_in_process_app(passwords: Issuer) -> None:
+    """An ASGI app under test (no URL): the relative login path is called in-process, its lifespan run, with
+    no warning (Starlette's TestClient warns that its httpx client is deprecated)."""
+    target = synap_api.api_target(Settings.resolve({"api": "pkg:app", "api_tenant": TENANTS, **RECIPE}))
+    logged = synap_api.log_in(target, _items_app(passwords))
+    assert [(t.name, t.tenant_id) for t in logged.tenants] == [("alice", "a"), ("bob", "b")]
+    assert logged.headers == {"Authorization": f"Bearer {next(iter(passwords.tokens))}"}
+    with pytest.raises(SynapError, match="login of tenant alice at /nowhere answered 404"):
+        synap_api.log_in(replace(target, login=replace(target.login, url="/nowhere")), _items_app(passwords))
 
 
 def test_a_leaking_endpoint_behind_a_login_is_a_leak(passwords: Issuer) -> None:
