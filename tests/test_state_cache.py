@@ -228,8 +228,8 @@ def test_a_load_runs_server_stores_the_state_it_built(tmp_path: Path, monkeypatc
     monkeypatch.setenv("SYNAP_CACHE", str(tmp_path))
     monkeypatch.setenv("SYNAP_KEEP", "1")
     monkeypatch.delenv(pipeline_module.ARCHIVE_VARIABLE, raising=False)
-    with load_command._embedded("legacy", "tiny", None) as (dsn, _):
-        assert psycopg.connect(dsn).close() is None
+    with load_command._embedded("legacy", "tiny", None) as (dsn, _), psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) > 0 FROM synapscale_db.tenants").fetchone() == (True,)
     assert os.environ.get(pipeline_module.ARCHIVE_VARIABLE) is None
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(dsn, connect_timeout=2)
