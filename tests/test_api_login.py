@@ -168,7 +168,7 @@ def test_tenants_log_in_and_a_correct_api_passes(passwords: Issuer) -> None:
     assert not _secrets_in(shown, passwords), shown
 
 
-@pytest.mark.filterwarnings("error")
+@pytest.mark.filterwarnings("error::starlette.exceptions.StarletteDeprecationWarning")
 def test_tenants_log_in_to_an_in_process_app(passwords: Issuer) -> None:
     """An ASGI app under test (no URL): the relative login path is called in-process, its lifespan run, with
     no warning (Starlette's TestClient warns that its httpx client is deprecated)."""
