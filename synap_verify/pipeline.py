@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from synap_verify import datagen, migrate
 from synap_verify.catalog import read_catalog, user_schemas
@@ -222,13 +223,17 @@ class Pipeline:
         return clone(self.server, template, prefix=f"synap_{state}")
 
     def stop(self) -> None:
-        """Stop the server; first store its states when this session built any (never with ``keep``)."""
+        """Stop the server; first store its states when this session built any. With ``keep`` (--synap-keep,
+        SYNAP_KEEP, any command) nothing is stored or stopped, and the session says where the server stays."""
         if isinstance(self.settings.baseline, str) and self._baseline is not None:  # a dump taken from a DSN
             shutil.rmtree(self._baseline.parent, ignore_errors=True)
         if self.cached and self.cached.built and not self.settings.keep:
             self._store(self.cached)  # before the archive folder leaves the environment: its history's name hashes it
         self._release_archive()
-        if not self.settings.keep:
+        if self.settings.keep:
+            self.say(f"synap-verify: server kept at {self.server.describe()}: psql \"{_without_password(self.server)}\"; "
+                     "databases synap_legacy_* / synap_migrated_* hold the states")
+        else:
             self.server.stop()
 
     def _store(self, use: CacheUse) -> None:
@@ -369,3 +374,10 @@ def target_database(dsn: str | None, groups: list[str], scale: str = "tiny", see
         yield pipeline.clone(state)
     finally:
         pipeline.stop()
+
+
+def _without_password(server: Server) -> str:
+    """The server's conninfo to paste into psql, its password left out (it is never printed)."""
+    parts = conninfo_to_dict(server.conninfo)
+    parts.pop("password", None)
+    return make_conninfo(**{k: str(v) for k, v in parts.items()})

@@ -264,16 +264,3 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     skips = config.stash.get(SKIPS, {})
     for state, reason in skips.items():
         terminalreporter.write_line(f"synap-verify: suites on the {state} state were skipped: {reason}")
-    pipeline = config.stash.get(PIPELINE, None)
-    if pipeline is not None and pipeline.settings.keep:
-        terminalreporter.write_line(
-            f"synap-verify: server kept at {pipeline.server.describe()}: psql \"{_safe_dsn(pipeline)}\"; "
-            "databases synap_legacy_* / synap_migrated_* hold the states")
-
-
-def _safe_dsn(pipeline: Pipeline) -> str:
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    parts = conninfo_to_dict(pipeline.server.conninfo)
-    parts.pop("password", None)
-    return make_conninfo(**{k: str(v) for k, v in parts.items()})

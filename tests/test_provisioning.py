@@ -17,8 +17,10 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from synap_verify.errors import SynapError
+from synap_verify.pipeline import Pipeline
 from synap_verify.server import Server, embedded, executor, redact, rundir, sqlalchemy_url
 from synap_verify.server.templates import build_template, clone, drop_database
+from synap_verify.settings import Settings
 
 USES_SERVER = """
 def test_server(synap_server):
@@ -262,3 +264,21 @@ def test_a_prod_session_runs_on_disk(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("test_it.py", "-p", "no:cacheprovider", "--synap-cache=off",
                                            "--synap-scale=prod")
     result.assert_outcomes(passed=1)
+
+
+def test_a_kept_server_says_where_it_stays() -> None:
+    """With keep (--synap-keep, SYNAP_KEEP, for the plugin and every command) the server outlives the session,
+    and the session says how to reach it (the password left out): a server left up in silence is a leak.
+
+    Seeded defect: the commands' sessions stopped without a word while SYNAP_KEEP left their servers up."""
+    said: list[str] = []
+    pipeline = Pipeline.start(Settings.resolve({"scale": "tiny", "keep": True, "cache": "off"}), say=said.append)
+    try:
+        pipeline.stop()
+        kept = [line for line in said if line.startswith("synap-verify: server kept at ")]
+        assert kept, said
+        conninfo = kept[0].split('psql "')[1].split('"')[0]
+        with psycopg.connect(conninfo, dbname="postgres") as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        pipeline.server.stop()
