@@ -7,7 +7,7 @@ included, from one serial run.
 that CPU is not in the test process: PostgreSQL servers, pytester and CLI subprocesses, Locust. This runs the
 tests one at a time (no xdist) and charges each test the busy CPU time of the whole machine (``/proc/stat``)
 between its start and its end, setup and teardown included. Run it on a quiet machine; anything else running
-is charged too. Linux only. Takes about twice the wall time of ``pytest tests -n 2``.
+is charged too. Linux only (psutil's irq and softirq times). Takes about twice the wall time of ``pytest tests -n 2``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Generator
 from pathlib import Path
 
+import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,9 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def busy_seconds() -> float:
     """CPU seconds the machine has spent busy since boot, every core: user, nice, system, irq and softirq (not
     idle or iowait, nor steal, the hypervisor's; guest time is already inside user and nice)."""
-    with open("/proc/stat") as stat:
-        user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in stat.readline().split()[1:8])
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+    t = psutil.cpu_times()
+    return float(t.user + t.nice + t.system + t.irq + t.softirq)
 
 
 class Recorder:

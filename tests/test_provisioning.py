@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -274,9 +275,10 @@ def test_a_kept_server_says_where_it_stays() -> None:
     said: list[str] = []
     pipeline = Pipeline.start(Settings.resolve({"scale": "tiny", "keep": True, "cache": "off"}), say=said.append)
     try:
+        pipeline.server = dataclasses.replace(pipeline.server, conninfo=f"{pipeline.server.conninfo} password=s3cret")
         pipeline.stop()
         kept = [line for line in said if line.startswith("synap-verify: server kept at ")]
-        assert kept, said
+        assert kept and "s3cret" not in " ".join(said), said
         conninfo = kept[0].split('psql "')[1].split('"')[0]
         with psycopg.connect(conninfo, dbname="postgres") as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
