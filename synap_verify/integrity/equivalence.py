@@ -2,10 +2,11 @@
 
 Strategy (docs/equivalence.md): both databases render each table the same way — one text key, then
 every column normalised to its meaning (json as jsonb text, timestamps as epoch seconds, comma lists
-as arrays, renamed tables and columns mapped) — and each side hashes its rows into key buckets (1,024 to 32,768 by size)
+as arrays, renamed tables and columns mapped) — and each side hashes its rows into key buckets (1,024 to 4,096 by size)
 (``count`` + ``sum`` of a 64-bit row hash: one sequential scan and a hash aggregate). Only buckets
 whose (count, sum) differ are narrowed down: keys and row hashes of those buckets, then the full rows
-of the keys that differ, column by column. The databases may sit on the same server or on two;
+of the keys that differ, column by column. The rows the migration says it changed are set aside from the
+scan and read by key instead, so they never make a bucket differ. The databases may sit on the same server or on two;
 nothing crosses between them but bucket sums and the few differing rows.
 
 The bucket scans run in parallel (:func:`scan`): every relation on each side is a task, and a large
@@ -40,16 +41,32 @@ from synap_verify.groups import SCHEMA
 from synap_verify.integrity import counters, jsonsem
 from synap_verify.integrity.moves import destinations
 
-# key buckets of the first pass, per relation ~ROWS_PER_BUCKET rows each: every quarantined or journaled row makes
-# its bucket differ, and a differing bucket's rows are rendered again to narrow it; at prod (~2,000 such rows in
-# node_executions' 1.2M) 4,096 buckets narrowed 40% of the table, 32,768 about 6% (docs/equivalence.md); fewer
-# rows a bucket ship more bucket sums
-BUCKETS = (1024, 32768)
+# key buckets of the first pass, per relation ~ROWS_PER_BUCKET rows each, at most 4,096: a differing bucket's rows
+# are read again to narrow it, but the rows the migration says it changed are set aside (ASIDE_KEYS), so buckets
+# differ only for a loss; a larger hash table costs every row of the scan a cache miss (32,768 buckets: ~6% more
+# CPU over the prod scan than 4,096, docs/equivalence.md)
+BUCKETS = (1024, 4096)
 ROWS_PER_BUCKET = 32
 CHUNK = 5000
 # a side's differing buckets holding at most this many rows are read with their rendered columns in the pass that
 # hashes them (one scan); more are hashed first and only the differing keys' rows read again (memory stays small)
 NARROW_ROWS = 100_000
+# at most this many expected keys of a relation are set aside (:func:`_set_aside`): their anti-join's hash table
+# stays well inside work_mem; a relation with more is narrowed bucket by bucket as any other
+ASIDE_KEYS = 20_000
+
+
+def _integer(bits: int) -> Callable[[str], bool]:
+    def fits(text: str) -> bool:
+        return re.fullmatch(r"-?(0|[1-9][0-9]*)", text) is not None and -(1 << bits) <= int(text) < 1 << bits
+    return fits
+
+
+# key types whose rows can be read by key text, each with the shape of its ``::text``: a key of another shape (a
+# journal's index name, a composite key) names no row, and would fail the cast that reads them
+KEY_TEXT: dict[str, Callable[[str], bool]] = {
+    "uuid": lambda k: re.fullmatch(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", k) is not None,
+    "integer": _integer(31), "bigint": _integer(63), "smallint": _integer(15), "text": lambda k: True}
 RAW = "raw:"  # prefix of a json value rendered verbatim because jsonb might reject it
 _T = TypeVar("_T")
 # The same text rendering on both sides, whatever each server's defaults are.
@@ -66,8 +83,8 @@ NATIVE_HASH = {"uuid": "uuid_hash_extended", "integer": "hashint4extended", "big
 
 @dataclass(frozen=True)
 class Relation:
-    """One keyed row set rendered by each side: ``SELECT k, <columns> ...`` with ``k`` a text key (``SELECT k, h,
-    <columns>`` when ``digested``: ``h`` the columns' digests, what the scan sums).
+    """One keyed row set rendered by each side: ``SELECT k, <columns> ...`` with ``k`` a text key (``SELECT k, h, b,
+    <columns>`` when ``digested``: ``h`` the columns' digests, what the scan sums, ``b`` the key's, its bucket).
 
     ``subset``: a destination check, where every before row must be among the after rows (which may
     hold more: other data already living at the destination).
@@ -87,17 +104,32 @@ class Relation:
     digested: bool = False  # the queries are :func:`_select` hashed
     # each side's query with json cast unguarded ("" when it is the guarded one): the scan tries it first
     unguarded: tuple[str, str] = ("", "")
+    # each side's one key column and its type, when key texts can read its rows through its index (KEY_TEXT)
+    key: tuple[tuple[str, str], ...] = ()
+    # keys the migration says it changed (quarantined, journaled): left out of the scan, read by key and compared row
+    # by row, so a table's few expected differences never make its buckets differ and its rows be read again
+    aside: tuple[str, ...] = ()
 
     @property
     def row_hash(self) -> str:
-        """The hash of a scan query's row ``s``: its key's XOR its ``h``, or the hash of its rendered columns' texts."""
-        columns = "s.h" if self.digested else _row_hash([f"hashtextextended(s.{ident(c)}, {i + 2})"
-                                                          for i, c in enumerate(self.columns)])
-        return f"hashtextextended(s.k, 0) # {columns}"
+        """The hash of a scan query's row ``s``: its ``h`` (the key's columns among its digests), or its key's XOR the
+        hash of its rendered columns' texts."""
+        return "s.h" if self.digested else "hashtextextended(s.k, 0) # " + _row_hash(
+            [f"hashtextextended(s.{ident(c)}, {i + 2})" for i, c in enumerate(self.columns)])
+
+    @property
+    def bucket(self) -> str:
+        """The hash of a scan query's row ``s``'s key that picks its bucket: its ``b``, or its key text's."""
+        return "s.b" if self.digested else "hashtextextended(s.k, 1)"
 
     def scanned(self, side: str) -> str:
         """The query whose rows a side's scan and narrowing hash and read (the guarded one)."""
         return self.before_sql if side == "before" else self.after_sql
+
+    def lookup(self, side: str) -> str:
+        """A condition reading the rows of a list of key texts through the side's key index."""
+        column, own = self.key[0 if side == "before" else 1]
+        return f"{ident(column)} = ANY(%s::text[]::{own}[])"
 
     @property
     def rendered(self) -> str:
@@ -162,6 +194,13 @@ class Expectations:
     def inserted(self, table: str, key: str) -> bool:
         """A row the migration added and journaled (carried-over feedback, role pairs, default workspaces)."""
         return (table, key, "id") in self.journaled
+
+    def keys(self) -> dict[str, set[str]]:
+        """Table -> the keys of its rows the migration says it changed, added or moved."""
+        found: dict[str, set[str]] = {}
+        for table, key, _ in (*self.quarantined, *self.journaled):
+            found.setdefault(table, set()).add(key)
+        return found
 
 
 def connect(dsn: str) -> psycopg.Connection:
@@ -233,9 +272,10 @@ def _select(table: Table, columns: Sequence[tuple[str, str, str]], key: Sequence
             hashed: bool = False) -> str:
     """``SELECT k, rendered columns FROM table``; ``columns`` is (name here, other side's type, label).
 
-    ``hashed``: ``SELECT k, h, rendered columns FROM table``, ``h`` the columns' digests combined
-    (:func:`_row_hash`): what the scan sums and the narrowing compares, with the key's hash. A statement that reads
-    only ``k`` and ``h`` (the scan) never computes the rendered columns: PostgreSQL pulls the query up and drops
+    ``hashed``: ``SELECT k, h, b, rendered columns FROM table``, ``h`` the columns' digests combined
+    (:func:`_row_hash`): what the scan sums and the narrowing compares; ``b`` the key columns' digests, the row's
+    bucket (a uuid key hashed as a uuid, never rendered: ``k`` is read only where keys are). A statement that reads
+    only ``h`` and ``b`` (the scan) never computes the rendered columns: PostgreSQL pulls the query up and drops
     what no one reads."""
     types = {c.name: c.type for c in table.columns}
     exprs = [render(name, types[name], other, guarded) for name, other, _ in columns]
@@ -244,7 +284,10 @@ def _select(table: Table, columns: Sequence[tuple[str, str, str]], key: Sequence
     rendered = "".join(f", {e} AS {ident(label)}" for e, (_, _, label) in zip(exprs, columns, strict=True))
     if hashed:
         digests = [digest(name, types[name], other, i + 2, guarded) for i, (name, other, _) in enumerate(columns)]
-        return f"SELECT {keyed} AS k, {_row_hash(digests)} AS h{rendered}{source}"
+        others = {name: other for name, other, _ in columns}
+        bucket = " # ".join(digest(k, types[k], others[k], i + 1, guarded) for i, k in enumerate(key)) \
+            or f"hashtextextended({keyed}, 1)"
+        return f"SELECT {keyed} AS k, {_row_hash(digests)} AS h, {bucket} AS b{rendered}{source}"
     return f"SELECT {keyed} AS k{rendered}{source}"
 
 
@@ -304,12 +347,15 @@ def plan(before: Catalog, after: Catalog, contract: Contract, groups: Iterable[s
         before_side = (old, [(o, as_before[t], t) for o, t in pairs], key)
         after_side = (new, [(t, as_after[t], t) for _, t in pairs], [dict(pairs)[k] for k in key])
         hashed_before, hashed_after = _hashed(*before_side), _hashed(*after_side)
+        keyed = ((k, old_types[k]) for k in key), ((dict(pairs)[k], new_types[dict(pairs)[k]]) for k in key)
+        sides = tuple(c for side in keyed for c in side)
         relations.append(Relation(
             spec.group, spec.name, hashed_before[0], hashed_after[0],
             tuple(t for _, t in pairs),
             frozenset(t for o, t in pairs if "json" in (old_types[o], new_types[t])),
             instant_columns=frozenset(t for o, t in pairs if old_types[o] in INSTANT_TYPES and new_types[t] in INSTANT_TYPES),
-            digested=True, unguarded=(hashed_before[1], hashed_after[1])))
+            digested=True, unguarded=(hashed_before[1], hashed_after[1]),
+            key=sides if len(key) == 1 and all(t in KEY_TEXT for _, t in sides) else ()))
     if not rollback:
         checks, unchecked = destinations(before, after, contract, selected)
         relations += [Relation(g, t, b, a, subset=True, label=dest, source=src) for g, t, b, a, src, dest in checks]
@@ -356,14 +402,24 @@ def _row_hash(digests: Sequence[str]) -> str:
     return " # ".join(f"coalesce({d}, {i + 7})" for i, d in enumerate(digests)) or "0"
 
 
+def _set_aside(relation: Relation, expected: dict[str, set[str]]) -> Relation:
+    """``relation`` with the keys ``expected`` names for its table (:meth:`Expectations.keys`) set aside, when it has
+    a key to read them by and they are few enough (:data:`ASIDE_KEYS`)."""
+    keys = {k for k in expected.get(relation.table, ()) if all(KEY_TEXT[t](k) for _, t in relation.key)} \
+        if relation.key and not relation.subset else set()
+    return replace(relation, aside=tuple(sorted(keys))) if 0 < len(keys) <= ASIDE_KEYS else relation
+
+
 def _buckets(conn: psycopg.Connection, query: str, relation: Relation) -> Buckets:
     """Per key bucket, the count and the sum of row hashes. Each row is reduced to (bucket, hash) below an
     ``OFFSET 0`` fence, before the aggregate: the planner takes every key for its own group (it cannot know the
     mask leaves a few thousand), plans the hash aggregate to spill, and without the fence spills the raw rows,
     whose hashes it computes after reading them back (node_executions at prod: 900 MB written, twice the
     scan's time; docs/equivalence.md)."""
-    rows = conn.execute(f"SELECT b, count(*), sum(h) FROM (SELECT hashtextextended(s.k, 1) & {relation.buckets - 1} "
-                        f"AS b, {relation.row_hash} AS h FROM ({query}) s OFFSET 0) r GROUP BY b").fetchall()
+    aside = " WHERE s.k NOT IN (SELECT unnest(%s::text[]))" if relation.aside else ""
+    rows = conn.execute(f"SELECT b, count(*), sum(h) FROM (SELECT {relation.bucket} & {relation.buckets - 1} "
+                        f"AS b, {relation.row_hash} AS h FROM ({query}) s{aside} OFFSET 0) r GROUP BY b",
+                        (list(relation.aside),) if aside else None).fetchall()
     return {b: (n, int(h)) for b, n, h in rows}
 
 
@@ -394,7 +450,14 @@ def _narrowed(conn: psycopg.Connection, relation: Relation, side: str, buckets: 
     """Key -> (row hash, its rendered columns when ``rows``, else ()) of every row of ``buckets``: one scan."""
     return {k: (h, tuple(rest)) for k, h, *rest in conn.execute(
         f"SELECT s.k, {relation.row_hash}{relation.rendered if rows else ''} FROM ({relation.scanned(side)}) s "
-        f"WHERE hashtextextended(s.k, 1) & {relation.buckets - 1} IN (SELECT unnest(%s::bigint[]))", (buckets,))}
+        f"WHERE {relation.bucket} & {relation.buckets - 1} IN (SELECT unnest(%s::bigint[]))", (buckets,))}
+
+
+def _looked_up(conn: psycopg.Connection, relation: Relation, side: str) -> dict[str, tuple[int, Row]]:
+    """Key -> (row hash, rendered columns) of the rows of the keys set aside, read through the key's index."""
+    return {k: (h, tuple(rest)) for k, h, *rest in conn.execute(
+        f"SELECT s.k, {relation.row_hash}{relation.rendered} FROM ({relation.scanned(side)} WHERE "
+        f"{relation.lookup(side)}) s", (list(relation.aside),))}
 
 
 def _rows(conn: psycopg.Connection, relation: Relation, side: str, keys: Sequence[str]) -> dict[str, Row]:
@@ -437,12 +500,16 @@ def _compare_rows(before: psycopg.Connection, after: psycopg.Connection, relatio
                   out: Outcome, examples: int, scanned: tuple[Buckets, Buckets] | None = None) -> None:
     b, a = scanned or (_buckets(before, relation.scanned("before"), relation),
                        _buckets(after, relation.scanned("after"), relation))
-    out.rows_before, out.rows_after = sum(n for n, _ in b.values()), sum(n for n, _ in a.values())
+    aside_b, aside_a = (_looked_up(before, relation, "before"), _looked_up(after, relation, "after")) \
+        if relation.aside else ({}, {})
+    out.rows_before = sum(n for n, _ in b.values()) + len(aside_b)
+    out.rows_after = sum(n for n, _ in a.values()) + len(aside_a)
     differing = sorted(k for k in b.keys() | a.keys() if b.get(k) != a.get(k))
-    if not differing:
+    if not differing and not aside_b and not aside_a:
         return
     rows = max(sum(side.get(k, (0, 0))[0] for k in differing) for side in (b, a)) <= NARROW_ROWS
-    nb, na = _narrowed(before, relation, "before", differing, rows), _narrowed(after, relation, "after", differing, rows)
+    nb, na = ({**_narrowed(conn, relation, side, differing, rows), **aside} if differing else aside
+              for conn, side, aside in ((before, "before", aside_b), (after, "after", aside_a)))
 
     def rendered(conn: psycopg.Connection, side: str, narrowed: dict[str, tuple[int, Row]], keys: list[str]) -> dict[str, Row]:
         return {k: narrowed[k][1] for k in keys} if rows else _rows(conn, relation, side, keys)
@@ -692,6 +759,8 @@ def prepare(after_conn: psycopg.Connection, before: Catalog, after: Catalog, con
     relations, findings = plan(before, after, contract, groups, rollback)
     relations = _sized(after_conn, relations)
     known = expected if expected is not None else Expectations.load(after_conn, contract.schemas[0])
+    changed = known.keys()
+    relations = [_set_aside(r, changed) for r in relations]
     counted, drifts = counters.check(after_conn, after, contract, groups, legacy=rollback)
     known.recount(drifts)
     return relations, findings, known, counted
