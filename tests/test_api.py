@@ -13,8 +13,8 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.testclient import TestClient
 from schemathesis.core.failures import FailureGroup
+from schemathesis.python.asgi import get_client
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 from starlette.datastructures import MutableHeaders
@@ -113,7 +113,7 @@ def test_reference_document_keeps_the_legacy_aliases(migrated: str) -> None:
 def test_legacy_alias_round_trip(migrated: str, tenants: tuple[str, str]) -> None:
     """``meta_data`` sent on the old name is stored as ``metadata`` and returned under both names, deprecated
     in the document only: returning it warns nobody (pydantic's ``deprecated=True`` warned on every response)."""
-    client = TestClient(create_app(sqlalchemy_url(migrated)))
+    client = get_client(create_app(sqlalchemy_url(migrated)))
     headers = _headers(tenants[0])
     workspace = client.get("/workspaces", headers=headers).json()["items"][0]["id"]
     workflow = client.post("/workflows", headers=headers, json={"name": "w", "workspace_id": workspace}).json()["id"]
@@ -129,7 +129,7 @@ def test_legacy_alias_round_trip(migrated: str, tenants: tuple[str, str]) -> Non
 def test_reference_api_never_prepares_statements(migrated: str, tenants: tuple[str, str]) -> None:
     """A prepared statement would fail once a migration step changes its result type (json -> jsonb)."""
     app = create_app(sqlalchemy_url(migrated))
-    client = TestClient(app)
+    client = get_client(app)
     for _ in range(8):  # psycopg's default would prepare the request's queries from the 5th run on
         assert client.get("/workspaces", headers=_headers(tenants[0])).status_code == 200
     with app.state.engine.connect() as conn:  # the pooled connection those requests used
@@ -146,7 +146,7 @@ def test_a_request_runs_as_the_app_role_for_its_tenant(migrated: str, tenants: t
     def whoami(ctx: deps.CtxDep) -> list[str]:
         return list(ctx.session.execute(text("SELECT current_user, current_setting('app.current_tenant_id')")).one())
 
-    client = TestClient(app)
+    client = get_client(app)
     assert client.get("/whoami", headers=_headers(tenants[0])).json() == ["synapscale_app", tenants[0]]
     with app.state.engine.connect() as conn:  # the pooled connection the request used, after it
         assert conn.exec_driver_sql("SELECT current_user = session_user, "
@@ -209,7 +209,7 @@ def test_checks_catch_a_field_renamed_without_alias(migrated: str, tenants: tupl
         return response
 
     headers = _headers(tenants[0])
-    client = TestClient(app)
+    client = get_client(app)
     workspace = client.get("/workspaces", headers=headers).json()["items"][0]["id"]
     workflow = client.post("/workflows", headers=headers, json={"name": "w", "workspace_id": workspace}).json()["id"]
     execution = client.post(f"/workflows/{workflow}/executions", headers=headers, json={"metadata": {"a": 1}}).json()["id"]
@@ -279,7 +279,7 @@ def test_a_405_an_operation_answers_itself_is_its_own(migrated: str) -> None:
     def refuse() -> None:
         raise HTTPException(405, "closed for writes", headers={"Allow": "GET"})
 
-    response = TestClient(app).post("/closed")
+    response = get_client(app).post("/closed")
     assert response.status_code == 405 and response.headers["allow"] == "GET"
     schema = synap_api.load_schema(synap_api.ApiTarget(), app)
     case = schema.find_operation_by_label("POST /closed").Case()
