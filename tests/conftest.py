@@ -30,6 +30,8 @@ def pytest_configure(config: pytest.Config) -> None:
             os.environ.pop("PYTHONPYCACHEPREFIX", None)
 
         config.add_cleanup(restore)
+    # the in-process pytester sessions of an xdist worker each warn that pytest-benchmark is off; none of them times
+    config.addinivalue_line("filterwarnings", "ignore:Benchmarks are automatically disabled because xdist plugin is active")
 
 
 @pytest.fixture(scope="session", autouse=True)
