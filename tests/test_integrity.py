@@ -260,6 +260,36 @@ def test_keys_the_migration_changed_are_compared_by_key_not_by_bucket(pg: Server
     assert "(keys 9)" in out.findings[0].message and "7: w → changed" in out.findings[1].message
 
 
+def test_a_copy_of_an_identical_row_lost_or_added_is_found(pg: Server) -> None:
+    """A table without a key: a row's key is its own hash, so identical rows share one, and the comparison counts
+    how many rows hold each key. Seeded defects: one of two identical rows deleted, a third copy of another added
+    (the narrowing read them by key, once each, and saw nothing)."""
+    query = "SELECT md5(row(v)::text) AS k, v FROM synapscale_db.t"
+
+    def fill(dsn: str) -> None:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("CREATE SCHEMA synapscale_db; CREATE TABLE synapscale_db.t (v text); "
+                         "INSERT INTO synapscale_db.t SELECT 'v' || (i % 500) FROM generate_series(1, 1000) i")
+
+    build_template(pg, "keyless_template", fill)
+    before, after = clone(pg, "keyless_template"), clone(pg, "keyless_template")
+    relation = equivalence.Relation("g", "t", query, query, ("v",))
+    try:
+        with after.connect() as conn:
+            conn.execute("DELETE FROM synapscale_db.t WHERE ctid = (SELECT min(ctid) FROM synapscale_db.t WHERE v = 'v7'); "
+                         "INSERT INTO synapscale_db.t VALUES ('v9')")
+        with equivalence.connect(before.dsn) as b, equivalence.connect(after.dsn) as a:
+            out = equivalence.compare(b, a, relation, equivalence.Expectations())
+    finally:
+        before.drop()
+        after.drop()
+    messages = [f.message for f in out.findings]
+    assert (out.rows_before, out.rows_after) == (1000, 1000)
+    assert len(messages) == 2, messages
+    assert messages[0].startswith("1 of 1000 rows of t are missing after the migration"), messages
+    assert messages[1].startswith("1 rows of t appeared that the legacy database did not have"), messages
+
+
 def _md5(text: str) -> str:
     import hashlib
 

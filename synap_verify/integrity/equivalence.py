@@ -24,6 +24,7 @@ import os
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -445,19 +446,34 @@ def _sized(conn: psycopg.Connection, relations: list[Relation]) -> list[Relation
 
 # Membership in a list of buckets or keys is ``IN (SELECT unnest(list))``, a hashed semi-join: ``= ANY(list)`` with
 # the list as a parameter is a linear search per row (node_executions at prod: 9.8 s for 1,637 buckets).
-def _narrowed(conn: psycopg.Connection, relation: Relation, side: str, buckets: list[int],
-              rows: bool) -> dict[str, tuple[int, Row]]:
+def _narrowed(conn: psycopg.Connection, relation: Relation, side: str, buckets: list[int], rows: bool) -> Keyed:
     """Key -> (row hash, its rendered columns when ``rows``, else ()) of every row of ``buckets``: one scan."""
-    return {k: (h, tuple(rest)) for k, h, *rest in conn.execute(
+    return _keyed(conn.execute(
         f"SELECT s.k, {relation.row_hash}{relation.rendered if rows else ''} FROM ({relation.scanned(side)}) s "
-        f"WHERE {relation.bucket} & {relation.buckets - 1} IN (SELECT unnest(%s::bigint[]))", (buckets,))}
+        f"WHERE {relation.bucket} & {relation.buckets - 1} IN (SELECT unnest(%s::bigint[]))", (buckets,)))
 
 
-def _looked_up(conn: psycopg.Connection, relation: Relation, side: str) -> dict[str, tuple[int, Row]]:
+def _looked_up(conn: psycopg.Connection, relation: Relation, side: str) -> Keyed:
     """Key -> (row hash, rendered columns) of the rows of the keys set aside, read through the key's index."""
-    return {k: (h, tuple(rest)) for k, h, *rest in conn.execute(
-        f"SELECT s.k, {relation.row_hash}{relation.rendered} FROM ({relation.scanned(side)} WHERE "
-        f"{relation.lookup(side)}) s", (list(relation.aside),))}
+    return _keyed(conn.execute(f"SELECT s.k, {relation.row_hash}{relation.rendered} FROM ({relation.scanned(side)} "
+                               f"WHERE {relation.lookup(side)}) s", (list(relation.aside),)))
+
+
+def _keyed(rows: Iterable[Sequence[Any]]) -> Keyed:
+    """Rows ``(k, h, *columns)`` by key, and how many rows hold each key: the identical rows of a table without a
+    key share one (the hash of the row), and one of them lost is a row lost."""
+    found: dict[str, tuple[int, Row]] = {}
+    counts: Counter[str] = Counter()
+    for k, h, *rest in rows:
+        found[k] = (h, tuple(rest))
+        counts[k] += 1
+    return found, counts
+
+
+def _merged(narrowed: Keyed, aside: Keyed) -> Keyed:
+    """A side's narrowed rows with its rows set aside (which the narrowing's bucket scan may read again)."""
+    rows, counts = narrowed
+    return {**rows, **aside[0]}, Counter({k: n for k, n in counts.items() if k not in aside[1]}) + aside[1]
 
 
 def _rows(conn: psycopg.Connection, relation: Relation, side: str, keys: Sequence[str]) -> dict[str, Row]:
@@ -470,6 +486,7 @@ def _rows(conn: psycopg.Connection, relation: Relation, side: str, keys: Sequenc
 # per side: a relation's bucket sums {bucket: (count, sum)}, or a subset check's set of key hashes
 Buckets = dict[int, tuple[int, int]]
 Row = tuple[str | None, ...]  # a row's rendered columns, the key left out
+Keyed = tuple[dict[str, tuple[int, Row]], Counter[str]]  # key -> (row hash, row), and the rows holding each key
 Scanned = Buckets | set[int]
 Scan = tuple[Scanned, Scanned] | psycopg.Error  # both sides, or why one could not be scanned
 
@@ -500,33 +517,36 @@ def _compare_rows(before: psycopg.Connection, after: psycopg.Connection, relatio
                   out: Outcome, examples: int, scanned: tuple[Buckets, Buckets] | None = None) -> None:
     b, a = scanned or (_buckets(before, relation.scanned("before"), relation),
                        _buckets(after, relation.scanned("after"), relation))
+    none: Keyed = ({}, Counter())
     aside_b, aside_a = (_looked_up(before, relation, "before"), _looked_up(after, relation, "after")) \
-        if relation.aside else ({}, {})
-    out.rows_before = sum(n for n, _ in b.values()) + len(aside_b)
-    out.rows_after = sum(n for n, _ in a.values()) + len(aside_a)
+        if relation.aside else (none, none)
+    out.rows_before = sum(n for n, _ in b.values()) + aside_b[1].total()
+    out.rows_after = sum(n for n, _ in a.values()) + aside_a[1].total()
     differing = sorted(k for k in b.keys() | a.keys() if b.get(k) != a.get(k))
-    if not differing and not aside_b and not aside_a:
+    if not differing and not aside_b[0] and not aside_a[0]:
         return
     rows = max(sum(side.get(k, (0, 0))[0] for k in differing) for side in (b, a)) <= NARROW_ROWS
-    nb, na = ({**_narrowed(conn, relation, side, differing, rows), **aside} if differing else aside
-              for conn, side, aside in ((before, "before", aside_b), (after, "after", aside_a)))
+    (nb, cb), (na, ca) = (_merged(_narrowed(conn, relation, side, differing, rows), aside) if differing else aside
+                          for conn, side, aside in ((before, "before", aside_b), (after, "after", aside_a)))
 
     def rendered(conn: psycopg.Connection, side: str, narrowed: dict[str, tuple[int, Row]], keys: list[str]) -> dict[str, Row]:
         return {k: narrowed[k][1] for k in keys} if rows else _rows(conn, relation, side, keys)
 
     table = relation.table
-    missing = sorted(nb.keys() - na.keys())
-    extra = sorted(k for k in na.keys() - nb.keys() if not expected.inserted(table, k))
+    missing = sorted(k for k in cb if cb[k] > ca[k])
+    extra = sorted(k for k in ca if ca[k] > cb[k] and not expected.inserted(table, k))
     changed = sorted(k for k in nb.keys() & na.keys() if nb[k][0] != na[k][0])
     if missing:
         hint = _rejected_json(relation, rendered(before, "before", nb, missing)) if relation.json_columns else ""
+        lost = sum(cb[k] - ca[k] for k in missing)
         out.findings.append(Finding("EQ-ROWS", relation.group, table,
-                                    f"{len(missing)} of {out.rows_before} rows of {table} are missing after the migration "
+                                    f"{lost} of {out.rows_before} rows of {table} are missing after the migration "
                                     f"(keys {_listing(missing, examples)}){hint}",
                                     expected=str(out.rows_before), actual=str(out.rows_after)))
     if extra:
         out.findings.append(Finding("EQ-ROWS", relation.group, table,
-                                    f"{len(extra)} rows of {table} appeared that the legacy database did not have and "
+                                    f"{sum(ca[k] - cb[k] for k in extra)} rows of {table} appeared that the legacy "
+                                    "database did not have and "
                                     f"no journal explains (keys {_listing(extra, examples)})",
                                     expected=str(out.rows_before), actual=str(out.rows_after)))
     if changed:
