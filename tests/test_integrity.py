@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from synap_verify.integrity import equivalence, jsonsem, preflight
 from synap_verify.pipeline import Pipeline
 from synap_verify.resources import REFERENCE_MIGRATIONS, suites_dir
 from synap_verify.server import Server
-from synap_verify.server.templates import build_template, clone
+from synap_verify.server.templates import Database, build_template, clone
 from synap_verify.suites.test_json_properties import documents, naive
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,6 +133,23 @@ def scan_conn(pg: Server) -> Iterator[psycopg.Connection]:
         yield conn
 
 
+@contextmanager
+def twins(pg: Server, name: str, ddl: str) -> Iterator[tuple[Database, Database]]:
+    """Two clones of a database that ``ddl`` built once (a template): a comparison's before and after sides."""
+
+    def fill(dsn: str) -> None:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(ddl)
+
+    build_template(pg, name, fill)
+    before, after = clone(pg, name), clone(pg, name)
+    try:
+        yield before, after
+    finally:
+        before.drop()
+        after.drop()
+
+
 def test_json_is_cast_unguarded_first_and_a_rejected_value_rescans_its_range(pg: Server,
                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """The scan casts json without the guard's regex (a NUL escape told apart by strpos); the page range holding a
@@ -142,23 +160,19 @@ def test_json_is_cast_unguarded_first_and_a_rejected_value_rescans_its_range(pg:
     Seeded defect: without the rescan the exponent's DataError makes the whole table a comparison that cannot run."""
     monkeypatch.setattr(equivalence, "SPLIT_PAGES", 8)
 
-    def fill(dsn: str) -> None:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("CREATE SCHEMA synapscale_db; CREATE TABLE synapscale_db.t (id int PRIMARY KEY, doc json); "
-                         "INSERT INTO synapscale_db.t SELECT i, json_build_object('n', i, 's', md5(i::text)) "
-                         "FROM generate_series(1, 20000) i; "
-                         """UPDATE synapscale_db.t SET doc = '{"s": "\\u0000"}' WHERE id = 5; """
-                         """UPDATE synapscale_db.t SET doc = '{"n": 1e999999}' WHERE id = 7; """
-                         """UPDATE synapscale_db.t SET doc = '{"s": "\\ud83d\\ude00"}' WHERE id = 15000""")
+    ddl = ("CREATE SCHEMA synapscale_db; CREATE TABLE synapscale_db.t (id int PRIMARY KEY, doc json); "
+           "INSERT INTO synapscale_db.t SELECT i, json_build_object('n', i, 's', md5(i::text)) "
+           "FROM generate_series(1, 20000) i; "
+           """UPDATE synapscale_db.t SET doc = '{"s": "\\u0000"}' WHERE id = 5; """
+           """UPDATE synapscale_db.t SET doc = '{"n": 1e999999}' WHERE id = 7; """
+           """UPDATE synapscale_db.t SET doc = '{"s": "\\ud83d\\ude00"}' WHERE id = 15000""")
 
     def query(guarded: bool) -> str:
         return f"SELECT id::text AS k, {equivalence.render('doc', 'json', 'json', guarded)} AS doc FROM synapscale_db.t"
 
-    build_template(pg, "json_ranges_template", fill)
-    before, after = clone(pg, "json_ranges_template"), clone(pg, "json_ranges_template")
     relation = equivalence.Relation("g", "t", query(True), query(True), ("doc",), frozenset({"doc"}),
                                     unguarded=(query(False), query(False)))
-    try:
+    with twins(pg, "json_ranges_template", ddl) as (before, after):
         # the fast query alone cannot read this table, for the exponent (the NUL, stored first, it reads)
         with equivalence.connect(before.dsn) as b, pytest.raises(psycopg.DataError, match="numeric"):
             b.execute(query(False)).fetchall()
@@ -168,9 +182,6 @@ def test_json_is_cast_unguarded_first_and_a_rejected_value_rescans_its_range(pg:
         changed = equivalence.scan(before.dsn, after.dsn, [relation], jobs=2)
         with equivalence.connect(before.dsn) as b, equivalence.connect(after.dsn) as a:
             outs = [equivalence.compare(b, a, relation, equivalence.Expectations(), scanned=s) for s in (*clean, *changed)]
-    finally:
-        before.drop()
-        after.drop()
     assert not isinstance(clean[0], psycopg.Error), clean[0]
     assert outs[0].findings == [] and outs[0].rows_before == outs[0].rows_after == 20000
     assert [f.rule for f in outs[1].findings] == ["EQ-VALUE"] and "19990" in outs[1].findings[0].message
@@ -188,16 +199,9 @@ def test_parallel_page_ranges_add_up_to_the_whole_table(pg: Server, monkeypatch:
     monkeypatch.setattr(equivalence, "NARROW_ROWS", narrow_rows)
     query = "SELECT id::text AS k, v::text AS v FROM synapscale_db.t"
 
-    def fill(dsn: str) -> None:
-        import psycopg
-
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("CREATE SCHEMA synapscale_db; CREATE TABLE synapscale_db.t (id int PRIMARY KEY, v text); "
-                         "INSERT INTO synapscale_db.t SELECT i, md5(i::text) FROM generate_series(1, 20000) i")
-
-    build_template(pg, "ranges_template", fill)
-    before, after = clone(pg, "ranges_template"), clone(pg, "ranges_template")
-    try:
+    ddl = ("CREATE SCHEMA synapscale_db; CREATE TABLE synapscale_db.t (id int PRIMARY KEY, v text); "
+           "INSERT INTO synapscale_db.t SELECT i, md5(i::text) FROM generate_series(1, 20000) i")
+    with twins(pg, "ranges_template", ddl) as (before, after):
         with after.connect() as conn:
             conn.execute("DELETE FROM synapscale_db.t WHERE id = 3; UPDATE synapscale_db.t SET v = 'x' WHERE id = 19990")
         relation = equivalence.Relation("g", "t", query, query, ("v",))
@@ -206,9 +210,6 @@ def test_parallel_page_ranges_add_up_to_the_whole_table(pg: Server, monkeypatch:
         with equivalence.connect(before.dsn) as b, equivalence.connect(after.dsn) as a:
             assert split == (equivalence._buckets(b, query, relation), equivalence._buckets(a, query, relation))
             out = equivalence.compare(b, a, relation, equivalence.Expectations(), scanned=split)
-    finally:
-        before.drop()
-        after.drop()
     messages = " | ".join(f.message for f in out.findings)
     assert out.rows_before == 20000 and out.rows_after == 19999
     assert "1 of 20000 rows of t are missing after the migration (keys 3)" in messages
@@ -226,13 +227,8 @@ def test_keys_the_migration_changed_are_compared_by_key_not_by_bucket(pg: Server
     quarantined value of row 5 is explained and stays quiet."""
     query = "SELECT id::text AS k, v, w FROM synapscale_db.t"
 
-    def fill(dsn: str) -> None:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("CREATE SCHEMA synapscale_db; CREATE TABLE synapscale_db.t (id int PRIMARY KEY, v text, w text); "
-                         "INSERT INTO synapscale_db.t SELECT i, md5(i::text), 'w' FROM generate_series(1, 20000) i")
-
-    build_template(pg, "aside_template", fill)
-    before, after = clone(pg, "aside_template"), clone(pg, "aside_template")
+    ddl = ("CREATE SCHEMA synapscale_db; CREATE TABLE synapscale_db.t (id int PRIMARY KEY, v text, w text); "
+           "INSERT INTO synapscale_db.t SELECT i, md5(i::text), 'w' FROM generate_series(1, 20000) i")
     expected = equivalence.Expectations(
         quarantined={("t", "5", "v"): {_md5("5")}, ("t", "7", "v"): {_md5("7")}}, journaled={("t", "9", "v")})
     if shape == "another-shape":
@@ -244,16 +240,13 @@ def test_keys_the_migration_changed_are_compared_by_key_not_by_bucket(pg: Server
         raise AssertionError("a bucket differed for a key set aside")
 
     monkeypatch.setattr(equivalence, "_narrowed", narrowed)
-    try:
+    with twins(pg, "aside_template", ddl) as (before, after):
         with after.connect() as conn:
             conn.execute("UPDATE synapscale_db.t SET v = 'new' WHERE id IN (5, 7); "
                          "UPDATE synapscale_db.t SET w = 'changed' WHERE id = 7; DELETE FROM synapscale_db.t WHERE id = 9")
         [sides] = equivalence.scan(before.dsn, after.dsn, [relation], jobs=1)
         with equivalence.connect(before.dsn) as b, equivalence.connect(after.dsn) as a:
             out = equivalence.compare(b, a, relation, expected, scanned=sides)
-    finally:
-        before.drop()
-        after.drop()
     assert set(relation.aside) == {"5", "7", "9"}
     assert (out.rows_before, out.rows_after) == (20000, 19999)
     assert [(f.rule, f.column) for f in out.findings] == [("EQ-ROWS", None), ("EQ-VALUE", "w")], out.findings
@@ -266,23 +259,15 @@ def test_a_copy_of_an_identical_row_lost_or_added_is_found(pg: Server) -> None:
     (the narrowing read them by key, once each, and saw nothing)."""
     query = "SELECT md5(row(v)::text) AS k, v FROM synapscale_db.t"
 
-    def fill(dsn: str) -> None:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("CREATE SCHEMA synapscale_db; CREATE TABLE synapscale_db.t (v text); "
-                         "INSERT INTO synapscale_db.t SELECT 'v' || (i % 500) FROM generate_series(1, 1000) i")
-
-    build_template(pg, "keyless_template", fill)
-    before, after = clone(pg, "keyless_template"), clone(pg, "keyless_template")
+    ddl = ("CREATE SCHEMA synapscale_db; CREATE TABLE synapscale_db.t (v text); "
+           "INSERT INTO synapscale_db.t SELECT 'v' || (i % 500) FROM generate_series(1, 1000) i")
     relation = equivalence.Relation("g", "t", query, query, ("v",))
-    try:
+    with twins(pg, "keyless_template", ddl) as (before, after):
         with after.connect() as conn:
             conn.execute("DELETE FROM synapscale_db.t WHERE ctid = (SELECT min(ctid) FROM synapscale_db.t WHERE v = 'v7'); "
                          "INSERT INTO synapscale_db.t VALUES ('v9')")
         with equivalence.connect(before.dsn) as b, equivalence.connect(after.dsn) as a:
             out = equivalence.compare(b, a, relation, equivalence.Expectations())
-    finally:
-        before.drop()
-        after.drop()
     messages = [f.message for f in out.findings]
     assert (out.rows_before, out.rows_after) == (1000, 1000)
     assert len(messages) == 2, messages
