@@ -58,6 +58,8 @@ ASIDE_KEYS = 20_000
 
 
 def _integer(bits: int) -> Callable[[str], bool]:
+    """Whether a text is how PostgreSQL writes an integer of ``bits`` bits and a sign."""
+
     def fits(text: str) -> bool:
         return re.fullmatch(r"-?(0|[1-9][0-9]*)", text) is not None and -(1 << bits) <= int(text) < 1 << bits
     return fits
@@ -348,15 +350,14 @@ def plan(before: Catalog, after: Catalog, contract: Contract, groups: Iterable[s
         before_side = (old, [(o, as_before[t], t) for o, t in pairs], key)
         after_side = (new, [(t, as_after[t], t) for _, t in pairs], [dict(pairs)[k] for k in key])
         hashed_before, hashed_after = _hashed(*before_side), _hashed(*after_side)
-        keyed = ((k, old_types[k]) for k in key), ((dict(pairs)[k], new_types[dict(pairs)[k]]) for k in key)
-        sides = tuple(c for side in keyed for c in side)
+        one_key = ((key[0], old_types[key[0]]), (dict(pairs)[key[0]], new_types[dict(pairs)[key[0]]])) if len(key) == 1 else ()
         relations.append(Relation(
             spec.group, spec.name, hashed_before[0], hashed_after[0],
             tuple(t for _, t in pairs),
             frozenset(t for o, t in pairs if "json" in (old_types[o], new_types[t])),
             instant_columns=frozenset(t for o, t in pairs if old_types[o] in INSTANT_TYPES and new_types[t] in INSTANT_TYPES),
             digested=True, unguarded=(hashed_before[1], hashed_after[1]),
-            key=sides if len(key) == 1 and all(t in KEY_TEXT for _, t in sides) else ()))
+            key=one_key if all(t in KEY_TEXT for _, t in one_key) else ()))
     if not rollback:
         checks, unchecked = destinations(before, after, contract, selected)
         relations += [Relation(g, t, b, a, subset=True, label=dest, source=src) for g, t, b, a, src, dest in checks]
