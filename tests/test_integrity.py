@@ -275,6 +275,25 @@ def test_a_copy_of_an_identical_row_lost_or_added_is_found(pg: Server) -> None:
     assert messages[1].startswith("1 rows of t appeared that the legacy database did not have"), messages
 
 
+def test_rows_without_a_key_are_a_finding_not_a_crash(pg: Server) -> None:
+    """A migrated table whose key column lost NOT NULL can hold rows with no key: they fall in no bucket narrowing
+    can read. Seeded defect: two such rows added; before, sorting the differing buckets raised a TypeError and the
+    whole comparison ended in a traceback."""
+    query = "SELECT id::text AS k, v FROM synapscale_db.t"
+    ddl = ("CREATE SCHEMA synapscale_db; CREATE TABLE synapscale_db.t (id int, v text); "
+           "INSERT INTO synapscale_db.t SELECT i, md5(i::text) FROM generate_series(1, 1000) i")
+    relation = equivalence.Relation("g", "t", query, query, ("v",))
+    with twins(pg, "keyless_rows_template", ddl) as (before, after):
+        with after.connect() as conn:
+            conn.execute("INSERT INTO synapscale_db.t VALUES (NULL, 'x'), (NULL, 'y'); DELETE FROM synapscale_db.t WHERE id = 3")
+        with equivalence.connect(before.dsn) as b, equivalence.connect(after.dsn) as a:
+            out = equivalence.compare(b, a, relation, equivalence.Expectations())
+    messages = [f.message for f in out.findings]
+    assert (out.rows_before, out.rows_after) == (1000, 1001)
+    assert any(m.startswith("1 of 1000 rows of t are missing after the migration (keys 3)") for m in messages), messages
+    assert "2 rows of t have no key after the migration" in " | ".join(messages), messages
+
+
 def _md5(text: str) -> str:
     import hashlib
 
