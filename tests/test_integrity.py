@@ -253,21 +253,26 @@ def test_keys_the_migration_changed_are_compared_by_key_not_by_bucket(pg: Server
     assert "(keys 9)" in out.findings[0].message and "7: w → changed" in out.findings[1].message
 
 
+def compared(pg: Server, name: str, table: str, query: str, change: str) -> equivalence.Outcome:
+    """The comparison of ``query`` (columns ``k`` and ``v``) between two clones of a template holding ``table``,
+    the second one altered by ``change``."""
+    relation = equivalence.Relation("g", "t", query, query, ("v",))
+    with twins(pg, name, f"CREATE SCHEMA synapscale_db; {table}") as (before, after):
+        with after.connect() as conn:
+            conn.execute(change)
+        with equivalence.connect(before.dsn) as b, equivalence.connect(after.dsn) as a:
+            return equivalence.compare(b, a, relation, equivalence.Expectations())
+
+
 def test_a_copy_of_an_identical_row_lost_or_added_is_found(pg: Server) -> None:
     """A table without a key: a row's key is its own hash, so identical rows share one, and the comparison counts
     how many rows hold each key. Seeded defects: one of two identical rows deleted, a third copy of another added
     (the narrowing read them by key, once each, and saw nothing)."""
-    query = "SELECT md5(row(v)::text) AS k, v FROM synapscale_db.t"
-
-    ddl = ("CREATE SCHEMA synapscale_db; CREATE TABLE synapscale_db.t (v text); "
-           "INSERT INTO synapscale_db.t SELECT 'v' || (i % 500) FROM generate_series(1, 1000) i")
-    relation = equivalence.Relation("g", "t", query, query, ("v",))
-    with twins(pg, "keyless_template", ddl) as (before, after):
-        with after.connect() as conn:
-            conn.execute("DELETE FROM synapscale_db.t WHERE ctid = (SELECT min(ctid) FROM synapscale_db.t WHERE v = 'v7'); "
-                         "INSERT INTO synapscale_db.t VALUES ('v9')")
-        with equivalence.connect(before.dsn) as b, equivalence.connect(after.dsn) as a:
-            out = equivalence.compare(b, a, relation, equivalence.Expectations())
+    out = compared(pg, "keyless_template", "CREATE TABLE synapscale_db.t (v text); "
+                   "INSERT INTO synapscale_db.t SELECT 'v' || (i % 500) FROM generate_series(1, 1000) i",
+                   "SELECT md5(row(v)::text) AS k, v FROM synapscale_db.t",
+                   "DELETE FROM synapscale_db.t WHERE ctid = (SELECT min(ctid) FROM synapscale_db.t WHERE v = 'v7'); "
+                   "INSERT INTO synapscale_db.t VALUES ('v9')")
     messages = [f.message for f in out.findings]
     assert (out.rows_before, out.rows_after) == (1000, 1000)
     assert len(messages) == 2, messages
@@ -277,17 +282,12 @@ def test_a_copy_of_an_identical_row_lost_or_added_is_found(pg: Server) -> None:
 
 def test_rows_without_a_key_are_a_finding_not_a_crash(pg: Server) -> None:
     """A migrated table whose key column lost NOT NULL can hold rows with no key: they fall in no bucket narrowing
-    can read. Seeded defect: two such rows added; before, sorting the differing buckets raised a TypeError and the
-    whole comparison ended in a traceback."""
-    query = "SELECT id::text AS k, v FROM synapscale_db.t"
-    ddl = ("CREATE SCHEMA synapscale_db; CREATE TABLE synapscale_db.t (id int, v text); "
-           "INSERT INTO synapscale_db.t SELECT i, md5(i::text) FROM generate_series(1, 1000) i")
-    relation = equivalence.Relation("g", "t", query, query, ("v",))
-    with twins(pg, "keyless_rows_template", ddl) as (before, after):
-        with after.connect() as conn:
-            conn.execute("INSERT INTO synapscale_db.t VALUES (NULL, 'x'), (NULL, 'y'); DELETE FROM synapscale_db.t WHERE id = 3")
-        with equivalence.connect(before.dsn) as b, equivalence.connect(after.dsn) as a:
-            out = equivalence.compare(b, a, relation, equivalence.Expectations())
+    can read. Seeded defect: two such rows added (and a keyed row deleted, still found); before, their NULL row hash
+    failed the bucket sums with a TypeError and the whole comparison ended in a traceback."""
+    out = compared(pg, "null_keys_template", "CREATE TABLE synapscale_db.t (id int, v text); "
+                   "INSERT INTO synapscale_db.t SELECT i, md5(i::text) FROM generate_series(1, 1000) i",
+                   "SELECT id::text AS k, v FROM synapscale_db.t",
+                   "INSERT INTO synapscale_db.t VALUES (NULL, 'x'), (NULL, 'y'); DELETE FROM synapscale_db.t WHERE id = 3")
     messages = [f.message for f in out.findings]
     assert (out.rows_before, out.rows_after) == (1000, 1001)
     assert any(m.startswith("1 of 1000 rows of t are missing after the migration (keys 3)") for m in messages), messages
