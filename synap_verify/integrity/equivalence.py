@@ -56,6 +56,9 @@ NARROW_ROWS = 100_000
 # stays well inside work_mem; a relation with more is narrowed bucket by bucket as any other
 ASIDE_KEYS = 20_000
 UNKEYED = -1  # the bucket of rows whose key is NULL: no narrowing can read them by bucket, nor pair them by key
+# a scan's condition leaving the rows set aside out (a hashed anti-join); a NULL key is no key set aside, and
+# ``NOT IN`` alone (NULL for it) would drop its row from the scan unseen
+OUTSIDE_ASIDE = "(s.k IS NULL OR s.k NOT IN (SELECT unnest(%s::text[])))"
 
 
 def _integer(bits: int) -> Callable[[str], bool]:
@@ -405,10 +408,10 @@ def _row_hash(digests: Sequence[str]) -> str:
     return " # ".join(f"coalesce({d}, {i + 7})" for i, d in enumerate(digests)) or "0"
 
 
-def _set_aside(relation: Relation, expected: dict[str, set[str]]) -> Relation:
-    """``relation`` with the keys ``expected`` names for its table (:meth:`Expectations.keys`) set aside, when it has
+def _set_aside(relation: Relation, changed: dict[str, set[str]]) -> Relation:
+    """``relation`` with the keys ``changed`` names for its table (:meth:`Expectations.keys`) set aside, when it has
     a key to read them by and they are few enough (:data:`ASIDE_KEYS`)."""
-    keys = {k for k in expected.get(relation.table, ()) if all(KEY_TEXT[t](k) for _, t in relation.key)} \
+    keys = {k for k in changed.get(relation.table, ()) if all(KEY_TEXT[t](k) for _, t in relation.key)} \
         if relation.key and not relation.subset else set()
     return replace(relation, aside=tuple(sorted(keys))) if 0 < len(keys) <= ASIDE_KEYS else relation
 
@@ -418,8 +421,8 @@ def _buckets(conn: psycopg.Connection, query: str, relation: Relation) -> Bucket
     ``OFFSET 0`` fence, before the aggregate: the planner takes every key for its own group (it cannot know the
     mask leaves a few thousand), plans the hash aggregate to spill, and without the fence spills the raw rows,
     whose hashes it computes after reading them back (node_executions at prod: 900 MB written, twice the
-    scan's time; docs/equivalence.md)."""
-    aside = " WHERE s.k NOT IN (SELECT unnest(%s::text[]))" if relation.aside else ""
+    scan's time; docs/equivalence.md). Rows without a key count in bucket UNKEYED."""
+    aside = f" WHERE {OUTSIDE_ASIDE}" if relation.aside else ""
     rows = conn.execute(f"SELECT b, count(*), sum(h) FROM (SELECT coalesce({relation.bucket} & {relation.buckets - 1}, "
                         f"{UNKEYED}) AS b, coalesce({relation.row_hash}, 0) AS h FROM ({query}) s{aside} OFFSET 0) r "
                         "GROUP BY b",
@@ -450,10 +453,13 @@ def _sized(conn: psycopg.Connection, relations: list[Relation]) -> list[Relation
 # Membership in a list of buckets or keys is ``IN (SELECT unnest(list))``, a hashed semi-join: ``= ANY(list)`` with
 # the list as a parameter is a linear search per row (node_executions at prod: 9.8 s for 1,637 buckets).
 def _narrowed(conn: psycopg.Connection, relation: Relation, side: str, buckets: list[int], rows: bool) -> Keyed:
-    """Key -> (row hash, its rendered columns when ``rows``, else ()) of every row of ``buckets``: one scan."""
+    """Key -> (row hash, its rendered columns when ``rows``, else ()) of every row of ``buckets`` but those set aside
+    (read by key): one scan."""
+    aside = f" AND {OUTSIDE_ASIDE}" if relation.aside else ""
     return _keyed(conn.execute(
         f"SELECT s.k, {relation.row_hash}{relation.rendered if rows else ''} FROM ({relation.scanned(side)}) s "
-        f"WHERE {relation.bucket} & {relation.buckets - 1} IN (SELECT unnest(%s::bigint[]))", (buckets,)))
+        f"WHERE {relation.bucket} & {relation.buckets - 1} IN (SELECT unnest(%s::bigint[])){aside}",
+        (buckets, list(relation.aside)) if aside else (buckets,)))
 
 
 def _looked_up(conn: psycopg.Connection, relation: Relation, side: str) -> Keyed:
@@ -474,9 +480,8 @@ def _keyed(rows: Iterable[Sequence[Any]]) -> Keyed:
 
 
 def _merged(narrowed: Keyed, aside: Keyed) -> Keyed:
-    """A side's narrowed rows with its rows set aside (which the narrowing's bucket scan may read again)."""
-    rows, counts = narrowed
-    return {**rows, **aside[0]}, Counter({k: n for k, n in counts.items() if k not in aside[1]}) + aside[1]
+    """A side's narrowed rows and its rows set aside (no key in both)."""
+    return {**narrowed[0], **aside[0]}, narrowed[1] + aside[1]
 
 
 def _rows(conn: psycopg.Connection, relation: Relation, side: str, keys: Sequence[str]) -> dict[str, Row]:
