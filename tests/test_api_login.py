@@ -8,6 +8,7 @@ Tokens and passwords are secrets: every message, repr and pytest output is check
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 import socket
 import threading
@@ -345,3 +346,51 @@ def test_the_suite_reads_ids_from_synap_dsn(served_db: tuple[str, str, str], pas
     assert ("GET /workspaces/{workspace_id}: answered 200 with tenant B's workspace_id" in output) == leak, output
     assert "cross-tenant probe: 1 operations: " + ("LEAK 1" if leak else "pass 1") in output, output
     assert not _secrets_in(output, passwords)
+
+
+# --- the API suite's operations shared by xdist workers -------------------------------------------------
+
+
+def _paths_app() -> FastAPI:
+    """Six paths answering what they document, and one (``/broken``) answering 500: the seeded defect."""
+    app = FastAPI()
+    for name in ("alpha", "beta", "gamma", "delta", "epsilon", "zeta"):
+        app.add_api_route(f"/{name}", lambda: {"ok": True}, methods=["GET"], operation_id=f"read_{name}")
+
+    @app.get("/broken")
+    def broken() -> dict[str, bool]:
+        raise HTTPException(500, "seeded defect")
+
+    return app
+
+
+def _operations_run(result: pytest.RunResult) -> dict[str, list[str]]:
+    """Operation -> the ``test_operation`` items whose subtests ran it, from a ``-v`` run's progress lines (not
+    its summary, which names a failed subtest again)."""
+    found: dict[str, list[str]] = {}
+    for line in result.stdout.lines:
+        ran = re.search(r"test_operation(\[paths-\d-of-\d\])?\[(GET /\w+)\]", line)
+        if ran and "SUB" in line and not line.startswith(("SUBFAILED", "SUBPASSED")):
+            found.setdefault(ran[2], []).append(ran[1] or "whole")
+    return found
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_xdist_workers_share_the_operations_each_run_once(pytester: pytest.Pytester, workers: int) -> None:
+    """Under ``-n 2`` ``test_operation`` is four items, one per shard of the document's paths; every operation
+    runs in exactly one of them, the seeded 500 fails exactly one, and without xdist it is one item as before.
+
+    Seeded defect (of the sharding itself): a shard's filter set on the schema its fixture returns, which
+    Schemathesis replaces with its own, ran every operation in every shard, four times the work."""
+    with _serve(_paths_app()) as url:
+        result = pytester.runpytest_subprocess(
+            str(suites_dir() / "test_api.py"), "-p", "no:cacheprovider", "-k", "test_operation", "-v",
+            f"--synap-api-url={url}", "--synap-api-header=X-Key: k", *(["-n", str(workers)] if workers else []))
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()[-3000:]
+    runs = _operations_run(result)
+    paths = {f"GET /{name}" for name in ("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "broken")}
+    assert set(runs) == paths and all(len(items) == 1 for items in runs.values()), runs
+    items = {item for found in runs.values() for item in found}
+    assert items == ({f"[paths-{i}-of-4]" for i in range(1, 5)} if workers else {"whole"}), items
+    failed = [line for line in result.stdout.lines if "FAILED" in line and "test_operation" in line]
+    assert failed and all("GET /broken" in line for line in failed), failed

@@ -29,6 +29,20 @@ from synap_verify.stash import SETTINGS as SETTINGS_KEY
 EXAMPLES = 10  # per operation: enough to find what we have found so far, small enough for < 2 minutes
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
                     suppress_health_check=list(HealthCheck), database=None)
+SHARDS_PER_WORKER = 2  # operations differ tenfold in requests: more shards than workers evens the workers out
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Under xdist, ``test_operation`` is one item per shard of the document's paths, so the workers share its
+    operations: Schemathesis's ``from_fixture`` makes it one item, which one worker ran whole (58 s here)
+    while the others had finished. Every xdist worker collects with the same count, so all agree on the items.
+    Read from this session's own xdist worker input: the environment's count reaches pytest sessions started
+    under a worker too."""
+    workers = int(getattr(metafunc.config, "workerinput", {}).get("workercount", 1))
+    if workers > 1 and "api_shard" in metafunc.fixturenames:
+        shards = SHARDS_PER_WORKER * workers
+        metafunc.parametrize("api_shard", [(i, shards) for i in range(shards)], indirect=True, scope="module",
+                             ids=[f"paths-{i + 1}-of-{shards}" for i in range(shards)])
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +116,37 @@ def api_schema(api_target: synap_api.ApiTarget, api_app: Any) -> Any:
         pytest.fail(f"synap-verify: {exc}", pytrace=False)
 
 
+class _Shard:
+    """The paths of the document the running ``test_operation`` item leaves to the other shards' items: set by
+    ``api_shard``, read by Schemathesis's filter (the schema a ``from_fixture`` fixture returns keeps no filter
+    of its own: Schemathesis clones it with the lazy schema's)."""
+
+    others: frozenset[str] = frozenset()
+
+
+def _in_another_shard(ctx: Any) -> bool:
+    return ctx.operation.path in _Shard.others
+
+
+@pytest.fixture(scope="module")
+def api_shard(api_schema: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The schema of one ``test_operation`` item: every operation, or under xdist every n-th of the document's
+    sorted paths (``pytest_generate_tests``). By path, so that the methods of a path stay together; a path
+    the document gets wrong is reported by every shard (Schemathesis yields it before any filter)."""
+    shard: tuple[int, int] | None = getattr(request, "param", None)
+    if shard is None:
+        yield api_schema
+        return
+    paths = sorted(api_schema.raw_schema.get("paths", {}))
+    if not paths[shard[0]::shard[1]]:
+        pytest.skip(f"the document has fewer paths than the {shard[1]} shards of the xdist workers")
+    _Shard.others = frozenset(paths) - set(paths[shard[0]::shard[1]])
+    try:
+        yield api_schema
+    finally:
+        _Shard.others = frozenset()
+
+
 @pytest.fixture(scope="module")
 def api_stats(request: pytest.FixtureRequest) -> Iterator[dict[str, Counter[int]]]:
     """Responses per operation and status; printed at the end of the module."""
@@ -133,7 +178,7 @@ def _write_lines(request: pytest.FixtureRequest, lines: list[str]) -> None:
             reporter.write_line(line)
 
 
-schema = schemathesis.pytest.from_fixture("api_schema")
+schema = schemathesis.pytest.from_fixture("api_shard").exclude(func=_in_another_shard)
 
 
 @schema.parametrize()
