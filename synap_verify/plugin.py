@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -91,6 +91,19 @@ def _settings(config: pytest.Config) -> Settings:
         ini[field] = config.getini(_key(name))
     file_config = {**{k: v for k, v in ini.items() if v}, **pyproject_table(Path(config.rootpath))}
     return Settings.resolve(cli, file_config)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_cmdline_main(config: pytest.Config) -> Generator[None, int | pytest.ExitCode, int | pytest.ExitCode]:
+    """``-n`` without ``--dist`` runs the built-in suites with xdist's work stealing rather than its default
+    ``load``: their items differ a thousandfold in cost (an RLS probe in milliseconds, an API shard in
+    seconds), and ``load`` hands each worker a contiguous quarter of the items at once, so one worker got
+    every API shard and ran 40 s after the other had finished. A wrapper: before xdist's own (first) hook turns
+    "no" into "load"."""
+    if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", None) == "no" \
+            and not getattr(config.option, "distload", False) and _runs_builtin_suites(config):
+        config.option.dist = "worksteal"
+    return (yield)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -377,20 +377,23 @@ def _operations_run(result: pytest.RunResult) -> dict[str, list[str]]:
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_xdist_workers_share_the_operations_each_run_once(pytester: pytest.Pytester, workers: int) -> None:
-    """Under ``-n 2`` ``test_operation`` is four items, one per shard of the document's paths; every operation
-    runs in exactly one of them, the seeded 500 fails exactly one, and without xdist it is one item as before.
+    """Under ``-n 2`` ``test_operation`` is eight items, one per shard of the document's paths; every operation
+    runs in exactly one of them, the seeded 500 fails exactly one, the shard left without a path (seven paths)
+    is skipped and says why, and without xdist it is one item as before.
 
     Seeded defect (of the sharding itself): a shard's filter set on the schema its fixture returns, which
-    Schemathesis replaces with its own, ran every operation in every shard, four times the work."""
+    Schemathesis replaces with its own, ran every operation in every shard, once per shard."""
     with _serve(_paths_app()) as url:
         result = pytester.runpytest_subprocess(
-            str(suites_dir() / "test_api.py"), "-p", "no:cacheprovider", "-k", "test_operation", "-v",
+            str(suites_dir() / "test_api.py"), "-p", "no:cacheprovider", "-k", "test_operation", "-v", "-rs",
             f"--synap-api-url={url}", "--synap-api-header=X-Key: k", *(["-n", str(workers)] if workers else []))
     assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()[-3000:]
     runs = _operations_run(result)
     paths = {f"GET /{name}" for name in ("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "broken")}
     assert set(runs) == paths and all(len(items) == 1 for items in runs.values()), runs
     items = {item for found in runs.values() for item in found}
-    assert items == ({f"[paths-{i}-of-4]" for i in range(1, 5)} if workers else {"whole"}), items
+    assert items == ({f"[paths-{i}-of-8]" for i in range(1, 8)} if workers else {"whole"}), items
+    assert result.parseoutcomes().get("skipped", 0) == (1 if workers else 0)
+    assert ("fewer paths than the 8 shards" in result.stdout.str()) == bool(workers)
     failed = [line for line in result.stdout.lines if "FAILED" in line and "test_operation" in line]
     assert failed and all("GET /broken" in line for line in failed), failed

@@ -71,8 +71,22 @@ def test_the_bench_suite_under_xdist_is_one_line(pytester: pytest.Pytester) -> N
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     bad.stderr.fnmatch_lines(["ERROR: the bench suite times queries and cannot share the machine with other xdist "
                               "workers: run --synap-suites=bench without -n"])
-    fine = pytester.runpytest_subprocess("--collect-only", "-q", "-p", "no:cacheprovider", "--synap-suites=rls", "-n", "2")
-    assert fine.ret == pytest.ExitCode.OK, fine.stderr.str()
+
+
+def test_xdist_workers_steal_the_suites_items_unless_the_user_chose(pytester: pytest.Pytester) -> None:
+    """``-n`` alone runs the suites with work stealing: their items differ a thousandfold in cost, and xdist's
+    default ``load`` handed one worker every API shard in its first chunk (it ran 40 s alone at the end). A
+    ``--dist`` the user gives is kept, and a run of the user's own named tests is left as xdist makes it."""
+    pytester.makepyfile(test_app="def test_app():\n    pass\n")
+    quiet = ("-p", "no:cacheprovider", "-v", "-n", "2")
+    suites = pytester.runpytest_subprocess(*quiet, "--synap-suites=rls", "-k", "no_such_test")
+    assert suites.ret == pytest.ExitCode.NO_TESTS_COLLECTED, suites.stderr.str()  # -n is fine for the other suites
+    suites.stdout.fnmatch_lines(["scheduling tests via WorkStealingScheduling"])
+    chosen = pytester.runpytest_subprocess(*quiet, "--synap-suites=rls", "-k", "no_such_test", "--dist", "load")
+    chosen.stdout.fnmatch_lines(["scheduling tests via LoadScheduling"])
+    own = pytester.runpytest_subprocess(*quiet, "test_app.py")
+    own.stdout.fnmatch_lines(["scheduling tests via LoadScheduling"])
+    own.assert_outcomes(passed=1)
 
 
 def test_a_suite_whose_extra_is_missing_is_left_out_and_named(pytester: pytest.Pytester) -> None:

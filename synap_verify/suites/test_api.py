@@ -29,7 +29,7 @@ from synap_verify.stash import SETTINGS as SETTINGS_KEY
 EXAMPLES = 10  # per operation: enough to find what we have found so far, small enough for < 2 minutes
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
                     suppress_health_check=list(HealthCheck), database=None)
-SHARDS_PER_WORKER = 2  # operations differ tenfold in requests: more shards than workers evens the workers out
+SHARDS_PER_WORKER = 4  # operations differ tenfold in requests: a worker's last shard is a few seconds, not 15
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
