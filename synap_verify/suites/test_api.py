@@ -39,7 +39,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     Read from this session's own xdist worker input: the environment's count reaches pytest sessions started
     under a worker too."""
     workers = int(getattr(metafunc.config, "workerinput", {}).get("workercount", 1))
-    if workers > 1 and "api_shard" in metafunc.fixturenames:
+    skipped = metafunc.config.stash[SETTINGS_KEY].groups != GROUPS  # one skip (api_parsed), not one per shard
+    if workers > 1 and "api_shard" in metafunc.fixturenames and not skipped:
         shards = SHARDS_PER_WORKER * workers
         metafunc.parametrize("api_shard", [(i, shards) for i in range(shards)], indirect=True, scope="module",
                              ids=[f"paths-{i + 1}-of-{shards}" for i in range(shards)])
