@@ -17,6 +17,8 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.errors import FlakyStrategyDefinition
 from schemathesis.core.failures import FailureGroup
+from schemathesis.core.result import Ok
+from schemathesis.filters import FilterSet
 from schemathesis.specs.openapi.checks import ignored_auth
 
 from synap_verify import api as synap_api
@@ -131,16 +133,20 @@ def _in_another_shard(ctx: Any) -> bool:
 
 @pytest.fixture(scope="module")
 def api_shard(api_schema: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """The schema of one ``test_operation`` item: every operation, or under xdist every n-th of the document's
-    sorted paths (``pytest_generate_tests``). By path, so that the methods of a path stay together; a path
-    the document gets wrong is reported by every shard (Schemathesis yields it before any filter)."""
+    """The schema of one ``test_operation`` item: every operation, or under xdist every n-th path of those
+    Schemathesis would test (``pytest_generate_tests``). By path, so that the methods of a path stay together;
+    dealt from the operations Schemathesis yields (``schemathesis.toml``'s disabled operations, the document's
+    own path and extension keys left out), so that no shard is left with paths it then drops, which Schemathesis
+    fails as "no matches". A path the document gets wrong is reported by every shard: Schemathesis yields it
+    before any filter."""
     shard: tuple[int, int] | None = getattr(request, "param", None)
     if shard is None:
         yield api_schema
         return
-    paths = sorted(api_schema.raw_schema.get("paths", {}))
+    tested = api_schema.clone(filter_set=api_schema.config.operations.filter_set_with(include=FilterSet()))
+    paths = sorted({result.ok().path for result in tested.get_all_operations() if isinstance(result, Ok)})
     if not paths[shard[0]::shard[1]]:
-        pytest.skip(f"the document has fewer paths than the {shard[1]} shards of the xdist workers")
+        pytest.skip(f"the API has fewer paths to test than the {shard[1]} shards of the xdist workers")
     _Shard.others = frozenset(paths) - set(paths[shard[0]::shard[1]])
     try:
         yield api_schema
