@@ -78,13 +78,13 @@ def test_xdist_workers_steal_the_suites_items_unless_the_user_chose(pytester: py
     default ``load`` handed one worker every API shard in its first chunk (it ran 40 s alone at the end). A
     ``--dist`` the user gives is kept, and a run of the user's own named tests is left as xdist makes it."""
     pytester.makepyfile(test_app="def test_app():\n    pass\n")
-    quiet = ("-p", "no:cacheprovider", "-v", "-n", "1")  # one worker is enough to see the scheduler chosen
-    suites = pytester.runpytest_subprocess(*quiet, "--synap-suites=rls", "-k", "no_such_test")
+    common = ("-p", "no:cacheprovider", "-v", "-n", "1")  # one worker is enough to see the scheduler chosen
+    suites = pytester.runpytest_subprocess(*common, "--synap-suites=rls", "-k", "no_such_test")
     assert suites.ret == pytest.ExitCode.NO_TESTS_COLLECTED, suites.stderr.str()  # -n is fine for the other suites
     suites.stdout.fnmatch_lines(["scheduling tests via WorkStealingScheduling"])
-    chosen = pytester.runpytest_subprocess(*quiet, "--synap-suites=rls", "-k", "no_such_test", "--dist", "load")
+    chosen = pytester.runpytest_subprocess(*common, "--synap-suites=rls", "-k", "no_such_test", "--dist", "load")
     chosen.stdout.fnmatch_lines(["scheduling tests via LoadScheduling"])
-    own = pytester.runpytest_subprocess(*quiet, "test_app.py")
+    own = pytester.runpytest_subprocess(*common, "test_app.py")
     own.stdout.fnmatch_lines(["scheduling tests via LoadScheduling"])
     own.assert_outcomes(passed=1)
 
