@@ -350,11 +350,12 @@ def plan(before: Catalog, after: Catalog, contract: Contract, groups: Iterable[s
             for _, t in pairs:
                 if mapping.types.get((spec.name, t)) == "text[]":
                     as_before[t] = as_after[t] = "text[]"
-        key = [k for k in old.primary_key if k in dict(pairs)]
+        targets = dict(pairs)
+        key = [k for k in old.primary_key if k in targets]
         before_side = (old, [(o, as_before[t], t) for o, t in pairs], key)
-        after_side = (new, [(t, as_after[t], t) for _, t in pairs], [dict(pairs)[k] for k in key])
+        after_side = (new, [(t, as_after[t], t) for _, t in pairs], [targets[k] for k in key])
         hashed_before, hashed_after = _hashed(*before_side), _hashed(*after_side)
-        one_key = ((key[0], old_types[key[0]]), (dict(pairs)[key[0]], new_types[dict(pairs)[key[0]]])) if len(key) == 1 else ()
+        one_key = ((key[0], old_types[key[0]]), (targets[key[0]], new_types[targets[key[0]]])) if len(key) == 1 else ()
         relations.append(Relation(
             spec.group, spec.name, hashed_before[0], hashed_after[0],
             tuple(t for _, t in pairs),
@@ -412,7 +413,7 @@ def _set_aside(relation: Relation, changed: dict[str, set[str]]) -> Relation:
     """``relation`` with the keys ``changed`` names for its table (:meth:`Expectations.keys`) set aside, when it has
     a key to read them by and they are few enough (:data:`ASIDE_KEYS`)."""
     keys = {k for k in changed.get(relation.table, ()) if all(KEY_TEXT[t](k) for _, t in relation.key)} \
-        if relation.key and not relation.subset else set()
+        if relation.key else set()  # a subset check is planned without a key
     return replace(relation, aside=tuple(sorted(keys))) if 0 < len(keys) <= ASIDE_KEYS else relation
 
 
