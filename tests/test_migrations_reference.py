@@ -16,11 +16,15 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from alembic.operations import Operations
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
 
 from synap_verify import migrate
 from synap_verify.catalog import Catalog, read_catalog
 from synap_verify.resources import LEGACY_SCHEMA
-from synap_verify.server import Server, embedded
+from synap_verify.server import Server, embedded, sqlalchemy_url
 from synapscale.migrations import ops
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -376,6 +380,36 @@ def test_lock_timeout_retried_until_the_lock_is_free(server: Server, archive: Pa
     assert migrate.current(dsn, MIGRATIONS) == {"workflows_1"}
     assert "retrying; held by" in caplog.text and "LOCK TABLE synapscale_db.tenants" in caplog.text  # met, not outrun
     assert catalog(dsn).tables["workflows"].rls_forced
+
+
+def test_a_step_of_sql_alone_retries_its_lock_and_rolls_back_a_failure(server: Server, monkeypatch: pytest.MonkeyPatch,
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
+    """A step given SQL sends its transaction, locks, SQL and commit in one round trip: a lock timeout still backs
+    off and retries, and a failing statement still rolls the whole step back. Seeded defects: a short blocker
+    (the retry must wait it out) and a division by zero after an insert (the insert must not stay)."""
+    with server.connect() as conn:
+        conn.execute("CREATE DATABASE step_probe")
+    dsn = server.dsn("step_probe")
+    with psycopg.connect(dsn) as conn:
+        conn.execute("CREATE SCHEMA synapscale_db; CREATE TABLE synapscale_db.step_probe (id int)")
+    monkeypatch.setenv("SYNAPSCALE_LOCK_TIMEOUT", "100ms")
+    holder = psycopg.connect(dsn)
+    holder.execute("LOCK TABLE synapscale_db.step_probe IN ACCESS SHARE MODE")
+    release = threading.Timer(0.5, holder.rollback)
+    engine = create_engine(sqlalchemy_url(dsn), poolclass=NullPool)
+    try:
+        with engine.connect() as conn, Operations.context(MigrationContext.configure(conn)), ops.autocommit():
+            release.start()
+            ops.step("ALTER TABLE synapscale_db.step_probe ADD COLUMN added int", "step_probe")
+            with pytest.raises(psycopg.errors.DivisionByZero):
+                ops.step("INSERT INTO synapscale_db.step_probe VALUES (1, 1); SELECT 1 / 0", "step_probe")
+            ops.step("INSERT INTO synapscale_db.step_probe VALUES (2, 2)")  # the connection is usable again
+    finally:
+        release.join()
+        holder.close()
+        engine.dispose()
+    assert "retrying; held by" in caplog.text
+    assert one(dsn, "SELECT string_agg(id || ':' || added, ',') FROM synapscale_db.step_probe") == "2:2"
 
 
 def test_concurrent_index_build_waits_out_an_old_snapshot(server: Server, archive: Path, monkeypatch: pytest.MonkeyPatch,

@@ -9,7 +9,7 @@ from dataclasses import replace
 from functools import partial
 
 from synapscale.migrations.ops.declarations import DEFAULT_RECOUNT_BATCH, Counter
-from synapscale.migrations.ops.plumbing import exists_table, lit, q, quarantine, run, run_all, scalar, schema, step
+from synapscale.migrations.ops.plumbing import exists_table, lit, q, quarantine, run, scalar, schema, step
 
 
 def counter_trigger(c: Counter) -> str:
@@ -81,10 +81,10 @@ def apply_counters(counters: Iterable[Counter]) -> None:
     for c in counters:
         name = counter_trigger(c)
         watched = ", ".join(dict.fromkeys((c.fk, *c.watch)))
-        step(partial(
-            run_all, counter_function_sql(c), f"DROP TRIGGER IF EXISTS {name} ON {q(c.child)}",
+        step("; ".join((
+            counter_function_sql(c), f"DROP TRIGGER IF EXISTS {name} ON {q(c.child)}",
             f"CREATE TRIGGER {name} AFTER INSERT OR DELETE OR UPDATE OF {watched} ON {q(c.child)} FOR EACH ROW "
-            f"EXECUTE FUNCTION {counter_function(c)}()"),
+            f"EXECUTE FUNCTION {counter_function(c)}()")),
              c.child, mode="SHARE ROW EXCLUSIVE")
         for col, expr in c.assignments:
             calc = f"(SELECT {expr} FROM {q(c.child)} c WHERE c.{c.fk} = p.id)"

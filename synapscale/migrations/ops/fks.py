@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 from synapscale.migrations.ops.declarations import ACTION_CODES, LEGACY_ACTIONS, Fk, Table
-from synapscale.migrations.ops.plumbing import q, run, scalar, step
+from synapscale.migrations.ops.plumbing import q, run, step
 
 
 def fk_name(table: str, column: str) -> str:
@@ -22,33 +22,32 @@ def apply_fks(t: Table) -> None:
     """
     for fk in t.fks:
         name = fk_name(t.name, fk.column)
-        step(partial(_swap_fk, t, fk, name), t.name, fk.ref)
-        valid = scalar("SELECT convalidated FROM pg_constraint WHERE conrelid = %(t)s::regclass AND conname = %(n)s",
-                       {"t": q(t.name), "n": name})
-        if not valid:
-            step(partial(run, f'ALTER TABLE {q(t.name)} VALIDATE CONSTRAINT "{name}"'))
+        if step(partial(_swap_fk, t, fk, name), t.name, fk.ref):
+            step(f'ALTER TABLE {q(t.name)} VALIDATE CONSTRAINT "{name}"')
 
 
-def _swap_fk(t: Table, fk: Fk, name: str) -> None:
-    have = dict(run("SELECT conname, confdeltype::text FROM pg_constraint WHERE conrelid = %(t)s::regclass "
-                    "AND contype = 'f'", {"t": q(t.name)}))
-    done = have.get(name) == ACTION_CODES[fk.on_delete]
+def _swap_fk(t: Table, fk: Fk, name: str) -> bool:
+    """The constraint in its target shape, ``NOT VALID`` if it was not already: whether it is left to validate."""
+    have = {n: (action, valid) for n, action, valid in run(
+        "SELECT conname, confdeltype::text, convalidated FROM pg_constraint WHERE conrelid = %(t)s::regclass "
+        "AND contype = 'f'", {"t": q(t.name)})}
+    done = name in have and have[name][0] == ACTION_CODES[fk.on_delete]
     names = [item.split(":")[0] for item in fk.legacy.split()]
     if name not in names and name in have and not done:
         names.append(name)
-    drop = [n for n in names if n in have and not (n == name and done)]
-    if drop:
-        run(f"ALTER TABLE {q(t.name)} " + ", ".join(f'DROP CONSTRAINT IF EXISTS "{n}"' for n in drop))
+    changes = [f'DROP CONSTRAINT IF EXISTS "{n}"' for n in names if n in have and not (n == name and done)]
     if not done:
-        run(f'ALTER TABLE {q(t.name)} ADD CONSTRAINT "{name}" FOREIGN KEY ({fk.column}) REFERENCES {q(fk.ref)} (id) '
-            f"ON DELETE {fk.on_delete} NOT VALID")
+        changes.append(f'ADD CONSTRAINT "{name}" FOREIGN KEY ({fk.column}) REFERENCES {q(fk.ref)} (id) '
+                       f"ON DELETE {fk.on_delete} NOT VALID")
+    if changes:
+        run(f"ALTER TABLE {q(t.name)} " + ", ".join(changes))
+    return not done or not have[name][1]
 
 
 def revert_fks(t: Table) -> None:
-    """The legacy constraints, duplicates and actions included."""
+    """The legacy constraints, duplicates and actions included: one statement per FK."""
     for fk in t.fks:
-        run(f'ALTER TABLE {q(t.name)} DROP CONSTRAINT IF EXISTS "{fk_name(t.name, fk.column)}"')
-        for item in fk.legacy.split():
-            name, code = item.split(":")
-            run(f'ALTER TABLE {q(t.name)} ADD CONSTRAINT "{name}" FOREIGN KEY ({fk.column}) REFERENCES {q(fk.ref)} (id) '
-                f"ON DELETE {LEGACY_ACTIONS[code]}")
+        legacy = [item.split(":") for item in fk.legacy.split()]
+        run(f'ALTER TABLE {q(t.name)} DROP CONSTRAINT IF EXISTS "{fk_name(t.name, fk.column)}"'
+            + "".join(f', ADD CONSTRAINT "{name}" FOREIGN KEY ({fk.column}) REFERENCES {q(fk.ref)} (id) '
+                      f"ON DELETE {LEGACY_ACTIONS[code]}" for name, code in legacy))

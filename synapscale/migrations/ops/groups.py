@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from functools import partial
 
 from synapscale.migrations.ops.compat import drop_compat_views, expand_columns, expand_tables, revert_columns
 from synapscale.migrations.ops.counters import apply_counters, revert_counters
@@ -12,7 +11,7 @@ from synapscale.migrations.ops.fks import apply_fks, revert_fks
 from synapscale.migrations.ops.gin import apply_gin, revert_gin
 from synapscale.migrations.ops.guards import apply_guards, apply_tenant_keys, revert_guards, revert_tenant_keys
 from synapscale.migrations.ops.jsonb import apply_json_and_time, revert_json_and_time
-from synapscale.migrations.ops.plumbing import autocommit, exists_table, grant_app, q, run_all, step
+from synapscale.migrations.ops.plumbing import autocommit, exists_table, grant_app, q, step
 from synapscale.migrations.ops.rls import (
     add_tenant_column,
     apply_indexes,
@@ -34,8 +33,8 @@ def rename_tables(tables: Iterable[Table], back: bool = False) -> None:
         return
     for t in tables:
         if t.legacy_name and exists_table(t.name):
-            step(partial(run_all, *([f"DROP VIEW {q(t.legacy_name)}"] if is_view(t.legacy_name) else []),
-                         f'ALTER TABLE {q(t.name)} RENAME TO "{t.legacy_name}"'), t.name)
+            step("; ".join((*([f"DROP VIEW {q(t.legacy_name)}"] if is_view(t.legacy_name) else []),
+                            f'ALTER TABLE {q(t.name)} RENAME TO "{t.legacy_name}"')), t.name)
 
 
 def upgrade_group(g: Group) -> None:

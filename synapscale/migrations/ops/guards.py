@@ -12,7 +12,6 @@ from synapscale.migrations.ops.plumbing import (
     q,
     quarantine,
     run,
-    run_all,
     scalar,
     schema,
     step,
@@ -64,10 +63,10 @@ def apply_guards(t: Table) -> None:
         if col in t.tenant_keys:
             continue
         name = guard_name(t.name, col)
-        step(partial(
-            run_all, guard_function_sql(t.name, col, parent), f"DROP TRIGGER IF EXISTS {name} ON {q(t.name)}",
+        step("; ".join((
+            guard_function_sql(t.name, col, parent), f"DROP TRIGGER IF EXISTS {name} ON {q(t.name)}",
             f"CREATE TRIGGER {name} BEFORE INSERT OR UPDATE OF {tenant()}, {col} ON {q(t.name)} FOR EACH ROW "
-            f"WHEN (NEW.{col} IS NOT NULL) EXECUTE FUNCTION {guard_function(t.name, col)}()"),
+            f"WHEN (NEW.{col} IS NOT NULL) EXECUTE FUNCTION {guard_function(t.name, col)}()")),
              t.name, mode="SHARE ROW EXCLUSIVE")
         step(partial(_report_drift, t.name, col, parent))
 
@@ -115,15 +114,15 @@ def apply_tenant_keys(t: Table) -> None:
             concurrently(f"CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {key} ON {q(parent)} (id, {tenant()})", parent, key)
         if not scalar("SELECT 1 FROM pg_constraint WHERE conrelid = %(t)s::regclass AND conname = %(n)s",
                       {"t": q(t.name), "n": name}):
-            step(partial(run, f'ALTER TABLE {q(t.name)} ADD CONSTRAINT "{name}" FOREIGN KEY ({col}, {tenant()}) '
-                              f"REFERENCES {q(parent)} (id, {tenant()}) ON DELETE CASCADE NOT VALID"),
+            step(f'ALTER TABLE {q(t.name)} ADD CONSTRAINT "{name}" FOREIGN KEY ({col}, {tenant()}) '
+                 f"REFERENCES {q(parent)} (id, {tenant()}) ON DELETE CASCADE NOT VALID",
                  t.name, parent, mode="SHARE ROW EXCLUSIVE")
         drifted = step(partial(_report_drift, t.name, col, parent))  # counts rows a rerun finds recorded too
         if drifted:
             log.warning("%s: %s rows drift from their %s tenant; %s stays NOT VALID (docs/decisions.md)",
                         t.name, drifted, parent, name)
         else:
-            step(partial(run, f'ALTER TABLE {q(t.name)} VALIDATE CONSTRAINT "{name}"'))
+            step(f'ALTER TABLE {q(t.name)} VALIDATE CONSTRAINT "{name}"')
 
 
 def revert_tenant_keys(t: Table) -> None:

@@ -21,7 +21,6 @@ from synapscale.migrations.ops.plumbing import (
     q,
     quarantine,
     run,
-    run_all,
     scalar,
     schema,
     step,
@@ -104,10 +103,9 @@ def expand_large(tables: Iterable[Table], batch: int = 5000) -> None:
             for c in cols:  # NOT NULL on the shadow without a long scan under an exclusive lock
                 if is_not_null(t.name, c):
                     ck = f"{t.name}_{c}{SHADOW}_nn"[:63]
-                    step(partial(run_all, f"ALTER TABLE {q(t.name)} DROP CONSTRAINT IF EXISTS {ck}",
-                                 f"ALTER TABLE {q(t.name)} ADD CONSTRAINT {ck} CHECK ({c}{SHADOW} IS NOT NULL) NOT VALID"),
-                         t.name)
-                    step(partial(run, f"ALTER TABLE {q(t.name)} VALIDATE CONSTRAINT {ck}"))
+                    step(f"ALTER TABLE {q(t.name)} DROP CONSTRAINT IF EXISTS {ck}, "
+                         f"ADD CONSTRAINT {ck} CHECK ({c}{SHADOW} IS NOT NULL) NOT VALID", t.name)
+                    step(f"ALTER TABLE {q(t.name)} VALIDATE CONSTRAINT {ck}")
 
 
 def backfill(table: str, sets: str, where: str = "true", batch: int = 5000) -> None:
@@ -149,14 +147,19 @@ def apply_json_and_time(t: Table) -> None:
     Naive timestamps, one column per transaction (no table rewrite under TimeZone UTC, but the
     column's indexes are rebuilt: about 0.2 s per index at 1.2 M rows here): ``TYPE timestamptz``
     with no USING, and the legacy ``now() AT TIME ZONE 'utc'`` default becomes ``now()``. G3 (the
-    renamed columns) is ops.compat's expand. Idempotent: each step reads the catalog, so a rerun does what is left.
+    renamed columns) is ops.compat's expand. Idempotent: what is left to change is read from the catalog first, so a
+    rerun does what is left.
     """
     step(partial(_json, t), *with_views(t.name))
-    naive = [c for c in columns_of(t.name, "timestamp without time zone") if t.timestamps is None or c in t.timestamps]
+    naive = [(c, now) for c, now in _now_defaults(t.name, "timestamp without time zone")
+             if t.timestamps is None or c in t.timestamps]
     large = bool(naive) and row_estimate(t.name, expand_contract_rows()) > expand_contract_rows()
-    for c in naive:
+    locked = with_views(t.name) if naive else ()
+    for c, now in naive:
         rebuilt = _drop_plain_indexes(t.name, c) if large else []
-        step(partial(_timestamptz, t.name, c), *with_views(t.name))
+        change = f'ALTER TABLE {q(t.name)} ALTER COLUMN "{c}" TYPE timestamptz' \
+            + (f', ALTER COLUMN "{c}" SET DEFAULT now()' if now else "")
+        step(change if len(locked) == 1 else partial(_lifted, t.name, change), *locked)
         if rebuilt:
             _recreate_indexes(t.name, c, rebuilt)
     left = run(f"SELECT column_name, array_agg(old_value) FROM {q('migration_undo')} WHERE table_name = %(t)s "
@@ -226,14 +229,10 @@ def _json(t: Table) -> None:
             run(f"ALTER TABLE {q(t.name)} " + ", ".join(parts))
 
 
-def _timestamptz(table: str, c: str) -> None:
-    if c not in columns_of(table, "timestamp without time zone"):
-        return
-    parts = [f'ALTER COLUMN "{c}" TYPE timestamptz']
-    if _has_now_default(table, c):
-        parts.append(f'ALTER COLUMN "{c}" SET DEFAULT now()')
+def _lifted(table: str, sql: str) -> None:
+    """``sql`` with the views reading ``table`` dropped around it."""
     with lifted(table):
-        run(f"ALTER TABLE {q(table)} " + ", ".join(parts))
+        run(sql)
 
 
 def revert_json_and_time(t: Table) -> None:
@@ -243,11 +242,11 @@ def revert_json_and_time(t: Table) -> None:
     for c in t.json:
         if c in jsonb_now:
             parts.append(f"ALTER COLUMN {c} TYPE json USING {c}::json")
-    for c in columns_of(t.name, "timestamp with time zone"):
+    for c, now in _now_defaults(t.name, "timestamp with time zone"):
         if t.timestamps is not None and c not in t.timestamps:
             continue
         parts.append(f'ALTER COLUMN "{c}" TYPE timestamp')
-        if _has_now_default(t.name, c):
+        if now:
             parts.append(f"""ALTER COLUMN "{c}" SET DEFAULT (now() AT TIME ZONE 'utc')""")
     if parts:
         with lifted(t.name):  # the database's own views reading the columns
@@ -259,7 +258,10 @@ def revert_json_and_time(t: Table) -> None:
             f"ORDER BY primary_key, id DESC) s WHERE x.id::text = s.primary_key", {"t": t.name, "c": c})
 
 
-def _has_now_default(table: str, column: str) -> bool:
-    d = scalar("SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid "
-               "AND a.attnum = d.adnum WHERE d.adrelid = %(t)s::regclass AND a.attname = %(c)s", {"t": q(table), "c": column})
-    return bool(d and "now()" in d)
+def _now_defaults(table: str, type_name: str) -> list[tuple[str, bool]]:
+    """The columns of ``table`` of type ``type_name``, in column order, each with whether its default calls ``now()``."""
+    return [(str(c), bool(now)) for c, now in run(
+        "SELECT a.attname, strpos(pg_get_expr(d.adbin, d.adrelid), 'now()') > 0 FROM pg_attribute a "
+        "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum WHERE a.attrelid = %(t)s::regclass "
+        "AND a.attnum > 0 AND NOT a.attisdropped AND format_type(a.atttypid, a.atttypmod) = %(ty)s ORDER BY a.attnum",
+        {"t": q(table), "ty": type_name})]

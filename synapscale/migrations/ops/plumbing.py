@@ -117,13 +117,17 @@ def _back_off(tables: Sequence[str], exc: BaseException, attempt: int) -> None:
 
 
 def run_all(*statements: str) -> None:
-    """Several statements, for one :func:`step`."""
-    for sql in statements:
-        run(sql)
+    """Several statements without parameters, in one round trip (never ``CONCURRENTLY``: a multi-statement query is
+    one transaction)."""
+    if statements:
+        run("; ".join(statements))
 
 
-def step(body: Callable[[], Any], *tables: str, mode: str = "ACCESS EXCLUSIVE") -> Any:
+def step(body: Callable[[], Any] | str, *tables: str, mode: str = "ACCESS EXCLUSIVE") -> Any:
     """``body`` in one short transaction that takes its locks up front; returns what ``body`` returns.
+
+    ``body`` may be SQL without parameters (statements joined by ``;``): the transaction, its locks, that SQL
+    and the commit then go in one round trip, most of a revision's steps being a statement or two.
 
     Callers list the table they change first and its FK parents after it: the order an ordinary
     insert takes its locks in (its own table, then the parent rows its FK check locks), so the
@@ -134,15 +138,17 @@ def step(body: Callable[[], Any], *tables: str, mode: str = "ACCESS EXCLUSIVE") 
     """
     lock = _lock_sql(tables, mode)
     if not _dbapi().autocommit:
-        if lock:
-            run(lock)
-        return body()
+        run_all(*([lock] if lock else []), *([] if callable(body) else [body]))
+        return body() if callable(body) else None
     tries = lock_retries()
     for i in range(tries):
         # one round trip: a revision runs a step per table and per batch, some 1,500 at the smallest scale
         opening = ["BEGIN", f"SET LOCAL lock_timeout = {lit(lock_timeout())}", *([lock] if lock else [])]
         try:
-            run("; ".join(opening))
+            if not callable(body):
+                run_all(*opening, body, "COMMIT")
+                return None
+            run_all(*opening)
             result = body()
         except BaseException as exc:
             run("ROLLBACK")

@@ -35,11 +35,10 @@ def set_not_null(table: str, column: str) -> None:
     if is_not_null(table, column):
         return
     ck = f"{table}_{column}_nn"[:63]
-    step(lambda: (run(f"ALTER TABLE {q(table)} DROP CONSTRAINT IF EXISTS {ck}"),
-                  run(f"ALTER TABLE {q(table)} ADD CONSTRAINT {ck} CHECK ({column} IS NOT NULL) NOT VALID")), table)
-    step(lambda: run(f"ALTER TABLE {q(table)} VALIDATE CONSTRAINT {ck}"))
-    step(lambda: (run(f"ALTER TABLE {q(table)} ALTER COLUMN {column} SET NOT NULL"),
-                  run(f"ALTER TABLE {q(table)} DROP CONSTRAINT {ck}")), table)
+    step(f"ALTER TABLE {q(table)} DROP CONSTRAINT IF EXISTS {ck}, "
+         f"ADD CONSTRAINT {ck} CHECK ({column} IS NOT NULL) NOT VALID", table)
+    step(f"ALTER TABLE {q(table)} VALIDATE CONSTRAINT {ck}")
+    step(f"ALTER TABLE {q(table)} ALTER COLUMN {column} SET NOT NULL, DROP CONSTRAINT {ck}", table)
 
 
 def apply_tenant(t: Table) -> None:
@@ -75,8 +74,8 @@ def add_tenant_column(t: Table) -> None:
     if t.tenant != GLOBAL:
         raise ValueError(f"{t.name}: only a GLOBAL table gains its tenant column (NULL = global), not {t.tenant}")
     index = f"ix_{t.name}_{tenant()}"[:63]
-    step(partial(run_all, f"ALTER TABLE {q(t.name)} ADD COLUMN IF NOT EXISTS {tenant()} uuid",
-                 f'CREATE INDEX IF NOT EXISTS "{index}" ON {q(t.name)} ({tenant()})'), t.name)
+    step(f"ALTER TABLE {q(t.name)} ADD COLUMN IF NOT EXISTS {tenant()} uuid; "
+         f'CREATE INDEX IF NOT EXISTS "{index}" ON {q(t.name)} ({tenant()})', t.name)
 
 
 def drop_added_tenant_column(t: Table) -> None:
@@ -98,14 +97,17 @@ def _policies(t: Table) -> None:
     mine = f"{tc} = {target().tenant_context}"
     visible = f"({mine} OR {tc} IS NULL)" if t.tenant == GLOBAL else mine
     for name in (t.name, *partitions(t.name)):
-        for (pol,) in run("SELECT polname FROM pg_policy WHERE polrelid = %(t)s::regclass", {"t": q(name)}):
-            run(f'DROP POLICY "{pol}" ON {q(name)}')
-        run(f"ALTER TABLE {q(name)} ENABLE ROW LEVEL SECURITY")
-        run(f"ALTER TABLE {q(name)} FORCE ROW LEVEL SECURITY")
-        run(f"CREATE POLICY {name}_tenant_select ON {q(name)} FOR SELECT USING ({visible})")
-        run(f"CREATE POLICY {name}_tenant_insert ON {q(name)} FOR INSERT WITH CHECK ({mine})")
-        run(f"CREATE POLICY {name}_tenant_update ON {q(name)} FOR UPDATE USING ({mine}) WITH CHECK ({mine})")
-        run(f"CREATE POLICY {name}_tenant_delete ON {q(name)} FOR DELETE USING ({mine})")
+        run_all(*_drop_policies(name), f"ALTER TABLE {q(name)} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY",
+                f"CREATE POLICY {name}_tenant_select ON {q(name)} FOR SELECT USING ({visible})",
+                f"CREATE POLICY {name}_tenant_insert ON {q(name)} FOR INSERT WITH CHECK ({mine})",
+                f"CREATE POLICY {name}_tenant_update ON {q(name)} FOR UPDATE USING ({mine}) WITH CHECK ({mine})",
+                f"CREATE POLICY {name}_tenant_delete ON {q(name)} FOR DELETE USING ({mine})")
+
+
+def _drop_policies(table: str) -> list[str]:
+    """The statements dropping every policy ``table`` has now."""
+    return [f'DROP POLICY "{pol}" ON {q(table)}'
+            for (pol,) in run("SELECT polname FROM pg_policy WHERE polrelid = %(t)s::regclass", {"t": q(table)})]
 
 
 def revert_tenant(t: Table) -> None:
@@ -114,24 +116,15 @@ def revert_tenant(t: Table) -> None:
     if t.tenant is None:
         return
     for name in partitions(t.name):
-        for (pol,) in run("SELECT polname FROM pg_policy WHERE polrelid = %(t)s::regclass", {"t": q(name)}):
-            run(f'DROP POLICY "{pol}" ON {q(name)}')
-        run(f"ALTER TABLE {q(name)} NO FORCE ROW LEVEL SECURITY")
-        run(f"ALTER TABLE {q(name)} DISABLE ROW LEVEL SECURITY")
-    for (pol,) in run("SELECT polname FROM pg_policy WHERE polrelid = %(t)s::regclass", {"t": q(t.name)}):
-        run(f'DROP POLICY "{pol}" ON {q(t.name)}')
-    run(f"ALTER TABLE {q(t.name)} NO FORCE ROW LEVEL SECURITY")
-    run(f"ALTER TABLE {q(t.name)} DISABLE ROW LEVEL SECURITY")
-    if t.legacy_rls:
-        run(f"ALTER TABLE {q(t.name)} ENABLE ROW LEVEL SECURITY")
-    if t.legacy_rls == "forced":
-        run(f"ALTER TABLE {q(t.name)} FORCE ROW LEVEL SECURITY")
-    for p in t.legacy_policies:
-        run(create_policy_sql(t.name, p))
-    if t.legacy_rls == "policy":
-        legacy = t.legacy_name or t.name
-        run(f"CREATE POLICY {legacy}_tenant_isolation ON {q(t.name)} "
-            f"USING ({tenant()} = current_setting({lit(target().tenant_setting)})::uuid)")
+        run_all(*_drop_policies(name), f"ALTER TABLE {q(name)} NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY")
+    legacy = t.legacy_name or t.name
+    run_all(*_drop_policies(t.name), f"ALTER TABLE {q(t.name)} NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY",
+            *([f"ALTER TABLE {q(t.name)} ENABLE ROW LEVEL SECURITY"] if t.legacy_rls else []),
+            *([f"ALTER TABLE {q(t.name)} FORCE ROW LEVEL SECURITY"] if t.legacy_rls == "forced" else []),
+            *(create_policy_sql(t.name, p) for p in t.legacy_policies),
+            *([f"CREATE POLICY {legacy}_tenant_isolation ON {q(t.name)} "
+               f"USING ({tenant()} = current_setting({lit(target().tenant_setting)})::uuid)"]
+              if t.legacy_rls == "policy" else []))
     if not t.tenant_was_not_null:
         run(f"ALTER TABLE {q(t.name)} ALTER COLUMN {tenant()} DROP NOT NULL")
         run(f"UPDATE {q(t.name)} x SET {tenant()} = NULL FROM {q('migration_undo')} u WHERE u.table_name = %(t)s "
@@ -214,7 +207,7 @@ def secure_views(views: Iterable[str]) -> None:
     """``security_invoker`` on views reading tenant tables: the tables' RLS then applies to the view's reader, where
     a view running with its owner's rights shows every tenant's rows (the compatibility views are made so too)."""
     for view in views:
-        step(partial(run, f"ALTER VIEW {q(view)} SET (security_invoker = true)"), view)
+        step(f"ALTER VIEW {q(view)} SET (security_invoker = true)", view)
 
 
 def revert_views(views: Iterable[str]) -> None:
