@@ -412,6 +412,38 @@ def test_a_step_of_sql_alone_retries_its_lock_and_rolls_back_a_failure(server: S
     assert one(dsn, "SELECT string_agg(id || ':' || added, ',') FROM synapscale_db.step_probe") == "2:2"
 
 
+def test_not_null_is_proven_by_its_check_and_never_scanned_under_the_lock(server: Server) -> None:
+    """``set_not_null`` reads the table once, in the VALIDATE under SHARE UPDATE EXCLUSIVE; the SET NOT NULL under
+    ACCESS EXCLUSIVE reads no row, the validated CHECK proving it. Counted by the table's sequential scans.
+    Seeded defect: the CHECK dropped in the same ALTER as the SET NOT NULL (an ALTER runs its drops first), which
+    made PostgreSQL scan the whole table again under the lock."""
+    with server.connect() as conn:
+        conn.execute("CREATE DATABASE not_null_probe")
+    dsn = server.dsn("not_null_probe")
+    with psycopg.connect(dsn) as conn:
+        conn.execute("CREATE SCHEMA synapscale_db; CREATE TABLE synapscale_db.nn_probe AS "
+                     "SELECT i AS id, i AS v FROM generate_series(1, 1000) i")
+
+    def scans() -> int:
+        ops.run("SELECT pg_stat_force_next_flush()")  # this session's counts, flushed once it is idle
+        return int(ops.scalar("SELECT seq_scan FROM pg_stat_user_tables WHERE relid = 'synapscale_db.nn_probe'::regclass"))
+
+    engine = create_engine(sqlalchemy_url(dsn), poolclass=NullPool)
+    try:
+        with engine.connect() as conn, Operations.context(MigrationContext.configure(conn)), ops.autocommit():
+            before = scans()
+            ops.set_not_null("nn_probe", "v")
+            after = scans()
+            constraints = ops.run("SELECT conname FROM pg_constraint WHERE conrelid = 'synapscale_db.nn_probe'::regclass "
+                                  "AND contype = 'c'")
+    finally:
+        engine.dispose()
+    assert one(dsn, "SELECT attnotnull FROM pg_attribute WHERE attrelid = 'synapscale_db.nn_probe'::regclass "
+                    "AND attname = 'v'") is True
+    assert constraints == []
+    assert after - before == 1, f"{after - before} scans of the table: only the VALIDATE may read it"
+
+
 def test_concurrent_index_build_waits_out_an_old_snapshot(server: Server, archive: Path, monkeypatch: pytest.MonkeyPatch,
                                                           caplog: pytest.LogCaptureFixture) -> None:
     """CREATE INDEX CONCURRENTLY waits for every older snapshot under lock_timeout (and for autovacuum's

@@ -38,7 +38,8 @@ def set_not_null(table: str, column: str) -> None:
     step(f"ALTER TABLE {q(table)} DROP CONSTRAINT IF EXISTS {ck}, "
          f"ADD CONSTRAINT {ck} CHECK ({column} IS NOT NULL) NOT VALID", table)
     step(f"ALTER TABLE {q(table)} VALIDATE CONSTRAINT {ck}")
-    step(f"ALTER TABLE {q(table)} ALTER COLUMN {column} SET NOT NULL, DROP CONSTRAINT {ck}", table)
+    # two statements, not one ALTER: an ALTER drops first, and SET NOT NULL without the check scans under the lock
+    step(f"ALTER TABLE {q(table)} ALTER COLUMN {column} SET NOT NULL; ALTER TABLE {q(table)} DROP CONSTRAINT {ck}", table)
 
 
 def apply_tenant(t: Table) -> None:
