@@ -397,9 +397,9 @@ def test_a_step_of_sql_alone_retries_its_lock_and_rolls_back_a_failure(server: S
     holder.execute("LOCK TABLE synapscale_db.step_probe IN ACCESS SHARE MODE")
     release = threading.Timer(0.5, holder.rollback)
     engine = create_engine(sqlalchemy_url(dsn), poolclass=NullPool)
+    release.start()
     try:
         with engine.connect() as conn, Operations.context(MigrationContext.configure(conn)), ops.autocommit():
-            release.start()
             ops.step("ALTER TABLE synapscale_db.step_probe ADD COLUMN added int", "step_probe")
             with pytest.raises(psycopg.errors.DivisionByZero):
                 ops.step("INSERT INTO synapscale_db.step_probe VALUES (1, 1); SELECT 1 / 0", "step_probe")
