@@ -25,7 +25,7 @@ from synapscale.migrations.ops.plumbing import (
     schema,
     step,
 )
-from synapscale.migrations.ops.views import lifted, with_views
+from synapscale.migrations.ops.views import lifted, reading_views, with_views
 
 
 def converted(t: Table) -> list[str]:
@@ -154,12 +154,12 @@ def apply_json_and_time(t: Table) -> None:
     naive = [(c, now) for c, now in _now_defaults(t.name, "timestamp without time zone")
              if t.timestamps is None or c in t.timestamps]
     large = bool(naive) and row_estimate(t.name, expand_contract_rows()) > expand_contract_rows()
-    locked = with_views(t.name) if naive else ()
+    views = reading_views(t.name) if naive else []
     for c, now in naive:
         rebuilt = _drop_plain_indexes(t.name, c) if large else []
         change = f'ALTER TABLE {q(t.name)} ALTER COLUMN "{c}" TYPE timestamptz' \
             + (f', ALTER COLUMN "{c}" SET DEFAULT now()' if now else "")
-        step(change if len(locked) == 1 else partial(_lifted, t.name, change), *locked)
+        step(partial(_lifted, t.name, change) if views else change, *views, t.name)
         if rebuilt:
             _recreate_indexes(t.name, c, rebuilt)
     left = run(f"SELECT column_name, array_agg(old_value) FROM {q('migration_undo')} WHERE table_name = %(t)s "
