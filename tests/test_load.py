@@ -67,9 +67,12 @@ def test_reference_step_is_not_flagged(tmp_path: Path) -> None:
     Not a claim about larger tables (docs/load.md has the runs at scale). The SQL users do not prepare
     statements (the config's default, as a zero-downtime application must); here only the blocking
     verdict and the step's success are asserted. Runs alone: it bounds lock waits in seconds.
+
+    Paced at 60 requests/s: the two steps take about 0.2 s, and at the think time's ~16 requests/s a run
+    sometimes had no request inside them (LOAD-NO-TRAFFIC, nothing measured).
     """
     code, summary = _run(tmp_path / "run", "--migrate", "--group", "analytics", "--scale", "tiny", "--before", "4",
-                         "--after", "2", *ONE, "--thresholds", str(_bounded(tmp_path)))
+                         "--after", "2", "--rate", "60", *ONE, "--thresholds", str(_bounded(tmp_path)))
     assert [s["step"] for s in summary["steps"]] == ["foundation", "analytics_1"]
     assert summary["prepare_threshold"] == "off"
     assert not _rules(summary) & {"LOAD-STEP-BLOCKING", "LOAD-STEP-FAILED", "LOAD-NO-TRAFFIC"}, summary["findings"]
