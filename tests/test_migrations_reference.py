@@ -7,11 +7,12 @@ drift, a drifted counter, a backup table with rows), so nothing here depends on 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -382,24 +383,40 @@ def test_lock_timeout_retried_until_the_lock_is_free(server: Server, archive: Pa
     assert catalog(dsn).tables["workflows"].rls_forced
 
 
+def probe_db(server: Server, name: str, sql: str) -> str:
+    """A database of its own holding the target schema and what ``sql`` makes in it: for one ops function."""
+    with server.connect() as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    dsn = server.dsn(name)
+    with psycopg.connect(dsn) as conn:
+        conn.execute(f"CREATE SCHEMA synapscale_db; {sql}")  # type: ignore[arg-type]
+    return dsn
+
+
+@contextlib.contextmanager
+def migration_session(dsn: str) -> Iterator[None]:
+    """The ops functions' context as a revision gives it, outside its transaction (``ops.autocommit``)."""
+    engine = create_engine(sqlalchemy_url(dsn), poolclass=NullPool)
+    try:
+        with engine.connect() as conn, Operations.context(MigrationContext.configure(conn)), ops.autocommit():
+            yield
+    finally:
+        engine.dispose()
+
+
 def test_a_step_of_sql_alone_retries_its_lock_and_rolls_back_a_failure(server: Server, monkeypatch: pytest.MonkeyPatch,
                                                                         caplog: pytest.LogCaptureFixture) -> None:
     """A step given SQL sends its transaction, locks, SQL and commit in one round trip: a lock timeout still backs
     off and retries, and a failing statement still rolls the whole step back. Seeded defects: a short blocker
     (the retry must wait it out) and a division by zero after an insert (the insert must not stay)."""
-    with server.connect() as conn:
-        conn.execute("CREATE DATABASE step_probe")
-    dsn = server.dsn("step_probe")
-    with psycopg.connect(dsn) as conn:
-        conn.execute("CREATE SCHEMA synapscale_db; CREATE TABLE synapscale_db.step_probe (id int)")
+    dsn = probe_db(server, "step_probe", "CREATE TABLE synapscale_db.step_probe (id int)")
     monkeypatch.setenv("SYNAPSCALE_LOCK_TIMEOUT", "100ms")
     holder = psycopg.connect(dsn)
     holder.execute("LOCK TABLE synapscale_db.step_probe IN ACCESS SHARE MODE")
     release = threading.Timer(0.5, holder.rollback)
-    engine = create_engine(sqlalchemy_url(dsn), poolclass=NullPool)
     release.start()
     try:
-        with engine.connect() as conn, Operations.context(MigrationContext.configure(conn)), ops.autocommit():
+        with migration_session(dsn):
             ops.step("ALTER TABLE synapscale_db.step_probe ADD COLUMN added int", "step_probe")
             with pytest.raises(psycopg.errors.DivisionByZero):
                 ops.step("INSERT INTO synapscale_db.step_probe VALUES (1, 1); SELECT 1 / 0", "step_probe")
@@ -407,7 +424,6 @@ def test_a_step_of_sql_alone_retries_its_lock_and_rolls_back_a_failure(server: S
     finally:
         release.join()
         holder.close()
-        engine.dispose()
     assert "retrying; held by" in caplog.text
     assert one(dsn, "SELECT string_agg(id || ':' || added, ',') FROM synapscale_db.step_probe") == "2:2"
 
@@ -417,27 +433,19 @@ def test_not_null_is_proven_by_its_check_and_never_scanned_under_the_lock(server
     ACCESS EXCLUSIVE reads no row, the validated CHECK proving it. Counted by the table's sequential scans.
     Seeded defect: the CHECK dropped in the same ALTER as the SET NOT NULL (an ALTER runs its drops first), which
     made PostgreSQL scan the whole table again under the lock."""
-    with server.connect() as conn:
-        conn.execute("CREATE DATABASE not_null_probe")
-    dsn = server.dsn("not_null_probe")
-    with psycopg.connect(dsn) as conn:
-        conn.execute("CREATE SCHEMA synapscale_db; CREATE TABLE synapscale_db.nn_probe AS "
-                     "SELECT i AS id, i AS v FROM generate_series(1, 1000) i")
+    dsn = probe_db(server, "not_null_probe",
+                   "CREATE TABLE synapscale_db.nn_probe AS SELECT i AS id, i AS v FROM generate_series(1, 1000) i")
 
     def scans() -> int:
         ops.run("SELECT pg_stat_force_next_flush()")  # this session's counts, flushed once it is idle
         return int(ops.scalar("SELECT seq_scan FROM pg_stat_user_tables WHERE relid = 'synapscale_db.nn_probe'::regclass"))
 
-    engine = create_engine(sqlalchemy_url(dsn), poolclass=NullPool)
-    try:
-        with engine.connect() as conn, Operations.context(MigrationContext.configure(conn)), ops.autocommit():
-            before = scans()
-            ops.set_not_null("nn_probe", "v")
-            after = scans()
-            constraints = ops.run("SELECT conname FROM pg_constraint WHERE conrelid = 'synapscale_db.nn_probe'::regclass "
-                                  "AND contype = 'c'")
-    finally:
-        engine.dispose()
+    with migration_session(dsn):
+        before = scans()
+        ops.set_not_null("nn_probe", "v")
+        after = scans()
+        constraints = ops.run("SELECT conname FROM pg_constraint WHERE conrelid = 'synapscale_db.nn_probe'::regclass "
+                              "AND contype = 'c'")
     assert one(dsn, "SELECT attnotnull FROM pg_attribute WHERE attrelid = 'synapscale_db.nn_probe'::regclass "
                     "AND attname = 'v'") is True
     assert constraints == []

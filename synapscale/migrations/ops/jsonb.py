@@ -18,6 +18,7 @@ from synapscale.migrations.ops.plumbing import (
     journal,
     lit,
     lock_settings,
+    now_defaults,
     q,
     quarantine,
     run,
@@ -151,7 +152,7 @@ def apply_json_and_time(t: Table) -> None:
     rerun does what is left.
     """
     step(partial(_json, t), *with_views(t.name))
-    naive = [(c, now) for c, now in _now_defaults(t.name, "timestamp without time zone")
+    naive = [(c, now) for c, now in now_defaults(t.name, "timestamp without time zone")
              if t.timestamps is None or c in t.timestamps]
     large = bool(naive) and row_estimate(t.name, expand_contract_rows()) > expand_contract_rows()
     views = reading_views(t.name) if naive else []
@@ -242,7 +243,7 @@ def revert_json_and_time(t: Table) -> None:
     for c in t.json:
         if c in jsonb_now:
             parts.append(f"ALTER COLUMN {c} TYPE json USING {c}::json")
-    for c, now in _now_defaults(t.name, "timestamp with time zone"):
+    for c, now in now_defaults(t.name, "timestamp with time zone"):
         if t.timestamps is not None and c not in t.timestamps:
             continue
         parts.append(f'ALTER COLUMN "{c}" TYPE timestamp')
@@ -256,12 +257,3 @@ def revert_json_and_time(t: Table) -> None:
             f"SELECT DISTINCT ON (primary_key) primary_key, original_text FROM {q('migration_quarantine')} "
             f"WHERE table_name = %(t)s AND column_name = %(c)s AND reason = 'jsonb_rejects' "
             f"ORDER BY primary_key, id DESC) s WHERE x.id::text = s.primary_key", {"t": t.name, "c": c})
-
-
-def _now_defaults(table: str, type_name: str) -> list[tuple[str, bool]]:
-    """The columns of ``table`` of type ``type_name``, in column order, each with whether its default calls ``now()``."""
-    return [(str(c), bool(now)) for c, now in run(
-        "SELECT a.attname, strpos(pg_get_expr(d.adbin, d.adrelid), 'now()') > 0 FROM pg_attribute a "
-        "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum WHERE a.attrelid = %(t)s::regclass "
-        "AND a.attnum > 0 AND NOT a.attisdropped AND format_type(a.atttypid, a.atttypmod) = %(ty)s ORDER BY a.attnum",
-        {"t": q(table), "ty": type_name})]

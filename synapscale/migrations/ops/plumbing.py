@@ -189,9 +189,15 @@ def exists_table(name: str) -> bool:
 
 def columns_of(table: str, type_name: str) -> list[str]:
     """Columns of ``table`` whose formatted type is ``type_name``, in column order."""
-    return [r[0] for r in run(
-        "SELECT a.attname FROM pg_attribute a WHERE a.attrelid = %(t)s::regclass AND a.attnum > 0 "
-        "AND NOT a.attisdropped AND format_type(a.atttypid, a.atttypmod) = %(ty)s ORDER BY a.attnum",
+    return [c for c, _ in now_defaults(table, type_name)]
+
+
+def now_defaults(table: str, type_name: str) -> list[tuple[str, bool]]:
+    """:func:`columns_of`, each column with whether its default calls ``now()``."""
+    return [(str(c), bool(now)) for c, now in run(
+        "SELECT a.attname, strpos(pg_get_expr(d.adbin, d.adrelid), 'now()') > 0 FROM pg_attribute a "
+        "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum WHERE a.attrelid = %(t)s::regclass "
+        "AND a.attnum > 0 AND NOT a.attisdropped AND format_type(a.atttypid, a.atttypmod) = %(ty)s ORDER BY a.attnum",
         {"t": q(table), "ty": type_name})]
 
 
